@@ -1,0 +1,16 @@
+"""Every differentiable op, one concept per file; `Tensor` methods are wrappers around these."""
+from .arith import add, div, mul, neg, pow, sub
+from .dropout import dropout
+from .matmul import matmul
+from .reduce import max, mean, sum, var
+from .select import masked_fill, where
+from .shape import cast, cat, concat, getitem, permute, reshape, split, stack, transpose
+from .softmax import log_softmax, softmax
+from .unary import exp, gelu, log, relu, sigmoid, sqrt, tanh
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "matmul", "sum", "mean", "max", "var",
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "reshape", "permute", "transpose",
+    "getitem", "concat", "cat", "stack", "split", "cast", "masked_fill", "where", "softmax",
+    "log_softmax", "dropout",
+]

@@ -1,0 +1,57 @@
+"""Matrix multiplication with batching and broadcasting, as `numpy.matmul`.
+
+Forward: y = a @ b with a (..., n, k) and b (..., k, m) -> (..., n, m), batch axes broadcast.
+Backward: ga = gy @ b^T and gb = a^T @ gy (transposing the last two axes only, which is where
+DeZero's `.T` breaks on 3-D inputs), each summed back to its operand's shape. The common
+(B, T, C) @ (C, D) case folds the batch axes into rows so gb is one (C, B*T) @ (B*T, D) GEMM
+instead of B small ones plus a sum.
+Leaves out: nothing of matmul's semantics; 1-D operands follow NumPy (a vector is promoted to
+a row or column and the added axis removed).
+"""
+from ..tensor import Function
+from ._util import binary_operands, check_same_device, unbroadcast
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
+                             "use * to multiply by a scalar")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                             f"{a.shape[-1]} (last dim of a) != {b.shape[-2 if b.ndim > 1 else 0]} "
+                             f"({'second-to-last' if b.ndim > 1 else 'only'} dim of b)")
+        try:
+            return a @ b
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} "
+                             "cannot be broadcast together") from None
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a  # (1, k) for a vector a
+        b2 = b[:, None] if b.ndim == 1 else b  # (k, 1) for a vector b
+        if a.ndim == 1:
+            gy = gy[..., None, :]  # restore the removed row axis
+        if b.ndim == 1:
+            gy = gy[..., None]  # restore the removed column axis
+        ga = gb = None
+        if self.inputs[0].requires_grad:
+            ga = unbroadcast(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if self.inputs[1].requires_grad:
+            if b2.ndim == 2 and a2.ndim > 2:  # (..., n, k) @ (k, m): one GEMM over all rows
+                k, m = b2.shape
+                gb = a2.reshape(-1, k).T @ gy.reshape(-1, m)  # (k, B*n) @ (B*n, m)
+            else:
+                gb = unbroadcast(a2.swapaxes(-1, -2) @ gy, b2.shape)
+            gb = gb.reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a, b):
+    """a @ b. Args: Tensors (..., n, k) and (..., k, m). Returns: Tensor (..., n, m)."""
+    a, b = binary_operands(a, b)
+    if a.device != b.device:
+        check_same_device("matmul", a, b)
+    return MatMul()(a, b)

@@ -1,0 +1,97 @@
+"""Reductions over axes: sum, mean, max, var (each with `axis` and `keepdims`, NumPy style).
+
+Backward broadcasts the output gradient back over the reduced axes. `max` sends the gradient
+to the maximal elements, split evenly among ties (as `torch.amax`). `var` uses NumPy's `ddof`
+(0 by default: the biased variance LayerNorm uses; pass ddof=1 for the unbiased estimate).
+Leaves out: argmax/argmin (not differentiable; use `x.data.argmax`), min, prod, cumsum.
+"""
+from ..backend import get_array_module
+from ..tensor import Function
+from ._util import normalize_axes
+
+
+class _Reduce(Function):
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+    def _setup(self, x):
+        self.axes = normalize_axes(self.axis, x.ndim)
+        self.x_shape = x.shape
+        # the output's shape with the reduced axes kept as size 1
+        self.kept = tuple(1 if i in self.axes else n for i, n in enumerate(x.shape))
+        self.count = 1
+        for i in self.axes:
+            self.count *= x.shape[i]
+        return self.axes
+
+    def _expand(self, gy):
+        """The output gradient broadcast back to the input's shape (a view, no copy)."""
+        xp = get_array_module(gy)
+        return xp.broadcast_to(gy.reshape(self.kept), self.x_shape)
+
+
+class Sum(_Reduce):
+    def forward(self, x):
+        return x.sum(axis=self._setup(x), keepdims=self.keepdims)
+
+    def backward(self, gy):
+        return self._expand(gy)
+
+
+class Mean(_Reduce):
+    def forward(self, x):
+        return x.mean(axis=self._setup(x), keepdims=self.keepdims)
+
+    def backward(self, gy):
+        return self._expand(gy / self.count)
+
+
+class Max(_Reduce):
+    def forward(self, x):
+        axes = self._setup(x)
+        if x.size == 0:
+            raise ValueError(f"max of an empty tensor of shape {x.shape}")
+        y = x.max(axis=axes, keepdims=True)
+        self.mask = x == y
+        return y if self.keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+    def backward(self, gy):
+        ties = self.mask.sum(axis=self.axes, keepdims=True)
+        return self.mask * (gy.reshape(self.kept) / ties)
+
+
+class Var(_Reduce):
+    def __init__(self, axis, keepdims, ddof):
+        super().__init__(axis, keepdims)
+        self.ddof = ddof
+
+    def forward(self, x):
+        axes = self._setup(x)
+        if self.count - self.ddof <= 0:
+            raise ValueError(f"var: {self.count} elements with ddof={self.ddof} leaves no degrees of freedom")
+        self.centered = x - x.mean(axis=axes, keepdims=True)
+        sq = self.centered * self.centered
+        return sq.sum(axis=axes, keepdims=self.keepdims) / (self.count - self.ddof)
+
+    def backward(self, gy):
+        return gy.reshape(self.kept) * (2.0 / (self.count - self.ddof)) * self.centered
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over `axis` (None: all axes; int or tuple). Returns: Tensor."""
+    return Sum(axis, keepdims)(x)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over `axis`."""
+    return Mean(axis, keepdims)(x)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over `axis`; the gradient is shared evenly among tied maxima."""
+    return Max(axis, keepdims)(x)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    """Variance over `axis`, dividing by (n - ddof)."""
+    return Var(axis, keepdims, ddof)(x)

@@ -1,0 +1,51 @@
+"""Softmax and log-softmax along any axis, numerically stable (the max is subtracted first).
+
+Backward from the saved output y:
+  softmax:      gx = y * (gy - sum(y * gy))            (the Jacobian diag(y) - y y^T applied to gy)
+  log_softmax:  gx = gy - exp(y) * sum(gy)
+so neither ever builds the (n, n) Jacobian.
+Leaves out: the fused causal-masked attention softmax (in `functional.py`).
+"""
+from ..backend import get_array_module
+from ..tensor import Function
+
+
+class Softmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        e /= e.sum(axis=self.axis, keepdims=True)
+        self.y = e
+        return e
+
+    def backward(self, gy):
+        y = self.y
+        return y * (gy - (y * gy).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        self.y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+        return self.y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        return gy - xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`."""
+    return Softmax(axis)(x)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along `axis`."""
+    return LogSoftmax(axis)(x)

@@ -1,0 +1,414 @@
+"""Tensor and reverse-mode automatic differentiation, whole, in one file.
+
+A `Tensor` wraps a raw NumPy or CuPy array (`.data`). Every differentiable operation is a
+`Function` subclass with `forward` (raw arrays in, raw array out) and `backward` (gradient of
+the output in, gradients of the inputs out) side by side; calling a Function on tensors runs
+`forward` and, when gradients are wanted, records the Function as the new tensor's creator
+(`_ctx`). The recorded creators form a DAG; `Tensor.backward` walks it once in reverse
+topological order (an explicit stack, no recursion, so a chain of 100,000 ops is fine) and
+hands each Function the gradient of its outputs.
+
+Semantics follow PyTorch where the concept exists:
+  * only leaf tensors (created by the user, `requires_grad=True`) keep `.grad`; call
+    `retain_grad()` on an intermediate tensor to keep its gradient too;
+  * gradients accumulate into `.grad` across backward calls until they are zeroed
+    (`x.grad = None`, or `Module.zero_grad()` / `optimizer.zero_grad()`);
+  * `backward()` frees the saved arrays of the graph it walked; pass `retain_graph=True` to
+    call backward through the same graph again;
+  * `with no_grad():` records nothing (used for evaluation and parameter updates).
+
+The ops themselves live in `tinygrad_lm/ops/`, one concept per file; the methods and Python
+operators below are thin wrappers around them.
+
+Leaves out: higher-order gradients (`create_graph`), in-place ops on tensors that are part of
+a graph, and hooks.
+"""
+import contextlib
+
+import numpy as np
+
+from . import backend
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager: operations inside record no graph (like `torch.no_grad`)."""
+    global _grad_enabled
+    previous = _grad_enabled
+    _grad_enabled = False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Context manager: re-enable graph recording inside a `no_grad` block."""
+    global _grad_enabled
+    previous = _grad_enabled
+    _grad_enabled = True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def _is_float(dtype):
+    return np.issubdtype(dtype, np.floating)
+
+
+class Function:
+    """One differentiable operation: subclass it and write `forward` and `backward`.
+
+    `forward(*arrays)` receives the raw arrays of the input tensors (in call order) and returns
+    one raw array, or a tuple of them for multi-output ops (e.g. `split`). It may stash on
+    `self` whatever `backward` needs (shapes, the output, indices; save as little as possible).
+    `backward(*grads)` receives one gradient array per output (None for an output that
+    received no gradient; single-output ops always get an array) and returns one gradient
+    per input, in order; return None for an input that is not differentiable.
+    """
+
+    def __call__(self, *inputs):
+        """Run forward on `inputs` (Tensors) and record the graph when gradients are needed."""
+        out = self.forward(*[t.data for t in inputs])
+        requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
+        if requires_grad:
+            self.inputs = inputs
+            self._out_grads = None
+        if isinstance(out, tuple):
+            self._nout = len(out)
+            outs = tuple(Tensor._wrap(o, requires_grad, self if requires_grad else None, i)
+                         for i, o in enumerate(out))
+            return outs
+        self._nout = 1
+        return Tensor._wrap(out, requires_grad, self if requires_grad else None, 0)
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *grads):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+def _topological_order(root):
+    """Functions reachable from `root`, each after every Function that consumes its outputs.
+
+    Iterative post-order depth-first search with an explicit stack (no recursion limit).
+    Returns the list with inputs first; backward walks it reversed.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
+        stack.append((fn, True))
+        if fn.inputs is None:
+            raise RuntimeError(
+                "backward through a graph whose saved arrays were already freed by an earlier "
+                "backward(); pass retain_graph=True to the first backward() to call it twice")
+        for t in fn.inputs:
+            ctx = t._ctx
+            if ctx is not None and id(ctx) not in visited:
+                stack.append((ctx, False))
+    return order
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed, for reverse-mode autograd.
+
+    Args:
+        data: array-like (nested lists, scalars, NumPy or CuPy arrays, or a Tensor).
+        requires_grad: if True, `backward()` fills `.grad` for this (leaf) tensor.
+        dtype: NumPy dtype to cast to. Float data defaults to float32, except that float64
+            arrays keep float64; integer data stays integer.
+        device: "cpu" or "cuda"; None keeps the array where it is (NumPy for Python data).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_retain")
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        xp = backend.get_array_module(data)
+        if dtype is not None:
+            data = xp.asarray(data, dtype=dtype)
+        elif isinstance(data, (np.ndarray, np.generic)) or xp is not np:
+            data = xp.asarray(data)  # arrays keep their dtype (float64 stays float64)
+        else:  # Python scalars and lists: floats default to float32 like PyTorch
+            data = np.asarray(data)
+            if _is_float(data.dtype):
+                data = data.astype(np.float32)
+        if not (_is_float(data.dtype) or np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_):
+            raise TypeError(f"Tensor data must be numeric or bool, got dtype {data.dtype}")
+        if device is not None:
+            data = backend.to_device(data, device)
+        if requires_grad and not _is_float(data.dtype):
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {data.dtype}; "
+                "pass dtype=np.float32 (or float64) to make it differentiable")
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self._idx = 0
+        self._retain = False
+
+    @classmethod
+    def _wrap(cls, data, requires_grad, ctx, idx):
+        """Fast constructor used by Functions (no conversion or checks)."""
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        t._idx = idx
+        t._retain = False
+        return t
+
+    # ----------------------------------------------------------------- autograd
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        Args:
+            grad: gradient of some scalar objective with respect to this tensor (same shape).
+                May be omitted only when this tensor holds a single element (a loss).
+            retain_graph: keep the saved arrays so backward can run through this graph again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: create the leaves with "
+                "requires_grad=True, and do not call backward inside no_grad()")
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a grad argument needs a single-element tensor (a loss), "
+                    f"got shape {self.shape}; pass grad=<array of shape {self.shape}>")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward: grad has shape {grad.shape}, tensor has shape {self.shape}")
+        if self._ctx is None:  # backward on a leaf: d(self)/d(self) = 1
+            self._accumulate(grad)
+            return
+        self._ctx._out_grads = [None] * self._ctx._nout
+        self._ctx._out_grads[self._idx] = grad
+        for fn in reversed(_topological_order(self._ctx)):
+            grads = fn._out_grads
+            fn._out_grads = None
+            if grads is None or all(g is None for g in grads):
+                continue
+            if fn._nout == 1:
+                in_grads = fn.backward(grads[0])
+            else:
+                in_grads = fn.backward(*grads)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for t, g in zip(fn.inputs, in_grads):
+                if g is None or not t.requires_grad:
+                    continue
+                if t._ctx is None or t._retain:
+                    t._accumulate(g)
+                if t._ctx is not None:
+                    ctx = t._ctx
+                    if ctx._out_grads is None:
+                        ctx._out_grads = [None] * ctx._nout
+                    prev = ctx._out_grads[t._idx]
+                    ctx._out_grads[t._idx] = g if prev is None else prev + g
+            if not retain_graph:
+                vars(fn).clear()  # free the graph: the saved arrays go with the Function's state
+                fn.inputs = None
+
+    def _accumulate(self, g):
+        if g.shape != self.data.shape:  # an op returned a broadcast gradient: a bug, say so
+            raise RuntimeError(f"internal error: gradient of shape {g.shape} for tensor of shape {self.shape}")
+        if g.dtype != self.data.dtype:
+            g = g.astype(self.data.dtype)
+        # out of place: an op may hand the same array to several inputs (add returns gy twice)
+        self.grad = g if self.grad is None else self.grad + g
+
+    def retain_grad(self):
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retain = True
+        return self
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ----------------------------------------------------------------- array facts
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self):
+        """The data as a NumPy array (copied from the GPU if needed)."""
+        return backend.to_device(self.data, "cpu")
+
+    def item(self):
+        """The single element as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a single-element tensor, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """A new leaf tensor sharing this data, cut from the graph."""
+        return Tensor._wrap(self.data, False, None, 0)
+
+    def to(self, device=None, dtype=None):
+        """This tensor on `device` and/or with float `dtype` (differentiable; self if unchanged)."""
+        return ops.cast(self, device=device, dtype=dtype)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = ", device='cuda'" if self.device == "cuda" else ""
+        return f"Tensor({self.data!r}{grad}{dev})"
+
+    def __hash__(self):
+        return id(self)
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __pow__(self, exponent):
+        return ops.pow(self, exponent)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # ----------------------------------------------------------------- methods
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return ops.var(self, axis, keepdims, ddof)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def gelu(self):
+        return ops.gelu(self)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    def view(self, *shape):
+        return ops.reshape(self, *shape)
+
+    def transpose(self, axis0=-2, axis1=-1):
+        return ops.transpose(self, axis0, axis1)
+
+    def permute(self, *axes):
+        return ops.permute(self, *axes)
+
+    @property
+    def T(self):
+        return ops.permute(self, *reversed(range(self.ndim)))
+
+    def split(self, split_size_or_sections, axis=0):
+        return ops.split(self, split_size_or_sections, axis)
+
+    def masked_fill(self, mask, value):
+        return ops.masked_fill(self, mask, value)
+
+    def softmax(self, axis=-1):
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.log_softmax(self, axis)
+
+
+from . import ops  # noqa: E402  (ops subclass Function and build Tensors, so import them last)
