@@ -1,0 +1,52 @@
+"""Layer normalisation over the last axis as one Function (Ba et al. 2016).
+
+Forward, per row of C features:  mu = mean(x), rstd = 1/sqrt(var(x) + eps),
+    xhat = (x - mu) rstd,  y = xhat * w + b
+Backward (g = gy * w, means over the C features of each row):
+    gx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+    gw = sum over rows of gy * xhat,   gb = sum over rows of gy
+The composed version (mean, var, sqrt, ...) is `functional.layer_norm_composed`, kept as the
+test twin of this one.
+Leaves out: normalising over more than the last axis.
+"""
+from ..backend import get_array_module
+from ..tensor import Function
+from .rows import colsum, rowsum
+
+
+class LayerNorm(Function):
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x, weight=None, bias=None):
+        xp = get_array_module(x)
+        if weight is not None and weight.shape != x.shape[-1:]:
+            raise ValueError(f"layer_norm: weight of shape {weight.shape} does not match the last "
+                             f"dimension of input shape {x.shape}")
+        inv_c = 1.0 / x.shape[-1]
+        xc = x - rowsum(x) * inv_c  # x - mean
+        var = rowsum(xc * xc) * inv_c
+        rstd = 1.0 / xp.sqrt(var + self.eps)
+        xhat = xc
+        xhat *= rstd  # reuse xc's buffer
+        self.xhat, self.rstd, self.weight = xhat, rstd, weight
+        if weight is None:
+            return xhat.copy() if bias is None else xhat + bias
+        y = xhat * weight
+        if bias is not None:
+            y += bias
+        return y
+
+    def backward(self, gy):
+        xhat, rstd, w = self.xhat, self.rstd, self.weight
+        inv_c = 1.0 / gy.shape[-1]
+        g = gy * w if w is not None else gy
+        gx = g - rowsum(g) * inv_c
+        gx -= xhat * (rowsum(g * xhat) * inv_c)
+        gx *= rstd
+        grads = [gx]
+        if len(self.inputs) > 1:
+            grads.append(colsum(gy * xhat))
+        if len(self.inputs) > 2:
+            grads.append(colsum(gy))
+        return tuple(grads)

