@@ -73,14 +73,21 @@ class Module:
     def children(self):
         return list(self._modules.values())
 
-    def named_parameters(self, prefix=""):
-        """Yield (dotted name, Parameter) in registration order; a shared one is listed once."""
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """Yield (dotted name, Parameter) in registration order.
+
+        A Parameter shared by two modules (tied embeddings) is listed once, under its first
+        name, unless remove_duplicate=False (state dicts list it under every name, as PyTorch).
+        """
         seen = set()
         for mod_name, mod in self.named_modules(prefix):
             for name, p in mod._params.items():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mod_name}.{name}" if mod_name else name), p
+                if p is None:
+                    continue
+                if remove_duplicate and id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{name}" if mod_name else name), p
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
@@ -121,7 +128,8 @@ class Module:
     # ----------------------------------------------------------------- state dicts
     def state_dict(self):
         """name -> NumPy array copy of every parameter (PyTorch's naming)."""
-        return {name: backend.to_device(p.data, "cpu").copy() for name, p in self.named_parameters()}
+        return {name: backend.to_device(p.data, "cpu").copy()
+                for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays from `state` (name -> array) into the parameters, keeping device and dtype.
@@ -130,7 +138,7 @@ class Module:
         one KeyError/ValueError listing all of them by name; with strict=False only shape
         mismatches raise, and the (missing, unexpected) key lists are returned.
         """
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         mismatched = [f"{k}: checkpoint {tuple(np.shape(state[k]))} vs model {own[k].shape}"

@@ -1,0 +1,107 @@
+"""Checkpoints: one `.npz` file holding everything needed to sample from or resume a run.
+
+Layout (a NumPy zip archive; `numpy.load(path)` opens it anywhere):
+    meta               a JSON string: format name and version, model config, training config,
+                       tokenizer, step, best validation loss, RNG states, optimizer hyper-
+                       parameters and the scalar parts of its state
+    model/<name>       one array per parameter, GPT-2 names (`transformer.h.0.attn.c_attn.weight`)
+    optim/<i>/<key>    the optimizer's per-parameter arrays (AdamW's exp_avg, exp_avg_sq, ...)
+Writing is atomic: the archive goes to a temporary file in the same folder, then
+`os.replace` puts it in place, so an interrupted write never leaves a half checkpoint.
+Leaves out: sharded checkpoints and safetensors.
+"""
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "tinygrad_lm-checkpoint"
+VERSION = 1
+
+
+def _split_state(tree, prefix, arrays):
+    """Replace arrays inside a nested dict/list by placeholders, collecting them in `arrays`."""
+    if isinstance(tree, dict):
+        return {str(k): _split_state(v, f"{prefix}/{k}", arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_split_state(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
+    if hasattr(tree, "shape") and hasattr(tree, "dtype") and getattr(tree, "ndim", 0) > 0:
+        arrays[prefix] = np.asarray(tree)
+        return {"__array__": prefix}
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def _join_state(tree, arrays):
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: _join_state(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_join_state(v, arrays) for v in tree]
+    return tree
+
+
+def save(path, model_state, optimizer_state=None, meta=None):
+    """Write a checkpoint atomically.
+
+    Args:
+        path: destination file (".npz" recommended).
+        model_state: name -> array (`model.state_dict()`).
+        optimizer_state: `optimizer.state_dict()` or None.
+        meta: JSON-serialisable dict (configs, tokenizer, step, RNG states, ...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
+    optim_tree = _split_state(optimizer_state, "optim", arrays) if optimizer_state is not None else None
+    header = {"format": FORMAT, "version": VERSION, "optimizer": optim_tree, **(meta or {})}
+    arrays["meta"] = np.array(json.dumps(header))
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load(path):
+    """Read a checkpoint written by `save`.
+
+    Returns:
+        (meta dict, model_state dict, optimizer_state or None).
+    Raises:
+        FileNotFoundError / ValueError naming the path when the file is missing, truncated,
+        corrupted, or not a tinygrad_lm checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupted?): {e}") from None
+    if "meta" not in files:
+        raise ValueError(f"{path} is not a tinygrad_lm checkpoint (no 'meta' entry)")
+    try:
+        meta = json.loads(str(files.pop("meta")))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: the checkpoint's metadata is corrupted: {e}") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a tinygrad_lm checkpoint (format {meta.get('format')!r})")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{path} is checkpoint format version {meta.get('version')}, "
+                         f"this tinygrad_lm reads version {VERSION}")
+    model_state = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
+    optim_tree = meta.pop("optimizer", None)
+    optim_state = _join_state(optim_tree, files) if optim_tree is not None else None
+    return meta, model_state, optim_state
+

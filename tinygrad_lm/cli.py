@@ -1,0 +1,186 @@
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,bench} ...`
+(also installed as the `tinygrad-lm` console script).
+
+Every `train` flag maps one-to-one onto a field of `train.TrainConfig` (`--n-layer` sets
+`n_layer`), so the dataclass is the single source of defaults and `--help` lists them all.
+Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
+line naming the problem and exit with status 2, never a traceback.
+Leaves out: config files (pass flags) and distributed launch.
+"""
+import argparse
+import os
+import sys
+from dataclasses import MISSING, fields
+
+HELP = {
+    "data": "UTF-8 text file to train on (default: the built-in corpus of Python's own docstrings)",
+    "tokenizer": "char (one token per character) or bpe (byte-level BPE, GPT-4 split pattern)",
+    "vocab_size": "BPE vocabulary size (ignored for char)",
+    "block_size": "context length T in tokens",
+    "n_layer": "number of Transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "embedding width C",
+    "dropout": "dropout probability (0 disables)",
+    "bias": "use biases in Linear and LayerNorm layers",
+    "pos_encoding": "learned (GPT-2) or sinusoidal (Vaswani et al.) position encodings",
+    "tie_weights": "share the token embedding with the output layer",
+    "batch_size": "sequences per step B",
+    "max_iters": "optimisation steps",
+    "lr": "peak learning rate (after warmup)",
+    "min_lr": "final learning rate of the cosine decay",
+    "warmup_iters": "linear warmup steps",
+    "weight_decay": "AdamW decoupled weight decay on matrices",
+    "beta1": "AdamW beta1",
+    "beta2": "AdamW beta2",
+    "grad_clip": "clip the global gradient norm to this (0 disables)",
+    "eval_interval": "evaluate and checkpoint every N steps",
+    "eval_iters": "batches per split in each evaluation",
+    "log_interval": "print a progress line every N steps",
+    "out_dir": "run folder for ckpt.npz, best.npz and log.jsonl",
+    "seed": "random seed (init, dropout, batches)",
+    "device": "cpu or cuda (cuda needs CuPy: pip install -e .[gpu])",
+    "dtype": "float32 or float64",
+    "sample_tokens": "tokens to sample after training (0 skips)",
+    "quiet": "print nothing but errors",
+}
+
+
+def _add_config_flags(parser, config_cls):
+    for f in fields(config_cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{HELP.get(f.name, f.name)} (default: {default})"
+        if f.type is bool or isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            choices = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"],
+                       "dtype": ["float32", "float64"], "device": ["cpu", "cuda"]}.get(f.name)
+            parser.add_argument(flag, type=kind, default=default, choices=choices, help=help_text)
+
+
+def build_parser():
+    from .train import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="pretrain a GPT (default: built-in corpus, a few minutes on a laptop CPU)",
+                       description="Pretrain a GPT, evaluate it, checkpoint it and print a sample.")
+    _add_config_flags(p, TrainConfig)
+    p.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT_DIR/ckpt.npz")
+
+    p = sub.add_parser("sample", help="sample text from a checkpoint", description="Generate text from a checkpoint.")
+    p.add_argument("--ckpt", required=True, help="checkpoint file (ckpt.npz or best.npz of a run)")
+    p.add_argument("--prompt", default="", help="text to continue (default: a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate (default: 300)")
+    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
+    p.add_argument("--num-samples", type=int, default=1, help="independent samples to print (default: 1)")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default: cpu)")
+
+    p = sub.add_parser("tokenize", help="train a tokenizer, or encode a text file with one",
+                       description="Train a BPE/char tokenizer on a text (--vocab-size, --save), and/or encode "
+                                   "a text file into a binary token file (--encode-to).")
+    p.add_argument("--data", default=None, help="UTF-8 text file (default: the built-in corpus)")
+    p.add_argument("--tokenizer", default="bpe", choices=["bpe", "char"], help="kind to train (default: bpe)")
+    p.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size (default: 1024)")
+    p.add_argument("--pattern", default="gpt4", help="split pattern: gpt4, gpt2 or a regex (default: gpt4)")
+    p.add_argument("--load", default=None, help="use a saved tokenizer file instead of training one")
+    p.add_argument("--save", default=None, help="write the trained tokenizer here")
+    p.add_argument("--save-tiktoken", default=None, help="also write tiktoken's .tiktoken rank file here")
+    p.add_argument("--encode-to", default=None, help="encode --data into this token file (uint16/uint32)")
+
+    p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
+                       description="Run scripts/bench_train.py's step-time measurement on this machine.")
+    p.add_argument("--steps", type=int, default=30, help="timed steps (default: 30)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: the library's choice)")
+    return parser
+
+
+def _cmd_train(args):
+    from dataclasses import fields as dc_fields
+
+    from .train import TrainConfig, sample_text, train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dc_fields(TrainConfig)})
+    result = train(cfg, resume=args.resume)
+    if cfg.sample_tokens > 0 and not result["interrupted"]:
+        print("\n---- sample ----")
+        print(sample_text(result["model"], result["tokenizer"], max_new_tokens=cfg.sample_tokens, seed=cfg.seed))
+        print("---- end of sample ----")
+        print(f"checkpoints in {result['out_dir']}; sample again with: "
+              f"python -m tinygrad_lm sample --ckpt {result['out_dir']}/best.npz --prompt \"The \"")
+
+
+def _cmd_sample(args):
+    from .train import load_model, sample_text
+
+    model, tokenizer, _ = load_model(args.ckpt, device=args.device)
+    for i in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + i
+        print(sample_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, seed))
+        if i + 1 < args.num_samples:
+            print("-" * 40)
+
+
+def _cmd_tokenize(args):
+    from .data import load_corpus
+    from .tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
+
+    if args.load:
+        tok = load_tokenizer(args.load)
+        text = None
+    else:
+        text, name = load_corpus(args.data)
+        if args.tokenizer == "char":
+            tok = CharTokenizer(text)
+        else:
+            tok = BPETokenizer(args.pattern)
+            tok.train(text, args.vocab_size, verbose=True)
+        print(f"trained a {args.tokenizer} tokenizer with {tok.vocab_size} tokens on {name}")
+    if args.save:
+        tok.save(args.save)
+        print(f"saved tokenizer to {args.save}")
+    if args.save_tiktoken:
+        if not hasattr(tok, "save_tiktoken"):
+            raise ValueError("--save-tiktoken needs a BPE tokenizer")
+        tok.save_tiktoken(args.save_tiktoken)
+        print(f"saved tiktoken rank file to {args.save_tiktoken}")
+    if args.encode_to:
+        if args.data is None:
+            raise ValueError("--encode-to needs --data (the text file to encode)")
+        n, dtype = tok.encode_file(args.data, args.encode_to)
+        print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
+
+
+def _cmd_bench(args):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
+    if not script.exists():
+        raise FileNotFoundError(f"{script}: the benchmark script ships with the source tree, not the wheel")
+    sys.argv = [str(script), "--speed-only", "--steps", str(args.steps)] + (
+        ["--threads", str(args.threads)] if args.threads else [])
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench}
+    try:
+        commands[args.command](args)
+    except (FileNotFoundError, IsADirectoryError, ValueError, RuntimeError) as e:
+        if os.environ.get("TINYGRAD_LM_DEBUG"):
+            raise
+        print(f"tinygrad-lm {args.command}: error: {e}", file=sys.stderr)
+        print("(set TINYGRAD_LM_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

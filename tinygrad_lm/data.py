@@ -1,0 +1,183 @@
+"""Training data: the built-in corpus, reading text files, a cached token file, batches.
+
+* `builtin_corpus()`: a few MB of English technical prose that every Python install has:
+  the docstrings of the standard library's own modules, classes and functions (read with
+  `ast`, so no module is imported or run), in sorted file order, followed by the help topics
+  of `pydoc_data.topics` (the language reference text behind `help("if")`). Deterministic
+  for a given Python version; cached under the cache directory after the first build.
+* `read_text(path)`: UTF-8 text with errors that name the path (and the byte offset of the
+  first bad byte for files that are not UTF-8).
+* `TokenData`: the text tokenized once into a memory-mapped token file (uint16 when the
+  vocabulary fits, else uint32) under the cache directory, keyed by a hash of the text and
+  the tokenizer, then split 90/10 into train and validation ids.
+* `get_batch(ids, batch_size, block_size, rng)`: B random windows x (B, T) and the windows
+  shifted by one, y (B, T), as int64 arrays; the rng makes batches reproducible.
+Leaves out: sharded corpora, document boundaries (the corpus is one stream), and data
+loading in a background thread (a batch is a few microseconds of fancy indexing).
+"""
+import ast
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+
+SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
+
+
+def cache_dir():
+    """Where corpora and token files are cached: $TINYGRAD_LM_CACHE or ~/.cache/tinygrad_lm."""
+    path = Path(os.environ.get("TINYGRAD_LM_CACHE", Path.home() / ".cache" / "tinygrad_lm"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic_write_bytes(path, data):
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _stdlib_docstrings():
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.endswith(".py"):
+                continue
+            try:
+                tree = ast.parse(Path(dirpath, name).read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+                continue  # a file this Python cannot parse contributes nothing
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(node)
+                    if doc:
+                        yield doc
+
+
+def _pydoc_topics():
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # some distributions strip pydoc_data
+        return []
+    return [topics[k].strip() for k in sorted(topics)]
+
+
+def builtin_corpus():
+    """The built-in training text (str): stdlib docstrings, then the pydoc help topics."""
+    version = f"{sys.implementation.name}{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    path = cache_dir() / f"builtin_corpus_{version}.txt"
+    if path.exists():
+        return path.read_text(encoding="utf-8")
+    text = "\n\n".join([*_stdlib_docstrings(), *_pydoc_topics()]) + "\n"
+    _atomic_write_bytes(path, text.encode("utf-8"))
+    return text
+
+
+def read_text(path):
+    """Read a UTF-8 text file, with errors that name the path and say what to do."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; pass the path of a UTF-8 text file "
+                                "(or omit --data to use the built-in corpus)")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; pass the path of a UTF-8 text file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not valid UTF-8: byte 0x{raw[e.start]:02x} at byte offset {e.start} "
+                         f"({e.reason}); re-save the file as UTF-8") from None
+    if not text:
+        raise ValueError(f"{path} is empty; a training corpus needs text")
+    return text
+
+
+def load_corpus(path=None):
+    """(text, name): the file at `path`, or the built-in corpus when path is None."""
+    if path is None:
+        return builtin_corpus(), "builtin"
+    return read_text(path), str(path)
+
+
+def build_tokenizer(kind, text, vocab_size=1024, cache=None):
+    """A tokenizer for `text`: "char" (its characters) or "bpe" (GPT-4 split pattern, trained
+    to `vocab_size` once and cached under the cache directory, keyed by the text's hash)."""
+    from .tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict
+
+    if kind == "char":
+        return CharTokenizer(text)
+    if kind != "bpe":
+        raise ValueError(f"unknown tokenizer {kind!r}: use 'char' or 'bpe'")
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+    path = Path(cache or cache_dir()) / f"bpe_{key}_{vocab_size}.json"
+    if path.exists():
+        return tokenizer_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    tok = BPETokenizer("gpt4")
+    tok.train(text, vocab_size)
+    _atomic_write_bytes(path, json.dumps(tok.to_dict()).encode("utf-8"))
+    return tok
+
+
+def token_dtype(vocab_size):
+    """uint16 when every id fits in 16 bits, else uint32."""
+    return np.uint16 if vocab_size <= 2 ** 16 else np.uint32
+
+
+class TokenData:
+    """A corpus tokenized once into a cached memory-mapped file, split into train/val ids.
+
+    Args:
+        text: the corpus.
+        tokenizer: any tokenizer with `encode`, `vocab_size` and `to_dict`.
+        val_fraction: share of the tokens (the end of the stream) kept for validation.
+    Attributes:
+        train, val: 1-D integer arrays (memory-mapped views of the token file).
+        bytes_per_token: UTF-8 bytes per token over the whole corpus, for bits per byte.
+    """
+
+    def __init__(self, text, tokenizer, val_fraction=0.1, cache=None):
+        if not text:
+            raise ValueError("the corpus is empty")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.tokenizer = tokenizer
+        dtype = token_dtype(tokenizer.vocab_size)
+        key = hashlib.sha256(text.encode("utf-8") + json.dumps(tokenizer.to_dict(), sort_keys=True).encode())
+        path = Path(cache or cache_dir()) / f"tokens_{key.hexdigest()[:20]}.{np.dtype(dtype).name}"
+        if not path.exists():
+            ids = np.asarray(tokenizer.encode(text), dtype=dtype)
+            _atomic_write_bytes(path, ids.tobytes())
+        self.path = path
+        ids = np.memmap(path, dtype=dtype, mode="r")
+        n_val = max(1, int(len(ids) * val_fraction))
+        self.train, self.val = ids[:-n_val], ids[-n_val:]
+        self.bytes_per_token = len(text.encode("utf-8")) / max(len(ids), 1)
+
+    def check_block_size(self, block_size):
+        """Raise a clear error when a split is too short for one (block_size + 1) window."""
+        for name, ids in (("train", self.train), ("validation", self.val)):
+            if len(ids) < block_size + 1:
+                raise ValueError(
+                    f"the corpus is too short: its {name} split has {len(ids)} tokens but block_size={block_size} "
+                    f"needs at least {block_size + 1}; use a longer text or a smaller --block-size")
+
+
+def get_batch(ids, batch_size, block_size, rng):
+    """B random windows of T tokens and the same windows shifted by one token.
+
+    Args:
+        ids: 1-D array of token ids; batch_size B; block_size T; rng: numpy Generator.
+    Returns:
+        x, y: int64 arrays of shape (B, T), y[b, t] = ids[start_b + t + 1].
+    """
+    if len(ids) < block_size + 1:
+        raise ValueError(f"get_batch: {len(ids)} tokens are too few for block_size={block_size}")
+    starts = rng.integers(0, len(ids) - block_size, size=batch_size)
+    offsets = starts[:, None] + np.arange(block_size + 1)  # (B, T + 1)
+    window = np.asarray(ids[offsets], dtype=np.int64)  # (B, T + 1)
+    return window[:, :-1], window[:, 1:]
