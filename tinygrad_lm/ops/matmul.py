@@ -32,10 +32,10 @@ class MatMul(Function):
         a, b = self.a, self.b
         a2 = a[None, :] if a.ndim == 1 else a  # (1, k) for a vector a
         b2 = b[:, None] if b.ndim == 1 else b  # (k, 1) for a vector b
+        if b.ndim == 1:  # first: for vector @ vector gy is 0-d and has no column axis to index
+            gy = gy[..., None]  # restore the removed column axis
         if a.ndim == 1:
             gy = gy[..., None, :]  # restore the removed row axis
-        if b.ndim == 1:
-            gy = gy[..., None]  # restore the removed column axis
         ga = gb = None
         if self.inputs[0].requires_grad:
             ga = unbroadcast(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
