@@ -75,7 +75,8 @@ class GELU(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        u = x * x
+        # out=: for a 0-d x, `x * x` is a NumPy scalar, which tanh(..., out=u) cannot write into
+        u = xp.multiply(x, x, out=xp.empty_like(x))
         u *= _GELU_C * 0.044715
         u += _GELU_C
         u *= x  # c (x + 0.044715 x^3)
@@ -91,8 +92,9 @@ class GELU(Function):
         d = x * x
         d *= 3 * 0.044715 * _GELU_C
         d += _GELU_C  # c (1 + 3 * 0.044715 x^2)
-        s = t * t
-        get_array_module(t).subtract(1, s, out=s)  # 1 - t^2
+        xp = get_array_module(t)
+        s = xp.multiply(t, t, out=xp.empty_like(t))  # an array even when t is 0-d (see forward)
+        xp.subtract(1, s, out=s)  # 1 - t^2
         s *= d
         s *= x
         s += 1
