@@ -1,0 +1,449 @@
+"""Tests for tinygrad_lm.tokenizer: BPE training/encoding, special tokens, files, CharTokenizer.
+
+The BPE trainer is checked against a slow reference trainer written with the pure helpers
+(``get_stats``/``merge``), and the encoder against a direct transcription of tiktoken's rule;
+the tiktoken library itself is the oracle in test_tokenizer_tiktoken.py.
+"""
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import regex
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tinygrad_lm.tokenizer import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer,
+                                   CharTokenizer, get_stats, merge, read_text,
+                                   tokenizer_from_dict)
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinyshakespeare.txt"
+HYP = settings(max_examples=60, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# text with the things that tend to break tokenizers: emoji (4-byte UTF-8 and ZWJ sequences),
+# CJK, combining marks, runs of whitespace, \r\n, contractions, digits, punctuation
+TRICKY = ["", " ", "\n", "\r\n", "  \r\n\r\n  x", "hello world", "Hello, World!!\n\n  ok",
+          "I'm, you'RE, they'll've", "12345678 9", "😀👍🏽 👨‍👩‍👧", "中文字符 日本語の文",
+          "e\u0301 n\u0303 a\u0308\u0304", "\t\t  \n\n\n   \x00\x01", "ÿ\u00a0\u2028x", "a" * 50]
+
+
+def synthetic_text(n_words=6000, seed=0):
+    """A seeded, corpus-free training text: English-like words plus some non-ASCII."""
+    rng = random.Random(seed)
+    words = ["the", "and", "to", "of", "king", "queen", "love", "thou", "art", "I'm", "don't",
+             "héllo", "naïve", "日本", "😀", "1234", "3.14", "--", "!!", "\n", "\r\n", "  "]
+    words += ["".join(rng.choice("etaoinshrdlucmfwypvbgk") for _ in range(rng.randint(2, 8)))
+              for _ in range(300)]
+    return " ".join(rng.choice(words) for _ in range(n_words))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    if not CORPUS.exists():
+        pytest.skip(f"{CORPUS} not found")
+    return CORPUS.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    t = BPETokenizer("gpt4", special_tokens=["<|endoftext|>", "<|pad|>"])
+    t.train(synthetic_text(), vocab_size=400)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# slow, obviously-correct references
+
+def reference_train(text, pattern, n_merges):
+    """minbpe-style: recount every pair of every chunk for each merge. Same tie-break (most
+    frequent, then smallest (id1, id2)) and the same rule of never creating duplicate bytes."""
+    chunks = [list(c.encode("utf-8")) for c in regex.findall(pattern, text)]
+    vocab = [bytes([i]) for i in range(256)]
+    merges = {}
+    while len(merges) < n_merges:
+        stats = {}
+        for c in chunks:
+            get_stats(c, stats)
+        known = set(vocab)
+        cands = [(-n, p) for p, n in stats.items() if vocab[p[0]] + vocab[p[1]] not in known]
+        if not cands:
+            break
+        pair = min(cands)[1]
+        idx = 256 + len(merges)
+        merges[pair] = idx
+        vocab.append(vocab[pair[0]] + vocab[pair[1]])
+        chunks = [merge(c, pair, idx) for c in chunks]
+    return merges
+
+
+def reference_encode(text, pattern, ranks):
+    """tiktoken's rule, transcribed: a chunk that is a token is that token; otherwise fuse the
+    leftmost adjacent pair whose concatenated bytes has the lowest rank, until none has one."""
+    out = []
+    for chunk in regex.findall(pattern, text):
+        b = chunk.encode("utf-8")
+        if b in ranks:
+            out.append(ranks[b])
+            continue
+        parts = [bytes([x]) for x in b]
+        while len(parts) > 1:
+            cands = [(ranks.get(parts[i] + parts[i + 1], float("inf")), i)
+                     for i in range(len(parts) - 1)]
+            r, i = min(cands)
+            if r == float("inf"):
+                break
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        out.extend(ranks[p] for p in parts)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the pure helpers and the Wikipedia example
+
+def test_get_stats_and_merge_worked_example():
+    ids = list(b"aaabdaaabac")
+    assert get_stats(ids) == {(97, 97): 4, (97, 98): 2, (98, 100): 1, (100, 97): 1,
+                              (98, 97): 1, (97, 99): 1}
+    assert merge(ids, (97, 97), 256) == [256, 97, 98, 100, 256, 97, 98, 97, 99]
+    assert merge([97, 97, 97, 97, 97], (97, 97), 256) == [256, 256, 97]
+    assert get_stats([]) == {} and get_stats([5]) == {}
+
+
+def test_wikipedia_example_exact_ids():
+    t = BPETokenizer()
+    t.train("aaabdaaabac", vocab_size=259)
+    # aa (4 overlapping occurrences) first; then (97,98)=ab and (256,97)=aa+a tie at 2 and the
+    # smaller pair wins; then aa+ab. "XdXac" as on Wikipedia with X = aaab.
+    assert t.merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    assert [t.vocab[i] for i in (256, 257, 258)] == [b"aa", b"ab", b"aaab"]
+    assert t.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
+    assert t.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
+    assert t.vocab_size == 259
+
+
+def test_train_stops_when_no_pair_is_left():
+    t = BPETokenizer()
+    t.train("ab", vocab_size=1000)
+    assert t.merges == {(97, 98): 256} and t.vocab_size == 257
+
+
+@pytest.mark.parametrize("pattern", ["gpt4", "gpt2"])
+def test_training_matches_reference(pattern):
+    text = synthetic_text(1500, seed=1)
+    t = BPETokenizer(pattern)
+    t.train(text, vocab_size=256 + 60)
+    assert t.merges == reference_train(text, t.pattern, 60)
+
+
+def test_training_matches_reference_on_corpus(corpus):
+    text = corpus[:30_000]
+    t = BPETokenizer("gpt4")
+    t.train(text, vocab_size=256 + 80)
+    assert t.merges == reference_train(text, t.pattern, 80)
+
+
+def test_training_is_deterministic(corpus):
+    text = corpus[:200_000]
+    a, b = BPETokenizer(), BPETokenizer()
+    a.train(text, 1024)
+    b.train(text, 1024)
+    assert list(a.merges.items()) == list(b.merges.items())
+    assert len(set(a.vocab)) == len(a.vocab)           # every token is distinct bytes
+    a.train(text[:50_000], 300)                        # retraining replaces the merges
+    assert len(a.merges) == 44
+
+
+def test_verbose_progress(capsys):
+    t = BPETokenizer()
+    t.train(synthetic_text(2000), vocab_size=306, verbose=True)
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.strip().startswith("merge")]
+    assert 5 <= len(lines) <= 12 and lines[-1].split()[1] == "50/50"
+
+
+def test_patterns_split_as_documented():
+    assert BPETokenizer("gpt4").pattern == GPT4_SPLIT_PATTERN
+    assert BPETokenizer("gpt2").pattern == GPT2_SPLIT_PATTERN
+    s = "Hello world's 12345!!\n\n  ok"
+    assert regex.findall(GPT4_SPLIT_PATTERN, s) == \
+        ["Hello", " world", "'s", " ", "123", "45", "!!\n\n", " ", " ok"]
+    assert regex.findall(GPT2_SPLIT_PATTERN, s) == \
+        ["Hello", " world", "'s", " 12345", "!!", "\n\n ", " ok"]
+
+
+def test_custom_pattern():
+    t = BPETokenizer(r"\w+|\s+|[^\w\s]+")
+    t.train(synthetic_text(500), 300)
+    s = "the king, the queen"
+    assert t.decode(t.encode(s)) == s and t.pattern == r"\w+|\s+|[^\w\s]+"
+    with pytest.raises(ValueError, match="invalid split pattern"):
+        BPETokenizer("(unclosed")
+
+
+# ----------------------------------------------------------------------------------------------
+# encoding and decoding
+
+@pytest.mark.parametrize("s", TRICKY)
+def test_encode_matches_reference(tok, s):
+    ranks = tok.to_tiktoken_ranks()
+    assert tok.encode(s) == reference_encode(s, tok.pattern, ranks)
+    assert tok.decode(tok.encode(s)) == s
+
+
+@HYP
+@given(s=st.text())
+@example("")
+@example("😀 中文 e\u0301\r\n\r\n   \t x")
+def test_roundtrip_any_unicode(tok, s):
+    ids = tok.encode(s, allowed_special="none")
+    assert tok.decode(ids) == s
+    assert tok.decode_bytes(ids) == s.encode("utf-8")
+    assert all(0 <= i < tok.vocab_size for i in ids)
+
+
+@HYP
+@given(s=st.text(alphabet=st.sampled_from(list("the kingqu'sI\n\r\t 0123.,!éñ中😀\u0301")),
+                 max_size=80))
+def test_encode_matches_reference_hypothesis(tok, s):
+    assert tok.encode(s) == reference_encode(s, tok.pattern, tok.to_tiktoken_ranks())
+
+
+def test_roundtrip_corpus_and_compression(corpus):
+    t = BPETokenizer()
+    t.train(corpus[:300_000], 1024)
+    ids = t.encode(corpus)
+    assert t.decode(ids) == corpus
+    assert len(ids) < len(corpus.encode()) / 2.5       # BPE actually compresses
+    assert t.encode(corpus[:20_000]) == reference_encode(corpus[:20_000], t.pattern,
+                                                         t.to_tiktoken_ranks())
+
+
+def test_decode_invalid_utf8_uses_replacement(tok):
+    euro = list("€".encode())                          # 3 bytes
+    assert tok.decode(euro[:2]) == "\ufffd"
+    assert tok.decode_bytes(euro[:2]) == b"\xe2\x82"
+    assert tok.decode([0xFF, 104]) == "\ufffdh"
+    assert tok.decode(np.array(tok.encode("hi there"))) == "hi there"
+    for bad in ([tok.vocab_size], [-1]):
+        with pytest.raises(ValueError, match="unknown token id"):
+            tok.decode(bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# special tokens
+
+def test_special_tokens(tok):
+    eot, pad = tok.special_tokens["<|endoftext|>"], tok.special_tokens["<|pad|>"]
+    assert (eot, pad) == (256 + len(tok.merges), 257 + len(tok.merges)) == (398, 399)
+    assert tok.vocab_size == 400
+    s = "the king<|endoftext|>queen<|pad|>"
+    with pytest.raises(ValueError, match=r"'<\|endoftext\|>'.*allowed_special"):
+        tok.encode(s)
+    ids = tok.encode(s, allowed_special="all")
+    assert ids.count(eot) == 1 and ids.count(pad) == 1 and ids[-1] == pad
+    assert tok.decode(ids) == s
+    assert tok.encode(s, allowed_special="all") == \
+        tok.encode("the king") + [eot] + tok.encode("queen") + [pad]
+    # a set allows those; any other special in the text still raises (tiktoken's default)
+    with pytest.raises(ValueError, match=r"<\|pad\|>"):
+        tok.encode(s, allowed_special={"<|endoftext|>"})
+    assert tok.encode("a<|pad|>", allowed_special={"<|pad|>"}) == tok.encode("a") + [pad]
+    # "none" = encode_ordinary: special strings are plain text
+    plain = tok.encode(s, allowed_special="none")
+    assert plain == tok.encode_ordinary(s) and eot not in plain and pad not in plain
+    assert tok.decode(plain) == s
+    with pytest.raises(ValueError, match="not special tokens"):
+        tok.encode("x", allowed_special={"<|nope|>"})
+    with pytest.raises(ValueError, match="allowed_special must be"):
+        tok.encode("x", allowed_special="some")
+
+
+def test_overlapping_specials_longest_wins():
+    t = BPETokenizer(special_tokens=["<|a|>", "<|a|>b"])
+    t.train("hello there", 258 + 2)
+    a, ab = t.special_tokens["<|a|>"], t.special_tokens["<|a|>b"]
+    assert t.encode("<|a|>b<|a|>", allowed_special="all") == [ab, a]
+
+
+def test_special_token_validation():
+    with pytest.raises(ValueError, match="distinct"):
+        BPETokenizer(special_tokens=["<|x|>", "<|x|>"])
+    with pytest.raises(ValueError, match="non-empty"):
+        BPETokenizer(special_tokens=[""])
+
+
+def test_vocab_size_and_empty_text_errors():
+    t = BPETokenizer(special_tokens=["<|endoftext|>"])
+    with pytest.raises(ValueError, match="minimum is 257"):
+        t.train("hello", 256)
+    with pytest.raises(ValueError, match="minimum is 256"):
+        BPETokenizer().train("hello", 100)
+    with pytest.raises(ValueError, match="empty"):
+        t.train("", 300)
+    t.train("hello", 257)                  # exactly the minimum: no merges, one special
+    assert t.merges == {} and t.special_tokens == {"<|endoftext|>": 256}
+
+
+# ----------------------------------------------------------------------------------------------
+# saving and loading
+
+def test_save_load_roundtrip(tok, tmp_path):
+    p = tmp_path / "tok.bpe"
+    tok.save(p)
+    text = p.read_text(encoding="utf-8")
+    assert text.startswith("tinygrad_lm bpe v1\npattern ")
+    assert "97 97" not in text or "# aa" in text          # merge lines carry a readable comment
+    t2 = BPETokenizer.load(p)
+    assert t2.merges == tok.merges and t2.special_tokens == tok.special_tokens
+    assert t2.pattern == tok.pattern and t2.vocab_size == tok.vocab_size
+    for s in TRICKY + ["x<|endoftext|>y"]:
+        assert t2.encode(s, allowed_special="all") == tok.encode(s, allowed_special="all")
+
+
+def test_dict_roundtrip(tok):
+    d = json.loads(json.dumps(tok.to_dict()))
+    assert d["type"] == "bpe"
+    t2 = tokenizer_from_dict(d)
+    assert isinstance(t2, BPETokenizer) and t2.merges == tok.merges
+    assert t2.special_tokens == tok.special_tokens
+    with pytest.raises(ValueError, match="unknown tokenizer type"):
+        tokenizer_from_dict({"type": "wordpiece"})
+
+
+def test_load_wrong_format_names_path(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_text("minbpe v1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"notes\.txt.*line 1"):
+        BPETokenizer.load(p)
+    p.write_text("tinygrad_lm bpe v1\npattern \"x\"\nspecials 0\nmerges 2\n97 97\n", "utf-8")
+    with pytest.raises(ValueError, match=r"notes\.txt.*line 6"):
+        BPETokenizer.load(p)
+    p.write_text("tinygrad_lm bpe v1\npattern \"x\"\nspecials 0\nmerges 1\n97 300\n", "utf-8")
+    with pytest.raises(ValueError, match=r"notes\.txt.*not yet defined"):
+        BPETokenizer.load(p)
+
+
+def test_tiktoken_file_roundtrip(tok, tmp_path):
+    p = tmp_path / "tok.tiktoken"
+    tok.save_tiktoken(p)
+    lines = p.read_text().splitlines()
+    assert len(lines) == 256 + len(tok.merges)
+    assert lines[97] == "YQ== 97" and lines[256].split()[1] == "256"
+    t2 = BPETokenizer.load_tiktoken(p, pattern=tok.pattern, special_tokens=tok.special_tokens)
+    assert t2.merges == tok.merges and t2.to_tiktoken_ranks() == tok.to_tiktoken_ranks()
+    for s in TRICKY:
+        assert t2.encode(s) == tok.encode(s)
+    p.write_text("YQ== 0\nnot base64!! 1\n")
+    with pytest.raises(ValueError, match=r"tok\.tiktoken: line 2"):
+        BPETokenizer.load_tiktoken(p)
+
+
+def test_from_tiktoken_ranks_validation():
+    base = {bytes([i]): i for i in range(256)}
+    with pytest.raises(ValueError, match="byte order"):
+        BPETokenizer.from_tiktoken_ranks({**base, b"a": 1, b"\x01": 97})
+    with pytest.raises(ValueError, match="0..n-1"):
+        BPETokenizer.from_tiktoken_ranks({**base, b"ab": 300})
+    with pytest.raises(ValueError, match="two lower-ranked"):
+        BPETokenizer.from_tiktoken_ranks({**base, b"abc": 256})
+
+
+# ----------------------------------------------------------------------------------------------
+# files: encode_file and UTF-8 errors
+
+@pytest.mark.parametrize("pattern", ["gpt4", "gpt2"])
+def test_encode_file_matches_encode(corpus, tmp_path, pattern):
+    t = BPETokenizer(pattern)
+    t.train(corpus[:100_000], 600)
+    text = corpus[:150_000]
+    src = tmp_path / "in.txt"
+    src.write_text(text, encoding="utf-8")
+    n, dtype = t.encode_file(src, tmp_path / "out.bin", piece_bytes=4096)
+    ids = np.fromfile(tmp_path / "out.bin", dtype=dtype)
+    assert dtype == np.uint16 and n == len(ids)
+    assert ids.tolist() == t.encode(text)
+
+
+@HYP
+@given(s=st.lists(st.sampled_from(list("ab \n\r\t.'s1😀中<|") + ["<|endoftext|>", "<|pad|>"]),
+                  max_size=100).map("".join),
+       piece=st.integers(1, 16))
+def test_encode_file_any_cut(tok, tmp_path, s, piece):
+    # tiny pieces: cuts land everywhere, including inside multi-byte characters and specials
+    src = tmp_path / "in.txt"
+    src.write_bytes(s.encode("utf-8"))
+    n, dtype = tok.encode_file(src, tmp_path / "o.bin", piece_bytes=piece, allowed_special="all")
+    assert np.fromfile(tmp_path / "o.bin", dtype=dtype).tolist() == \
+        tok.encode(s, allowed_special="all")
+
+
+@HYP
+@given(s=st.text(alphabet=st.sampled_from(list("ab  \n\r\t.,'s12")), max_size=60))
+def test_safe_cut_property(tok, s):
+    for k in range(len(s) + 1):
+        i = tok._safe_cut(s[:k])
+        if i:
+            assert tok.encode(s[:i]) + tok.encode(s[i:]) == tok.encode(s)
+
+
+def test_encode_file_uint32_for_large_vocab(tmp_path):
+    ranks = {bytes([i]): i for i in range(256)}
+    t = BPETokenizer.from_tiktoken_ranks(ranks, special_tokens={"<|big|>": 70_000})
+    assert t.vocab_size == 70_001
+    src = tmp_path / "in.txt"
+    src.write_text("hi<|big|>", encoding="utf-8")
+    n, dtype = t.encode_file(src, tmp_path / "o.bin", allowed_special="all")
+    assert dtype == np.uint32 and np.fromfile(tmp_path / "o.bin", np.uint32).tolist() == \
+        [104, 105, 70_000]
+
+
+def test_not_utf8_errors_name_path_and_offset(tok, tmp_path):
+    src = tmp_path / "latin1.txt"
+    src.write_bytes(b"hello world " * 1000 + b"caf\xe9 au lait")   # latin-1 e-acute
+    offset = 12 * 1000 + 3
+    for call in (lambda: read_text(src),
+                 lambda: tok.encode_file(src, tmp_path / "o.bin", piece_bytes=100),
+                 lambda: CharTokenizer.from_file(src)):
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert str(src) in msg and f"byte offset {offset}" in msg and "0xe9" in msg
+    src.write_bytes(b"ok \xe2\x82")                         # truncated character at the end
+    with pytest.raises(ValueError, match="byte offset 3"):
+        tok.encode_file(src, tmp_path / "o.bin", piece_bytes=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# CharTokenizer
+
+def test_char_tokenizer(tmp_path):
+    t = CharTokenizer("hello world")
+    assert t.chars == " dehlorw" and t.vocab_size == 8
+    assert t.encode("hello") == [3, 2, 4, 4, 5] and t.decode([3, 2, 4, 4, 5]) == "hello"
+    with pytest.raises(ValueError, match=r"'z'.*not in the training text"):
+        t.encode("hez")
+    with pytest.raises(ValueError, match="unknown token id"):
+        t.decode([8])
+    with pytest.raises(ValueError, match="empty"):
+        CharTokenizer("")
+    p = tmp_path / "c.json"
+    t.save(p)
+    assert CharTokenizer.load(p).chars == t.chars
+    t2 = tokenizer_from_dict(json.loads(json.dumps(t.to_dict())))
+    assert isinstance(t2, CharTokenizer) and t2.chars == t.chars
+    p.write_text("{}", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"c\.json"):
+        CharTokenizer.load(p)
+
+
+@HYP
+@given(s=st.text(min_size=1))
+def test_char_roundtrip_and_file(tmp_path, s):
+    t = CharTokenizer(s)
+    assert t.decode(t.encode(s)) == s
+    src = tmp_path / "in.txt"
+    src.write_bytes(s.encode("utf-8"))
+    n, dtype = t.encode_file(src, tmp_path / "o.bin", piece_bytes=3)
+    assert dtype == np.uint16 and np.fromfile(tmp_path / "o.bin", dtype).tolist() == t.encode(s)

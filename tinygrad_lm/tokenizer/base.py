@@ -1,0 +1,227 @@
+"""Shared pieces of the tokenizers: the two pure BPE helpers and the file plumbing.
+
+What this file implements:
+  * ``get_stats(ids)`` and ``merge(ids, pair, idx)``: the two pure functions that byte-pair
+    encoding is built from, each with a worked example (the Wikipedia ``aaabdaaabac`` string).
+  * ``render_token(b)``: a printable form of a token's bytes, used in the model file and in logs.
+  * ``read_text(path)``: read a whole UTF-8 file, and ``iter_text_pieces(path, ...)``: read one
+    in pieces; both raise a clear error naming the path and the byte offset of the first byte
+    that is not UTF-8.
+  * ``Tokenizer``: the base class with what every tokenizer shares: ``vocab_size``,
+    ``encode_file`` (stream a large text into a raw uint16/uint32 token file) and the dtype rule.
+
+What it leaves out: the BPE training and encoding loops (``bpe.py``), the character tokenizer
+(``char.py``), the split patterns (``patterns.py``) and tiktoken rank files (``tiktoken_io.py``).
+The layout follows minbpe's base.py (pure helpers with worked examples, a versioned model file);
+the code is our own.
+"""
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------------------------
+# the two pure helpers of byte-pair encoding
+
+def get_stats(ids: Iterable[int], counts: dict | None = None, weight: int = 1) -> dict:
+    """Count every pair of neighbouring ids (pairs overlap).
+
+    Args:
+        ids: a sequence of token ids.
+        counts: an existing ``{pair: count}`` dict to add to (updated in place), or None.
+        weight: how much each occurrence adds (the training loop passes a chunk's frequency).
+    Returns:
+        the ``{(id1, id2): count}`` dict.
+
+    Worked example, the Wikipedia string ``aaabdaaabac`` as bytes (a=97, b=98, c=99, d=100):
+
+        >>> get_stats([97, 97, 97, 98, 100, 97, 97, 97, 98, 97, 99])
+        {(97, 97): 4, (97, 98): 2, (98, 100): 1, (100, 97): 1, (98, 97): 1, (97, 99): 1}
+
+    ``aaa`` holds two overlapping ``aa`` pairs, so ``aa`` is counted 4 times, not 2.
+    """
+    counts = {} if counts is None else counts
+    it = iter(ids)
+    prev = next(it, None)
+    for cur in it:
+        pair = (prev, cur)
+        counts[pair] = counts.get(pair, 0) + weight
+        prev = cur
+    return counts
+
+
+def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
+    """Replace every occurrence of ``pair`` in ``ids`` by the single id ``idx``.
+
+    Occurrences are taken left to right without overlap, so a run ``a a a`` merged on
+    ``(a, a)`` becomes ``[aa, a]``.
+
+    Args:
+        ids: the token ids (not modified).
+        pair: the two ids to fuse.
+        idx: the id of the new token.
+    Returns:
+        a new list of ids.
+
+    Worked example, the first merge of the Wikipedia string (``aa`` -> 256):
+
+        >>> merge([97, 97, 97, 98, 100, 97, 97, 97, 98, 97, 99], (97, 97), 256)
+        [256, 97, 98, 100, 256, 97, 98, 97, 99]
+    """
+    a, b = pair
+    out = []
+    i, n = 0, len(ids)
+    while i < n:
+        if ids[i] == a and i + 1 < n and ids[i + 1] == b:
+            out.append(idx)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def render_token(b: bytes) -> str:
+    """A printable, one-line form of a token's bytes.
+
+    Valid UTF-8 is shown as text with control characters escaped (``\\n`` -> ``\\u000a``);
+    bytes that are not UTF-8 on their own (half of a multi-byte character) are shown as
+    ``\\xNN``.
+
+        >>> render_token(b"hi\\n"), render_token(b"\\xe2\\x82")
+        ('hi\\\\u000a', '\\\\xe2\\\\x82')
+    """
+    s = b.decode("utf-8", errors="backslashreplace")
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c)[0] == "C" else c for c in s)
+
+
+# ----------------------------------------------------------------------------------------------
+# reading UTF-8 files with errors that say where the problem is
+
+def _not_utf8(path, err: UnicodeDecodeError, offset: int) -> ValueError:
+    bad = err.object[err.start:err.start + 1]
+    return ValueError(
+        f"{path} is not valid UTF-8: {err.reason} 0x{bad.hex()} at byte offset {offset + err.start}; "
+        f"re-save it as UTF-8")
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a whole UTF-8 text file.
+
+    Raises:
+        ValueError: naming the path and the byte offset of the first invalid byte, e.g.
+            ``/x/y.txt is not valid UTF-8: invalid start byte 0xff at byte offset 1234; ...``.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e, 0) from None
+
+
+def iter_text_pieces(path: str | os.PathLike, piece_bytes: int = 4 << 20) -> Iterator[str]:
+    """Yield the text of a UTF-8 file in pieces of about ``piece_bytes`` bytes.
+
+    A multi-byte character cut by a piece boundary is carried into the next piece, so the
+    concatenation of the pieces is exactly the file's text. Raises the same ValueError as
+    ``read_text`` (path and absolute byte offset) on the first invalid byte.
+    """
+    offset = 0          # file offset of data[0]
+    carry = b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(piece_bytes)
+            data = carry + block
+            if not data:
+                return
+            try:
+                text = data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as e:
+                # an incomplete character at the very end of a piece is fine: finish it next time
+                if block and e.end == len(data) and e.reason == "unexpected end of data":
+                    text = data[:e.start].decode("utf-8")
+                    carry = data[e.start:]
+                else:
+                    raise _not_utf8(path, e, offset) from None
+            offset += len(data) - len(carry)
+            if text:
+                yield text
+            if not block:
+                return
+
+
+# ----------------------------------------------------------------------------------------------
+# the base class
+
+class Tokenizer:
+    """What every tokenizer here offers: ``vocab_size``, ``encode``, ``decode``, ``encode_file``.
+
+    Subclasses implement ``encode``/``decode``/``to_dict`` and may override ``_safe_cut`` (where
+    a piece of a streamed file may end without changing the encoding).
+    """
+
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def token_dtype(self) -> np.dtype:
+        """uint16 when every id fits (vocab_size <= 65536, ids 0..65535), else uint32."""
+        return np.dtype(np.uint16 if self.vocab_size <= 1 << 16 else np.uint32)
+
+    def _safe_cut(self, text: str) -> int:
+        """Largest i such that ``encode(text[:i]) + encode(text[i:])`` equals ``encode(text)``
+        for every continuation of ``text``; 0 when there is none. Any cut is safe by default."""
+        return len(text)
+
+    def _encode_piece(self, text: str, **kwargs) -> list[int]:
+        return self.encode(text, **kwargs)
+
+    def encode_file(self, path: str | os.PathLike, out_path: str | os.PathLike,
+                    piece_bytes: int = 4 << 20, **encode_kwargs) -> tuple[int, np.dtype]:
+        """Stream a UTF-8 text file into a header-less binary file of token ids.
+
+        The text is read ``piece_bytes`` at a time; each piece is encoded up to the last
+        position where cutting cannot change the result (see ``_safe_cut``) and the rest is
+        carried into the next piece, so the output equals ``encode(read_text(path))``.
+        The ids are written as a raw little-endian array of ``token_dtype()`` (uint16 when
+        vocab_size <= 65536, else uint32), readable with ``np.fromfile(out_path, dtype)`` or
+        ``np.memmap``.
+
+        Args:
+            path: the input text (UTF-8).
+            out_path: the token file to write (overwritten).
+            piece_bytes: how many bytes to read at a time.
+            **encode_kwargs: passed to ``encode`` (e.g. ``allowed_special="all"``).
+        Returns:
+            ``(number_of_tokens, dtype)``.
+        Raises:
+            ValueError: the input is not UTF-8 (path and byte offset in the message).
+        """
+        dtype = self.token_dtype().newbyteorder("<")
+        n = 0
+        pending = ""
+        out_path = Path(out_path)
+        with open(out_path, "wb") as out:
+            for text in iter_text_pieces(path, piece_bytes):
+                pending += text
+                cut = self._safe_cut(pending)
+                if cut > 0:
+                    ids = self._encode_piece(pending[:cut], **encode_kwargs)
+                    np.asarray(ids, dtype=dtype).tofile(out)
+                    n += len(ids)
+                    pending = pending[cut:]
+            if pending:
+                ids = self._encode_piece(pending, **encode_kwargs)
+                np.asarray(ids, dtype=dtype).tofile(out)
+                n += len(ids)
+        return n, np.dtype(dtype)

@@ -1,0 +1,610 @@
+"""Byte-level BPE: training with incremental pair counts, and tiktoken-compatible encoding.
+
+What this file implements: ``BPETokenizer``, a GPT-2/GPT-4 style tokenizer. Text is cut into
+chunks by a regex (``patterns.py``), each chunk is turned into its UTF-8 bytes, and the bytes
+are fused by merges learned from a training text. Ids 0..255 are the raw bytes, id 256+i is
+the i-th merge, and special tokens (``<|endoftext|>``...) come after the merges. The tokenizer
+saves to a versioned text file, exports tiktoken's rank file, and streams large files into
+uint16/uint32 token arrays (``Tokenizer.encode_file`` in ``base.py``).
+
+What it leaves out: training on special tokens (the training text is read as plain text),
+byte-fallback/normalisation/pre-tokenizer options of other libraries, dropout, and parallel or
+native-code encoding. It follows minbpe's regex.py in layout; the training loop is rewritten so
+that a merge only touches the chunks containing the merged pair.
+
+Training, with the Wikipedia example ``aaabdaaabac`` (one chunk; a=97 b=98 c=99 d=100)::
+
+    pair counts: aa:4 ab:2 bd:1 da:1 ba:1 ac:1          (pairs overlap: "aaa" holds 2 x "aa")
+    merge 1: (97, 97)  -> 256 "aa"     text = [aa a b d aa a b a c]
+    pair counts: (256,97):2 (97,98):2 and six pairs seen once
+    merge 2: (97, 98)  -> 257 "ab"     tie at 2: the smaller pair (97,98) < (256,97) wins
+    merge 3: (256,257) -> 258 "aaab"   text = [258 100 258 97 99], i.e. "XdXac" with
+                                        X=aaab, as on Wikipedia (Z=aa, Y=ab, X=ZY)
+
+The algorithm (``BPETokenizer.train``):
+  1. Split the text once and count the *unique* chunks (``Counter(findall(text))``); a 1 MB
+     English text has ~15k distinct chunks for ~260k chunk occurrences.
+  2. Count every adjacent pair over the unique chunks, weighting by chunk frequency, and index
+     for each pair the set of chunks that contain it (``where``).
+  3. Keep a heap of ``(-count, id1, id2)``. Pop the top; an entry whose count no longer matches
+     the live count is stale and skipped (lazy invalidation: every count change pushes a fresh
+     entry). **Tie-break**: among equal counts the pair with the smallest ``(id1, id2)`` wins,
+     so every run on the same text gives the same merges.
+  4. Merge the pair in the chunks listed in ``where[pair]`` only, and apply to the counts the
+     difference between each chunk's old and new pairs.
+  A pair whose merged bytes already exist as a token (two different pairs can spell the same
+  bytes) is skipped, so every token is a distinct byte string, which tiktoken requires.
+  Cost: O(N) for the split (regex, in C), then per merge O(sum of the lengths of the chunks that
+  contain the pair + pushes * log heap) in Python. Early merges (" t", "e ") touch thousands of
+  chunks, late ones a handful; on tinyshakespeare vocab 4096 trains in a few seconds, where
+  rescanning all ids for each merge (minbpe) takes minutes.
+
+Encoding (``BPETokenizer.encode``) does what tiktoken does: within a chunk, repeatedly fuse the
+leftmost adjacent pair whose concatenated bytes form the token of lowest rank (= lowest id),
+until no adjacent pair forms a token. Its cost is O(L^2) for a chunk of L bytes, paid once per
+distinct chunk thanks to a ``chunk -> ids`` cache; a repeated word costs one dict lookup.
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import regex
+
+from .base import Tokenizer, read_text, render_token
+from .patterns import resolve_pattern
+
+FORMAT_HEADER = "tinygrad_lm bpe v1"
+_INF = float("inf")
+_WHITESPACE = regex.compile(r"\s")
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE over regex-split chunks (GPT-2/GPT-4 style), tiktoken compatible.
+
+    Args:
+        pattern: ``"gpt4"`` (cl100k split pattern, default), ``"gpt2"``, or a regex string.
+        special_tokens: strings such as ``["<|endoftext|>"]``; they get the ids after the merges,
+            in the given order.
+
+    Example:
+        >>> tok = BPETokenizer(special_tokens=["<|endoftext|>"])
+        >>> tok.train("aaabdaaabac", vocab_size=256 + 3 + 1)
+        >>> tok.encode("aaabdaaabac")
+        [258, 100, 258, 97, 99]
+        >>> tok.encode("aaab<|endoftext|>", allowed_special="all")
+        [258, 259]
+        >>> tok.decode([258, 259])
+        'aaab<|endoftext|>'
+    """
+
+    def __init__(self, pattern: str = "gpt4", special_tokens: Iterable[str] | None = None):
+        self.pattern = resolve_pattern(pattern)
+        try:
+            self._split = regex.compile(self.pattern)
+        except regex.error as e:
+            raise ValueError(f"invalid split pattern {self.pattern!r}: {e}") from None
+        self.merges: dict[tuple[int, int], int] = {}    # (id1, id2) -> new id, in merge order
+        specials = list(special_tokens or [])
+        _check_specials(specials)
+        self.special_tokens = {s: 256 + i for i, s in enumerate(specials)}   # str -> id
+        self._rebuild()
+
+    # ------------------------------------------------------------------------------------------
+    # derived tables
+
+    def _rebuild(self):
+        """Recompute everything derived from ``merges`` and ``special_tokens``."""
+        vocab = [bytes([i]) for i in range(256)]
+        for (a, b), idx in self.merges.items():
+            assert idx == len(vocab), "merge ids must be 256, 257, ... in order"
+            vocab.append(vocab[a] + vocab[b])
+        self.vocab = vocab                                       # id -> bytes (no specials)
+        self._rank_of = {b: i for i, b in enumerate(vocab)}      # bytes -> id (first wins)
+        self._unique = len(self._rank_of) == len(vocab)
+        # pair table: every (left, right) whose concatenation is a token, -> that token's id.
+        # It holds the merges and also any other split of a token into two tokens, which is
+        # exactly what tiktoken looks up (rank of the concatenated bytes).
+        ranks = {}
+        rank_of = self._rank_of
+        for idx in range(256, len(vocab)):
+            t = vocab[idx]
+            if rank_of[t] != idx:
+                continue
+            for k in range(1, len(t)):
+                left, right = rank_of.get(t[:k]), rank_of.get(t[k:])
+                if left is not None and right is not None:
+                    ranks[(left, right)] = idx
+        self._pair_rank = ranks
+        ids = list(self.special_tokens.values())
+        if len(set(ids)) != len(ids) or any(i < len(vocab) for i in ids):
+            raise ValueError(f"special token ids {self.special_tokens} collide with each other "
+                             f"or with the {len(vocab)} byte/merge tokens")
+        self.vocab_size = max([len(vocab)] + [i + 1 for i in ids])
+        self._id_to_bytes = list(vocab) + [None] * (self.vocab_size - len(vocab))
+        for s, i in self.special_tokens.items():
+            self._id_to_bytes[i] = s.encode("utf-8")
+        self._cache: dict[str, list[int]] = {}
+        self._special_res: dict[frozenset, regex.Pattern] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # training
+
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
+        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``.
+
+        Replaces any previous merges; special tokens are renumbered to follow the merges.
+        See the module docstring for the algorithm, its tie-break and its cost.
+
+        Args:
+            text: the training text (special token strings in it are treated as plain text).
+            vocab_size: the final vocabulary size, bytes + merges + specials.
+            verbose: print progress (merges done / total, elapsed time) about ten times.
+        Raises:
+            ValueError: vocab_size below 256 + number of specials, or an empty text.
+        """
+        n_special = len(self.special_tokens)
+        minimum = 256 + n_special
+        if not isinstance(vocab_size, int) or vocab_size < minimum:
+            raise ValueError(f"vocab_size={vocab_size} is too small: the minimum is {minimum} "
+                             f"(256 byte tokens + {n_special} special tokens)")
+        if not text:
+            raise ValueError("cannot train a BPE tokenizer on an empty text")
+        n_merges = vocab_size - minimum
+        t0 = time.perf_counter()
+
+        # 1. unique chunks with their frequencies; each chunk as a list of byte ids
+        chunk_counts = Counter(self._split.findall(text))
+        words = [list(w.encode("utf-8")) for w in chunk_counts]
+        freqs = list(chunk_counts.values())
+
+        # 2. pair counts weighted by chunk frequency, and where each pair occurs
+        stats: dict[tuple[int, int], int] = {}
+        where: dict[tuple[int, int], set[int]] = {}
+        for wi, w in enumerate(words):
+            f = freqs[wi]
+            for pair in zip(w, w[1:]):
+                stats[pair] = stats.get(pair, 0) + f
+                s = where.get(pair)
+                if s is None:
+                    where[pair] = {wi}
+                else:
+                    s.add(wi)
+
+        # 3. max-heap on count, ties to the smallest (id1, id2)
+        heap = [(-c, a, b) for (a, b), c in stats.items()]
+        heapq.heapify(heap)
+
+        vocab = [bytes([i]) for i in range(256)]
+        known = set(vocab)
+        merges: dict[tuple[int, int], int] = {}
+        report_every = max(1, n_merges // 10)
+        if verbose:
+            print(f"bpe train: {len(text):,} chars, {len(words):,} unique chunks, "
+                  f"{n_merges:,} merges to learn")
+        while len(merges) < n_merges and heap:
+            negc, a, b = heapq.heappop(heap)
+            pair = (a, b)
+            if stats.get(pair) != -negc:
+                continue                       # stale heap entry
+            new_bytes = vocab[a] + vocab[b]
+            if new_bytes in known:
+                del stats[pair]                # same bytes as an existing token: never merge
+                continue
+            idx = 256 + len(merges)
+            merges[pair] = idx
+            vocab.append(new_bytes)
+            known.add(new_bytes)
+
+            # 4. merge in the chunks that contain the pair, collecting count changes
+            delta: dict[tuple[int, int], int] = {}
+            for wi in where.pop(pair):
+                w = words[wi]
+                new = _merge_pair(w, a, b, idx)
+                if new is None:
+                    continue                   # stale index entry: pair no longer there
+                f = freqs[wi]
+                for p in zip(w, w[1:]):
+                    delta[p] = delta.get(p, 0) - f
+                for p in zip(new, new[1:]):
+                    delta[p] = delta.get(p, 0) + f
+                    s = where.get(p)
+                    if s is None:
+                        where[p] = {wi}
+                    else:
+                        s.add(wi)
+                words[wi] = new
+            for p, d in delta.items():
+                if d == 0:
+                    continue
+                c = stats.get(p, 0) + d
+                if c > 0:
+                    stats[p] = c
+                    heapq.heappush(heap, (-c, p[0], p[1]))
+                else:
+                    stats.pop(p, None)
+                    where.pop(p, None)
+            if verbose and (len(merges) % report_every == 0 or len(merges) == n_merges):
+                print(f"  merge {len(merges):>6,}/{n_merges:,}  {time.perf_counter() - t0:7.2f}s"
+                      f"  {render_token(new_bytes)!r} x{-negc}")
+        if verbose and len(merges) < n_merges:
+            print(f"  stopped after {len(merges):,} merges: no pair occurs in the text any more")
+
+        self.merges = merges
+        specials = list(self.special_tokens)
+        self.special_tokens = {s: 256 + len(merges) + i for i, s in enumerate(specials)}
+        self._rebuild()
+
+    # ------------------------------------------------------------------------------------------
+    # encoding
+
+    def _encode_chunk(self, data: bytes, max_rank: float = _INF) -> list[int]:
+        """BPE one chunk the way tiktoken does: a chunk that is itself a token is that token;
+        otherwise repeatedly fuse the leftmost adjacent pair whose concatenation is the token of
+        lowest rank (below ``max_rank``). O(L^2) for L bytes.
+
+            >>> tok = BPETokenizer()
+            >>> tok.train("aaabdaaabac", 259)
+            >>> tok._encode_chunk(b"aaabac")
+            [258, 97, 99]
+        """
+        if max_rank == _INF:
+            whole = self._rank_of.get(data)
+            if whole is not None:
+                return [whole]        # the chunk is a token: tiktoken takes it as is
+        ids = list(data)
+        if len(ids) < 2:
+            return ids
+        get = self._pair_rank.get
+        ranks = [get(p, _INF) for p in zip(ids, ids[1:])]   # ranks[i]: rank of ids[i]+ids[i+1]
+        while True:
+            r = min(ranks)
+            if r >= max_rank:
+                return ids
+            i = ranks.index(r)                                # leftmost lowest rank
+            ids[i:i + 2] = [r]
+            del ranks[i]
+            if i > 0:
+                ranks[i - 1] = get((ids[i - 1], r), _INF)
+            if i < len(ranks):
+                ranks[i] = get((r, ids[i + 1]), _INF)
+            if not ranks:
+                return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode text with special token strings treated as plain text (tiktoken's
+        ``encode_ordinary``).
+
+            >>> BPETokenizer().encode_ordinary("hi")
+            [104, 105]
+        """
+        cache = self._cache
+        if len(cache) > 1_000_000:        # bound memory on very diverse text
+            cache.clear()
+        out: list[int] = []
+        extend = out.extend
+        for chunk in self._split.findall(text):
+            try:
+                extend(cache[chunk])
+            except KeyError:
+                ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+                extend(ids)
+        return out
+
+    def _special_re(self, specials) -> regex.Pattern:
+        key = frozenset(specials)
+        r = self._special_res.get(key)
+        if r is None:
+            # longest first, so that of two specials where one starts the other the longer wins
+            alts = sorted(key, key=lambda s: (-len(s), s))
+            r = self._special_res[key] = regex.compile("|".join(regex.escape(s) for s in alts))
+        return r
+
+    def _allowed(self, allowed_special) -> set[str]:
+        if allowed_special == "all":
+            return set(self.special_tokens)
+        if allowed_special in ("none_raise", "none"):
+            return set()
+        if isinstance(allowed_special, str):
+            raise ValueError(f"allowed_special must be 'none_raise', 'none', 'all' or a set of "
+                             f"special tokens, not {allowed_special!r}")
+        allowed = set(allowed_special)
+        unknown = allowed - set(self.special_tokens)
+        if unknown:
+            raise ValueError(f"allowed_special names tokens that are not special tokens of this "
+                             f"tokenizer: {sorted(unknown)}")
+        return allowed
+
+    def encode(self, text: str, allowed_special="none_raise") -> list[int]:
+        """Encode text to ids, treating special tokens as tiktoken's ``encode`` does.
+
+        Args:
+            text: the text.
+            allowed_special:
+                ``"none_raise"`` (default): a special token string in the text raises ValueError;
+                ``"all"``: every special token string becomes its special id;
+                a set such as ``{"<|endoftext|>"}``: those become special ids, and any other
+                special token string in the text raises (tiktoken's default
+                ``disallowed_special="all"``);
+                ``"none"``: special token strings are encoded as plain text (``encode_ordinary``).
+        Returns:
+            the list of ids.
+        """
+        if allowed_special == "none" or not self.special_tokens:
+            return self.encode_ordinary(text)
+        allowed = self._allowed(allowed_special)
+        disallowed = set(self.special_tokens) - allowed
+        if disallowed:
+            m = self._special_re(disallowed).search(text)
+            if m:
+                raise ValueError(
+                    f"the text contains the special token {m.group()!r} (at character {m.start()});"
+                    f" pass allowed_special={{{m.group()!r}}} or allowed_special='all' to encode it"
+                    f" as a special token, or allowed_special='none' (encode_ordinary) to encode it"
+                    f" as plain text")
+        if not allowed:
+            return self.encode_ordinary(text)
+        out: list[int] = []
+        start = 0
+        for m in self._special_re(allowed).finditer(text):
+            out.extend(self.encode_ordinary(text[start:m.start()]))
+            out.append(self.special_tokens[m.group()])
+            start = m.end()
+        out.extend(self.encode_ordinary(text[start:]))
+        return out
+
+    def _safe_cut(self, text: str) -> int:
+        """Last index i where a space follows a non-whitespace character, and no special token
+        spans i. With the GPT-2/GPT-4 patterns no chunk runs from a non-space character into a
+        following space (words, numbers and punctuation stop there; whitespace chunks start
+        there), and no pattern looks behind, so ``encode(text[:i]) + encode(text[i:])`` equals
+        ``encode(text)``. For a custom pattern this holds when the same is true of it."""
+        longest = max((len(s) for s in self.special_tokens), default=1)
+        spans = []      # special token occurrences, found by the same left-to-right scan as encode
+        if self.special_tokens:
+            spans = [m.span() for m in self._special_re(self.special_tokens).finditer(text)]
+        starts = [sp[0] for sp in spans]
+        i = len(text) - longest + 1      # keep every special that could span i fully visible
+        while True:
+            i = text.rfind(" ", 0, i)
+            if i <= 0:
+                return 0
+            if _WHITESPACE.match(text, i - 1):
+                continue
+            k = bisect.bisect_left(starts, i) - 1      # the last special starting before i
+            if k >= 0 and spans[k][1] > i:
+                continue
+            return i
+
+    # ------------------------------------------------------------------------------------------
+    # decoding
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The raw bytes of the ids (may be invalid UTF-8 when a character is cut).
+
+            >>> BPETokenizer().decode_bytes([226, 130])   # the first 2 of the 3 bytes of '€'
+            b'\\xe2\\x82'
+        """
+        table = self._id_to_bytes
+        if not isinstance(ids, list):
+            ids = list(ids)
+        try:
+            if ids and min(ids) < 0:
+                raise IndexError
+            return b"".join([table[i] for i in ids])
+        except (IndexError, TypeError):
+            bad = [i for i in ids if not 0 <= i < self.vocab_size or table[i] is None]
+            raise ValueError(f"unknown token id(s) {bad[:5]} for vocab_size {self.vocab_size}") \
+                from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids to text; bytes that are not valid UTF-8 become U+FFFD (the replacement character).
+
+            >>> BPETokenizer().decode([104, 105, 226, 130])
+            'hi\\ufffd'
+        """
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ------------------------------------------------------------------------------------------
+    # saving and loading
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (for model checkpoints); ``tokenizer_from_dict`` reverses it."""
+        return {"type": "bpe", "version": 1, "pattern": self.pattern,
+                "special_tokens": dict(self.special_tokens),
+                "merges": [[a, b] for (a, b) in self.merges]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BPETokenizer":
+        if d.get("type") != "bpe" or d.get("version") != 1:
+            raise ValueError(f"not a version-1 BPE tokenizer dict: type={d.get('type')!r} "
+                             f"version={d.get('version')!r}")
+        return cls._from_parts(d["pattern"], [tuple(p) for p in d["merges"]],
+                               d.get("special_tokens", {}))
+
+    @classmethod
+    def _from_parts(cls, pattern, merge_pairs, special_tokens: dict) -> "BPETokenizer":
+        tok = cls(pattern)
+        merges = {}
+        for i, (a, b) in enumerate(merge_pairs):
+            idx = 256 + i
+            if not (0 <= a < idx and 0 <= b < idx):
+                raise ValueError(f"merge {i} ({a}, {b}) refers to an id not yet defined")
+            merges[(int(a), int(b))] = idx
+        if len(merges) != len(merge_pairs):
+            raise ValueError("the merge list contains the same pair twice")
+        tok.merges = merges
+        _check_specials(list(special_tokens))
+        tok.special_tokens = {str(s): int(i) for s, i in special_tokens.items()}
+        tok._rebuild()
+        return tok
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer to a versioned, human-readable UTF-8 text file::
+
+            tinygrad_lm bpe v1
+            pattern "<the split regex as a JSON string>"
+            specials 1
+            "<|endoftext|>" 259
+            merges 3
+            97 97  # aa
+            97 98  # ab
+            256 257  # aaab
+
+        The text after ``#`` renders the new token and is ignored when loading.
+        """
+        lines = [FORMAT_HEADER, f"pattern {json.dumps(self.pattern)}",
+                 f"specials {len(self.special_tokens)}"]
+        lines += [f"{json.dumps(s)} {i}" for s, i in self.special_tokens.items()]
+        lines.append(f"merges {len(self.merges)}")
+        lines += [f"{a} {b}  # {render_token(self.vocab[i])}" for (a, b), i in self.merges.items()]
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BPETokenizer":
+        """Read a file written by ``save``. Raises ValueError naming the path (and line) when
+        the file is not a ``tinygrad_lm bpe v1`` file or is damaged."""
+        lines = read_text(path).split("\n")
+
+        def bad(lineno, why):
+            return ValueError(f"{path}: line {lineno}: {why}; expected a '{FORMAT_HEADER}' "
+                              f"tokenizer file written by BPETokenizer.save")
+
+        if lines[0].strip() != FORMAT_HEADER:
+            raise bad(1, f"unknown header {lines[0][:60]!r}")
+        try:
+            key, pat = lines[1].split(" ", 1)
+            assert key == "pattern"
+            pattern = json.loads(pat)
+        except Exception:
+            raise bad(2, "missing 'pattern <json string>'") from None
+        pos = 2
+
+        def count(name):
+            nonlocal pos
+            parts = lines[pos].split() if pos < len(lines) else []
+            if len(parts) != 2 or parts[0] != name or not parts[1].isdigit():
+                raise bad(pos + 1, f"expected '{name} <count>'")
+            pos += 1
+            return int(parts[1])
+
+        specials = {}
+        for _ in range(count("specials")):
+            try:
+                s, i = lines[pos].rsplit(" ", 1)
+                specials[json.loads(s)] = int(i)
+            except Exception:
+                raise bad(pos + 1, "expected '<json string> <id>'") from None
+            pos += 1
+        pairs = []
+        for _ in range(count("merges")):
+            try:
+                a, b = lines[pos].split("#", 1)[0].split()
+                pairs.append((int(a), int(b)))
+            except Exception:
+                raise bad(pos + 1, "expected '<id1> <id2>' for a merge") from None
+            pos += 1
+        try:
+            return cls._from_parts(pattern, pairs, specials)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    # ------------------------------------------------------------------------------------------
+    # tiktoken interop
+
+    def to_tiktoken_ranks(self) -> dict[bytes, int]:
+        """``{token bytes: rank}`` for ``tiktoken.Encoding(mergeable_ranks=...)``: bytes 0..255
+        in byte order, then each merge's bytes at rank 256+i (rank == our id). Special tokens
+        are not included; pass ``tok.special_tokens`` as tiktoken's ``special_tokens``."""
+        if not self._unique:
+            raise ValueError("two tokens have the same bytes, which a tiktoken rank file cannot "
+                             "express (this tokenizer was not trained by BPETokenizer.train)")
+        return {b: i for i, b in enumerate(self.vocab)}
+
+    def save_tiktoken(self, path: str | os.PathLike) -> None:
+        """Write tiktoken's ``.tiktoken`` rank file (``base64(token) rank`` per line). The file
+        holds neither the split pattern nor the special tokens; pass them to ``load_tiktoken``."""
+        from .tiktoken_io import save_tiktoken_ranks
+        save_tiktoken_ranks(self.to_tiktoken_ranks(), path)
+
+    @classmethod
+    def from_tiktoken_ranks(cls, ranks: dict[bytes, int], pattern: str = "gpt4",
+                            special_tokens: dict[str, int] | None = None) -> "BPETokenizer":
+        """Rebuild a tokenizer from ``{bytes: rank}``. Ranks must be 0..n-1 with the 256 single
+        bytes first in byte order. The merge behind each token is recovered by BPE-encoding its
+        bytes with the lower-ranked tokens only; it must end as two tokens."""
+        by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
+        if [r for _, r in by_rank] != list(range(len(by_rank))) or len(by_rank) < 256:
+            raise ValueError("ranks must be exactly 0..n-1 with n >= 256")
+        if any(b != bytes([i]) for b, i in by_rank[:256]):
+            raise ValueError("ranks 0..255 must be the 256 single bytes in byte order")
+        # pair table over the whole vocabulary, then read off the merge behind each token
+        vocab = [b for b, _ in by_rank]
+        full = cls(pattern)
+        full._install_vocab(vocab)
+        pairs = []
+        for idx in range(256, len(vocab)):
+            parts = full._encode_chunk(vocab[idx], max_rank=idx)
+            if len(parts) != 2:
+                raise ValueError(f"token {render_token(vocab[idx])!r} (rank {idx}) is not the "
+                                 f"merge of two lower-ranked tokens")
+            pairs.append(tuple(parts))
+        return cls._from_parts(pattern, pairs, dict(special_tokens or {}))
+
+    def _install_vocab(self, vocab: list[bytes]) -> None:
+        """Set the pair table from a plain vocabulary (used while recovering merges)."""
+        rank_of = {b: i for i, b in enumerate(vocab)}
+        self._pair_rank = {}
+        for idx, t in enumerate(vocab):
+            for k in range(1, len(t)):
+                left, right = rank_of.get(t[:k]), rank_of.get(t[k:])
+                if left is not None and right is not None:
+                    self._pair_rank[(left, right)] = idx
+
+    @classmethod
+    def load_tiktoken(cls, path: str | os.PathLike, pattern: str = "gpt4",
+                      special_tokens: dict[str, int] | None = None) -> "BPETokenizer":
+        """Read a ``.tiktoken`` rank file (see ``save_tiktoken``) into a tokenizer."""
+        from .tiktoken_io import load_tiktoken_ranks
+        return cls.from_tiktoken_ranks(load_tiktoken_ranks(path), pattern, special_tokens)
+
+    def __repr__(self):
+        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+                f"specials={list(self.special_tokens)})")
+
+
+def _merge_pair(w: list[int], a: int, b: int, idx: int) -> list[int] | None:
+    """``base.merge`` specialised for the training loop: returns None when the pair is absent,
+    so that chunks no longer holding the pair cost one scan and no allocation."""
+    try:
+        i = w.index(a)
+    except ValueError:
+        return None
+    n = len(w)
+    out = None
+    while i < n:
+        if w[i] == a and i + 1 < n and w[i + 1] == b:
+            if out is None:
+                out = w[:i]
+            out.append(idx)
+            i += 2
+        else:
+            if out is not None:
+                out.append(w[i])
+            i += 1
+    return out
+
+
+def _check_specials(specials: list[str]) -> None:
+    for s in specials:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+    dup = sorted({s for s in specials if specials.count(s) > 1})
+    if dup:
+        raise ValueError(f"special tokens must be distinct; repeated: {dup}")

@@ -1,0 +1,95 @@
+"""Character-level tokenizer: one id per distinct character of a text.
+
+What this file implements: ``CharTokenizer(text)``, whose vocabulary is the sorted set of the
+characters of ``text`` (id = position in that sorted list), as used for char-level runs such as
+nanoGPT's shakespeare_char. It has ``encode``/``decode``, ``to_dict``/``from_dict`` for model
+checkpoints, ``save``/``load`` (a small JSON file) and ``encode_file`` (from ``base.py``).
+
+What it leaves out: unknown-character handling (an unseen character is an error, never mapped
+to an "unk" id), normalisation, and merges of any kind (see ``bpe.py``).
+
+    >>> tok = CharTokenizer("hello")
+    >>> tok.chars, tok.vocab_size
+    ('ehlo', 4)
+    >>> tok.encode("hole"), tok.decode([1, 0, 2, 2, 3])
+    ([1, 3, 2, 0], 'hello')
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from .base import Tokenizer, read_text
+
+FORMAT = "tinygrad_lm char v1"
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character of the training text, ids in sorted character order.
+
+    Args:
+        text: the text whose characters form the vocabulary (must be non-empty).
+    """
+
+    def __init__(self, text: str):
+        if not text:
+            raise ValueError("cannot build a CharTokenizer from an empty text")
+        self.chars = "".join(sorted(set(text)))
+        self._stoi = {c: i for i, c in enumerate(self.chars)}
+        self.vocab_size = len(self.chars)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "CharTokenizer":
+        """Build from a UTF-8 file (clear error with the byte offset if it is not UTF-8)."""
+        return cls(read_text(path))
+
+    def encode(self, text: str) -> list[int]:
+        """Characters to ids. Raises ValueError naming the first character not in the
+        training text."""
+        stoi = self._stoi
+        try:
+            return [stoi[c] for c in text]
+        except KeyError as e:
+            c = e.args[0]
+            raise ValueError(f"character {c!r} (U+{ord(c):04X}, at position {text.index(c)}) was "
+                             f"not in the training text of this CharTokenizer") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids to text. Raises ValueError for an id outside 0..vocab_size-1."""
+        chars = self.chars
+        ids = list(ids)
+        if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
+            bad = [i for i in ids if not 0 <= i < self.vocab_size]
+            raise ValueError(f"unknown token id(s) {bad[:5]} for vocab_size {self.vocab_size}")
+        return "".join([chars[i] for i in ids])
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (for model checkpoints)."""
+        return {"type": "char", "version": 1, "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CharTokenizer":
+        if d.get("type") != "char" or d.get("version", 1) != 1:
+            raise ValueError(f"not a version-1 char tokenizer dict: type={d.get('type')!r}")
+        return cls(d["chars"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``{"format": "tinygrad_lm char v1", "chars": ...}`` as UTF-8 JSON."""
+        Path(path).write_text(json.dumps({"format": FORMAT, "chars": self.chars},
+                                         ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "CharTokenizer":
+        """Read a file written by ``save``; raises ValueError naming the path otherwise."""
+        try:
+            d = json.loads(read_text(path))
+            assert d["format"] == FORMAT and isinstance(d["chars"], str) and d["chars"]
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise ValueError(f"{path} is not a '{FORMAT}' file written by CharTokenizer.save") \
+                from None
+        return cls(d["chars"])
+
+    def __repr__(self):
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
