@@ -207,9 +207,10 @@ class Tensor:
         if self._ctx is None:  # backward on a leaf: d(self)/d(self) = 1
             self._accumulate(grad)
             return
+        order = _topological_order(self._ctx)  # first: it raises the clear error on a freed graph
         self._ctx._out_grads = [None] * self._ctx._nout
         self._ctx._out_grads[self._idx] = grad
-        for fn in reversed(_topological_order(self._ctx)):
+        for fn in reversed(order):
             grads = fn._out_grads
             fn._out_grads = None
             if grads is None or all(g is None for g in grads):
