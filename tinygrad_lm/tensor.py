@@ -140,6 +140,9 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_retain")
+    # NumPy operands on the left (np.float32(2) * t, array + t) defer to Tensor's reflected
+    # operators instead of building an object array of Tensors
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
