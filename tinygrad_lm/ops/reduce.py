@@ -56,7 +56,7 @@ class Max(_Reduce):
         return y if self.keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 
     def backward(self, gy):
-        ties = self.mask.sum(axis=self.axes, keepdims=True)
+        ties = self.mask.sum(axis=self.axes, keepdims=True, dtype=gy.dtype)  # int64 counts would make gy float64
         return self.mask * (gy.reshape(self.kept) / ties)
 
 
