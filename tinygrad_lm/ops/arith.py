@@ -4,6 +4,8 @@ Each binary op's backward passes its gradient through `unbroadcast`, so a broadc
 gets a gradient of its own shape. Shape errors name the op and both shapes.
 Leaves out: tensor exponents in pow (x ** y with y a Tensor), integer division, comparisons.
 """
+import numpy as np
+
 from ..tensor import Function
 from ._util import binary_operands, check_same_device, unbroadcast
 
@@ -133,4 +135,6 @@ def pow(x, exponent):
                         "(write exp(y * log(x)) for x > 0)")
     if not isinstance(x, Tensor):
         raise TypeError("pow: the base must be a Tensor")
+    if isinstance(exponent, np.generic):  # a NumPy float64 exponent would make float32 x ** c float64
+        exponent = exponent.item()
     return Pow(exponent)(x)
