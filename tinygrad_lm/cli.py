@@ -28,7 +28,7 @@ HELP = {
     "max_iters": "optimisation steps",
     "lr": "peak learning rate (after warmup)",
     "min_lr": "final learning rate of the cosine decay",
-    "warmup_iters": "linear warmup steps",
+    "warmup_iters": "linear warmup steps (capped at max_iters)",
     "weight_decay": "AdamW decoupled weight decay on matrices",
     "beta1": "AdamW beta1",
     "beta2": "AdamW beta2",

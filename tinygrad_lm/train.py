@@ -165,7 +165,8 @@ def train(cfg, resume=False, stop_at=None):
     t_start, t_last, steps_timed = time.perf_counter(), time.perf_counter(), 0
 
     def lr_at(s):
-        return cosine_warmup_lr(s, cfg.lr, cfg.warmup_iters, cfg.max_iters, cfg.min_lr)
+        # warmup is capped at the run's length so a short run (--max-iters 20) still works
+        return cosine_warmup_lr(s, cfg.lr, min(cfg.warmup_iters, cfg.max_iters), cfg.max_iters, cfg.min_lr)
 
     def save(path):
         _save(path, model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng)

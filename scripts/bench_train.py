@@ -1,0 +1,233 @@
+"""Benchmark the GPT training step and the nanoGPT CPU recipe's quality.
+
+Three measurements (each can be run alone):
+  --speed    step time of the recipe's model (4 layers, 4 heads, 128 wide, block 64, batch 12,
+             float32) for tinygrad_lm and for the same model in PyTorch eager (when torch is
+             importable), interleaved in one process; tokens/s and peak memory.
+  --quality  char-level Tiny Shakespeare with nanoGPT's CPU recipe (AdamW lr 1e-3, beta2 0.99,
+             warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
+             no bias, learned positions): val loss and bits per byte at the end.
+  --bpe      the same recipe with a 1024-token BPE tokenizer: val bits per byte.
+With no flag, all three run. Threads default to 2 (set before NumPy/PyTorch load BLAS).
+
+    python scripts/bench_train.py --speed --threads 2
+    python scripts/bench_train.py --quality --bpe
+"""
+import argparse
+import os
+import sys
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--speed", action="store_true", help="step time against PyTorch")
+    p.add_argument("--speed-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--quality", action="store_true", help="char-level recipe to 2000 iters")
+    p.add_argument("--bpe", action="store_true", help="the recipe with a 1024-token BPE")
+    p.add_argument("--steps", type=int, default=50, help="timed steps per side (speed)")
+    p.add_argument("--iters", type=int, default=2000, help="training iterations (quality, bpe)")
+    p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads")
+    p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
+    p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
+    args = p.parse_args()
+    if args.speed_only:
+        args.speed = True
+    if not (args.speed or args.quality or args.bpe):
+        args.speed = args.quality = args.bpe = True
+    return args
+
+
+ARGS = parse_args()
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.threads)
+
+import platform  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tinygrad_lm  # noqa: E402
+from tinygrad_lm.model import GPT, GPTConfig  # noqa: E402
+from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups  # noqa: E402
+
+RECIPE = dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+BATCH = 12
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, NumPy {np.__version__}, threads {ARGS.threads}")
+
+
+# ---------------------------------------------------------------- PyTorch twin of the model
+def torch_gpt(cfg):
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as tF
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            C = cfg.n_embd
+            self.ln_1 = tnn.LayerNorm(C, bias=cfg.bias)
+            self.c_attn = tnn.Linear(C, 3 * C, bias=cfg.bias)
+            self.c_proj = tnn.Linear(C, C, bias=cfg.bias)
+            self.ln_2 = tnn.LayerNorm(C, bias=cfg.bias)
+            self.c_fc = tnn.Linear(C, 4 * C, bias=cfg.bias)
+            self.mlp_proj = tnn.Linear(4 * C, C, bias=cfg.bias)
+
+        def forward(self, x, sdpa):
+            B, T, C = x.shape
+            nh = cfg.n_head
+            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+            q = q.view(B, T, nh, C // nh).transpose(1, 2)  # (B, nh, T, hs)
+            k = k.view(B, T, nh, C // nh).transpose(1, 2)  # (B, nh, T, hs)
+            v = v.view(B, T, nh, C // nh).transpose(1, 2)  # (B, nh, T, hs)
+            if sdpa:
+                y = tF.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / (C // nh) ** 0.5)  # (B, nh, T, T)
+                mask = torch.ones(T, T, dtype=torch.bool).tril()
+                y = att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+            x = x + self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+            return x + self.mlp_proj(tF.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class Model(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = tnn.Embedding(cfg.vocab_size, cfg.n_embd)
+            self.wpe = tnn.Embedding(cfg.block_size, cfg.n_embd)
+            self.h = tnn.ModuleList(Block() for _ in range(cfg.n_layer))
+            self.ln_f = tnn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+            self.lm_head = tnn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+            self.lm_head.weight = self.wte.weight
+
+        def forward(self, idx, targets, sdpa=True):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for b in self.h:
+                x = b(x, sdpa)
+            logits = self.lm_head(self.ln_f(x))
+            return tF.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+    return Model()
+
+
+def bench_speed(vocab_size=65):
+    cfg = GPTConfig(vocab_size=vocab_size, **RECIPE)
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, vocab_size, (BATCH, cfg.block_size)),
+                rng.integers(0, vocab_size, (BATCH, cfg.block_size))) for _ in range(8)]
+    tinygrad_lm.manual_seed(0)
+    model = GPT(cfg)
+    opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
+
+    def ours(i):
+        x, y = batches[i % len(batches)]
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    sides = {"tinygrad_lm": ours}
+    try:
+        import torch
+
+        torch.set_num_threads(ARGS.threads)
+        tmodel = torch_gpt(cfg)
+        topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+        tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+        def torch_step(i, sdpa):
+            x, y = tb[i % len(tb)]
+            loss = tmodel(x, y, sdpa)
+            topt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(tmodel.parameters(), 1.0)
+            topt.step()
+
+        sides["pytorch (SDPA)"] = lambda i: torch_step(i, True)
+        sides["pytorch (manual attn)"] = lambda i: torch_step(i, False)
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+
+    for fn in sides.values():  # warm up
+        for i in range(5):
+            fn(i)
+    times = {name: [] for name in sides}
+    rounds = 5
+    per_round = max(1, ARGS.steps // rounds)
+    for r in range(rounds):  # interleave the sides so background load hits all of them
+        for name, fn in sides.items():
+            t = time.perf_counter()
+            for i in range(per_round):
+                fn(i)
+            times[name].append((time.perf_counter() - t) / per_round)
+    # peak memory of our arrays during one step (NumPy reports its allocations to tracemalloc)
+    tracemalloc.start()
+    ours(0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    print(f"\n== training step: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, block {cfg.block_size}, "
+          f"batch {BATCH}, float32, vocab {vocab_size}, {model.num_params():,} params")
+    print(f"   {machine()}" + (f", PyTorch {torch_version}" if torch_version else ", PyTorch not installed"))
+    ref = None
+    for name, ts in times.items():
+        best, med = min(ts), float(np.median(ts))
+        tok_s = BATCH * cfg.block_size / med
+        if name == "pytorch (SDPA)":
+            ref = med
+        print(f"   {name:22s} median {med * 1e3:7.2f} ms/step (best {best * 1e3:6.2f})  {tok_s:9,.0f} tokens/s")
+    if ref:
+        print(f"   ratio tinygrad_lm / pytorch (SDPA): {np.median(times['tinygrad_lm']) / ref:.2f}x "
+              f"(manual attention: {np.median(times['tinygrad_lm']) / np.median(times['pytorch (manual attn)']):.2f}x)")
+    print(f"   peak NumPy memory during one tinygrad_lm step: {peak / 2**20:.1f} MiB")
+
+
+def bench_quality(tokenizer):
+    from tinygrad_lm.train import TrainConfig, train
+
+    data = Path(ARGS.data) if ARGS.data else DEFAULT_DATA
+    if not data.exists():
+        print(f"skipping the {tokenizer} quality run: {data} not found (pass --data)")
+        return
+    cfg = TrainConfig(data=str(data), tokenizer=tokenizer, vocab_size=1024, max_iters=ARGS.iters, lr=1e-3,
+                      min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
+                      batch_size=BATCH, eval_interval=250, eval_iters=20, log_interval=100,
+                      out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=1337, **RECIPE)
+    t = time.perf_counter()
+    result = train(cfg)
+    minutes = (time.perf_counter() - t) / 60
+    import json
+
+    evals = [json.loads(line) for line in open(Path(cfg.out_dir) / "log.jsonl") if "val_loss" in line]
+    last = evals[-1]
+    print(f"\n== quality, {tokenizer}-level, {data.name}, {ARGS.iters} iters, nanoGPT CPU recipe ({minutes:.1f} min)")
+    print(f"   {machine()}")
+    print(f"   final: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
+          f"val bits/byte {last['val_bpb']:.4f}, best val loss {result['best_val']:.4f}")
+    print(f"   mean ms/step {1e3 * result['seconds'] / max(len(result['losses']), 1):.1f} (incl. evaluation)")
+
+
+if __name__ == "__main__":
+    print("command: python " + " ".join(sys.argv))
+    if ARGS.speed:
+        bench_speed()
+    if ARGS.quality:
+        bench_quality("char")
+    if ARGS.bpe:
+        bench_quality("bpe")

@@ -1,0 +1,166 @@
+"""Pretraining loop, data pipeline and checkpoints: resume, safety, and clear errors."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tinygrad_lm import checkpoint
+from tinygrad_lm.data import TokenData, builtin_corpus, get_batch, read_text
+from tinygrad_lm.train import TrainConfig, TrainingStopped, load_model, sample_text, train
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def tiny_cfg(text_file, out_dir, **kw):
+    cfg = dict(data=str(text_file), block_size=16, n_layer=1, n_head=2, n_embd=16, batch_size=4, max_iters=30,
+               warmup_iters=5, eval_interval=10, eval_iters=2, log_interval=5, out_dir=str(out_dir),
+               sample_tokens=0, quiet=True, dropout=0.1)
+    cfg.update(kw)
+    return TrainConfig(**cfg)
+
+
+def test_training_lowers_the_loss_and_writes_log_and_checkpoints(text_file, tmp_path):
+    result = train(tiny_cfg(text_file, tmp_path / "run", max_iters=60, lr=3e-3))
+    losses = result["losses"]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5
+    records = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    evals = [r for r in records if "val_loss" in r]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30, 40, 50, 60]
+    assert {"lr", "tokens_per_s", "ms_per_step"} <= set(steps[0])
+    for r in evals:
+        assert r["val_ppl"] == pytest.approx(math.exp(r["val_loss"]))
+        assert r["val_bpb"] > 0
+    assert (tmp_path / "run" / "ckpt.npz").exists() and (tmp_path / "run" / "best.npz").exists()
+    meta, _, _ = checkpoint.load(tmp_path / "run" / "best.npz")
+    assert meta["best_val"] == pytest.approx(min(r["val_loss"] for r in evals))
+
+
+def test_resumed_run_matches_uninterrupted_run_exactly(text_file, tmp_path):
+    full = train(tiny_cfg(text_file, tmp_path / "a"))
+    part = train(tiny_cfg(text_file, tmp_path / "b"), stop_at=13)  # stops mid-interval, as Ctrl-C would
+    assert part["interrupted"] and part["step"] == 13
+    rest = train(tiny_cfg(text_file, tmp_path / "b"), resume=True)
+    assert rest["step"] == 30
+    assert part["losses"] + rest["losses"] == full["losses"]  # bit-for-bit, with dropout on
+    _, wa, _ = checkpoint.load(tmp_path / "a" / "ckpt.npz")
+    _, wb, _ = checkpoint.load(tmp_path / "b" / "ckpt.npz")
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k])
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
+    from tinygrad_lm import model as model_module
+
+    cfg = tiny_cfg(text_file, tmp_path / "run", max_iters=30)
+    original = model_module.GPT.forward
+    calls = {"n": 0}
+
+    def poisoned(self, idx, targets=None, attention_mask=None):
+        logits, loss = original(self, idx, targets, attention_mask)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 15:  # the 15th training step (step index 14)
+                loss = loss * float("nan")
+        return logits, loss
+
+    monkeypatch.setattr(model_module.GPT, "forward", poisoned)
+    with pytest.raises(TrainingStopped, match="at step 14"):
+        train(cfg)
+    meta, _, _ = checkpoint.load(tmp_path / "run" / "ckpt.npz")
+    assert meta["step"] == 10  # the checkpoint of the last evaluation, untouched
+
+
+def test_sample_from_checkpoint(text_file, tmp_path):
+    train(tiny_cfg(text_file, tmp_path / "run", max_iters=10))
+    model, tok, meta = load_model(tmp_path / "run" / "ckpt.npz")
+    a = sample_text(model, tok, "Speak", 20, seed=3)
+    assert a.startswith("Speak") and len(a) == len("Speak") + 20
+    assert a == sample_text(model, tok, "Speak", 20, seed=3)
+
+
+def test_checkpoint_errors_are_clear(text_file, tmp_path):
+    train(tiny_cfg(text_file, tmp_path / "run", max_iters=10))
+    path = tmp_path / "run" / "ckpt.npz"
+    raw = path.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="truncated.npz.*(truncated|corrupted)"):
+        load_model(truncated)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="garbage.npz"):
+        load_model(garbage)
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        load_model(tmp_path / "missing.npz")
+    # a checkpoint whose weights do not fit its config (incompatible) names the keys
+    meta, state, optim = checkpoint.load(path)
+    state["transformer.wte.weight"] = state["transformer.wte.weight"][:, :8]
+    state.pop("transformer.ln_f.bias")
+    bad = tmp_path / "bad.npz"
+    checkpoint.save(bad, state, optim, meta)
+    with pytest.raises(ValueError, match=r"bad.npz.*missing keys.*ln_f.bias.*shape mismatches.*wte.weight"):
+        load_model(bad)
+    # resuming a run whose checkpoint holds another model config is refused, naming both configs
+    meta, state, optim = checkpoint.load(path)
+    meta["model_config"]["n_embd"] = 32
+    checkpoint.save(tmp_path / "run2" / "ckpt.npz", state, optim, meta)
+    with pytest.raises(ValueError, match="ckpt.npz: checkpoint model config .*does not match"):
+        train(tiny_cfg(text_file, tmp_path / "run2"), resume=True)
+
+
+def test_data_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        read_text(tmp_path / "nope.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.txt is empty"):
+        read_text(empty)
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\u00e9 ok".encode("utf-8") + b" and \xff here")
+    with pytest.raises(ValueError, match=r"latin1.txt is not valid UTF-8: byte 0xff at byte offset 13"):
+        read_text(bad)
+
+
+def test_corpus_shorter_than_block_size_is_refused(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("tiny text.", encoding="utf-8")
+    with pytest.raises(ValueError, match="too short.*block_size=16"):
+        train(tiny_cfg(short, tmp_path / "run"))
+
+
+def test_batches_are_shifted_windows_and_seeded(text_file):
+    from tinygrad_lm.tokenizer import CharTokenizer
+
+    tok = CharTokenizer(TEXT)
+    data = TokenData(TEXT, tok)
+    assert data.train.dtype == np.uint16
+    assert len(data.train) + len(data.val) == len(TEXT)
+    x, y = get_batch(data.train, 4, 8, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+    x2, _ = get_batch(data.train, 4, 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(x, x2)
+    assert tok.decode(x[0].tolist()) in TEXT
+
+
+def test_builtin_corpus_is_deterministic_and_large():
+    a = builtin_corpus()
+    b = builtin_corpus()  # second call reads the cache
+    assert a == b
+    assert len(a.encode("utf-8")) > 1_000_000
+    assert "Return" in a
