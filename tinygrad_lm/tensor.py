@@ -88,6 +88,8 @@ class Function:
                          for i, o in enumerate(out))
             return outs
         self._nout = 1
+        if isinstance(out, np.generic):  # NumPy returns scalars for 0-d results; keep .data an ndarray
+            out = np.asarray(out)
         return Tensor._wrap(out, requires_grad, self if requires_grad else None, 0)
 
     def forward(self, *xs):
@@ -245,7 +247,8 @@ class Tensor:
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         # out of place: an op may hand the same array to several inputs (add returns gy twice)
-        self.grad = g if self.grad is None else self.grad + g
+        g = g if self.grad is None else self.grad + g
+        self.grad = np.asarray(g) if isinstance(g, np.generic) else g  # 0-d: an ndarray, not a scalar
 
     def retain_grad(self):
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
