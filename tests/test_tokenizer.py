@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tinygrad_lm.tokenizer import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer,
-                                   CharTokenizer, get_stats, merge, read_text,
+                                   CharTokenizer, get_stats, load_tokenizer, merge, read_text,
                                    tokenizer_from_dict)
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -447,3 +447,13 @@ def test_char_roundtrip_and_file(tmp_path, s):
     src.write_bytes(s.encode("utf-8"))
     n, dtype = t.encode_file(src, tmp_path / "o.bin", piece_bytes=3)
     assert dtype == np.uint16 and np.fromfile(tmp_path / "o.bin", dtype).tolist() == t.encode(s)
+
+
+def test_load_tokenizer_sniffs_the_kind(tok, tmp_path):
+    tok.save(tmp_path / "b.bpe")
+    CharTokenizer("abc").save(tmp_path / "c.json")
+    assert load_tokenizer(tmp_path / "b.bpe").merges == tok.merges
+    assert load_tokenizer(tmp_path / "c.json").chars == "abc"
+    tok.save_tiktoken(tmp_path / "t.tiktoken")
+    with pytest.raises(ValueError, match=r"t\.tiktoken.*load_tiktoken"):
+        load_tokenizer(tmp_path / "t.tiktoken")

@@ -9,7 +9,7 @@ What this package implements:
   * ``patterns.py``: the GPT-2 and GPT-4 split regexes;
   * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files.
   * ``tokenizer_from_dict(d)`` (here): rebuild either tokenizer from its ``to_dict()``, as stored
-    in model checkpoints.
+    in model checkpoints; ``load_tokenizer(path)``: read a file written by either ``save``.
 
 What it leaves out: SentencePiece/unigram models, normalisers, and the GPT-4o (o200k) pattern.
 
@@ -19,6 +19,8 @@ What it leaves out: SentencePiece/unigram models, normalisers, and the GPT-4o (o
     [258, 100, 258, 97, 99]
 """
 from __future__ import annotations
+
+import os
 
 from .base import Tokenizer, get_stats, merge, read_text, render_token
 from .bpe import BPETokenizer
@@ -36,6 +38,26 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
     return kinds[kind].from_dict(d)
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "tokenizer_from_dict", "get_stats",
-           "merge", "read_text", "render_token", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Read a file written by ``BPETokenizer.save`` or ``CharTokenizer.save``, whichever it is.
+
+    Raises:
+        ValueError: naming the path when the file is neither (a ``.tiktoken`` rank file holds no
+            split pattern: read it with ``BPETokenizer.load_tiktoken(path, pattern=...)``).
+    """
+    from .bpe import FORMAT_HEADER
+    from .char import FORMAT as CHAR_FORMAT
+
+    head = read_text(path)[:200]
+    if head.startswith(FORMAT_HEADER):
+        return BPETokenizer.load(path)
+    if CHAR_FORMAT in head:
+        return CharTokenizer.load(path)
+    raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save "
+                     f"('{FORMAT_HEADER}') or CharTokenizer.save ('{CHAR_FORMAT}'); for a "
+                     f".tiktoken rank file use BPETokenizer.load_tiktoken(path, pattern=...)")
+
+
+__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "tokenizer_from_dict", "load_tokenizer",
+           "get_stats", "merge", "read_text", "render_token", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
            "load_tiktoken_ranks", "save_tiktoken_ranks"]
