@@ -67,7 +67,8 @@ def normalize_axes(axis, ndim):
         axis = (axis,)
     out = []
     for a in axis:
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
+        if ndim:  # a 0-d tensor accepts axis 0 or -1, as NumPy does, and reduces nothing
+            out.append(a % ndim)
     return tuple(sorted(out))
