@@ -14,6 +14,7 @@ import regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tinygrad_lm.tokenizer.patterns import ASCII_PATTERNS
 from tinygrad_lm.tokenizer import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer,
                                    CharTokenizer, get_stats, load_tokenizer, merge, read_text,
                                    tokenizer_from_dict)
@@ -171,6 +172,27 @@ def test_patterns_split_as_documented():
         ["Hello", " world", "'s", " ", "123", "45", "!!\n\n", " ", " ok"]
     assert regex.findall(GPT2_SPLIT_PATTERN, s) == \
         ["Hello", " world", "'s", " 12345", "!!", "\n\n ", " ok"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(s=st.one_of(st.text(alphabet=st.characters(max_codepoint=127)),
+                   st.text(alphabet=st.sampled_from(list("aZ9 '\r\n\t\x0b\x0c\x1c\x1f.sSlLtT")))))
+def test_ascii_fast_split_equals_regex_split(s):
+    import re
+    for pattern in (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN):
+        assert re.findall(ASCII_PATTERNS[pattern], s, re.ASCII) == regex.findall(pattern, s)
+
+
+def test_ascii_fast_split_exhaustive_short_strings():
+    import itertools
+    import re
+    alphabet = "a9 '\r\n\x0b\x1c.s"
+    fast = {p: re.compile(ASCII_PATTERNS[p], re.ASCII) for p in ASCII_PATTERNS}
+    for n in range(1, 5):
+        for t in itertools.product(alphabet, repeat=n):
+            s = "".join(t)
+            for p, f in fast.items():
+                assert f.findall(s) == regex.findall(p, s), (p, s)
 
 
 def test_custom_pattern():

@@ -50,6 +50,7 @@ import bisect
 import heapq
 import json
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -58,7 +59,7 @@ from typing import Iterable
 import regex
 
 from .base import Tokenizer, read_text, render_token
-from .patterns import resolve_pattern
+from .patterns import ASCII_PATTERNS, resolve_pattern
 
 FORMAT_HEADER = "tinygrad_lm bpe v1"
 _INF = float("inf")
@@ -90,6 +91,9 @@ class BPETokenizer(Tokenizer):
             self._split = regex.compile(self.pattern)
         except regex.error as e:
             raise ValueError(f"invalid split pattern {self.pattern!r}: {e}") from None
+        # the same split for pure-ASCII text with the faster stdlib ``re`` (see patterns.py)
+        ascii_pattern = ASCII_PATTERNS.get(self.pattern)
+        self._split_ascii = re.compile(ascii_pattern, re.ASCII) if ascii_pattern else self._split
         self.merges: dict[tuple[int, int], int] = {}    # (id1, id2) -> new id, in merge order
         specials = list(special_tokens or [])
         _check_specials(specials)
@@ -160,7 +164,7 @@ class BPETokenizer(Tokenizer):
         t0 = time.perf_counter()
 
         # 1. unique chunks with their frequencies; each chunk as a list of byte ids
-        chunk_counts = Counter(self._split.findall(text))
+        chunk_counts = Counter(self._splitter(text).findall(text))
         words = [list(w.encode("utf-8")) for w in chunk_counts]
         freqs = list(chunk_counts.values())
 
@@ -277,6 +281,10 @@ class BPETokenizer(Tokenizer):
             if not ranks:
                 return ids
 
+    def _splitter(self, text: str):
+        """The compiled split pattern; the stdlib-``re`` spelling when the text is ASCII."""
+        return self._split_ascii if text.isascii() else self._split
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text with special token strings treated as plain text (tiktoken's
         ``encode_ordinary``).
@@ -289,7 +297,7 @@ class BPETokenizer(Tokenizer):
             cache.clear()
         out: list[int] = []
         extend = out.extend
-        for chunk in self._split.findall(text):
+        for chunk in self._splitter(text).findall(text):
             try:
                 extend(cache[chunk])
             except KeyError:
