@@ -4,7 +4,9 @@ Hugging Face ``tokenizers`` when they are importable.
 What it measures, each as the best of ``--repeats`` runs (the machine may be shared):
   * training ``BPETokenizer(pattern)`` to each ``--vocab`` size on the whole ``--data`` text;
   * ``encode`` of the whole text with a fresh chunk cache ("cold", what a first encode of a new
-    text costs) and with the cache filled ("warm"), in MB of UTF-8 per second, one thread;
+    text costs) and with the cache filled ("warm"), in MB of UTF-8 per second, one thread; for
+    an ASCII text also the same text with one "e-acute" prepended, which takes the slower
+    ``regex`` split instead of the stdlib ``re`` one;
   * ``encode_file`` (read + encode + write uint16) of the same file;
   * tiktoken's ``encode_ordinary`` with an Encoding built from our ranks (same ids, checked),
     and the ratio of our time to its time;
@@ -111,6 +113,16 @@ def main():
           f"   minbpe anchor {MINBPE_ANCHORS['encode_MBps']} MB/s -> "
           f"{mb / s_cold / MINBPE_ANCHORS['encode_MBps']:.1f}x")
     print(f"ours warm cache : {s_warm:7.3f} s  {mb / s_warm:6.2f} MB/s")
+    if text.isascii():
+        # one non-ASCII character sends the whole text through the `regex` split (patterns.py)
+        text_na = "\u00e9" + text
+
+        def cold_na():
+            tok._cache.clear()
+            return tok.encode(text_na)
+        s_na, _ = best_of(cold_na, args.repeats)
+        print(f"ours cold, non-ASCII text (regex split): {s_na:7.3f} s  "
+              f"{len(text_na.encode()) / 1e6 / s_na:6.2f} MB/s")
     with tempfile.TemporaryDirectory() as d:
         def to_file():
             tok._cache.clear()

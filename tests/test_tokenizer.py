@@ -304,6 +304,9 @@ def test_vocab_size_and_empty_text_errors():
         BPETokenizer().train("hello", 100)
     with pytest.raises(ValueError, match="empty"):
         t.train("", 300)
+    with pytest.raises(ValueError, match="integer"):
+        t.train("hello", 300.0)
+    t.train("hello", np.int64(258))        # NumPy integers are fine
     t.train("hello", 257)                  # exactly the minimum: no merges, one special
     assert t.merges == {} and t.special_tokens == {"<|endoftext|>": 256}
 

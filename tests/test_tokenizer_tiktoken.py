@@ -70,6 +70,13 @@ def test_same_splits_as_tiktoken_official_pattern(pair, s):
     assert tok.encode(s) == official.encode(s)
 
 
+def test_lone_surrogates_like_tiktoken(pair):
+    tok, enc = pair
+    s = "ok \ud800 x\udfff\ud83d\ude00"          # two lone halves, then a valid pair as halves
+    assert tok.encode(s) == enc.encode(s)
+    assert tok.decode(tok.encode(s)) == "ok \ufffd x\ufffd\U0001f600"
+
+
 def test_same_ids_on_corpus(pair):
     if not CORPUS.exists():
         pytest.skip(f"{CORPUS} not found")

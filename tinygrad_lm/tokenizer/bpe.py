@@ -49,6 +49,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
+import operator
 import os
 import re
 import time
@@ -155,7 +156,11 @@ class BPETokenizer(Tokenizer):
         """
         n_special = len(self.special_tokens)
         minimum = 256 + n_special
-        if not isinstance(vocab_size, int) or vocab_size < minimum:
+        try:
+            vocab_size = operator.index(vocab_size)
+        except TypeError:
+            raise ValueError(f"vocab_size must be an integer, not {vocab_size!r}") from None
+        if vocab_size < minimum:
             raise ValueError(f"vocab_size={vocab_size} is too small: the minimum is {minimum} "
                              f"(256 byte tokens + {n_special} special tokens)")
         if not text:
@@ -287,7 +292,7 @@ class BPETokenizer(Tokenizer):
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text with special token strings treated as plain text (tiktoken's
-        ``encode_ordinary``).
+        ``encode_ordinary``). Lone surrogates become U+FFFD first, as in tiktoken.
 
             >>> BPETokenizer().encode_ordinary("hi")
             [104, 105]
@@ -297,12 +302,18 @@ class BPETokenizer(Tokenizer):
             cache.clear()
         out: list[int] = []
         extend = out.extend
-        for chunk in self._splitter(text).findall(text):
-            try:
-                extend(cache[chunk])
-            except KeyError:
-                ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
-                extend(ids)
+        try:
+            for chunk in self._splitter(text).findall(text):
+                try:
+                    extend(cache[chunk])
+                except KeyError:
+                    ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+                    extend(ids)
+        except UnicodeEncodeError:
+            # lone surrogates (e.g. from a bad JSON string) have no UTF-8 form; like tiktoken,
+            # replace them with U+FFFD and encode again (such a text cannot round-trip)
+            return self.encode_ordinary(
+                text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
         return out
 
     def _special_re(self, specials) -> regex.Pattern:
