@@ -27,8 +27,8 @@ def _split_state(tree, prefix, arrays):
         return {str(k): _split_state(v, f"{prefix}/{k}", arrays) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return [_split_state(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
-    if hasattr(tree, "shape") and hasattr(tree, "dtype") and getattr(tree, "ndim", 0) > 0:
-        arrays[prefix] = np.asarray(tree)
+    if hasattr(tree, "shape") and hasattr(tree, "dtype") and not isinstance(tree, np.generic):
+        arrays[prefix] = np.asarray(tree)  # any NumPy array, 0-d included (CuPy arrays arrive as NumPy copies)
         return {"__array__": prefix}
     if isinstance(tree, np.generic):
         return tree.item()
