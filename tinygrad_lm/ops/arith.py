@@ -91,6 +91,8 @@ class Pow(Function):
         return x ** self.c
 
     def backward(self, gy):
+        if self.c == 0:  # d/dx x**0 = 0, also at x = 0 (where 0 * x**-1 would give nan)
+            return gy * 0
         return gy * self.c * self.x ** (self.c - 1)
 
 
