@@ -46,7 +46,7 @@ class CrossEntropy(Function):
         loss *= keep
         p /= sum_exp[:, None]  # softmax, kept for backward
         self.p, self.rows, self.tk, self.keep = p, rows, tk, keep
-        self.shape = logits.shape
+        self.shape, self.logits = logits.shape, logits  # logits: only for a retained-graph re-run
         self.count = int(keep.sum())
         if self.reduction == "none":
             return loss.reshape(self.targets.shape)
@@ -56,7 +56,12 @@ class CrossEntropy(Function):
         return total / self.count if self.count else total * float("nan")
 
     def backward(self, gy):
-        g = self.p  # the softmax buffer becomes the gradient (each backward runs once)
+        g = self.p  # the softmax buffer becomes the gradient, in place
+        if g is None:  # a second backward through a retained graph: the first one consumed it
+            xp = get_array_module(gy)
+            z = self.logits.reshape(-1, self.shape[-1])  # (N, V)
+            g = xp.exp(z - z.max(axis=1, keepdims=True))
+            g /= g.sum(axis=1, keepdims=True)
         g[self.rows, self.tk] -= 1.0 - self.smoothing
         if self.smoothing:
             g -= self.smoothing / g.shape[1]
