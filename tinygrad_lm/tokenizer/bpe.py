@@ -466,9 +466,9 @@ class BPETokenizer(Tokenizer):
             specials 1
             "<|endoftext|>" 259
             merges 3
-            97 97  # aa
-            97 98  # ab
-            256 257  # aaab
+            97 97  # "aa"
+            97 98  # "ab"
+            256 257  # "aaab"
 
         The text after ``#`` renders the new token and is ignored when loading.
         """
@@ -476,7 +476,7 @@ class BPETokenizer(Tokenizer):
                  f"specials {len(self.special_tokens)}"]
         lines += [f"{json.dumps(s)} {i}" for s, i in self.special_tokens.items()]
         lines.append(f"merges {len(self.merges)}")
-        lines += [f"{a} {b}  # {render_token(self.vocab[i])}" for (a, b), i in self.merges.items()]
+        lines += [f'{a} {b}  # "{render_token(self.vocab[i])}"' for (a, b), i in self.merges.items()]
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @classmethod
