@@ -125,6 +125,7 @@ def torch_gpt(cfg):
 
 
 def bench_speed(vocab_size=65):
+    tinygrad_lm.tune_allocator()  # what train() does; it applies to PyTorch in this process too
     cfg = GPTConfig(vocab_size=vocab_size, **RECIPE)
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, vocab_size, (BATCH, cfg.block_size)),

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, rng
+from .alloc import tune_allocator
 from .backend import check_device, to_device
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
 from .model import GPT, GPTConfig
@@ -153,6 +154,7 @@ def train(cfg, resume=False, stop_at=None):
         resume: continue from `cfg.out_dir/ckpt.npz` exactly where it stopped.
         stop_at: stop after this step as if interrupted (checkpoint saved), for tests.
     """
+    tune_allocator()  # keep freed activations in the process: no page faults every step
     cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
