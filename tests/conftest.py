@@ -13,7 +13,7 @@ import tinygrad_lm
 # deadline=None: gradchecks do two forwards per element and the machine is shared, so
 # per-example timings are noise. derandomize: every run draws the same examples (seeded).
 settings.register_profile(
-    "tinygrad_lm", deadline=None, derandomize=True, print_blob=True,
+    "tinygrad_lm", deadline=None, derandomize=True, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("tinygrad_lm")
 
