@@ -193,6 +193,9 @@ class Tokenizer:
         The text is read ``piece_bytes`` at a time; each piece is encoded up to the last
         position where cutting cannot change the result (see ``_safe_cut``) and the rest is
         carried into the next piece, so the output equals ``encode(read_text(path))``.
+        ``BPETokenizer`` cuts only where a space follows a non-whitespace character and no
+        special token spans the cut: the GPT-2/GPT-4 split regexes always split there anyway
+        (see ``BPETokenizer._safe_cut``); ``CharTokenizer`` may cut anywhere.
         The ids are written as a raw little-endian array of ``token_dtype()`` (uint16 when
         vocab_size <= 65536, else uint32), readable with ``np.fromfile(out_path, dtype)`` or
         ``np.memmap``.
