@@ -9,21 +9,21 @@ Leaves out: convolution, pooling and everything else a GPT does not use.
 import numpy as np
 
 from . import fused, ops
-from .backend import get_array_module
+from .backend import get_array_module, to_device
 from .ops import dropout, gelu, log_softmax, relu, softmax  # noqa: F401  (re-exported)
 from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _ids(x):
-    """Integer ids (array, list or Tensor) as a raw integer array."""
+def _ids(x, like=None):
+    """Integer ids (array, list or Tensor) as a raw integer array, on `like`'s device if given."""
     data = x.data if isinstance(x, Tensor) else x
     xp = get_array_module(data)
     data = xp.asarray(data)
     if not np.issubdtype(data.dtype, np.integer):
         raise TypeError(f"expected integer ids, got dtype {data.dtype}")
-    return data
+    return data if like is None else to_device(data, like.device)
 
 
 def linear(x, weight, bias=None):
@@ -33,7 +33,7 @@ def linear(x, weight, bias=None):
 
 def embedding(ids, weight):
     """Rows of `weight` (V, C) picked by integer `ids` (any shape) -> (*ids.shape, C)."""
-    return fused.Embedding(_ids(ids))(weight)
+    return fused.Embedding(_ids(ids, weight))(weight)
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -69,7 +69,7 @@ def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoo
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return fused.CrossEntropy(_ids(targets), ignore_index, reduction, label_smoothing)(logits)
+    return fused.CrossEntropy(_ids(targets, logits), ignore_index, reduction, label_smoothing)(logits)
 
 
 def cross_entropy_composed(logits, targets, ignore_index=-1, reduction="mean", label_smoothing=0.0):
@@ -98,7 +98,8 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0,
         Tensor (B, nh, T, hs).
     """
     if mask is not None:
-        mask = mask.data if isinstance(mask, Tensor) else mask
+        mask = to_device(mask.data if isinstance(mask, Tensor) else np.asarray(mask) if isinstance(mask, list) else mask,
+                         q.device)
     return fused.ScaledDotProductAttention(causal, mask, dropout_p, rng, scale)(q, k, v)
 
 
