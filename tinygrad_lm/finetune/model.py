@@ -1,0 +1,210 @@
+"""`GPTForSequenceClassification`: a GPT body with a linear classifier on its last real token.
+
+    idx (B, T) right-padded ids, attention_mask (B, T) True on real tokens
+      -> the GPT body (wte + wpe, n_layer Blocks with padded keys masked, ln_f)   (B, T, C)
+      -> pool: the hidden state of each sequence's LAST real token, t_b = sum_t mask[b, t] - 1
+                                                                                  (B, C)
+      -> score: Linear(C, num_labels)                                             (B, L)
+
+Why the last token: attention is causal, so only the last position has read the whole text
+(a GPT has no [CLS] token; Hugging Face's GPT2ForSequenceClassification pools the same way).
+With right padding every real position attends to real positions only, so a sequence's
+logits do not depend on how much padding its batch adds (tested).
+
+The body's parameters keep GPT-2's names (`transformer.wte.weight`, `transformer.h.0...`),
+so `from_pretrained` loads a pretrained `GPT` checkpoint by name: every `transformer.*` key
+is copied, `lm_head.weight` is not used, and the new head `score` (Hugging Face's name) is
+initialised N(0, 0.02) with a zero bias (unlike Hugging Face, the head has a bias: it lets the
+classifier learn the class priors directly). The load returns a report of what was loaded.
+`freeze_body=True` turns off gradients of the body, so only the head trains (a linear probe).
+Leaves out: other pooling (mean, attention pooling), left padding, and multi-label heads.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import checkpoint
+from .. import functional as F
+from ..backend import get_array_module, to_device
+from ..model import GPT, GPTConfig
+from ..nn import Linear, Module
+from ..nn import init
+from ..tensor import Tensor
+
+
+@dataclass
+class LoadReport:
+    """What `from_pretrained` did with the checkpoint's keys."""
+    path: str
+    loaded: list = field(default_factory=list)  # model keys copied from the checkpoint
+    initialized: list = field(default_factory=list)  # model keys the checkpoint lacked (the new head)
+    unused: list = field(default_factory=list)  # checkpoint keys the model has no use for (lm_head.weight)
+    frozen: int = 0  # parameters (elements) with gradients turned off
+
+    def __str__(self):
+        body_missing = [k for k in self.initialized if not k.startswith("score.")]
+        lines = [f"loaded {len(self.loaded)} tensors from {self.path}",
+                 f"newly initialised: {', '.join(self.initialized) or 'none'}",
+                 f"unused checkpoint keys: {', '.join(self.unused) or 'none'}"]
+        if body_missing:
+            lines.append(f"WARNING: the checkpoint lacks body keys, which start from random values: {body_missing}")
+        if self.frozen:
+            lines.append(f"body frozen: {self.frozen:,} parameters get no gradient")
+        return "\n".join(lines)
+
+
+class GPTForSequenceClassification(Module):
+    """A GPT body (GPT-2 parameter names) plus a linear head on the last real token.
+
+    Args:
+        config: GPTConfig of the body.
+        num_labels: number of classes L (>= 2).
+        label_names: optional list of L names (saved in checkpoints, used for reports).
+    """
+
+    def __init__(self, config, num_labels, label_names=None):
+        super().__init__()
+        if not isinstance(num_labels, (int, np.integer)) or num_labels < 2:
+            raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}")
+        if label_names is not None and len(label_names) != num_labels:
+            raise ValueError(f"label_names has {len(label_names)} names for num_labels={num_labels}")
+        self.config, self.num_labels = config, int(num_labels)
+        self.label_names = list(label_names) if label_names is not None else list(range(num_labels))
+        body = GPT(config)
+        body.lm_head = None  # a classifier has no language-model output layer
+        # the GPT object itself is kept unregistered (for its hidden_states); its modules are
+        # registered here under the same name, so parameter names stay `transformer.*`
+        object.__setattr__(self, "_body", body)
+        self.transformer = body.transformer
+        self.score = Linear(config.n_embd, self.num_labels)
+        self.score.weight.data = init.normal(self.score.weight.shape, 0.02)
+        self.score.bias.data = np.zeros(self.num_labels, dtype=np.float32)
+
+    @property
+    def device(self):
+        return self._body.device
+
+    def hidden_states(self, idx, attention_mask=None):
+        """The body's final hidden states (B, T, C), exactly `GPT.hidden_states`."""
+        return self._body.hidden_states(idx, attention_mask)
+
+    def pool(self, hidden, attention_mask=None):
+        """Hidden state (B, C) of each sequence's last real token.
+
+        Args:
+            hidden: Tensor (B, T, C).
+            attention_mask: (B, T) of 1/0 or bool, right-padded (ones then zeros), or None
+                (every position real: the last position is taken).
+        """
+        B, T, _ = hidden.shape
+        xp = get_array_module(hidden.data)
+        last = xp.full(B, T - 1, dtype=np.int64) if attention_mask is None else _last_positions(attention_mask, T)
+        return hidden[xp.arange(B), to_device(last, self.device)]  # (B, C)
+
+    def forward(self, idx, attention_mask=None, labels=None):
+        """Logits (B, L) and, when `labels` (B,) are given, the mean cross-entropy loss (else None)."""
+        if attention_mask is not None:
+            attention_mask = _check_mask(attention_mask, idx)
+        h = self.hidden_states(idx, attention_mask)  # (B, T, C)
+        logits = self.score(self.pool(h, attention_mask))  # (B, L)
+        if labels is None:
+            return logits, None
+        y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+        if y.shape != (logits.shape[0],):
+            raise ValueError(f"labels must have shape (B,) = ({logits.shape[0]},), got {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= self.num_labels):
+            raise ValueError(f"labels must be ids in 0..{self.num_labels - 1}, got {y.min()}..{y.max()}")
+        return logits, F.cross_entropy(logits, to_device(y.astype(np.int64), self.device))
+
+    def freeze_body(self, frozen=True):
+        """Turn gradients of every body parameter off (or back on); returns the elements affected."""
+        n = 0
+        for _, p in self.transformer.named_parameters():
+            p.requires_grad = not frozen
+            p.grad = None
+            n += p.size
+        return n
+
+    def trainable_named_parameters(self):
+        """(name, Parameter) of the parameters that train (all, or only the head when frozen)."""
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    @classmethod
+    def from_pretrained(cls, path, num_labels, freeze_body=False, label_names=None, dropout=None,
+                        verbose=True, device="cpu"):
+        """A classifier whose body is the pretrained GPT checkpoint at `path`.
+
+        Every checkpoint key the classifier also has (`transformer.*`) is loaded by name; the
+        head `score` is newly initialised; keys the classifier lacks (`lm_head.weight`) are
+        reported as unused. The checkpoint's tokenizer is attached as `model.tokenizer` and
+        the report as `model.load_report` (printed when verbose).
+
+        Args:
+            path: a checkpoint written by `tinygrad_lm.train` (ckpt.npz or best.npz).
+            num_labels: number of classes; label_names: optional names.
+            freeze_body: turn off gradients of the body (train the head only).
+            dropout: override the body's dropout probability (None keeps the checkpoint's).
+        """
+        from ..tokenizer import tokenizer_from_dict
+
+        meta, state, _ = checkpoint.load(path)
+        config = _config_from_meta(meta, path, dropout)
+        model = cls(config, num_labels, label_names)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        loaded = [k for k, _ in model.named_parameters(remove_duplicate=False) if k not in missing]
+        report = LoadReport(str(path), loaded, list(missing), list(unexpected))
+        if freeze_body:
+            report.frozen = model.freeze_body()
+        model.to(device=device)
+        object.__setattr__(model, "tokenizer", tokenizer_from_dict(meta["tokenizer"]))
+        object.__setattr__(model, "load_report", report)
+        if verbose:
+            print(report, flush=True)
+        return model
+
+    @classmethod
+    def from_scratch_like(cls, path, num_labels, label_names=None, dropout=None, device="cpu"):
+        """The same-size classifier with the same tokenizer as the checkpoint, but random weights:
+        the control that shows what pretraining adds. Uses the package's seeded generator."""
+        from ..tokenizer import tokenizer_from_dict
+
+        meta, _, _ = checkpoint.load(path)
+        model = cls(_config_from_meta(meta, path, dropout), num_labels, label_names).to(device=device)
+        object.__setattr__(model, "tokenizer", tokenizer_from_dict(meta["tokenizer"]))
+        return model
+
+
+def _config_from_meta(meta, path, dropout=None):
+    try:
+        cfg = dict(meta["model_config"])
+        if dropout is not None:
+            cfg["dropout"] = float(dropout)
+        return GPTConfig(**cfg)
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: checkpoint has no usable GPT model config: {e}") from None
+
+
+def _check_mask(attention_mask, idx):
+    """The mask as a bool array, checked: shape (B, T), right padding, >= 1 real token per row."""
+    am = attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask
+    xp = get_array_module(am)
+    am = xp.asarray(am).astype(bool)
+    ids = idx.data if isinstance(idx, Tensor) else idx
+    if am.shape != tuple(np.shape(ids)):
+        raise ValueError(f"attention_mask shape {am.shape} must equal the ids' shape {tuple(np.shape(ids))}")
+    lengths = am.sum(axis=1)
+    if int(lengths.min()) == 0:
+        raise ValueError("attention_mask: a sequence has no real token (an all-zero row)")
+    right_padded = xp.arange(am.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    if not bool((am == right_padded).all()):
+        raise ValueError("attention_mask must be right-padded (ones, then zeros) for last-token pooling")
+    return am
+
+
+def _last_positions(attention_mask, T):
+    am = attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask
+    xp = get_array_module(am)
+    return xp.asarray(am).astype(bool).sum(axis=1).astype(np.int64) - 1  # (B,)
