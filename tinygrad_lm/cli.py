@@ -92,6 +92,12 @@ def build_parser():
     p.add_argument("--save-tiktoken", default=None, help="also write tiktoken's .tiktoken rank file here")
     p.add_argument("--encode-to", default=None, help="encode --data into this token file (uint16/uint32)")
 
+    p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels)",
+                       description="Fine-tune a pretrained GPT checkpoint on {\"text\", \"label\"} JSONL lines; "
+                                   "reports accuracy, macro-F1 and the confusion matrix.")
+    from .finetune.command import add_arguments as add_finetune_arguments
+    add_finetune_arguments(p)
+
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
     p.add_argument("--steps", type=int, default=30, help="timed steps (default: 30)")
@@ -167,10 +173,17 @@ def _cmd_bench(args):
     runpy.run_path(str(script), run_name="__main__")
 
 
+def _cmd_finetune(args):
+    from .finetune.command import run
+
+    run(args)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench}
+    commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
+                "finetune": _cmd_finetune}
     try:
         commands[args.command](args)
     except (FileNotFoundError, IsADirectoryError, ValueError, RuntimeError) as e:
