@@ -132,7 +132,7 @@ def test_data_errors_name_the_path(tmp_path):
         read_text(empty)
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\u00e9 ok".encode("utf-8") + b" and \xff here")
-    with pytest.raises(ValueError, match=r"latin1.txt is not valid UTF-8: byte 0xff at byte offset 13"):
+    with pytest.raises(ValueError, match=r"latin1.txt is not valid UTF-8: .*0xff at byte offset 13"):
         read_text(bad)
 
 

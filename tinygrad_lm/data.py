@@ -86,12 +86,9 @@ def read_text(path):
                                 "(or omit --data to use the built-in corpus)")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; pass the path of a UTF-8 text file")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not valid UTF-8: byte 0x{raw[e.start]:02x} at byte offset {e.start} "
-                         f"({e.reason}); re-save the file as UTF-8") from None
+    from .tokenizer.base import read_text as read_utf8  # names the path and the first bad byte's offset
+
+    text = read_utf8(path)
     if not text:
         raise ValueError(f"{path} is empty; a training corpus needs text")
     return text
