@@ -1,0 +1,278 @@
+"""Benchmark forward + backward of one pre-LN Transformer block against PyTorch.
+
+Times `tinygrad_lm.nn.Block(C, n_head)` (default B=12, T=64, C=128, 4 heads, float32: the
+nanoGPT CPU recipe's block) for one forward and one backward from a fixed output gradient,
+and beside it the same block in PyTorch eager (when importable), twice: with
+`F.scaled_dot_product_attention(is_causal=True)` and with attention spelled out
+(q k^T, masked_fill, softmax, @ v). GELU is the tanh approximation on both sides. Repeats
+of the three are interleaved in one process so machine noise hits them alike; the min and
+the median over repeats are printed with the ratio ours / PyTorch. Target: ratio <= 1.3.
+
+`--profile` then runs a few more steps with every `Function` subclass's forward and backward
+wrapped in timers and prints where the time goes, per op, per step.
+
+    python scripts/bench_layers.py                 # threads 2, 30 repeats
+    python scripts/bench_layers.py --profile
+    python scripts/bench_layers.py --threads 1 --batch 4 --no-torch
+"""
+import argparse
+import os
+import sys
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=12, help="B")
+    p.add_argument("--seq", type=int, default=64, help="T")
+    p.add_argument("--embd", type=int, default=128, help="C")
+    p.add_argument("--heads", type=int, default=4, help="n_head")
+    p.add_argument("--repeats", type=int, default=30, help="timed repeats per side")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps per side first")
+    p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads (both sides)")
+    p.add_argument("--no-torch", action="store_true", help="time tinygrad_lm only")
+    p.add_argument("--profile", action="store_true", help="per-Function forward/backward times")
+    p.add_argument("--profile-steps", type=int, default=20, help="steps timed by --profile")
+    return p.parse_args()
+
+
+ARGS = parse_args()
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.threads)  # before NumPy (and PyTorch) load their BLAS
+
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tinygrad_lm  # noqa: E402
+from tinygrad_lm import Tensor, nn  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+if ARGS.no_torch:
+    torch = None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_info():
+    lines = [f"platform: {platform.platform()}",
+             f"cpu:      {cpu_model()} ({os.cpu_count()} logical cores)",
+             f"python:   {platform.python_version()}",
+             f"numpy:    {np.__version__}",
+             f"torch:    {torch.__version__ if torch is not None else 'not used'}",
+             f"threads:  {ARGS.threads} (OMP/OPENBLAS/MKL_NUM_THREADS"
+             f"{', torch.set_num_threads' if torch is not None else ''})"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the two sides
+def ours_step_fn(B, T, C, nh):
+    """A closure running one forward + backward of our Block; grads are reset first (untimed)."""
+    tinygrad_lm.manual_seed(0)
+    block = nn.Block(C, nh)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((B, T, C)).astype(np.float32), requires_grad=True)
+    gy = rng.standard_normal((B, T, C)).astype(np.float32)
+    params = block.parameters()
+
+    def reset():
+        x.grad = None
+        for p in params:
+            p.grad = None
+
+    def step():
+        block(x).backward(grad=gy)
+
+    return block, reset, step
+
+
+def torch_step_fn(block_state, B, T, C, nh, manual):
+    """The same block in PyTorch (weights copied by name), SDPA or hand-written attention."""
+    import torch.nn as tnn
+    import torch.nn.functional as tF
+
+    class Attention(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn = tnn.Linear(C, 3 * C)
+            self.c_proj = tnn.Linear(C, C)
+            self.register_buffer("causal", torch.ones(T, T, dtype=torch.bool).tril())
+
+        def forward(self, x):
+            q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+            q, k, v = (a.view(B, T, nh, C // nh).transpose(1, 2) for a in (q, k, v))  # (B, nh, T, hs)
+            if manual:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / (C // nh) ** 0.5)  # (B, nh, T, T)
+                att = att.masked_fill(~self.causal, float("-inf")).softmax(dim=-1)
+                y = att @ v  # (B, nh, T, hs)
+            else:
+                y = tF.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+    class MLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
+
+        def forward(self, x):
+            return self.c_proj(tF.gelu(self.c_fc(x), approximate="tanh"))
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn = tnn.LayerNorm(C), Attention()
+            self.ln_2, self.mlp = tnn.LayerNorm(C), MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    block = Block()
+    block.load_state_dict({k: torch.from_numpy(v) for k, v in block_state.items()}, strict=False)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((B, T, C)).astype(np.float32), requires_grad=True)
+    gy = torch.tensor(rng.standard_normal((B, T, C)).astype(np.float32))
+
+    def reset():
+        x.grad = None
+        block.zero_grad(set_to_none=True)
+
+    def step():
+        block(x).backward(gy)
+
+    return block, reset, step
+
+
+def timed(reset, step):
+    reset()
+    t0 = time.perf_counter()
+    step()
+    return (time.perf_counter() - t0) * 1e3
+
+
+# ---------------------------------------------------------------- profile
+def function_classes():
+    """Every Function subclass the package defines (ops and fused), found by walking subclasses."""
+    import tinygrad_lm.fused  # noqa: F401
+    import tinygrad_lm.ops  # noqa: F401
+
+    seen, stack = [], [tinygrad_lm.Function]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.append(sub)
+                stack.append(sub)
+    return seen
+
+
+def profile(reset, step, steps):
+    """Run `steps` steps with every Function's forward/backward timed; print a table."""
+    totals = defaultdict(float)
+    calls = defaultdict(int)
+    patched = []
+
+    def wrap(cls, phase, fn):
+        key = (f"{cls.__module__.replace('tinygrad_lm.', '')}.{cls.__name__}", phase)
+
+        def timed_method(self, *args):
+            t0 = time.perf_counter()
+            try:
+                return fn(self, *args)
+            finally:
+                totals[key] += time.perf_counter() - t0
+                calls[key] += 1
+
+        return timed_method
+
+    for cls in function_classes():
+        for phase in ("forward", "backward"):
+            fn = cls.__dict__.get(phase)
+            if fn is not None:
+                patched.append((cls, phase, fn))
+                setattr(cls, phase, wrap(cls, phase, fn))
+    try:
+        wall = 0.0
+        for _ in range(steps):
+            reset()
+            t0 = time.perf_counter()
+            step()
+            wall += time.perf_counter() - t0
+    finally:
+        for cls, phase, fn in patched:
+            setattr(cls, phase, fn)
+
+    per_step = 1e3 / steps
+    inside = sum(totals.values())
+    print(f"\nper-Function time over {steps} profiled steps (ms per step; timers add a little overhead)")
+    print(f"  {'Function':<40} {'phase':<9} {'calls':>5} {'ms':>8} {'share':>6}")
+    for (name, phase), t in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<40} {phase:<9} {calls[(name, phase)] // steps:>5} {t * per_step:>8.3f} "
+              f"{100 * t / wall:>5.1f}%")
+    print(f"  {'inside Functions':<56} {inside * per_step:>8.3f} {100 * inside / wall:>5.1f}%")
+    print(f"  {'outside (graph walk, wrappers, Python)':<56} {(wall - inside) * per_step:>8.3f} "
+          f"{100 * (wall - inside) / wall:>5.1f}%")
+    print(f"  {'total step':<56} {wall * per_step:>8.3f}")
+
+
+# ---------------------------------------------------------------- main
+def main():
+    B, T, C, nh = ARGS.batch, ARGS.seq, ARGS.embd, ARGS.heads
+    print("bench_layers: forward + backward of one pre-LN Transformer block")
+    print("command:  " + " ".join([os.path.basename(sys.executable)] + sys.argv))
+    print(machine_info())
+    print(f"shape:    B={B}, T={T}, C={C}, n_head={nh}, float32; {ARGS.warmup} warm-up steps, "
+          f"{ARGS.repeats} interleaved repeats per side")
+
+    block, ours_reset, ours_step = ours_step_fn(B, T, C, nh)
+    sides = [("tinygrad_lm Block", ours_reset, ours_step)]
+    if torch is not None:
+        torch.set_num_threads(ARGS.threads)
+        state = block.state_dict()
+        for manual, label in ((False, "PyTorch (F.sdpa is_causal)"), (True, "PyTorch (manual attention)")):
+            _, r, s = torch_step_fn(state, B, T, C, nh, manual)
+            sides.append((label, r, s))
+
+    for _, reset, step in sides:
+        for _ in range(ARGS.warmup):
+            timed(reset, step)
+    times = {label: [] for label, _, _ in sides}
+    for _ in range(ARGS.repeats):
+        for label, reset, step in sides:  # interleaved: noise hits every side alike
+            times[label].append(timed(reset, step))
+
+    print(f"\n  {'':<30} {'min ms':>8} {'median ms':>10}")
+    for label, ts in times.items():
+        print(f"  {label:<30} {min(ts):>8.2f} {statistics.median(ts):>10.2f}")
+    if torch is not None:
+        ours = times["tinygrad_lm Block"]
+        print()
+        for label in list(times)[1:]:
+            ratio_min = min(ours) / min(times[label])
+            ratio_med = statistics.median(ours) / statistics.median(times[label])
+            print(f"  ratio ours / {label}: {ratio_min:.2f}x (min), {ratio_med:.2f}x (median)")
+        verdict = "meets" if min(ours) / min(times["PyTorch (F.sdpa is_causal)"]) <= 1.3 else "misses"
+        print(f"  target <= 1.3x PyTorch (sdpa), by min: {verdict}")
+
+    if ARGS.profile:
+        profile(ours_reset, ours_step, ARGS.profile_steps)
+
+
+if __name__ == "__main__":
+    main()
