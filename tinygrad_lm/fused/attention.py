@@ -60,13 +60,15 @@ class ScaledDotProductAttention(Function):
             mask = mask.reshape((1,) * max(0, 2 - mask.ndim) + mask.shape)  # at least (T or 1, S)
             mask_t = mask.swapaxes(-1, -2)  # (..., T, S) -> (..., S, T)
             pt = xp.where(mask_t, pt, pt.dtype.type(-np.inf))
+        # a query can have no key at all: padding masks, or causal with more queries than keys
+        maybe_empty = self.mask is not None or (self.causal and T > S)
         col_max = pt.max(axis=-2, keepdims=True)  # (B, nh, 1, T): max over keys per query
-        if self.mask is not None:  # a fully masked query has max -inf: use 0 so exp gives zeros
+        if maybe_empty:  # a fully masked query has max -inf: use 0 so exp gives zeros
             col_max[~xp.isfinite(col_max)] = 0
         pt -= col_max
         xp.exp(pt, out=pt)
         denom = pt.sum(axis=-2, keepdims=True)
-        if self.mask is not None:
+        if maybe_empty:
             denom[denom == 0] = 1  # fully masked queries give zero output instead of 0/0
         pt *= 1.0 / denom  # P^T: each column sums to 1 over the keys
         self.pt = pt
