@@ -318,6 +318,19 @@ def test_attention_fully_masked_row_gives_zero_output_and_finite_grads(rng):
     assert np.all(q.grad[0, 0, 0] == 0)
 
 
+def test_attention_causal_with_more_queries_than_keys_gives_zeros_not_nan(rng):
+    # regression: causal alignment is bottom-right, so with T > S the first T - S queries see
+    # no key; they got NaN (0/0) because the empty-row guard only ran when a mask was passed
+    q = Tensor(rng.standard_normal((1, 2, 4, 3)), requires_grad=True)
+    k, v = (Tensor(rng.standard_normal((1, 2, 2, 3)), requires_grad=True) for _ in range(2))
+    with np.errstate(all="raise"):
+        y = F.scaled_dot_product_attention(q, k, v, causal=True)
+        y.backward(grad=np.ones(y.shape))
+    assert np.all(y.data[:, :, :2] == 0)
+    np.testing.assert_allclose(y.data, attention_reference(q.data, k.data, v.data), rtol=1e-12, atol=1e-15)
+    assert all(np.all(np.isfinite(t.grad)) for t in (q, k, v))
+
+
 def test_attention_dropout_scales_kept_weights(rng):
     q, k = Tensor(np.zeros((1, 1, 4, 2))), Tensor(np.zeros((1, 1, 4, 2)))
     v = Tensor(np.eye(4)[None, None])  # the output row is the (dropped-out) attention row itself
