@@ -191,6 +191,19 @@ def test_matmul_gpt_shapes(sa, sb, rng):
     gradcheck(operator.matmul, [leaf(a), leaf(b)])
 
 
+@pytest.mark.parametrize("sa, sb", [((2, 3, 0), (0, 4)), ((2, 0, 3), (3, 4)), ((2, 3, 4), (4, 0)), ((0, 3), (3, 2))])
+def test_matmul_zero_size_operands(sa, sb, rng):
+    a, b = leaf(rng.standard_normal(sa)), leaf(rng.standard_normal(sb))
+    y = a @ b
+    close(y, a.data @ b.data, rtol=0, atol=0)  # k = 0 gives zeros
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    assert a.grad.shape == sa and b.grad.shape == sb  # empty sums are zeros, not errors
+    np.testing.assert_allclose(a.grad, gy @ b.data.T, rtol=1e-12)
+    rows = list(range(len(sa) - 1))  # sum a^T gy over every row axis
+    np.testing.assert_allclose(b.grad, np.tensordot(a.data, gy, axes=(rows, rows)), rtol=1e-12)
+
+
 def test_matmul_with_raw_array_on_either_side(rng):
     a, w = rng.standard_normal((2, 3)), rng.standard_normal((3, 2))
     gradcheck(lambda t: t @ w, [leaf(a)])
