@@ -404,3 +404,21 @@ def test_gradcheck_of_a_module_catches_a_wrong_backward(monkeypatch):
                         lambda self, gy: tuple(g * 1.01 if i == 1 else g for i, g in enumerate(orig(self, gy))))
     with pytest.raises(AssertionError, match="param weight"):
         check_module(ln, Tensor(np.random.default_rng(0).standard_normal((2, 4)), requires_grad=True))
+
+
+@settings(max_examples=6, deadline=None)
+@given(B=B_, T=st.integers(2, 4), n_head=st.sampled_from([1, 2]))
+def test_block_gradcheck_in_train_mode_with_dropout(B, T, n_head):
+    # reseeding the global generator inside fn draws the same attention, residual and MLP
+    # dropout masks on every evaluation, so the training-mode block is a fixed function
+    block = nn.Block(4, n_head, dropout=0.3).to(dtype=np.float64).train()
+    x = Tensor(np.random.default_rng(T).standard_normal((B, T, 4)), requires_grad=True)
+
+    def fn(a):
+        tinygrad_lm.manual_seed(1)
+        return block(a)
+
+    assert gradcheck(fn, [x], params=dict(block.named_parameters()))
+    tinygrad_lm.manual_seed(1)
+    with tinygrad_lm.no_grad():
+        assert not np.allclose(block(x).data, block.eval()(x).data)  # dropout really was on
