@@ -89,14 +89,31 @@ def machine_info():
     return "\n".join(lines)
 
 
-def load_line(prefix):
-    """The 1-minute load average before we start: above ~0.5 other processes share the cores."""
+def load_line(prefix, window=1.0):
+    """How busy the cores are just before we start (other processes skew every timing).
+
+    Measured from /proc/stat over `window` seconds (the load average lags by a minute);
+    elsewhere the 1-minute load average stands in.
+    """
+    def cpu_times():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
     try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return f"{prefix} unknown"
-    warn = "  (other processes are running: timings are unreliable)" if load > 0.5 else ""
-    return f"{prefix} 1-min load average {load:.2f} on {os.cpu_count()} cores{warn}"
+        total0, idle0 = cpu_times()
+        time.sleep(window)
+        total1, idle1 = cpu_times()
+        busy = 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+        text, noisy = f"cores {100 * busy:.0f}% busy in the {window:.0f} s before the run", busy > 0.1
+    except (OSError, ValueError, IndexError):
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            return f"{prefix} unknown"
+        text, noisy = f"1-min load average {load:.2f}", load > 0.5
+    warn = "  (other processes are running: timings are unreliable)" if noisy else ""
+    return f"{prefix} {text} on {os.cpu_count()} cores{warn}"
 
 
 # ---------------------------------------------------------------- the two sides
