@@ -77,6 +77,12 @@ class Function:
 
     def __call__(self, *inputs):
         """Run forward on `inputs` (Tensors) and record the graph when gradients are needed."""
+        if backend.cupy is not None and len(inputs) > 1:  # free when CuPy is not even installed
+            devices = {t.device for t in inputs}
+            if len(devices) > 1:
+                shown = ", ".join(f"{t.device} {t.shape}" for t in inputs)
+                raise RuntimeError(f"{type(self).__name__}: tensors are on different devices ({shown}); "
+                                   "move them with .to('cuda') or .to('cpu') first")
         out = self.forward(*[t.data for t in inputs])
         requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
         if requires_grad:
