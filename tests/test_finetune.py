@@ -122,12 +122,13 @@ def test_training_batches_are_shuffled_epochs_determined_by_the_step():
 
 
 # ----------------------------------------------------------------------------------- the head
-def tiny_classifier(num_labels=3, config=TINY):
-    return GPTForSequenceClassification(config, num_labels).to(dtype=np.float64)
+def tiny_classifier(num_labels=3, config=TINY, pooling="last"):
+    return GPTForSequenceClassification(config, num_labels, pooling=pooling).to(dtype=np.float64)
 
 
-def test_head_and_body_gradients_pass_gradcheck():
-    model = tiny_classifier()
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_head_and_body_gradients_pass_gradcheck(pooling):
+    model = tiny_classifier(pooling=pooling)
     rng = np.random.default_rng(1)
     ids, mask = pad_batch([rng.integers(0, 11, 5), rng.integers(0, 11, 3), rng.integers(0, 11, 1)])
     named = dict(model.named_parameters())
@@ -144,13 +145,18 @@ def test_pooling_takes_the_last_real_token():
     h = model.hidden_states(ids, mask).numpy()  # (2, 3, C)
     pooled = model.pool(model.hidden_states(ids, mask), mask).numpy()  # (2, C)
     assert np.array_equal(pooled, h[[0, 1], [2, 0]])
+    mean = tiny_classifier(pooling="mean")
+    h = mean.hidden_states(ids, mask).numpy()
+    pooled = mean.pool(mean.hidden_states(ids, mask), mask).numpy()
+    np.testing.assert_allclose(pooled, [h[0].mean(axis=0), h[1, 0]], rtol=0, atol=1e-15)
 
 
-@settings(max_examples=12)
-@given(st.lists(st.integers(1, 12), min_size=2, max_size=4), st.integers(0, 2 ** 31 - 1))
-def test_padding_does_not_change_a_sequences_logits(lengths, seed):
+@settings(max_examples=16)
+@given(st.lists(st.integers(1, 12), min_size=2, max_size=4), st.integers(0, 2 ** 31 - 1),
+       st.sampled_from(["last", "mean"]))
+def test_padding_does_not_change_a_sequences_logits(lengths, seed, pooling):
     tinygrad_lm.manual_seed(0)
-    model = tiny_classifier().eval()
+    model = tiny_classifier(pooling=pooling).eval()
     rng = np.random.default_rng(seed)
     seqs = [rng.integers(0, 11, n) for n in lengths]
     ids, mask = pad_batch(seqs, pad_id=int(rng.integers(0, 11)))
@@ -312,9 +318,11 @@ def test_finetune_resumes_exactly_and_scratch_differs_from_pretrained(pretrained
 
 
 def test_finetune_holds_out_validation_when_no_val_file_is_given(pretrained, tmp_path):
-    cfg = ft_cfg(pretrained, tmp_path, val=None, test=None, max_iters=4, eval_interval=2, freeze_body=True)
+    cfg = ft_cfg(pretrained, tmp_path, val=None, test=None, max_iters=4, eval_interval=2, freeze_body=True,
+                 pooling="mean")
     result = finetune(cfg)
     assert int(result["val"]["confusion"].sum()) == 5  # round(0.1 * 48)
+    assert load_classifier(tmp_path / "ft" / "best.npz")[0].pooling == "mean"
 
 
 # ----------------------------------------------------------------------------------- CLI

@@ -21,6 +21,7 @@ HELP = {
     "freeze_body": "train only the classifier head (a linear probe of the pretrained features)",
     "unknown_chars": "char tokenizers: error on a character the checkpoint never saw, or drop it",
     "dropout": "dropout probability (default: the checkpoint's)",
+    "pooling": "last (the last real token's hidden state, as GPT-2) or mean (average over real tokens)",
     "batch_size": "examples per step (right-padded to the longest)",
     "max_iters": "optimisation steps",
     "lr": "peak learning rate (after warmup)",
@@ -39,7 +40,7 @@ HELP = {
     "device": "cpu or cuda (cuda needs CuPy)",
     "quiet": "print nothing but errors",
 }
-CHOICES = {"init": ["pretrained", "scratch"], "schedule": ["cosine", "constant"],
+CHOICES = {"init": ["pretrained", "scratch"], "pooling": ["last", "mean"], "schedule": ["cosine", "constant"],
            "unknown_chars": ["error", "drop"], "device": ["cpu", "cuda"]}
 TYPES = {"dropout": float}  # fields whose default (None) does not show their type
 

@@ -52,6 +52,7 @@ class FinetuneConfig:
     freeze_body: bool = False  # train the head only (a linear probe of the pretrained features)
     unknown_chars: str = "error"  # char tokenizers: "error" on an unseen character, or "drop" it
     dropout: float = None  # None keeps the checkpoint's dropout
+    pooling: str = "last"  # "last" real token (GPT-2 / Hugging Face) or "mean" over real tokens
     # optimisation
     batch_size: int = 16
     max_iters: int = 300
@@ -85,6 +86,8 @@ def _check_config(cfg):
         raise ValueError(f"init must be 'pretrained' or 'scratch', got {cfg.init!r}")
     if cfg.schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+    if cfg.pooling not in ("last", "mean"):
+        raise ValueError(f"pooling must be 'last' or 'mean', got {cfg.pooling!r}")
     if cfg.unknown_chars not in ("error", "drop"):
         raise ValueError(f"unknown_chars must be 'error' or 'drop', got {cfg.unknown_chars!r}")
     for name in ("batch_size", "max_iters", "eval_interval", "eval_batch_size", "log_interval"):
@@ -161,6 +164,7 @@ def format_report(name, metrics, label_names):
 
 def _save(path, model, optimizer, cfg, step, best, tokenizer):
     meta = {"kind": KIND, "model_config": model.config.to_dict(), "num_labels": model.num_labels,
+            "pooling": model.pooling,
             "label_names": model.label_names, "finetune_config": asdict(cfg), "tokenizer": tokenizer.to_dict(),
             "step": step, "best": best, "rng": rng.get_state()}
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
@@ -172,7 +176,8 @@ def load_classifier(path, device="cpu"):
     if meta.get("kind") != KIND:
         raise ValueError(f"{path} is not a fine-tuned classifier checkpoint (a pretrained GPT? use "
                          "GPTForSequenceClassification.from_pretrained)")
-    model = GPTForSequenceClassification(GPTConfig(**meta["model_config"]), meta["num_labels"], meta["label_names"])
+    model = GPTForSequenceClassification(GPTConfig(**meta["model_config"]), meta["num_labels"], meta["label_names"],
+                                         meta.get("pooling", "last"))
     try:
         model.load_state_dict(state)
     except ValueError as e:
@@ -193,7 +198,7 @@ def _setup(cfg, resume):
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         config = GPTConfig(**meta["model_config"])
         train, val, test = load_splits(cfg, tokenizer, config.block_size, meta["label_names"])
-        model = GPTForSequenceClassification(config, meta["num_labels"], meta["label_names"])
+        model = GPTForSequenceClassification(config, meta["num_labels"], meta["label_names"], cfg.pooling)
         model.load_state_dict(state)
         if cfg.freeze_body:
             model.freeze_body()
@@ -208,10 +213,11 @@ def _setup(cfg, resume):
         names = train.label_names
         if cfg.init == "pretrained":
             model = GPTForSequenceClassification.from_pretrained(
-                cfg.ckpt, len(names), cfg.freeze_body, names, cfg.dropout, verbose=not cfg.quiet, device=cfg.device)
+                cfg.ckpt, len(names), cfg.freeze_body, names, cfg.dropout, verbose=not cfg.quiet, device=cfg.device,
+                pooling=cfg.pooling)
         else:
             model = GPTForSequenceClassification.from_scratch_like(cfg.ckpt, len(names), names, cfg.dropout,
-                                                                   cfg.device)
+                                                                   cfg.device, cfg.pooling)
             if cfg.freeze_body:
                 model.freeze_body()
             _log(cfg, f"random initialisation (from scratch) with the tokenizer and size of {cfg.ckpt}")

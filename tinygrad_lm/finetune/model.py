@@ -8,8 +8,11 @@
 
 Why the last token: attention is causal, so only the last position has read the whole text
 (a GPT has no [CLS] token; Hugging Face's GPT2ForSequenceClassification pools the same way).
+`pooling="mean"` averages the hidden states of the real tokens instead: a small pretrained
+LM's last position is specialised for predicting the next token, and with few labelled
+examples the mean of all positions can be the better summary (see scripts/bench_finetune.py).
 With right padding every real position attends to real positions only, so a sequence's
-logits do not depend on how much padding its batch adds (tested).
+logits do not depend on how much padding its batch adds, under either pooling (tested).
 
 The body's parameters keep GPT-2's names (`transformer.wte.weight`, `transformer.h.0...`),
 so `from_pretrained` loads a pretrained `GPT` checkpoint by name: every `transformer.*` key
@@ -17,7 +20,7 @@ is copied, `lm_head.weight` is not used, and the new head `score` (Hugging Face'
 initialised N(0, 0.02) with a zero bias (unlike Hugging Face, the head has a bias: it lets the
 classifier learn the class priors directly). The load returns a report of what was loaded.
 `freeze_body=True` turns off gradients of the body, so only the head trains (a linear probe).
-Leaves out: other pooling (mean, attention pooling), left padding, and multi-label heads.
+Leaves out: attention pooling, left padding, and multi-label heads.
 """
 from dataclasses import dataclass, field
 
@@ -60,14 +63,18 @@ class GPTForSequenceClassification(Module):
         config: GPTConfig of the body.
         num_labels: number of classes L (>= 2).
         label_names: optional list of L names (saved in checkpoints, used for reports).
+        pooling: "last" (the last real token's hidden state) or "mean" (the mean over real tokens).
     """
 
-    def __init__(self, config, num_labels, label_names=None):
+    def __init__(self, config, num_labels, label_names=None, pooling="last"):
         super().__init__()
         if not isinstance(num_labels, (int, np.integer)) or num_labels < 2:
             raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}")
         if label_names is not None and len(label_names) != num_labels:
             raise ValueError(f"label_names has {len(label_names)} names for num_labels={num_labels}")
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
+        self.pooling = pooling
         self.config, self.num_labels = config, int(num_labels)
         self.label_names = list(label_names) if label_names is not None else list(range(num_labels))
         body = GPT(config)
@@ -89,15 +96,23 @@ class GPTForSequenceClassification(Module):
         return self._body.hidden_states(idx, attention_mask)
 
     def pool(self, hidden, attention_mask=None):
-        """Hidden state (B, C) of each sequence's last real token.
+        """One vector (B, C) per sequence: its last real token's hidden state, or the mean over
+        its real tokens when pooling="mean".
 
         Args:
             hidden: Tensor (B, T, C).
             attention_mask: (B, T) of 1/0 or bool, right-padded (ones then zeros), or None
-                (every position real: the last position is taken).
+                (every position real).
         """
         B, T, _ = hidden.shape
         xp = get_array_module(hidden.data)
+        if self.pooling == "mean":
+            if attention_mask is None:
+                return hidden.mean(axis=1)  # (B, C)
+            m = xp.asarray(attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask)
+            m = to_device(m.astype(hidden.dtype), self.device)
+            weights = (m / m.sum(axis=1, keepdims=True))[:, :, None]  # (B, T, 1), each row sums to 1
+            return (hidden * Tensor(weights)).sum(axis=1)  # (B, C)
         last = xp.full(B, T - 1, dtype=np.int64) if attention_mask is None else _last_positions(attention_mask, T)
         return hidden[xp.arange(B), to_device(last, self.device)]  # (B, C)
 
@@ -131,7 +146,7 @@ class GPTForSequenceClassification(Module):
 
     @classmethod
     def from_pretrained(cls, path, num_labels, freeze_body=False, label_names=None, dropout=None,
-                        verbose=True, device="cpu"):
+                        verbose=True, device="cpu", pooling="last"):
         """A classifier whose body is the pretrained GPT checkpoint at `path`.
 
         Every checkpoint key the classifier also has (`transformer.*`) is loaded by name; the
@@ -144,12 +159,13 @@ class GPTForSequenceClassification(Module):
             num_labels: number of classes; label_names: optional names.
             freeze_body: turn off gradients of the body (train the head only).
             dropout: override the body's dropout probability (None keeps the checkpoint's).
+            pooling: "last" or "mean" (see the class).
         """
         from ..tokenizer import tokenizer_from_dict
 
         meta, state, _ = checkpoint.load(path)
         config = _config_from_meta(meta, path, dropout)
-        model = cls(config, num_labels, label_names)
+        model = cls(config, num_labels, label_names, pooling)
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except ValueError as e:
@@ -166,13 +182,13 @@ class GPTForSequenceClassification(Module):
         return model
 
     @classmethod
-    def from_scratch_like(cls, path, num_labels, label_names=None, dropout=None, device="cpu"):
+    def from_scratch_like(cls, path, num_labels, label_names=None, dropout=None, device="cpu", pooling="last"):
         """The same-size classifier with the same tokenizer as the checkpoint, but random weights:
         the control that shows what pretraining adds. Uses the package's seeded generator."""
         from ..tokenizer import tokenizer_from_dict
 
         meta, _, _ = checkpoint.load(path)
-        model = cls(_config_from_meta(meta, path, dropout), num_labels, label_names).to(device=device)
+        model = cls(_config_from_meta(meta, path, dropout), num_labels, label_names, pooling).to(device=device)
         object.__setattr__(model, "tokenizer", tokenizer_from_dict(meta["tokenizer"]))
         return model
 
