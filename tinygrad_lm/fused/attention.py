@@ -21,12 +21,9 @@ padding. A query with nothing to attend to gets zero output instead of NaN.
 Leaves out: the memory-saving tiled (flash) formulation; the attention matrix is
 materialised, which is fine at the context lengths this package trains.
 """
-from functools import partial
-
 import numpy as np
 
 from ..backend import get_array_module
-from ..parallel import parallel_rows
 from ..tensor import Function
 
 _causal_cache = {}
@@ -40,28 +37,6 @@ def causal_bias_t(T, S, xp, dtype):
         bias = xp.ascontiguousarray(xp.triu(xp.full((T, S), -np.inf, dtype=dtype), k=S - T + 1).T)  # (S, T)
         _causal_cache[key] = bias
     return bias
-
-
-def _softmax_over_keys(pt):
-    """In place on a block of P^T (..., S, T): softmax over axis -2 (the keys).
-
-    A query whose keys are all masked (-inf) gets max 0 and sum 0; its column becomes zeros.
-    """
-    xp = get_array_module(pt)
-    col_max = pt.max(axis=-2, keepdims=True)  # (..., 1, T): max over keys per query
-    col_max[~xp.isfinite(col_max)] = 0
-    pt -= col_max
-    xp.exp(pt, out=pt)
-    denom = pt.sum(axis=-2, keepdims=True)
-    denom[denom == 0] = 1  # fully masked queries give zero output instead of 0/0
-    pt *= 1.0 / denom
-
-
-def _softmax_over_keys_backward(gpt, pt, scale):
-    """In place on a block: gP^T -> scale * P^T * (gP^T - sum_keys(P^T * gP^T))."""
-    gpt -= (gpt * pt).sum(axis=-2, keepdims=True)
-    gpt *= pt
-    gpt *= scale
 
 
 class ScaledDotProductAttention(Function):
@@ -85,9 +60,17 @@ class ScaledDotProductAttention(Function):
             mask = mask.reshape((1,) * max(0, 2 - mask.ndim) + mask.shape)  # at least (T or 1, S)
             mask_t = mask.swapaxes(-1, -2)  # (..., T, S) -> (..., S, T)
             pt = xp.where(mask_t, pt, pt.dtype.type(-np.inf))
-        # softmax over the keys, in threads over the batch; a query with no key at all (padding
-        # masks, or causal with more queries than keys) gets a zero column, not NaN
-        parallel_rows(_softmax_over_keys, pt)
+        # a query can have no key at all: padding masks, or causal with more queries than keys
+        maybe_empty = self.mask is not None or (self.causal and T > S)
+        col_max = pt.max(axis=-2, keepdims=True)  # (B, nh, 1, T): max over keys per query
+        if maybe_empty:  # a fully masked query has max -inf: use 0 so exp gives zeros
+            col_max[~xp.isfinite(col_max)] = 0
+        pt -= col_max
+        xp.exp(pt, out=pt)
+        denom = pt.sum(axis=-2, keepdims=True)
+        if maybe_empty:
+            denom[denom == 0] = 1  # fully masked queries give zero output instead of 0/0
+        pt *= 1.0 / denom  # P^T: each column sums to 1 over the keys
         self.pt = pt
         if self.dropout_p > 0.0:
             from ..rng import get_rng
@@ -107,7 +90,9 @@ class ScaledDotProductAttention(Function):
         gpt = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T)
         if self.drop is not None:
             gpt *= self.drop
-        parallel_rows(partial(_softmax_over_keys_backward, scale=self.scale), gpt, pt)  # gS^T * scale
+        gpt -= (gpt * pt).sum(axis=-2, keepdims=True)
+        gpt *= pt
+        gpt *= self.scale  # gradient of the scaled scores, transposed
         gq = gpt.swapaxes(-1, -2) @ k  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
         gk = gpt @ q  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
         return gq, gk, gv

@@ -8,7 +8,6 @@ Leaves out: the exact erf GELU, in-place variants.
 import math
 
 from ..backend import get_array_module
-from ..parallel import parallel_rows
 from ..tensor import Function
 
 
@@ -70,53 +69,39 @@ class ReLU(Function):
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
-def _gelu_forward(x, y, t):
-    """y = 0.5 x (1 + t), t = tanh(c (x + 0.044715 x^3)), in place on the blocks y and t."""
-    xp = get_array_module(x)
-    xp.multiply(x, x, out=t)
-    t *= _GELU_C * 0.044715
-    t += _GELU_C
-    t *= x  # c (x + 0.044715 x^3)
-    xp.tanh(t, out=t)
-    xp.add(t, 1, out=y)
-    y *= x
-    y *= 0.5
-
-
-def _gelu_backward(x, t, gy, gx, d):
-    """gx = gy * [0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)], d a scratch block."""
-    xp = get_array_module(x)
-    xp.multiply(x, x, out=d)
-    d *= 3 * 0.044715 * _GELU_C
-    d += _GELU_C  # c (1 + 3 * 0.044715 x^2)
-    xp.multiply(t, t, out=gx)
-    xp.subtract(1, gx, out=gx)  # 1 - t^2
-    gx *= d
-    gx *= x
-    gx += 1
-    gx += t
-    gx *= 0.5
-    gx *= gy
-
-
 class GELU(Function):
-    """In place on preallocated buffers, split over CPU threads (`parallel.py`): the formula
-    touches each element about ten times, and fresh temporaries for each step would cost more
-    than the math."""
+    """In-place arithmetic on two scratch buffers: the formula touches each element about ten
+    times, and fresh temporaries for each step would cost more than the math."""
 
     def forward(self, x):
         xp = get_array_module(x)
-        flat = x.reshape(-1)  # (N,) view of a contiguous input
-        y, t = xp.empty_like(flat), xp.empty_like(flat)
-        parallel_rows(_gelu_forward, flat, y, t)
-        self.x, self.t = flat, t
-        return y.reshape(x.shape)
+        # out=: for a 0-d x, `x * x` is a NumPy scalar, which tanh(..., out=u) cannot write into
+        u = xp.multiply(x, x, out=xp.empty_like(x))
+        u *= _GELU_C * 0.044715
+        u += _GELU_C
+        u *= x  # c (x + 0.044715 x^3)
+        self.x, self.t = x, xp.tanh(u, out=u)
+        y = self.t + 1
+        y *= x
+        y *= 0.5
+        return y
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        gx, scratch = xp.empty_like(self.x), xp.empty_like(self.x)
-        parallel_rows(_gelu_backward, self.x, self.t, gy.reshape(-1), gx, scratch)
-        return gx.reshape(gy.shape)
+        x, t = self.x, self.t
+        # d/dx: 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)
+        d = x * x
+        d *= 3 * 0.044715 * _GELU_C
+        d += _GELU_C  # c (1 + 3 * 0.044715 x^2)
+        xp = get_array_module(t)
+        s = xp.multiply(t, t, out=xp.empty_like(t))  # an array even when t is 0-d (see forward)
+        xp.subtract(1, s, out=s)  # 1 - t^2
+        s *= d
+        s *= x
+        s += 1
+        s += t
+        s *= 0.5
+        s *= gy
+        return s
 
 
 def exp(x):
