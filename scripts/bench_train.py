@@ -29,6 +29,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads")
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
+    p.add_argument("--seed", type=int, default=1337, help="seed of the quality runs (init, batches)")
     args = p.parse_args()
     if args.speed_only:
         args.speed = True
@@ -199,6 +200,28 @@ def bench_speed(vocab_size=65):
     print(f"   peak NumPy memory during one tinygrad_lm step: {peak / 2**20:.1f} MiB")
 
 
+def full_val_loss(model, ids, block_size, batch=64):
+    """Mean next-token loss over the whole validation split, in non-overlapping windows.
+
+    The same quantity that estimate_loss samples with 20 random windows (every window starts
+    with an empty context), but over every validation token, so its noise is negligible.
+    """
+    from tinygrad_lm import no_grad
+
+    n = (len(ids) - 1) // block_size
+    starts = np.arange(n) * block_size
+    total, count = 0.0, 0
+    model.eval()
+    with no_grad():
+        for i in range(0, n, batch):
+            offsets = starts[i:i + batch, None] + np.arange(block_size + 1)  # (b, T + 1)
+            window = np.asarray(ids[offsets], dtype=np.int64)
+            _, loss = model(window[:, :-1], window[:, 1:])
+            total += loss.item() * window.shape[0] * block_size
+            count += window.shape[0] * block_size
+    return total / count
+
+
 def bench_quality(tokenizer):
     from tinygrad_lm.train import TrainConfig, train
 
@@ -209,7 +232,7 @@ def bench_quality(tokenizer):
     cfg = TrainConfig(data=str(data), tokenizer=tokenizer, vocab_size=1024, max_iters=ARGS.iters, lr=1e-3,
                       min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
                       batch_size=BATCH, eval_interval=250, eval_iters=20, log_interval=100,
-                      out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=1337, **RECIPE)
+                      out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=ARGS.seed, **RECIPE)
     t = time.perf_counter()
     result = train(cfg)
     minutes = (time.perf_counter() - t) / 60
@@ -217,10 +240,18 @@ def bench_quality(tokenizer):
 
     evals = [json.loads(line) for line in open(Path(cfg.out_dir) / "log.jsonl") if "val_loss" in line]
     last = evals[-1]
-    print(f"\n== quality, {tokenizer}-level, {data.name}, {ARGS.iters} iters, nanoGPT CPU recipe ({minutes:.1f} min)")
+    from tinygrad_lm.data import TokenData, load_corpus
+
+    text, _ = load_corpus(str(data))
+    val_ids = TokenData(text, result["tokenizer"]).val
+    full = full_val_loss(result["model"], val_ids, cfg.block_size)
+    print(f"\n== quality, {tokenizer}-level, {data.name}, {ARGS.iters} iters, nanoGPT CPU recipe, seed {ARGS.seed} "
+          f"({minutes:.1f} min)")
     print(f"   {machine()}")
     print(f"   final: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
           f"val bits/byte {last['val_bpb']:.4f}, best val loss {result['best_val']:.4f}")
+    print(f"   whole validation split ({len(val_ids):,} tokens, non-overlapping windows): val loss {full:.4f}, "
+          f"bits/byte {full / np.log(2) / result['bytes_per_token']:.4f}")
     print(f"   mean ms/step {1e3 * result['seconds'] / max(len(result['losses']), 1):.1f} (incl. evaluation)")
 
 
