@@ -30,10 +30,14 @@ def parse_args():
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
     p.add_argument("--seed", type=int, default=1337, help="seed of the quality runs (init, batches)")
+    p.add_argument("--torch-quality", action="store_true",
+                   help="train the PyTorch twin with the same recipe and batches (char-level) for comparison")
+    p.add_argument("--torch-gelu", default="tanh", choices=["tanh", "none"],
+                   help="GELU of the PyTorch twin: tanh approximation (ours, GPT-2) or exact erf (nanoGPT)")
     args = p.parse_args()
     if args.speed_only:
         args.speed = True
-    if not (args.speed or args.quality or args.bpe):
+    if not (args.speed or args.quality or args.bpe or args.torch_quality):
         args.speed = args.quality = args.bpe = True
     return args
 
@@ -103,7 +107,7 @@ def torch_gpt(cfg):
                 mask = torch.ones(T, T, dtype=torch.bool).tril()
                 y = att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
             x = x + self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
-            return x + self.mlp_proj(tF.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+            return x + self.mlp_proj(tF.gelu(self.c_fc(self.ln_2(x)), approximate=ARGS.torch_gelu))
 
     class Model(tnn.Module):
         def __init__(self):
@@ -120,7 +124,7 @@ def torch_gpt(cfg):
             for b in self.h:
                 x = b(x, sdpa)
             logits = self.lm_head(self.ln_f(x))
-            return tF.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+            return tF.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
     return Model()
 
@@ -255,6 +259,58 @@ def bench_quality(tokenizer):
     print(f"   mean ms/step {1e3 * result['seconds'] / max(len(result['losses']), 1):.1f} (incl. evaluation)")
 
 
+def bench_torch_quality():
+    """nanoGPT's CPU recipe on the PyTorch twin, same batches and schedule as ours (char-level)."""
+    import torch
+
+    from tinygrad_lm.data import TokenData, get_batch, load_corpus
+    from tinygrad_lm.optim import cosine_warmup_lr
+    from tinygrad_lm.tokenizer import CharTokenizer
+
+    data_path = Path(ARGS.data) if ARGS.data else DEFAULT_DATA
+    text, _ = load_corpus(str(data_path))
+    tok = CharTokenizer(text)
+    data = TokenData(text, tok)
+    torch.manual_seed(ARGS.seed)
+    torch.set_num_threads(ARGS.threads)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, **RECIPE)
+    model = torch_gpt(cfg)
+    for name, p in model.named_parameters():  # GPT-2 / nanoGPT initialisation
+        if name.endswith("proj.weight"):
+            torch.nn.init.normal_(p, 0.0, 0.02 / (2 * cfg.n_layer) ** 0.5)
+        elif p.dim() >= 2:
+            torch.nn.init.normal_(p, 0.0, 0.02)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99))
+    rng = np.random.default_rng(ARGS.seed)
+    t = time.perf_counter()
+    for it in range(ARGS.iters):
+        for g in opt.param_groups:
+            g["lr"] = cosine_warmup_lr(it, 1e-3, min(100, ARGS.iters), ARGS.iters, 1e-4)
+        x, y = get_batch(data.train, BATCH, cfg.block_size, rng)
+        loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    minutes = (time.perf_counter() - t) / 60
+    n = (len(data.val) - 1) // cfg.block_size
+    total = 0.0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, n, 64):
+            offsets = (np.arange(i, min(i + 64, n)) * cfg.block_size)[:, None] + np.arange(cfg.block_size + 1)
+            w = torch.from_numpy(np.asarray(data.val[offsets], dtype=np.int64))  # (b, T + 1)
+            total += model(w[:, :-1], w[:, 1:]).item() * w.shape[0]
+    val = total / n
+    print(f"\n== quality, PyTorch twin (GELU {ARGS.torch_gelu}), char-level, {data_path.name}, {ARGS.iters} iters, "
+          f"seed {ARGS.seed} ({minutes:.1f} min)")
+    print(f"   whole validation split, non-overlapping windows: val loss {val:.4f}, "
+          f"bits/byte {val / np.log(2) / data.bytes_per_token:.4f}")
+
+
 if __name__ == "__main__":
     print("command: python " + " ".join(sys.argv))
     if ARGS.speed:
@@ -263,3 +319,5 @@ if __name__ == "__main__":
         bench_quality("char")
     if ARGS.bpe:
         bench_quality("bpe")
+    if ARGS.torch_quality:
+        bench_torch_quality()
