@@ -8,8 +8,6 @@ convention) stops every query from attending to padded keys, for padded fine-tun
 Leaves out: a key/value cache for generation (generate recomputes the cropped context),
 grouped-query attention.
 """
-import numpy as np
-
 from .. import functional as F
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -50,7 +48,3 @@ class CausalSelfAttention(Module):
     def extra_repr(self):
         return f"n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout}"
 
-
-def causal_mask(T):
-    """(T, T) bool matrix, True where query i may attend to key j (j <= i)."""
-    return np.tril(np.ones((T, T), dtype=bool))
