@@ -29,6 +29,8 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads")
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
+    p.add_argument("--page-faults", action="store_true",
+                   help="minor page faults and kernel time per step, before and after tune_allocator()")
     p.add_argument("--seed", type=int, default=1337, help="seed of the quality runs (init, batches)")
     p.add_argument("--torch-quality", action="store_true",
                    help="train the PyTorch twin with the same recipe and batches (char-level) for comparison")
@@ -37,7 +39,7 @@ def parse_args():
     args = p.parse_args()
     if args.speed_only:
         args.speed = True
-    if not (args.speed or args.quality or args.bpe or args.torch_quality):
+    if not (args.speed or args.quality or args.bpe or args.torch_quality or args.page_faults):
         args.speed = args.quality = args.bpe = True
     return args
 
@@ -127,6 +129,43 @@ def torch_gpt(cfg):
             return tF.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
     return Model()
+
+
+def bench_page_faults(steps=20):
+    """Minor page faults and kernel (sys) time per training step, default glibc allocator first,
+    then after tune_allocator() in the same process (mallopt cannot be undone)."""
+    import resource
+
+    cfg = GPTConfig(vocab_size=65, **RECIPE)
+    tinygrad_lm.manual_seed(0)
+    model = GPT(cfg)
+    opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 65, (BATCH, cfg.block_size)), rng.integers(0, 65, (BATCH, cfg.block_size))
+
+    def measure():
+        for _ in range(3):  # warm up
+            _, loss = model(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        for _ in range(steps):
+            _, loss = model(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        return ((r1.ru_minflt - r0.ru_minflt) / steps, (r1.ru_stime - r0.ru_stime) / steps * 1e3,
+                (t1 - t0) / steps * 1e3)
+
+    print(f"\n== page faults per training step (recipe model, batch {BATCH}, {steps} steps each)")
+    print(f"   {machine()}")
+    for label in ("default glibc allocator", "after tune_allocator()"):
+        if label.startswith("after"):
+            tinygrad_lm.tune_allocator()
+        faults, sys_ms, ms = measure()
+        print(f"   {label:24s} {faults:8.0f} minor faults/step  {sys_ms:5.1f} ms kernel time/step  {ms:6.1f} ms/step")
 
 
 def bench_speed(vocab_size=65):
@@ -313,6 +352,8 @@ def bench_torch_quality():
 
 if __name__ == "__main__":
     print("command: python " + " ".join(sys.argv))
+    if ARGS.page_faults:
+        bench_page_faults()
     if ARGS.speed:
         bench_speed()
     if ARGS.quality:
