@@ -48,6 +48,7 @@ OPS = [
     ("linear", lambda a, w, b: F.linear(a, w, b), [(2, 3, 4), (5, 4), (5,)], False),
     ("cross_entropy", lambda a: F.cross_entropy(a, np.array([1, -1, 4]), label_smoothing=0.1), [(3, 5)], False),
     ("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [(1, 2, 3, 4)] * 3, False),
+    ("packed_attention", lambda qkv: F.packed_self_attention(qkv, 2), [(2, 3, 12)], False),
 ]
 
 

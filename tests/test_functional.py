@@ -110,6 +110,58 @@ def test_attention_dropout_gradcheck_with_a_fixed_mask(B, T, p):
     assert not np.allclose(y_drop, y_plain)  # the mask really did something
 
 
+def split_attention_merge(qkv, n_head, **kw):
+    """packed_self_attention's twin from separate ops: split, heads, attention, merge."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    q, k, v = (a.reshape(B, T, n_head, C // n_head).transpose(1, 2) for a in qkv.split(C, axis=2))  # (B, nh, T, hs)
+    y = F.scaled_dot_product_attention(q, k, v, **kw)  # (B, nh, T, hs)
+    return y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
+
+
+@SETTINGS
+@given(B=B_, T=T_, hs=st.sampled_from([1, 3]), nh=st.integers(1, 3), masked=st.booleans())
+def test_packed_self_attention_gradcheck(B, T, hs, nh, masked):
+    rng = np.random.default_rng(B + 3 * T + hs + 7 * nh)
+    qkv = leaf(rng, B, T, 3 * nh * hs)
+    mask = None
+    if masked:  # key padding that keeps key 0, which every causal query sees
+        mask = rng.random((B, 1, 1, T)) > 0.4
+        mask[..., 0] = True
+    assert gradcheck(lambda a: F.packed_self_attention(a, nh, mask=mask), [qkv])
+
+
+@settings(max_examples=10, deadline=None)
+@given(B=B_, T=T_, nh=st.integers(1, 3), causal=st.booleans(), masked=st.booleans(),
+       p=st.sampled_from([0.0, 0.3]))
+def test_packed_self_attention_equals_split_attention_merge(B, T, nh, causal, masked, p):
+    rng = np.random.default_rng(B + 3 * T + 7 * nh)
+    qkv_data = rng.standard_normal((B, T, 3 * nh * 2))
+    gy = rng.standard_normal((B, T, nh * 2))
+    mask = rng.random((B, 1, 1, T)) > 0.4 if masked else None
+    results = []
+    for fn in (lambda a, **kw: F.packed_self_attention(a, nh, **kw), lambda a, **kw: split_attention_merge(a, nh, **kw)):
+        qkv = Tensor(qkv_data, requires_grad=True)
+        # a fresh Generator per side: both draw the same dropout mask
+        y = fn(qkv, causal=causal, mask=mask, dropout_p=p, rng=np.random.default_rng(5))
+        y.backward(gy)
+        results.append((y.data, qkv.grad))
+    (y1, g1), (y2, g2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-14)
+
+
+def test_packed_self_attention_keeps_float32_and_checks_shapes(rng):
+    qkv = Tensor(rng.standard_normal((2, 3, 12)).astype(np.float32), requires_grad=True)
+    y = F.packed_self_attention(qkv, 2)
+    y.backward(np.ones(y.shape, dtype=np.float32))
+    assert y.shape == (2, 3, 4) and y.dtype == np.float32 and qkv.grad.dtype == np.float32
+    with pytest.raises(ValueError, match=r"\(B, T, 3 \* C\).*n_head=3"):
+        F.packed_self_attention(Tensor(np.zeros((2, 3, 12))), 3)
+    with pytest.raises(ValueError, match=r"\(2, 12\)"):
+        F.packed_self_attention(Tensor(np.zeros((2, 12))), 2)
+
+
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), axis=st.sampled_from([0, -1]))
 def test_softmax_log_softmax_gelu_gradcheck(shape, axis):

@@ -1,7 +1,8 @@
 """Stateless layer functions, imported as `F` (`from tinygrad_lm import functional as F`),
 named and shaped like `torch.nn.functional`.
 
-The fused ones (linear, embedding, layer_norm, cross_entropy, scaled_dot_product_attention)
+The fused ones (linear, embedding, layer_norm, cross_entropy, scaled_dot_product_attention,
+packed_self_attention)
 are single Functions from `fused/`; `layer_norm_composed` and `cross_entropy_composed` build
 the same math from primitive ops and stay here as the fused versions' test twins.
 Leaves out: convolution, pooling and everything else a GPT does not use.
@@ -101,6 +102,25 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0,
         mask = to_device(mask.data if isinstance(mask, Tensor) else np.asarray(mask) if isinstance(mask, list) else mask,
                          q.device)
     return fused.ScaledDotProductAttention(causal, mask, dropout_p, rng, scale)(q, k, v)
+
+
+def packed_self_attention(qkv, n_head, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
+    """Multi-head self-attention from one packed projection, fused with the head split and merge.
+
+    Equal to splitting qkv into q, k, v, reshaping each to (B, nh, T, hs), calling
+    `scaled_dot_product_attention` and merging the heads back to (B, T, C), without the copies.
+
+    Args:
+        qkv: (B, T, 3C), q, k and v side by side (GPT-2's c_attn output); C divisible by n_head.
+        n_head: number of heads nh (head size hs = C / nh).
+        causal, mask, dropout_p, rng, scale: as in `scaled_dot_product_attention`.
+    Returns:
+        Tensor (B, T, C), heads merged.
+    """
+    if mask is not None:
+        mask = to_device(mask.data if isinstance(mask, Tensor) else np.asarray(mask) if isinstance(mask, list) else mask,
+                         qkv.device)
+    return fused.PackedSelfAttention(n_head, causal, mask, dropout_p, rng, scale)(qkv)
 
 
 def scaled_dot_product_attention_composed(q, k, v, causal=True, mask=None, scale=None):

@@ -5,10 +5,10 @@ tests), but each primitive allocates its output and saves its inputs. Fusing Lay
 cross-entropy, attention, linear and embedding into single Functions saves memory traffic and
 Python overhead; each file derives its backward in the docstring.
 """
-from .attention import ScaledDotProductAttention
+from .attention import PackedSelfAttention, ScaledDotProductAttention
 from .cross_entropy import CrossEntropy
 from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
 
-__all__ = ["ScaledDotProductAttention", "CrossEntropy", "Embedding", "LayerNorm", "Linear"]
+__all__ = ["ScaledDotProductAttention", "PackedSelfAttention", "CrossEntropy", "Embedding", "LayerNorm", "Linear"]

@@ -44,6 +44,13 @@ class ScaledDotProductAttention(Function):
         self.causal, self.mask, self.dropout_p, self.rng, self.scale = causal, mask, dropout_p, rng, scale
 
     def forward(self, q, k, v):
+        return self._attend(q, k, v)
+
+    def backward(self, gy):
+        return self._grads(gy)
+
+    def _attend(self, q, k, v, out=None):
+        """The forward math; `out` (a (B, nh, T, hv) view, possibly strided) receives y."""
         xp = get_array_module(q)
         if q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1] or q.ndim != k.ndim:
             raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape} must be "
@@ -82,17 +89,61 @@ class ScaledDotProductAttention(Function):
         else:
             self.drop = None
         self.q, self.k, self.v, self.pt_used = q, k, v, pt
-        return pt.swapaxes(-1, -2) @ v  # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)
+        # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)
+        return xp.matmul(pt.swapaxes(-1, -2), v) if out is None else xp.matmul(pt.swapaxes(-1, -2), v, out=out)
 
-    def backward(self, gy):
+    def _grads(self, gy, gq=None, gk=None, gv=None):
+        """The backward math; gq, gk, gv, when given, are (possibly strided) views to write into."""
         q, k, v, pt = self.q, self.k, self.v, self.pt
-        gv = self.pt_used @ gy  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
+        xp = get_array_module(gy)
+        gv = xp.matmul(self.pt_used, gy, out=gv)  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
         gpt = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T)
         if self.drop is not None:
             gpt *= self.drop
         gpt -= (gpt * pt).sum(axis=-2, keepdims=True)
         gpt *= pt
         gpt *= self.scale  # gradient of the scaled scores, transposed
-        gq = gpt.swapaxes(-1, -2) @ k  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
-        gk = gpt @ q  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
+        gq = xp.matmul(gpt.swapaxes(-1, -2), k, out=gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+        gk = xp.matmul(gpt, q, out=gk)  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
         return gq, gk, gv
+
+
+class PackedSelfAttention(ScaledDotProductAttention):
+    """Self-attention straight from c_attn's packed output: qkv (B, T, 3C) -> y (B, T, C).
+
+    The same math as ScaledDotProductAttention, without the head split and merge as separate
+    ops: q, k and v are strided views of qkv (no copies), the output is written by the last
+    product straight into the merged (B, T, nh, hs) layout, and backward writes gq, gk and gv
+    straight into one (B, T, 3C) gradient. The split-and-merge version (split, reshape,
+    transpose, attention, transpose, reshape) costs a Function per step and a copy at each
+    merge; this is its fused equivalent (tests check the two agree).
+    """
+
+    def __init__(self, n_head, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
+        super().__init__(causal, mask, dropout_p, rng, scale)
+        self.n_head = n_head
+
+    def _heads(self, a, n):
+        """(B, T, n*C) -> n views of shape (B, nh, T, hs)."""
+        B, T, width = a.shape
+        hs = width // (n * self.n_head)
+        a5 = a.reshape(B, T, n, self.n_head, hs)  # (B, T, n, nh, hs)
+        return [a5[:, :, i].transpose(0, 2, 1, 3) for i in range(n)]  # n x (B, nh, T, hs)
+
+    def forward(self, qkv):
+        xp = get_array_module(qkv)
+        if qkv.ndim != 3 or qkv.shape[-1] % (3 * self.n_head):
+            raise ValueError(f"packed attention: qkv of shape {qkv.shape} must be (B, T, 3 * C) with C "
+                             f"divisible by n_head={self.n_head}")
+        qkv = xp.ascontiguousarray(qkv)
+        q, k, v = self._heads(qkv, 3)
+        y = xp.empty(qkv.shape[:2] + (qkv.shape[2] // 3,), dtype=qkv.dtype)  # (B, T, C)
+        self._attend(q, k, v, out=self._heads(y, 1)[0])
+        return y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        g = xp.empty(gy.shape[:2] + (3 * gy.shape[2],), dtype=gy.dtype)  # (B, T, 3C)
+        gq, gk, gv = self._heads(g, 3)
+        self._grads(self._heads(gy, 1)[0], gq, gk, gv)  # gy viewed (B, nh, T, hs)
+        return g

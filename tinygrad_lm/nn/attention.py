@@ -3,6 +3,8 @@
     x (B, T, C) -> c_attn -> q, k, v each (B, nh, T, hs)   with hs = C / nh
     y = softmax(q k^T / sqrt(hs), causal) v                 (fused, functional.py)
     merge heads -> (B, T, C) -> c_proj -> residual dropout
+The split, attention and merge run as one Function (`F.packed_self_attention`), which reads
+q, k, v as views of c_attn's output and writes the merged heads directly.
 An optional `attention_mask` (B, T) (True/1 = real token, False/0 = padding, the Hugging Face
 convention) stops every query from attending to padded keys, for padded fine-tuning batches.
 Leaves out: a key/value cache for generation (generate recomputes the cropped context),
@@ -27,11 +29,8 @@ class CausalSelfAttention(Module):
 
     def forward(self, x, attention_mask=None):
         B, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(C, axis=2)  # 3 x (B, T, C)
-        q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        nh = self.n_head
+        qkv = self.c_attn(x)  # (B, T, 3C): q, k, v side by side
         mask = None
         if attention_mask is not None:
             am = attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask
@@ -41,8 +40,8 @@ class CausalSelfAttention(Module):
                 raise ValueError(f"attention_mask must have shape (B, T) = {(B, T)}, got {am.shape}")
             mask = am.astype(bool)[:, None, None, :]  # (B, 1, 1, T): keys that may be attended
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, causal=True, mask=mask, dropout_p=p)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
+        # split into heads (B, nh, T, hs), attend, merge back to (B, T, C): one fused Function
+        y = F.packed_self_attention(qkv, nh, causal=True, mask=mask, dropout_p=p)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
     def extra_repr(self):
