@@ -13,8 +13,11 @@ With s = scale, S_^T = s k q^T and P^T = softmax over keys (then dropout mask D^
     y   = (P^T)^T v                              forward
     gv  = P^T gy                                 (S, T) @ (T, hv)
     gP^T = v gy^T                                (S, hv) @ (hv, T)
-    gS^T = P^T * (gP^T - sum_keys(P^T * gP^T))   softmax backward, over axis -2
+    gS^T = P^T * (gP^T - D^T)                    softmax backward, over axis -2
     gq  = (gS^T)^T k s                           gk = gS^T q s
+where D, one number per query, is sum_keys(P^T * gP^T) = sum over hv of (gy * y) (expand gP^T
+= v gy^T and use y = P^T^T v; it holds with dropout too): a pass over the (T, hv) output instead
+of an elementwise product and a sum over the twice larger (S, T) matrix.
 The causal mask is an additive matrix of 0 and -inf, cached per size; an optional boolean
 `mask` (broadcastable to (B, nh, T, S), True = may attend, PyTorch's convention) handles
 padding. A query with nothing to attend to gets zero output instead of NaN.
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function
+from .rows import rowsum
 
 _causal_cache = {}
 
@@ -90,17 +94,21 @@ class ScaledDotProductAttention(Function):
             self.drop = None
         self.q, self.k, self.v, self.pt_used = q, k, v, pt
         # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)
-        return xp.matmul(pt.swapaxes(-1, -2), v) if out is None else xp.matmul(pt.swapaxes(-1, -2), v, out=out)
+        self.y = xp.matmul(pt.swapaxes(-1, -2), v) if out is None else xp.matmul(pt.swapaxes(-1, -2), v, out=out)
+        return self.y
 
-    def _grads(self, gy, gq=None, gk=None, gv=None):
-        """The backward math; gq, gk, gv, when given, are (possibly strided) views to write into."""
+    def _grads(self, gy, gq=None, gk=None, gv=None, d=None):
+        """The backward math; gq, gk, gv, when given, are (possibly strided) views to write into;
+        d, when given, is D = sum over hv of gy * y, shape (B, nh, T, 1)."""
         q, k, v, pt = self.q, self.k, self.v, self.pt
         xp = get_array_module(gy)
+        if d is None:
+            d = rowsum(gy * self.y)  # (B, nh, T, 1): D, per query
         gv = xp.matmul(self.pt_used, gy, out=gv)  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
         gpt = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T)
         if self.drop is not None:
             gpt *= self.drop
-        gpt -= (gpt * pt).sum(axis=-2, keepdims=True)
+        gpt -= d.swapaxes(-1, -2)  # (B, nh, 1, T): D per query, broadcast over the keys
         gpt *= pt
         gpt *= self.scale  # gradient of the scaled scores, transposed
         gq = xp.matmul(gpt.swapaxes(-1, -2), k, out=gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
@@ -139,11 +147,15 @@ class PackedSelfAttention(ScaledDotProductAttention):
         q, k, v = self._heads(qkv, 3)
         y = xp.empty(qkv.shape[:2] + (qkv.shape[2] // 3,), dtype=qkv.dtype)  # (B, T, C)
         self._attend(q, k, v, out=self._heads(y, 1)[0])
+        self.y_merged = y
         return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
         g = xp.empty(gy.shape[:2] + (3 * gy.shape[2],), dtype=gy.dtype)  # (B, T, 3C)
         gq, gk, gv = self._heads(g, 3)
-        self._grads(self._heads(gy, 1)[0], gq, gk, gv)  # gy viewed (B, nh, T, hs)
+        B, T, C = gy.shape
+        # D = sum over each head's hs features of gy * y, from the merged arrays: one BLAS mat-vec
+        d = rowsum((gy * self.y_merged).reshape(B, T, self.n_head, C // self.n_head))  # (B, T, nh, 1)
+        self._grads(self._heads(gy, 1)[0], gq, gk, gv, d.transpose(0, 2, 1, 3))  # gy viewed (B, nh, T, hs)
         return g

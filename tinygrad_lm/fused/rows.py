@@ -13,7 +13,8 @@ from ..backend import get_array_module
 _ones = {}
 
 
-def _ones_vector(n, dtype, xp):
+def ones_vector(n, dtype, xp):
+    """A cached vector of n ones (dtype, on xp's device): the right operand of a BLAS sum."""
     key = (n, np.dtype(dtype).str, xp.__name__)
     v = _ones.get(key)
     if v is None:
@@ -24,11 +25,14 @@ def _ones_vector(n, dtype, xp):
 def rowsum(a):
     """Sum over the last axis, kept as a size-1 axis: (..., n) -> (..., 1)."""
     xp = get_array_module(a)
-    return (a @ _ones_vector(a.shape[-1], a.dtype, xp))[..., None]
+    ones = ones_vector(a.shape[-1], a.dtype, xp)
+    if a.ndim > 2 and a.flags.c_contiguous:  # one mat-vec over all rows, not one per leading index
+        return (a.reshape(-1, a.shape[-1]) @ ones).reshape(a.shape[:-1] + (1,))  # (N, n) @ (n,) -> (..., 1)
+    return (a @ ones)[..., None]
 
 
 def colsum(a):
     """Sum over every axis but the last: (..., n) -> (n,)."""
     xp = get_array_module(a)
     rows = a.reshape(-1, a.shape[-1])  # (N, n)
-    return _ones_vector(rows.shape[0], a.dtype, xp) @ rows
+    return ones_vector(rows.shape[0], a.dtype, xp) @ rows
