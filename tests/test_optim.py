@@ -247,6 +247,15 @@ def test_clip_grad_norm_keeps_float32_and_rejects_bad_max_norm():
         clip_grad_norm_([a], 0.0)
 
 
+def test_clip_grad_norm_of_float32_grads_whose_squares_overflow_float32():
+    a, b = param((4,), 0, dtype=np.float32), param((3,), 1, dtype=np.float32)
+    a.grad, b.grad = np.full(4, 1e30, np.float32), np.ones(3, np.float32)  # (1e30)^2 > float32 max
+    total = clip_grad_norm_([a, b], 1.0)
+    assert total == pytest.approx(math.sqrt(4e60 + 3), rel=1e-6)
+    np.testing.assert_allclose(a.grad, 0.5, rtol=1e-6)
+    assert a.grad.dtype == np.float32
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=8), st.floats(0.01, 100.0))
 def test_clip_grad_norm_never_leaves_a_norm_above_max_norm(values, max_norm):

@@ -1,7 +1,9 @@
 """Gradient clipping by global L2 norm: `clip_grad_norm_` (like torch.nn.utils.clip_grad_norm_).
 
-The total norm is sqrt(sum over every parameter of sum(grad**2)), accumulated in float64 so
-float32 gradients of a large model neither lose precision nor overflow while squaring. When it
+The total norm is sqrt(sum over every parameter of sum(grad**2)). Each parameter's sum of squares
+is one BLAS dot product in the gradient's dtype (what PyTorch does too: float32 grads give the
+norm to float32 precision, which is all clipping needs); the per-parameter sums are added in float64,
+and if the total overflows it is computed again with every square in float64. When it
 exceeds `max_norm`, every gradient is multiplied by max_norm / (total + eps). The scaling is out
 of place (`p.grad = p.grad * scale`): a gradient array may be a read-only broadcast view or be
 shared by two parameters, and an in-place `*=` would then fail or scale the shared array twice.
@@ -38,12 +40,9 @@ def clip_grad_norm_(params, max_norm, eps=1e-6, error_if_nonfinite=False):
             unique.append(p)
     if not unique:
         return 0.0
-    squares = None  # stays on the device until the one float() at the end (a single sync on GPU)
-    for p in unique:
-        xp = get_array_module(p.grad)
-        s = xp.sum(xp.square(p.grad, dtype=xp.float64))
-        squares = s if squares is None else squares + s
-    total = math.sqrt(float(squares))
+    total = math.sqrt(float(_sum_of_squares(unique, exact=False)))  # the one sync on GPU
+    if not math.isfinite(total):  # a float32 sum can overflow where float64 does not: redo it
+        total = math.sqrt(float(_sum_of_squares(unique, exact=True)))
     if not math.isfinite(total):
         if error_if_nonfinite:
             raise RuntimeError(f"the total gradient norm is {total}; gradients were not clipped")
@@ -53,4 +52,17 @@ def clip_grad_norm_(params, max_norm, eps=1e-6, error_if_nonfinite=False):
         scale = max_norm / (total + eps)  # a Python float: float32 grads stay float32
         for p in unique:
             p.grad = p.grad * scale
+    return total
+
+
+def _sum_of_squares(params, exact):
+    """Sum of every grad's squares, kept on the device; exact=True squares in float64."""
+    total = None
+    for p in params:
+        xp = get_array_module(p.grad)
+        if exact:
+            s = xp.sum(xp.square(p.grad, dtype=xp.float64))
+        else:
+            s = xp.vdot(p.grad, p.grad).astype(xp.float64)  # one BLAS pass in the grad's dtype
+        total = s if total is None else total + s
     return total
