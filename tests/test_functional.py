@@ -436,6 +436,20 @@ def test_embedding_backward_scatter_adds_repeated_ids(rng):
     np.testing.assert_allclose(w.grad[1], gy[0, 0] + gy[0, 1] + gy[1, 0])
 
 
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), V=st.integers(1, 40), seed=st.integers(0, 99))
+def test_embedding_backward_equals_an_add_at_scatter(shape, V, seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, size=shape)
+    w = Tensor(rng.standard_normal((V, 3)).astype(np.float32), requires_grad=True)
+    gy = rng.standard_normal(tuple(shape) + (3,)).astype(np.float32)
+    F.embedding(ids, w).backward(grad=gy)
+    want = np.zeros((V, 3), np.float32)
+    np.add.at(want, ids.reshape(-1), gy.reshape(-1, 3))
+    assert w.grad.dtype == np.float32
+    np.testing.assert_allclose(w.grad, want, rtol=1e-5, atol=1e-6)
+
+
 def test_embedding_errors():
     w = Tensor(np.zeros((3, 2)))
     with pytest.raises(IndexError, match="id 3 is out of range"):
