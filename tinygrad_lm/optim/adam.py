@@ -79,12 +79,13 @@ class Adam(Optimizer):
 
         bias1 = 1.0 - beta1 ** t
         bias2 = 1.0 - beta2 ** t
-        # sqrt(v_hat) + eps, written as sqrt(v)/sqrt(bias2) + eps
+        # lr * m_hat / (sqrt(v_hat) + eps), with both bias corrections moved into scalars:
+        # = (lr * sqrt(bias2) / bias1) * m / (sqrt(v) + eps * sqrt(bias2))   (one pass fewer)
+        root2 = math.sqrt(bias2)
         xp.sqrt(v, out=tmp)
-        tmp /= math.sqrt(bias2)
-        tmp += eps
-        xp.divide(m, tmp, out=tmp)  # m / (sqrt(v_hat) + eps)
-        tmp *= lr / bias1  # lr * m_hat / (sqrt(v_hat) + eps)
+        tmp += eps * root2
+        xp.divide(m, tmp, out=tmp)
+        tmp *= lr * root2 / bias1
         w -= tmp
 
 
