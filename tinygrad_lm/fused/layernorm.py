@@ -11,7 +11,7 @@ Leaves out: normalising over more than the last axis.
 """
 from ..backend import get_array_module
 from ..tensor import Function
-from .rows import colsum, rowsum
+from .rows import colsum, rowsum, rowsum_weighted
 
 
 class LayerNorm(Function):
@@ -40,13 +40,20 @@ class LayerNorm(Function):
     def backward(self, gy):
         xhat, rstd, w = self.xhat, self.rstd, self.weight
         inv_c = 1.0 / gy.shape[-1]
-        g = gy * w if w is not None else gy
-        gx = g - rowsum(g) * inv_c
-        gx -= xhat * (rowsum(g * xhat) * inv_c)
-        gx *= rstd
-        grads = [gx]
+        gy_xhat = gy * xhat  # shared: gw = colsum(gy * xhat), and sum(g * xhat) = (gy * xhat) @ w
+        if w is not None:
+            g = gy * w
+            b = rowsum_weighted(gy_xhat, w) * inv_c  # (..., 1): mean(g * xhat) per row
+        else:
+            g = gy.copy()
+            b = rowsum(gy_xhat) * inv_c
+        a = rowsum(g) * inv_c  # (..., 1): mean(g) per row
+        g -= xhat * b
+        g -= a
+        g *= rstd  # gx = rstd (g - mean(g) - xhat mean(g xhat)), built in g's buffer
+        grads = [g]
         if len(self.inputs) > 1:
-            grads.append(colsum(gy * xhat))
+            grads.append(colsum(gy_xhat))
         if len(self.inputs) > 2:
             grads.append(colsum(gy))
         return tuple(grads)

@@ -31,6 +31,13 @@ def rowsum(a):
     return (a @ ones)[..., None]
 
 
+def rowsum_weighted(a, w):
+    """Sum over the last axis weighted by w, kept as a size-1 axis: (..., n), (n,) -> (..., 1)."""
+    if a.ndim > 2 and a.flags.c_contiguous:
+        return (a.reshape(-1, a.shape[-1]) @ w).reshape(a.shape[:-1] + (1,))  # (N, n) @ (n,) -> (..., 1)
+    return (a @ w)[..., None]
+
+
 def colsum(a):
     """Sum over every axis but the last: (..., n) -> (n,)."""
     xp = get_array_module(a)
