@@ -2,8 +2,10 @@
 
 Three measurements (each can be run alone):
   --speed    step time of the recipe's model (4 layers, 4 heads, 128 wide, block 64, batch 12,
-             float32) for tinygrad_lm and for the same model in PyTorch eager (when torch is
-             importable), interleaved in one process; tokens/s and peak memory.
+             float32) for tinygrad_lm (the plain step, and with --threads > 1 also the step with
+             the batch split across threads, as `train --threads N` runs it) and for the same
+             model in PyTorch eager (when torch is importable), interleaved in one process;
+             tokens/s and peak memory.
   --quality  char-level Tiny Shakespeare with nanoGPT's CPU recipe (AdamW lr 1e-3, beta2 0.99,
              warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
              no bias, learned positions): val loss and bits per byte at the end.
@@ -59,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygrad_lm  # noqa: E402
 from tinygrad_lm.model import GPT, GPTConfig  # noqa: E402
 from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups  # noqa: E402
+from tinygrad_lm.parallel import blas_threads, forward_backward  # noqa: E402
 
 RECIPE = dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
 BATCH = 12
@@ -186,7 +189,17 @@ def bench_speed(vocab_size=65):
         clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
+    def ours_parallel(i):  # the batch split across ARGS.threads threads, as train(threads=N) runs it
+        x, y = batches[i % len(batches)]
+        with blas_threads(1):  # train() keeps BLAS single-threaded for the whole run
+            opt.zero_grad()
+            forward_backward(model, x, y, threads=ARGS.threads)
+            clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
     sides = {"tinygrad_lm": ours}
+    if ARGS.threads > 1:
+        sides[f"tinygrad_lm {ARGS.threads} threads"] = ours_parallel
     try:
         import torch
 
@@ -217,6 +230,9 @@ def bench_speed(vocab_size=65):
     per_round = max(1, ARGS.steps // rounds)
     for r in range(rounds):  # interleave the sides so background load hits all of them
         for name, fn in sides.items():
+            # let the previous side's idle worker threads stop spinning (OpenBLAS spins ~0.1 s
+            # after its last call), so no side runs beside another side's busy-waiting threads
+            time.sleep(0.3)
             t = time.perf_counter()
             for i in range(per_round):
                 fn(i)
@@ -238,8 +254,11 @@ def bench_speed(vocab_size=65):
             ref = med
         print(f"   {name:22s} median {med * 1e3:7.2f} ms/step (best {best * 1e3:6.2f})  {tok_s:9,.0f} tokens/s")
     if ref:
-        print(f"   ratio tinygrad_lm / pytorch (SDPA): {np.median(times['tinygrad_lm']) / ref:.2f}x "
-              f"(manual attention: {np.median(times['tinygrad_lm']) / np.median(times['pytorch (manual attn)']):.2f}x)")
+        manual = float(np.median(times["pytorch (manual attn)"]))
+        for name in [n for n in times if n.startswith("tinygrad_lm")]:
+            ours_med = float(np.median(times[name]))
+            print(f"   ratio {name} / pytorch: {ours_med / ref:.2f}x against SDPA, {ours_med / manual:.2f}x against "
+                  f"manual attention; {ours_med / min(ref, manual):.2f}x against the faster (target <= 1.3x)")
     print(f"   peak NumPy memory during one tinygrad_lm step: {peak / 2**20:.1f} MiB")
 
 

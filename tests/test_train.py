@@ -63,6 +63,25 @@ def test_resumed_run_matches_uninterrupted_run_exactly(text_file, tmp_path):
         np.testing.assert_array_equal(wa[k], wb[k])
 
 
+def test_threaded_resumed_run_matches_uninterrupted_threaded_run_exactly(text_file, tmp_path):
+    full = train(tiny_cfg(text_file, tmp_path / "a", threads=2))
+    part = train(tiny_cfg(text_file, tmp_path / "b", threads=2), stop_at=13)
+    rest = train(tiny_cfg(text_file, tmp_path / "b", threads=2), resume=True)
+    assert part["losses"] + rest["losses"] == full["losses"]  # bit-for-bit, dropout on, 2 threads
+    _, wa, _ = checkpoint.load(tmp_path / "a" / "ckpt.npz")
+    _, wb, _ = checkpoint.load(tmp_path / "b" / "ckpt.npz")
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k])
+
+
+def test_threads_follow_the_plain_loop_without_dropout(text_file, tmp_path):
+    plain = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, dtype="float64", max_iters=12))
+    split = train(tiny_cfg(text_file, tmp_path / "b", dropout=0.0, dtype="float64", max_iters=12, threads=3))
+    np.testing.assert_allclose(split["losses"], plain["losses"], rtol=1e-9)  # same batches, same gradients
+    with pytest.raises(ValueError, match="threads=0"):
+        train(tiny_cfg(text_file, tmp_path / "c", threads=0))
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
     from tinygrad_lm import model as model_module
 

@@ -40,6 +40,7 @@ HELP = {
     "seed": "random seed (init, dropout, batches)",
     "device": "cpu or cuda (cuda needs CuPy: pip install -e .[gpu])",
     "dtype": "float32 or float64",
+    "threads": "CPU threads: >1 splits each batch across threads (the same gradients; faster on a multi-core CPU, see BENCHMARKS.md)",
     "sample_tokens": "tokens to sample after training (0 skips)",
     "quiet": "print nothing but errors",
 }

@@ -13,6 +13,7 @@ Safety: Ctrl-C saves a checkpoint and exits cleanly; a NaN or infinite loss stop
 with a message naming the step and leaves the last good checkpoint untouched.
 Leaves out: gradient accumulation, mixed precision and data-parallel training.
 """
+import contextlib
 import json
 import math
 import time
@@ -27,6 +28,7 @@ from .backend import check_device, to_device
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
 from .model import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_warmup_lr, param_groups
+from .parallel import blas_threads, forward_backward, optimizer_step
 from .tensor import no_grad
 from .tokenizer import tokenizer_from_dict
 
@@ -64,6 +66,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "cpu"
     dtype: str = "float32"
+    threads: int = 1  # > 1: split each batch across this many CPU threads (parallel.py)
     sample_tokens: int = 200
     quiet: bool = False
 
@@ -116,12 +119,16 @@ def _setup(cfg, resume):
     out_dir = Path(cfg.out_dir)
     ckpt_path = out_dir / "ckpt.npz"
     check_device(cfg.device)
+    if cfg.threads < 1 or (cfg.threads > 1 and cfg.device != "cpu"):
+        raise ValueError(f"threads={cfg.threads}: use 1, or more than 1 to split batches across CPU threads "
+                         "(CPU only; the GPU already runs each op in parallel)")
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
         saved = TrainConfig(**{f.name: meta["train_config"][f.name] for f in fields(TrainConfig)
                                if f.name in meta["train_config"]})
         # a resumed run continues the saved run: only where and how loudly it runs may change
-        cfg = TrainConfig(**{**asdict(saved), "out_dir": cfg.out_dir, "device": cfg.device, "quiet": cfg.quiet})
+        cfg = TrainConfig(**{**asdict(saved), "out_dir": cfg.out_dir, "device": cfg.device, "quiet": cfg.quiet,
+                             "threads": cfg.threads})
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         text, _ = load_corpus(cfg.data)
     else:
@@ -173,50 +180,59 @@ def train(cfg, resume=False, stop_at=None):
     def save(path):
         _save(path, model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng)
 
-    try:
-        while step < cfg.max_iters:
-            # ---- evaluate and checkpoint every eval_interval steps (not at the starting step)
-            if step % cfg.eval_interval == 0 and step != start_step:
-                _evaluate(model, data, cfg, step, state, log_file, save)
-            # ---- one optimisation step
-            lr = lr_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = get_batch(data.train, cfg.batch_size, cfg.block_size, batch_rng)
-            _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
-            loss_value = float(loss.item())
-            if not math.isfinite(loss_value):
-                raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping. The last good checkpoint "
-                                      f"({out_dir / 'ckpt.npz'}) is kept; try a lower --lr or --grad-clip")
-            optimizer.zero_grad()
-            loss.backward()
-            if cfg.grad_clip > 0:
-                clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            steps_timed += 1
-            history.append(loss_value)
-            # ---- progress line and log record
-            if step % cfg.log_interval == 0 or step == cfg.max_iters:
-                now = time.perf_counter()
-                dt = (now - t_last) / steps_timed
-                t_last, steps_timed = now, 0
-                tok_s = cfg.batch_size * cfg.block_size / dt
-                record = {"step": step, "loss": loss_value, "lr": lr, "ms_per_step": dt * 1e3, "tokens_per_s": tok_s}
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                _log(cfg, f"step {step:5d}/{cfg.max_iters} | loss {loss_value:.4f} | lr {lr:.2e} | "
-                          f"{dt * 1e3:6.1f} ms/step | {tok_s:8,.0f} tok/s | ETA {_fmt_time(dt * (cfg.max_iters - step))}")
-            if stop_at is not None and step >= stop_at:
-                raise KeyboardInterrupt
-        summary.update(_evaluate(model, data, cfg, step, state, log_file, save))
-    except KeyboardInterrupt:
-        save(out_dir / "ckpt.npz")
-        summary["interrupted"] = True
-        _log(cfg, f"\ninterrupted at step {step}: checkpoint saved to {out_dir / 'ckpt.npz'}; "
-                  "continue with --resume")
-    finally:
-        log_file.close()
+    # with threads > 1, BLAS stays single-threaded for the whole run: each thread has its own core
+    # (a BLAS worker woken by one call would busy-wait on a core the threads need)
+    with blas_threads(1) if cfg.threads > 1 else contextlib.nullcontext():
+        try:
+            while step < cfg.max_iters:
+                # ---- evaluate and checkpoint every eval_interval steps (not at the starting step)
+                if step % cfg.eval_interval == 0 and step != start_step:
+                    _evaluate(model, data, cfg, step, state, log_file, save)
+                # ---- one optimisation step
+                lr = lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x, y = get_batch(data.train, cfg.batch_size, cfg.block_size, batch_rng)
+                optimizer.zero_grad()
+                if cfg.threads > 1:  # the same forward, backward and update, the batch split over threads
+                    loss_value = forward_backward(model, x, y, threads=cfg.threads)
+                else:
+                    _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
+                    loss_value = float(loss.item())
+                    loss.backward()
+                if not math.isfinite(loss_value):  # before the update: the weights stay those of the last good step
+                    raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping. The last good checkpoint "
+                                          f"({out_dir / 'ckpt.npz'}) is kept; try a lower --lr or --grad-clip")
+                if cfg.grad_clip > 0:
+                    clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if cfg.threads > 1:
+                    optimizer_step(optimizer, threads=cfg.threads)
+                else:
+                    optimizer.step()
+                step += 1
+                steps_timed += 1
+                history.append(loss_value)
+                # ---- progress line and log record
+                if step % cfg.log_interval == 0 or step == cfg.max_iters:
+                    now = time.perf_counter()
+                    dt = (now - t_last) / steps_timed
+                    t_last, steps_timed = now, 0
+                    tok_s = cfg.batch_size * cfg.block_size / dt
+                    record = {"step": step, "loss": loss_value, "lr": lr, "ms_per_step": dt * 1e3, "tokens_per_s": tok_s}
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                    _log(cfg, f"step {step:5d}/{cfg.max_iters} | loss {loss_value:.4f} | lr {lr:.2e} | "
+                              f"{dt * 1e3:6.1f} ms/step | {tok_s:8,.0f} tok/s | ETA {_fmt_time(dt * (cfg.max_iters - step))}")
+                if stop_at is not None and step >= stop_at:
+                    raise KeyboardInterrupt
+            summary.update(_evaluate(model, data, cfg, step, state, log_file, save))
+        except KeyboardInterrupt:
+            save(out_dir / "ckpt.npz")
+            summary["interrupted"] = True
+            _log(cfg, f"\ninterrupted at step {step}: checkpoint saved to {out_dir / 'ckpt.npz'}; "
+                      "continue with --resume")
+        finally:
+            log_file.close()
     summary.update(step=step, losses=history, seconds=time.perf_counter() - t_start,
                    best_val=state["best_val"], model=model, tokenizer=tokenizer, bytes_per_token=data.bytes_per_token)
     return summary

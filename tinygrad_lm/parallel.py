@@ -1,0 +1,195 @@
+"""Data parallelism across CPU cores inside one process: one slice of the batch per thread.
+
+A CPU training step is a chain of NumPy calls. BLAS spreads the matrix products over the cores,
+but every other call (GELU, softmax, LayerNorm, AdamW...) runs on one core, so on a small
+model half of a 2-core machine sits idle for half of the step. `forward_backward` cuts the
+batch into one slice per thread instead, and each thread runs forward and backward of its own
+slice with single-threaded BLAS: everything, not just the products, runs on all cores. NumPy
+releases Python's GIL inside its loops and BLAS calls, so the threads overlap except for
+the Python bookkeeping between calls (about a millisecond per step at the recipe's size).
+
+The result is the full batch's gradient: slice i's mean loss L_i over its n_i counted targets
+is back-propagated with weight n_i / N, so the leaves' .grad receive the gradient of the mean
+over all N targets, as one `loss.backward()` on the whole batch would give (up to float
+rounding from the order of the sums). Each thread collects its gradients apart
+(`tensor.collect_grads`) and they are added in slice order after the threads finish, and each
+slice's dropout draws from its own generator seeded from the global one in slice order
+(`rng.fork`): a run is reproducible, bit for bit, whatever the thread scheduling.
+
+`python scripts/bench_train.py --speed` times a step with and without it.
+Leaves out: processes (no pickling of models), GPUs, models whose forward has side effects
+beyond the autograd graph.
+"""
+import contextlib
+import ctypes
+import queue
+import sys
+import threading
+
+import numpy as np
+
+from . import rng as _rng
+from .backend import get_array_module
+from .tensor import collect_grads
+
+_blas = None  # (set, get) functions of the OpenBLAS NumPy loaded, found on first use
+_SET_NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+              "openblas_set_num_threads")
+_GET_NAMES = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
+              "openblas_get_num_threads")
+
+
+def _find_openblas():
+    """The thread-count functions of the OpenBLAS library loaded in this process, or None."""
+    global _blas
+    if _blas is None:
+        _blas = False
+        if sys.platform.startswith("linux"):
+            try:
+                with open("/proc/self/maps") as maps:
+                    paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+            except OSError:
+                paths = []
+            for path in paths:
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                set_fn = next((getattr(lib, n) for n in _SET_NAMES if hasattr(lib, n)), None)
+                get_fn = next((getattr(lib, n) for n in _GET_NAMES if hasattr(lib, n)), None)
+                if set_fn is not None and get_fn is not None:
+                    set_fn.argtypes, get_fn.restype = [ctypes.c_int], ctypes.c_int
+                    _blas = (set_fn, get_fn)
+                    break
+    return _blas or None
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the block with BLAS limited to n threads (OpenBLAS on Linux; elsewhere a no-op)."""
+    blas = _find_openblas()
+    if blas is None:
+        yield False
+        return
+    set_fn, get_fn = blas
+    previous = get_fn()
+    set_fn(n)
+    try:
+        yield True
+    finally:
+        set_fn(previous)
+
+
+class _Worker:
+    """A daemon thread that runs the functions put in its inbox, one at a time."""
+
+    def __init__(self):
+        self.inbox, self.outbox = queue.SimpleQueue(), queue.SimpleQueue()
+        threading.Thread(target=self._loop, daemon=True, name="tinygrad_lm-worker").start()
+
+    def _loop(self):
+        while True:
+            fn = self.inbox.get()
+            try:
+                fn()
+                self.outbox.put(None)
+            except BaseException as e:  # handed to the caller, which re-raises it
+                self.outbox.put(e)
+
+
+_workers = []
+_run_lock = threading.Lock()
+
+
+def run_in_threads(fns):
+    """Call fns[0] in this thread and the others on persistent worker threads, all at once;
+    return when all are done, re-raising the first exception (in list order) if any failed.
+    The workers live for the whole process, so their memory arenas and caches stay warm."""
+    with _run_lock:
+        while len(_workers) < len(fns) - 1:
+            _workers.append(_Worker())
+        for worker, fn in zip(_workers, fns[1:]):
+            worker.inbox.put(fn)
+        errors = [None] * len(fns)
+        try:
+            fns[0]()
+        except BaseException as e:
+            errors[0] = e
+        for i, worker in enumerate(_workers[:len(fns) - 1], start=1):
+            errors[i] = worker.outbox.get()
+    for e in errors:
+        if e is not None:
+            raise e
+
+
+def optimizer_step(optimizer, threads=2):
+    """`optimizer.step()` with the parameters shared out over threads (elementwise updates,
+    each parameter's state touched by one thread: the result equals the sequential step)."""
+    jobs, i = [], 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                jobs.append((group, p, optimizer.state[i]))
+            i += 1
+    bins, sizes = [[] for _ in range(max(1, threads))], [0] * max(1, threads)
+    for job in sorted(jobs, key=lambda j: -j[1].data.size):  # largest first, onto the lightest bin
+        k = sizes.index(min(sizes))
+        bins[k].append(job)
+        sizes[k] += job[1].data.size
+
+    def run(jobs_of_bin):
+        for group, p, state in jobs_of_bin:
+            optimizer._update(group, p, p.grad, state)
+
+    with blas_threads(1):
+        run_in_threads([lambda b=b: run(b) for b in bins if b] or [lambda: None])
+
+
+def _split(n, parts):
+    """Slice bounds cutting range(n) into `parts` nearly equal runs."""
+    edges = [round(i * n / parts) for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def forward_backward(model, idx, targets, threads=2, ignore_index=-1):
+    """Forward and backward of `model(idx, targets)` with the batch split across threads.
+
+    Args:
+        model: called as model(idx_slice, targets_slice) -> (logits, loss), loss the mean over
+            the slice's targets that are not ignore_index (GPT's forward).
+        idx, targets: (B, T) integer arrays (NumPy; the CPU is what this is for).
+        threads: number of slices and threads (the calling thread takes the first slice);
+            1, or a batch smaller than `threads`, runs the plain forward and backward.
+    Returns:
+        the batch's mean loss as a Python float (the gradients are in the leaves' .grad).
+    """
+    B = len(idx)
+    threads = max(1, min(int(threads), B))
+    if threads == 1:
+        _, loss = model(idx, targets)
+        loss.backward()
+        return float(loss.item())
+    xp = get_array_module(targets)
+    slices = _split(B, threads)
+    counts = [int(xp.count_nonzero(targets[s] != ignore_index)) for s in slices]
+    total = max(sum(counts), 1)
+    generators = _rng.fork(threads)  # drawn here, in slice order: reproducible dropout
+    losses, sinks = [None] * threads, [None] * threads
+
+    def run(i):
+        with _rng.local_generator(generators[i]), collect_grads() as sinks[i]:
+            _, loss = model(idx[slices[i]], targets[slices[i]])
+            losses[i] = float(loss.item())
+            if counts[i]:
+                loss.backward(np.asarray(counts[i] / total, dtype=loss.dtype))
+
+    with blas_threads(1):
+        run_in_threads([lambda i=i: run(i) for i in range(threads)])
+    # add the threads' gradients in slice order (deterministic), then into .grad like backward
+    merged = {}
+    for sink in sinks:
+        for key, (tensor, g) in sink.items():
+            merged[key] = (tensor, g) if key not in merged else (tensor, merged[key][1] + g)
+    for tensor, g in merged.values():
+        tensor._accumulate(g)
+    return sum(c * l for c, l in zip(counts, losses) if c) / total
