@@ -120,3 +120,25 @@ def test_run_in_threads_runs_everything_and_reraises_in_list_order():
     with pytest.raises(ValueError, match="second"):
         parallel.run_in_threads([lambda: None, lambda: fail("second"), lambda: fail("third")])
     parallel.run_in_threads([lambda: None, lambda: None])  # the workers survive an error
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_backward_split_of_a_block_equals_one_backward(threads):
+    from tinygrad_lm import Tensor, nn
+
+    tinygrad_lm.manual_seed(0)
+    block = nn.Block(8, 2).to(dtype=np.float64)
+    rng = np.random.default_rng(0)
+    xd, gy = rng.standard_normal((5, 4, 8)), rng.standard_normal((5, 4, 8))
+    x = Tensor(xd, requires_grad=True)
+    y = block(x)
+    y.backward(gy)
+    want = {n: p.grad.copy() for n, p in block.named_parameters()}
+    want_x, want_y = x.grad.copy(), y.data.copy()
+    block.zero_grad()
+    x2 = Tensor(xd, requires_grad=True)
+    out = parallel.backward_split(block, [x2], Tensor(gy), threads=threads)
+    np.testing.assert_allclose(out, want_y, rtol=1e-12)
+    np.testing.assert_allclose(x2.grad, want_x, rtol=1e-10, atol=1e-13)
+    for n, p in block.named_parameters():
+        np.testing.assert_allclose(p.grad, want[n], rtol=1e-10, atol=1e-13, err_msg=n)

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import rng as _rng
 from .backend import get_array_module
-from .tensor import collect_grads
+from .tensor import Tensor, collect_grads
 
 _blas = None  # (set, get) functions of the OpenBLAS NumPy loaded, found on first use
 _SET_NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
@@ -151,6 +151,27 @@ def _split(n, parts):
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def _in_slices(n, work):
+    """Run work(i) for i in range(n) at once on n threads, slice i with its own generator (forked
+    from the global one in slice order) and its own gradient sink; then add the sinks into the
+    leaves' .grad in slice order, so nothing depends on how the threads were scheduled."""
+    generators = _rng.fork(n)
+    sinks = [None] * n
+
+    def run(i):
+        with _rng.local_generator(generators[i]), collect_grads() as sinks[i]:
+            work(i)
+
+    with blas_threads(1):
+        run_in_threads([lambda i=i: run(i) for i in range(n)])
+    merged = {}
+    for sink in sinks:
+        for key, (tensor, g) in sink.items():
+            merged[key] = (tensor, g) if key not in merged else (tensor, merged[key][1] + g)
+    for tensor, g in merged.values():
+        tensor._accumulate(g)
+
+
 def forward_backward(model, idx, targets, threads=2, ignore_index=-1):
     """Forward and backward of `model(idx, targets)` with the batch split across threads.
 
@@ -173,23 +194,44 @@ def forward_backward(model, idx, targets, threads=2, ignore_index=-1):
     slices = _split(B, threads)
     counts = [int(xp.count_nonzero(targets[s] != ignore_index)) for s in slices]
     total = max(sum(counts), 1)
-    generators = _rng.fork(threads)  # drawn here, in slice order: reproducible dropout
-    losses, sinks = [None] * threads, [None] * threads
+    losses = [None] * threads
 
-    def run(i):
-        with _rng.local_generator(generators[i]), collect_grads() as sinks[i]:
-            _, loss = model(idx[slices[i]], targets[slices[i]])
-            losses[i] = float(loss.item())
-            if counts[i]:
-                loss.backward(np.asarray(counts[i] / total, dtype=loss.dtype))
+    def work(i):
+        _, loss = model(idx[slices[i]], targets[slices[i]])
+        losses[i] = float(loss.item())
+        if counts[i]:  # weight n_i / N: the slices' gradients add up to the batch mean's
+            loss.backward(np.asarray(counts[i] / total, dtype=loss.dtype))
 
-    with blas_threads(1):
-        run_in_threads([lambda i=i: run(i) for i in range(threads)])
-    # add the threads' gradients in slice order (deterministic), then into .grad like backward
-    merged = {}
-    for sink in sinks:
-        for key, (tensor, g) in sink.items():
-            merged[key] = (tensor, g) if key not in merged else (tensor, merged[key][1] + g)
-    for tensor, g in merged.values():
-        tensor._accumulate(g)
+    _in_slices(threads, work)
     return sum(c * l for c, l in zip(counts, losses) if c) / total
+
+
+def backward_split(fn, inputs, grad, threads=2):
+    """`fn(*inputs).backward(grad)` with the batch (axis 0 of every input) split across threads.
+
+    For any function of batch-first Tensors whose rows do not interact (a Transformer block,
+    a layer): each thread runs fn on its rows of every input and back-propagates its rows of
+    `grad`. Parameters receive the summed gradient and each input that requires grad gets its
+    rows' gradients, as from one call on the whole batch (up to float rounding).
+    Returns:
+        the output of fn on the whole batch, as a raw array (rows in order).
+    """
+    grad = grad.data if isinstance(grad, Tensor) else grad
+    B = inputs[0].shape[0]
+    threads = max(1, min(int(threads), B))
+    slices = _split(B, threads)
+    # each slice gets leaves of its own, so no slicing op has to scatter gradients back
+    pieces = [[Tensor(t.data[s], requires_grad=t.requires_grad) for t in inputs] for s in slices]
+    outputs = [None] * threads
+
+    def work(i):
+        y = fn(*pieces[i])
+        y.backward(grad[slices[i]])
+        outputs[i] = y.data
+
+    _in_slices(threads, work)
+    xp = get_array_module(outputs[0])
+    for j, t in enumerate(inputs):
+        if t.requires_grad:
+            t._accumulate(xp.concatenate([piece[j].grad for piece in pieces]))
+    return xp.concatenate(outputs)
