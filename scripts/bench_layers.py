@@ -11,11 +11,11 @@ With --threads > 1 a fourth side runs our block with the batch split across that
 (`parallel.backward_split`, single-threaded BLAS per thread), the way `train --threads N`
 runs a training step.
 
-Each round runs `--inner` consecutive steps per side and drops the first: right after a
-switch, the other library's idle BLAS/OpenMP threads are still spinning on the same 2 cores
-(OpenBLAS and libgomp both busy-wait after a call), which made the first step of a side up
-to 2x slower in measurements on the 2-core machine and would make the comparison a
-measurement of the switching, not of either library.
+Each round first runs untimed steps of a side for 0.15 s, then times `--inner` steps: right
+after a switch, the other library's idle BLAS/OpenMP threads are still spinning on the same 2
+cores (OpenBLAS and libgomp both busy-wait after a call), which made the first steps of a side
+up to 2x slower on the 2-core machine and would make the comparison a measurement of the
+switching, not of either library.
 
 `--profile` then runs a few more steps with every `Function` subclass's forward and backward
 wrapped in timers and prints where the time goes, per op, per step.
@@ -36,7 +36,7 @@ def parse_args():
     p.add_argument("--embd", type=int, default=128, help="C")
     p.add_argument("--heads", type=int, default=4, help="n_head")
     p.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
-    p.add_argument("--inner", type=int, default=4, help="steps per side per round (the first is dropped)")
+    p.add_argument("--inner", type=int, default=4, help="timed steps per side per round (after 0.15 s of untimed ones)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps per side first")
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads (both sides)")
     p.add_argument("--no-torch", action="store_true", help="time tinygrad_lm only")
@@ -289,7 +289,7 @@ def main():
     print("command:  " + " ".join([os.path.basename(sys.executable)] + sys.argv))
     print(machine_info())
     print(f"shape:    B={B}, T={T}, C={C}, n_head={nh}, float32; {ARGS.warmup} warm-up steps, then "
-          f"{ARGS.repeats} interleaved rounds of {ARGS.inner} steps per side (first of each dropped)")
+          f"{ARGS.repeats} interleaved rounds of 0.15 s untimed + {ARGS.inner} timed steps per side")
 
     allocator = "default glibc allocator" if ARGS.no_tune_allocator else f"tune_allocator() -> {tinygrad_lm.tune_allocator()}"
     print(f"memory:   {allocator} (the training loops call tune_allocator; it applies to PyTorch too)")
@@ -313,9 +313,12 @@ def main():
     times = {label: [] for label, _, _ in sides}
     for _ in range(ARGS.repeats):
         for label, reset, step in sides:  # interleaved: noise hits every side alike
-            time.sleep(0.15)  # let the previous side's idle BLAS/OpenMP threads stop spinning
-            steps = [timed(reset, step) for _ in range(max(2, ARGS.inner))]
-            times[label] += steps[1:]  # the first pays for the other side's spinning threads
+            # untimed steps for 0.15 s first: the previous side's idle BLAS/OpenMP threads stop
+            # busy-waiting (OpenBLAS spins ~0.1 s after its last call) and this side warms up
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 0.15:
+                timed(reset, step)
+            times[label] += [timed(reset, step) for _ in range(ARGS.inner)]
 
     print(f"\n  {'':<30} {'min ms':>8} {'median ms':>10}   (over {len(times[sides[0][0]])} steps)")
     for label, ts in times.items():

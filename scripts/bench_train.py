@@ -230,9 +230,13 @@ def bench_speed(vocab_size=65):
     per_round = max(1, ARGS.steps // rounds)
     for r in range(rounds):  # interleave the sides so background load hits all of them
         for name, fn in sides.items():
-            # let the previous side's idle worker threads stop spinning (OpenBLAS spins ~0.1 s
-            # after its last call), so no side runs beside another side's busy-waiting threads
-            time.sleep(0.3)
+            # untimed steps for 0.3 s first: the previous side's idle worker threads stop
+            # spinning (OpenBLAS busy-waits ~0.1 s after its last call) and this side's threads
+            # and caches are warm, so each side is timed in its steady state, as in training
+            t0, i = time.perf_counter(), 0
+            while time.perf_counter() - t0 < 0.3:
+                fn(i)
+                i += 1
             t = time.perf_counter()
             for i in range(per_round):
                 fn(i)
