@@ -6,7 +6,9 @@ model half of a 2-core machine sits idle for half of the step. `forward_backward
 batch into one slice per thread instead, and each thread runs forward and backward of its own
 slice with single-threaded BLAS: everything, not just the products, runs on all cores. NumPy
 releases Python's GIL inside its loops and BLAS calls, so the threads overlap except for
-the Python bookkeeping between calls (about a millisecond per step at the recipe's size).
+the Python bookkeeping between calls. `backward_split` does the same for any function of
+batch-first tensors (a block, a layer), and `optimizer_step` shares the parameters' updates
+out over the same threads.
 
 The result is the full batch's gradient: slice i's mean loss L_i over its n_i counted targets
 is back-propagated with weight n_i / N, so the leaves' .grad receive the gradient of the mean
@@ -16,7 +18,11 @@ rounding from the order of the sums). Each thread collects its gradients apart
 slice's dropout draws from its own generator seeded from the global one in slice order
 (`rng.fork`): a run is reproducible, bit for bit, whatever the thread scheduling.
 
-`python scripts/bench_train.py --speed` times a step with and without it.
+BLAS is limited to one thread per caller through OpenBLAS's own setter (the BLAS NumPy wheels
+ship on Linux). Elsewhere `blas_threads` does nothing and each thread's products may start BLAS
+threads of their own: there, set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS=1 before starting Python,
+or keep threads=1. `python scripts/bench_train.py --speed` and `scripts/bench_layers.py` time
+the step and the block with and without the split.
 Leaves out: processes (no pickling of models), GPUs, models whose forward has side effects
 beyond the autograd graph.
 """
