@@ -8,15 +8,24 @@ split; rebuilt into OUT/data):
      each speech, decoded), L2 strength chosen on the validation split;
   3. GPT fine-tuned from scratch: the same model size and tokenizer, random initialisation;
   4. GPT pretrained on the train regions of the play (`train.train`: byte-level BPE with 1024
-     tokens, 4 layers, 4 heads, 128 wide, 64-token context, dropout 0.1), then fine-tuned.
-The GPT rows are the mean (and standard deviation) over `--seeds` fine-tuning seeds, each
-keeping its best-validation checkpoint; the test split is read once per run, at the end.
+     tokens, 4 layers, 4 heads, 128 wide, 128-token context, dropout 0.1, 6000 steps of 6
+     sequences), then fine-tuned.
+Every system reads the first 128 BPE tokens of a speech (the pretrained context; ~88% of the
+speeches are shorter). The GPT rows are the mean (and standard deviation) over `--seeds`
+fine-tuning seeds, each keeping its best-validation checkpoint. The test split is never given
+to the fine-tuning loop: it is read once per run, at the end, after every setting is fixed;
+`--no-test` skips it altogether (use it for every exploratory run).
 
-Choices, all made on the VALIDATION split (one seed each, recorded in the report):
+Under the table, paired comparisons on val and test (pretrained - scratch, pretrained - bag of
+words, scratch - bag of words): a paired bootstrap 95% interval over examples of the accuracy
+and macro-F1 differences (each GPT's per-example correctness averaged over its seeds, seeds
+held fixed), an exact McNemar test on per-example majority-vote correctness over the seeds, and
+McNemar per seed pair. Per-example predictions go to OUT/predictions.json.
+
+Choices, all made on the VALIDATION split (recorded here and in BENCHMARKS.md):
   * BPE rather than characters: after the same pretraining time a char-level model (val loss
     1.96 nats/char) gave features no better than random ones on this task (both near chance);
-    the BPE model learns words faster, and 64 BPE tokens cover ~170 characters of a speech
-    instead of 64.
+    the BPE model learns words faster.
   * mean pooling: with the GPT-2 last-token pooling neither GPT got clearly above chance on
     validation (macro-F1 0.24-0.34 for both); averaging the real tokens' hidden states gave
     val loss 1.60 vs 1.66 (pretrained vs scratch) and macro-F1 0.36-0.42 vs 0.30-0.33.
@@ -25,16 +34,26 @@ Choices, all made on the VALIDATION split (one seed each, recorded in the report
     The first version used 8,1,1 (840/95/89): one test speech was ~1.1 points and the spread
     between seeds (4-6 points) swamped the scratch/pretrained difference; 6/2/2 was chosen for
     its size alone. Pretraining still reads the train regions only.
-  * learning rates (redone on the 6/2/2 split): each GPT gets the better of {3e-4, 1e-3} by
-    mean validation macro-F1 over 2 seeds (1337, 1338; 300 steps, mean pooling, no test set):
-    scratch 1e-3 (0.357 vs 0.347 at 3e-4), pretrained 1e-3 (0.419 vs 0.395 at 3e-4).
-    Steps (300), pooling (mean) and a trained body (no freezing) were not re-searched.
+  * the pretraining recipe and the learning rates (second round, after a benchmark with block
+    64 / 3000 steps / lr 1e-3 for both gave test accuracy 0.355 vs 0.332). Rule, fixed before
+    running: per recipe, each GPT gets the better of lr {3e-4, 1e-3} by mean val macro-F1 over
+    seeds 1337, 1338 (300 steps, `--no-test`); the recipe whose pretrained GPT has the best val
+    macro-F1 wins and fixes the block size of both GPTs. Pretrained val macro-F1:
+      A  block 64,  3000 steps x 12 sequences (the old default)   0.419 (lr 1e-3)
+      B  block 64,  6000 steps x 12 sequences                     0.405 (lr 3e-4)
+      C  block 128, 6000 steps x 6 sequences (same tokens as B)   0.436 (lr 3e-4)  <- chosen
+    Scratch at block 128: 0.346 at lr 1e-3 (chosen), 0.313 at 3e-4 (at block 64 it had 0.357).
+    Steps (300: val loss bottoms out near step 100-150 and macro-F1 by 150-250), pooling and a
+    trained body (no freezing) were not re-searched.
 
-    python scripts/bench_finetune.py            # everything, 5 seeds, ~12 min on 2 idle CPU cores
+    python scripts/bench_finetune.py            # everything, 5 seeds, ~25 min on one CPU core
     python scripts/bench_finetune.py --pretrained-ckpt runs/speaker/pretrain/best.npz   # reuse
+    python scripts/bench_finetune.py --no-test --lr-grid 3e-4,1e-3 --seeds 2   # choose lrs on val
 Leaves out: a larger test set than ~185 speeches (one speech ~0.5 point of accuracy).
 """
 import argparse
+import json
+import math
 import os
 import platform
 import sys
@@ -50,8 +69,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import make_speaker_dataset  # noqa: E402
 
 from tinygrad_lm.data import read_text  # noqa: E402
-from tinygrad_lm.finetune import (BagOfWordsLogReg, FinetuneConfig, accuracy, finetune, load_labeled,  # noqa: E402
-                                  macro_f1, majority_baseline)
+from tinygrad_lm.finetune import (BagOfWordsLogReg, FinetuneConfig, accuracy, evaluate, finetune,  # noqa: E402
+                                  load_labeled, macro_f1, majority_baseline)
 from tinygrad_lm.train import TrainConfig, load_model, train  # noqa: E402
 
 
@@ -63,26 +82,154 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
 
 
+# ---- paired comparison of two systems on the same examples (NumPy and the standard library only)
+
+def _macro_f1_rows(cm):
+    """Macro-F1 of a stack of confusion matrices (..., L, L), rows true: the mean per-class F1
+    over the classes that are true or predicted somewhere (as `finetune.macro_f1`)."""
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    denom = cm.sum(axis=-2) + cm.sum(axis=-1)  # (TP + FP) + (TP + FN)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(denom > 0, 2 * tp / denom, np.nan)
+    return np.nanmean(f1, axis=-1)
+
+
+def paired_bootstrap(y, preds_a, preds_b, num_labels, n_boot=10_000, seed=0):
+    """Paired bootstrap over examples of the difference a - b in accuracy and macro-F1.
+
+    Args:
+        y: (n,) true label ids.
+        preds_a, preds_b: (Ka, n) and (Kb, n) predictions of the two systems, one row per
+            fine-tuning seed (a single run is one row); each system's figure is its mean over
+            its rows, as in the table.
+        n_boot: resamples; seed: the resampling generator's seed (fixed: the result is
+            reproducible).
+    Returns:
+        dict: "acc" and "f1" (observed differences), "acc_ci" and "f1_ci" (2.5 and 97.5
+        percentiles of the resampled differences), "acc_le0" and "f1_le0" (share of resamples
+        whose difference is <= 0, a one-sided bootstrap p-value for "a is not better").
+    The same resampled examples are used for both systems (that is what pairs them); the
+    seeds are held fixed, so the interval covers test-set sampling, not seed-to-seed variation.
+    """
+    y = np.asarray(y)
+    n, L = len(y), num_labels
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)  # (B, n) draws per example
+
+    def acc_and_f1(preds):
+        preds = np.atleast_2d(np.asarray(preds))
+        correct = (preds == y).mean(axis=0)  # (n,) share of rows right on each example
+        acc = counts @ correct / n  # (B,)
+        f1 = np.zeros(n_boot)
+        for row in preds:
+            cells = np.zeros((n, L * L))
+            cells[np.arange(n), y * L + row] = 1.0  # one-hot of each example's confusion cell
+            f1 += _macro_f1_rows((counts @ cells).reshape(n_boot, L, L))
+        return float(correct.mean()), acc, float(np.mean([macro_f1(y, r, L) for r in preds])), f1 / len(preds)
+
+    acc_a, boot_acc_a, f1_a, boot_f1_a = acc_and_f1(preds_a)
+    acc_b, boot_acc_b, f1_b, boot_f1_b = acc_and_f1(preds_b)
+    d_acc, d_f1 = boot_acc_a - boot_acc_b, boot_f1_a - boot_f1_b
+    return {"acc": acc_a - acc_b, "acc_ci": tuple(np.percentile(d_acc, [2.5, 97.5])),
+            "acc_le0": float(np.mean(d_acc <= 0)),
+            "f1": f1_a - f1_b, "f1_ci": tuple(np.percentile(d_f1, [2.5, 97.5])), "f1_le0": float(np.mean(d_f1 <= 0))}
+
+
+def mcnemar_exact(correct_a, correct_b):
+    """Exact (binomial) two-sided McNemar test on paired per-example correctness.
+
+    Returns (b, c, p): b examples only `a` gets right, c only `b` gets right, and
+    p = min(1, 2 P[X <= min(b, c)]) for X ~ Binomial(b + c, 1/2).
+
+    >>> mcnemar_exact([1, 1, 1, 0], [0, 0, 0, 0])
+    (3, 0, 0.25)
+    """
+    a, b_ = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    b, c = int(np.sum(a & ~b_)), int(np.sum(~a & b_))
+    n = b + c
+    if n == 0:
+        return b, c, 1.0
+    tail = sum(math.comb(n, j) for j in range(min(b, c) + 1))
+    return b, c, min(1.0, 2 * tail / 2 ** n)
+
+
+def paired_report(split, y, preds_a, preds_b, num_labels, name_a, name_b, seeds=None):
+    """Lines describing a paired comparison of system a against system b on one split."""
+    y = np.asarray(y)
+    pa, pb = np.atleast_2d(preds_a), np.atleast_2d(preds_b)
+    r = paired_bootstrap(y, pa, pb, num_labels)
+    lines = [f"{name_a} - {name_b}, {split} ({len(y)} examples; 95% paired bootstrap interval over examples, "
+             f"10,000 resamples, seeds held fixed):",
+             f"  accuracy {r['acc']:+.3f} [{r['acc_ci'][0]:+.3f}, {r['acc_ci'][1]:+.3f}], "
+             f"resamples <= 0: {r['acc_le0']:.3f}; "
+             f"macro-F1 {r['f1']:+.3f} [{r['f1_ci'][0]:+.3f}, {r['f1_ci'][1]:+.3f}], resamples <= 0: {r['f1_le0']:.3f}"]
+    # majority vote over seeds: right on an example if right in more than half of the seeds
+    ca, cb = (pa == y).mean(axis=0) > 0.5, (pb == y).mean(axis=0) > 0.5
+    b, c, p = mcnemar_exact(ca, cb)
+    what = "majority-vote correctness over seeds" if max(len(pa), len(pb)) > 1 else "correctness"
+    lines.append(f"  exact McNemar on per-example {what}: only {name_a} right {b}, only {name_b} right {c}, "
+                 f"two-sided p = {p:.3f}")
+    if len(pa) == len(pb) > 1:
+        per = [mcnemar_exact(ra == y, rb == y) for ra, rb in zip(pa, pb)]
+        tag = seeds if seeds is not None else range(len(per))
+        lines.append("  per seed pair (only a right / only b right, p): "
+                     + ", ".join(f"{s}: {b}/{c} p={p:.2f}" for s, (b, c, p) in zip(tag, per)))
+        d = [(ra == y).mean() - (rb == y).mean() for ra, rb in zip(pa, pb)]
+        lines.append(f"  per seed pair accuracy differences {[round(float(x), 3) for x in d]} "
+                     f"({sum(x > 0 for x in d)} of {len(d)} positive)")
+    return lines
+
+
+def _floats(spec):
+    try:
+        values = [float(v) for v in str(spec).split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 3e-4,1e-3, got {spec!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {spec!r}")
+    return values
+
+
+SYSTEMS = ("majority", "bow", "scratch", "pretrained")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Speaker attribution: majority, bag of words, GPT scratch vs pretrained")
     ap.add_argument("--data", default=str(make_speaker_dataset.DEFAULT_DATA), help="tinyshakespeare.txt")
     ap.add_argument("--out", default="runs/speaker", help="folder for the dataset, checkpoints and logs")
     ap.add_argument("--split", default="6,2,2",
                     help="train,val,test regions of every 10, see make_speaker_dataset.py (default: 6,2,2)")
-    ap.add_argument("--pretrained-ckpt", default=None, help="reuse this pretrained checkpoint (skip pretraining)")
-    ap.add_argument("--pretrain-iters", type=int, default=3000, help="pretraining steps (default: 3000)")
+    ap.add_argument("--pretrained-ckpt", default=None,
+                    help="reuse this pretrained checkpoint (skip pretraining; its block size must equal --block-size)")
+    ap.add_argument("--pretrain-iters", type=int, default=6000, help="pretraining steps (default: 6000)")
+    ap.add_argument("--block-size", type=int, default=128,
+                    help="the pretrained GPT's context, which is also how many tokens of each speech every "
+                         "system reads (default: 128)")
+    ap.add_argument("--pretrain-batch", type=int, default=6, help="pretraining sequences per step (default: 6)")
     ap.add_argument("--tokenizer", default="bpe", choices=["bpe", "char"], help="pretraining tokenizer (default: bpe)")
     ap.add_argument("--finetune-iters", type=int, default=300, help="fine-tuning steps per GPT run (default: 300)")
     ap.add_argument("--lr-scratch", type=float, default=1e-3, help="fine-tuning lr from scratch (default: 1e-3)")
-    ap.add_argument("--lr-pretrained", type=float, default=1e-3, help="fine-tuning lr, pretrained (default: 1e-3)")
+    ap.add_argument("--lr-pretrained", type=float, default=3e-4, help="fine-tuning lr, pretrained (default: 3e-4)")
+    ap.add_argument("--lr-grid", type=_floats, default=None,
+                    help="comma-separated lrs: run each GPT system at every one and keep, per system, the lr "
+                         "with the best mean validation macro-F1 over the seeds (overrides --lr-scratch and "
+                         "--lr-pretrained)")
     ap.add_argument("--pooling", default="mean", choices=["mean", "last"], help="classifier pooling (default: mean)")
     ap.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds per GPT system (default: 5)")
     ap.add_argument("--seed", type=int, default=1337, help="pretraining seed and first fine-tuning seed")
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help=f"comma-separated systems to run, of {', '.join(SYSTEMS)} (default: all)")
+    ap.add_argument("--no-test", action="store_true",
+                    help="never evaluate the test split (for choosing settings on validation)")
     ap.add_argument("--quiet", action="store_true", help="only the final table")
     args = ap.parse_args(argv)
+    systems = [x.strip() for x in args.systems.split(",") if x.strip()]
+    if not systems or set(systems) - set(SYSTEMS):
+        ap.error(f"--systems must name some of {', '.join(SYSTEMS)}, got {args.systems!r}")
     t0 = time.perf_counter()
     out = Path(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    use_test = not args.no_test
 
     # ---- the dataset (deterministic; rebuilt every time so it matches the code)
     examples, pretrain_text, info = make_speaker_dataset.build(read_text(args.data), split=args.split)
@@ -95,82 +242,143 @@ def main(argv=None):
     if args.pretrained_ckpt is None:
         say(f"\n== pretraining on {d / 'pretrain.txt'} for {args.pretrain_iters} steps")
         train(TrainConfig(data=str(d / "pretrain.txt"), tokenizer=args.tokenizer, vocab_size=1024, n_layer=4,
-                          n_head=4, n_embd=128, block_size=64, dropout=0.1, batch_size=12,
-                          max_iters=args.pretrain_iters, lr=1e-3, min_lr=1e-4, warmup_iters=100,
-                          eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10, log_interval=250,
-                          out_dir=str(out / "pretrain"), seed=args.seed, sample_tokens=0, quiet=args.quiet))
+                          n_head=4, n_embd=128, block_size=args.block_size, dropout=0.1,
+                          batch_size=args.pretrain_batch, max_iters=args.pretrain_iters, lr=1e-3, min_lr=1e-4,
+                          warmup_iters=100, eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10,
+                          log_interval=250, out_dir=str(out / "pretrain"), seed=args.seed, sample_tokens=0,
+                          quiet=args.quiet))
         ckpt = out / "pretrain" / "best.npz"
     else:
         ckpt = Path(args.pretrained_ckpt)
     pretrain_seconds = time.perf_counter() - t
     gpt, tokenizer, meta = load_model(ckpt)
     block_size = gpt.config.block_size
+    if block_size != args.block_size:
+        raise SystemExit(f"{ckpt} has block size {block_size}, not --block-size {args.block_size}; pass "
+                         f"--block-size {block_size} to reuse it")
     say(f"pretrained checkpoint: {ckpt} (step {meta.get('step')}, val loss {meta.get('best_val', float('nan')):.4f})")
 
     # ---- the labelled splits, as the GPT sees them (first block_size tokens of each speech)
     train_d = load_labeled(d / "train.jsonl", tokenizer, block_size)
     names = train_d.label_names
     val_d = load_labeled(d / "val.jsonl", tokenizer, block_size, names, d / "train.jsonl")
-    test_d = load_labeled(d / "test.jsonl", tokenizer, block_size, names, d / "train.jsonl")
-    seen = {split: [tokenizer.decode(ids.tolist()) for ids in data.ids]
-            for split, data in (("train", train_d), ("val", val_d), ("test", test_d))}
+    test_d = load_labeled(d / "test.jsonl", tokenizer, block_size, names, d / "train.jsonl") if use_test else None
+    splits = (("train", train_d), ("val", val_d)) + ((("test", test_d),) if use_test else ())
+    seen = {split: [tokenizer.decode(ids.tolist()) for ids in data.ids] for split, data in splits}
     L = len(names)
-    rows = []  # (system, test acc list, test macro-F1 list, val acc list, seconds)
+    # one record per system: name, per-seed val and test predictions, seconds
+    rows = []
+    saved = {"labels": {"val": val_d.labels.tolist()} | ({"test": test_d.labels.tolist()} if use_test else {}),
+             "label_names": names, "systems": {}}
+
+    def add_row(name, key, val_preds, test_preds, seconds, seeds=None):
+        rows.append({"name": name, "key": key, "val": [np.asarray(p) for p in val_preds],
+                     "test": [np.asarray(p) for p in test_preds] if use_test else None,
+                     "seconds": seconds, "seeds": seeds})
+        saved["systems"][name] = {"seeds": seeds, "val": [np.asarray(p).tolist() for p in val_preds]} | (
+            {"test": [np.asarray(p).tolist() for p in test_preds]} if use_test else {})
 
     # ---- 1. majority class
-    _, pred = majority_baseline(train_d.labels, len(test_d))
-    _, pred_val = majority_baseline(train_d.labels, len(val_d))
-    rows.append(("majority class", [accuracy(test_d.labels, pred)], [macro_f1(test_d.labels, pred, L)],
-                 [accuracy(val_d.labels, pred_val)], 0.0))
+    if "majority" in systems:
+        _, pred_val = majority_baseline(train_d.labels, len(val_d))
+        pred = majority_baseline(train_d.labels, len(test_d))[1] if use_test else None
+        add_row("majority class", "majority", [pred_val], [pred], 0.0)
 
     # ---- 2. bag of words, L2 strength chosen on validation macro-F1
-    t = time.perf_counter()
-    best = None
-    for l2 in (1e-4, 3e-4, 1e-3, 3e-3):
-        bow = BagOfWordsLogReg(L, l2=l2)
-        bow.fit(seen["train"], train_d.labels)
-        f1_val = macro_f1(val_d.labels, bow.predict(seen["val"]), L)
-        say(f"bag of words l2={l2:g}: val macro-F1 {f1_val:.4f}")
-        if best is None or f1_val > best[0]:
-            best = (f1_val, l2, bow)
-    _, l2, bow = best
-    pred = bow.predict(seen["test"])
-    rows.append((f"bag-of-words logreg (l2={l2:g})", [accuracy(test_d.labels, pred)],
-                 [macro_f1(test_d.labels, pred, L)], [accuracy(val_d.labels, bow.predict(seen["val"]))],
-                 time.perf_counter() - t))
+    if "bow" in systems:
+        t = time.perf_counter()
+        best = None
+        for l2 in (1e-4, 3e-4, 1e-3, 3e-3):
+            bow = BagOfWordsLogReg(L, l2=l2)
+            bow.fit(seen["train"], train_d.labels)
+            f1_val = macro_f1(val_d.labels, bow.predict(seen["val"]), L)
+            say(f"bag of words l2={l2:g}: val macro-F1 {f1_val:.4f}")
+            if best is None or f1_val > best[0]:
+                best = (f1_val, l2, bow)
+        _, l2, bow = best
+        add_row(f"bag-of-words logreg (l2={l2:g})", "bow", [bow.predict(seen["val"])],
+                [bow.predict(seen["test"]) if use_test else None], time.perf_counter() - t)
 
     # ---- 3 and 4. the GPT fine-tuned from scratch and from the pretrained checkpoint
-    for init, lr in (("scratch", args.lr_scratch), ("pretrained", args.lr_pretrained)):
-        accs, f1s, vals = [], [], []
-        t = time.perf_counter()
-        for k in range(args.seeds):
-            seed = args.seed + k
-            say(f"\n== fine-tuning the GPT ({init}, {args.pooling} pooling, lr {lr:g}, seed {seed})")
-            r = finetune(FinetuneConfig(ckpt=str(ckpt), data=str(d / "train.jsonl"), val=str(d / "val.jsonl"),
-                                        test=str(d / "test.jsonl"), init=init, pooling=args.pooling,
-                                        max_iters=args.finetune_iters, lr=lr, min_lr=lr / 10, batch_size=16,
-                                        eval_interval=50, out_dir=str(out / f"finetune_{init}_{seed}"), seed=seed,
-                                        quiet=args.quiet))
-            accs.append(r["test"]["accuracy"])
-            f1s.append(r["test"]["macro_f1"])
-            vals.append(r["val"]["accuracy"])
-        rows.append((f"GPT fine-tuned, {init} (lr {lr:g})", accs, f1s, vals, time.perf_counter() - t))
+    seeds = [args.seed + k for k in range(args.seeds)]
+    grid_lines = []
+    for init in ("scratch", "pretrained"):
+        if init not in systems:
+            continue
+        lrs = args.lr_grid or [args.lr_scratch if init == "scratch" else args.lr_pretrained]
+        runs = {}  # lr -> (models, val predictions, val macro-F1s, val accuracies, seconds)
+        for lr in lrs:
+            models, val_preds, f1s, accs = [], [], [], []
+            t = time.perf_counter()
+            for seed in seeds:
+                say(f"\n== fine-tuning the GPT ({init}, {args.pooling} pooling, lr {lr:g}, seed {seed})")
+                # the test split is never handed to the loop: it is read below, once the lr is fixed
+                r = finetune(FinetuneConfig(ckpt=str(ckpt), data=str(d / "train.jsonl"), val=str(d / "val.jsonl"),
+                                            init=init, pooling=args.pooling, max_iters=args.finetune_iters, lr=lr,
+                                            min_lr=lr / 10, batch_size=16, eval_interval=50,
+                                            out_dir=str(out / f"finetune_{init}_lr{lr:g}_{seed}"), seed=seed,
+                                            quiet=args.quiet))
+                models.append(r["model"])
+                val_preds.append(r["val"]["predictions"])
+                f1s.append(r["val"]["macro_f1"])
+                accs.append(r["val"]["accuracy"])
+            runs[lr] = (models, val_preds, f1s, accs, time.perf_counter() - t)
+        chosen = max(lrs, key=lambda lr: np.mean(runs[lr][2]))  # first listed wins ties
+        for lr in lrs:
+            grid_lines.append(f"  {init:10s} lr {lr:<8g} val macro-F1 {np.mean(runs[lr][2]):.4f} ± "
+                              f"{np.std(runs[lr][2]):.4f}, val accuracy {np.mean(runs[lr][3]):.4f} "
+                              f"(per seed {[round(f, 3) for f in runs[lr][2]]})"
+                              + ("  <- chosen" if len(lrs) > 1 and lr == chosen else ""))
+        models, val_preds, _, _, seconds = runs[chosen]
+        test_preds = [evaluate(m, test_d)["predictions"] for m in models] if use_test else [None] * len(models)
+        add_row(f"GPT fine-tuned, {init} (lr {chosen:g})", init, val_preds, test_preds, seconds, seeds)
 
     # ---- report
     def cell(values):
         return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
 
+    def metric(row, split, fn):
+        y = (val_d if split == "val" else test_d).labels
+        return [fn(y, p) for p in row[split]]
+
+    def acc(y, p):
+        return accuracy(y, p)
+
+    def f1(y, p):
+        return macro_f1(y, p, L)
     print(f"\nspeaker attribution, Tiny Shakespeare: {L} speakers, train/val/test "
-          f"{len(train_d)}/{len(val_d)}/{len(test_d)} speeches, first {block_size} {args.tokenizer} tokens of each; "
-          f"GPT rows: {args.pooling} pooling, mean ± std over {args.seeds} fine-tuning seed(s)")
-    print(f"{'system':40s} {'test accuracy':>15s} {'test macro-F1':>15s} {'val accuracy':>15s} {'seconds':>8s}")
-    for name, accs, f1s, vals, seconds in rows:
-        print(f"{name:40s} {cell(accs):>15s} {cell(f1s):>15s} {cell(vals):>15s} {seconds:8.0f}")
-    for name, accs, f1s, _, _ in rows[2:]:
-        print(f"  {name}: per-seed test accuracy {[round(a, 3) for a in accs]}, "
-              f"macro-F1 {[round(f, 3) for f in f1s]}")
+          f"{len(train_d)}/{len(val_d)}/{info['examples']['test']} speeches, first {block_size} {args.tokenizer} "
+          f"tokens of each; GPT rows: {args.pooling} pooling, {args.finetune_iters} steps, mean ± std over "
+          f"{args.seeds} fine-tuning seed(s)" + ("" if use_test else "; TEST SPLIT NOT EVALUATED (--no-test)"))
+    print(f"{'system':40s} {'test accuracy':>15s} {'test macro-F1':>15s} {'val accuracy':>15s} "
+          f"{'val macro-F1':>15s} {'seconds':>8s}")
+    for row in rows:
+        test_cells = (cell(metric(row, "test", acc)), cell(metric(row, "test", f1))) if use_test else ("-", "-")
+        print(f"{row['name']:40s} {test_cells[0]:>15s} {test_cells[1]:>15s} {cell(metric(row, 'val', acc)):>15s} "
+              f"{cell(metric(row, 'val', f1)):>15s} {row['seconds']:8.0f}")
+    for row in rows:
+        if row["seeds"] is None:
+            continue
+        print(f"  {row['name']}: per-seed val accuracy {[round(a, 3) for a in metric(row, 'val', acc)]}"
+              + (f", test accuracy {[round(a, 3) for a in metric(row, 'test', acc)]}, "
+                 f"test macro-F1 {[round(f, 3) for f in metric(row, 'test', f1)]}" if use_test else ""))
+    if args.lr_grid:
+        print(f"learning-rate grid (chosen per system by mean val macro-F1 over seeds {seeds}):")
+        print("\n".join(grid_lines))
+    by_key = {row["key"]: row for row in rows}
+    comparisons = [("pretrained", "scratch"), ("pretrained", "bow"), ("scratch", "bow")]
+    for split in (("val", "test") if use_test else ("val",)):
+        y = (val_d if split == "val" else test_d).labels
+        for a, b in comparisons:
+            if a in by_key and b in by_key:
+                print("\n".join(paired_report(split, y, by_key[a][split], by_key[b][split], L, a, b, seeds)))
+    if use_test:
+        print("(val figures are optimistic: each run keeps its best-val checkpoint and the settings were chosen "
+              "on val; test is the unbiased split)")
+    (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")
     print(f"pretraining: {pretrain_seconds:.0f} s ({'reused ' + str(ckpt) if args.pretrained_ckpt else ckpt}, "
-          f"val loss {meta.get('best_val', float('nan')):.3f}); total {time.perf_counter() - t0:.0f} s")
+          f"block {block_size}, val loss {meta.get('best_val', float('nan')):.3f}); "
+          f"total {time.perf_counter() - t0:.0f} s; per-example predictions in {out / 'predictions.json'}")
     print(f"command: python scripts/bench_finetune.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"machine: {machine()}")
     return rows
