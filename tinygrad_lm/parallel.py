@@ -122,7 +122,12 @@ def run_in_threads(fns):
         except BaseException as e:
             errors[0] = e
         for i, worker in enumerate(_workers[:len(fns) - 1], start=1):
-            errors[i] = worker.outbox.get()
+            while True:  # wait for every worker, even through Ctrl-C, so no reply is left queued
+                try:
+                    errors[i] = worker.outbox.get()
+                    break
+                except BaseException as e:  # interrupted while waiting: remember it, keep waiting
+                    errors[0] = errors[0] or e
     for e in errors:
         if e is not None:
             raise e
