@@ -488,6 +488,24 @@ def test_gelu_is_the_tanh_approximation():
     np.testing.assert_allclose(F.gelu(Tensor(x)).data, want, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("shape", [(3, 65536 + 7), (2, 3, 70001), (5,)])
+def test_gelu_blocks_cover_every_element_of_large_and_ragged_arrays(shape):
+    # GELU works in 64 Ki-element blocks: arrays of several blocks with a ragged last one, and a
+    # non-contiguous input, must give the closed form and its derivative everywhere
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape[::-1]).T * 3  # transposed: non-contiguous
+    c = np.sqrt(2 / np.pi)
+    t = np.tanh(c * (x + 0.044715 * x ** 3))
+    want_y = 0.5 * x * (1 + t)
+    want_d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    xt = Tensor(x, requires_grad=True)
+    y = F.gelu(xt)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    np.testing.assert_allclose(y.data, want_y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(xt.grad, gy * want_d, rtol=1e-11, atol=1e-13)
+
+
 def test_softmax_and_log_softmax_are_stable():
     x = Tensor(np.array([[1000.0, 1000.0, -1000.0]]))
     np.testing.assert_allclose(F.softmax(x).data, [[0.5, 0.5, 0.0]])
