@@ -78,6 +78,7 @@ def test_threads_follow_the_plain_loop_without_dropout(text_file, tmp_path):
     plain = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, dtype="float64", max_iters=12))
     split = train(tiny_cfg(text_file, tmp_path / "b", dropout=0.0, dtype="float64", max_iters=12, threads=3))
     np.testing.assert_allclose(split["losses"], plain["losses"], rtol=1e-9)  # same batches, same gradients
+    assert split["best_val"] == pytest.approx(plain["best_val"], rel=1e-9)  # evaluation shared out over threads
     with pytest.raises(ValueError, match="threads=0"):
         train(tiny_cfg(text_file, tmp_path / "c", threads=0))
 

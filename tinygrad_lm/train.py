@@ -28,7 +28,7 @@ from .backend import check_device, to_device
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
 from .model import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_warmup_lr, param_groups
-from .parallel import blas_threads, forward_backward, optimizer_step
+from .parallel import blas_threads, forward_backward, optimizer_step, run_in_threads
 from .tensor import no_grad
 from .tokenizer import tokenizer_from_dict
 
@@ -92,16 +92,25 @@ def _fmt_time(seconds):
 
 @no_grad()
 def estimate_loss(model, data, cfg, step):
-    """Mean loss over `eval_iters` batches of each split (eval mode, fixed batches per step)."""
+    """Mean loss over `eval_iters` batches of each split (eval mode, fixed batches per step).
+    With cfg.threads > 1 the batches are shared out over that many threads."""
     model.eval()
     out = {}
     for split, ids in (("train", data.train), ("val", data.val)):
         batch_rng = np.random.default_rng([cfg.seed, step, split == "val"])  # independent of training
-        losses = []
-        for _ in range(cfg.eval_iters):
-            x, y = get_batch(ids, cfg.batch_size, cfg.block_size, batch_rng)
-            _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
-            losses.append(float(loss.item()))
+        batches = [get_batch(ids, cfg.batch_size, cfg.block_size, batch_rng) for _ in range(cfg.eval_iters)]
+        losses = [0.0] * len(batches)
+
+        def run(first, every):  # batches first, first + every, ...
+            for j in range(first, len(batches), every):
+                x, y = batches[j]
+                _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
+                losses[j] = float(loss.item())
+
+        if cfg.threads > 1:
+            run_in_threads([lambda k=k: run(k, cfg.threads) for k in range(cfg.threads)])
+        else:
+            run(0, 1)
         out[split] = float(np.mean(losses))
     model.train()
     return out
