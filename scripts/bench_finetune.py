@@ -158,17 +158,24 @@ def paired_report(split, y, preds_a, preds_b, num_labels, name_a, name_b, seeds=
     y = np.asarray(y)
     pa, pb = np.atleast_2d(preds_a), np.atleast_2d(preds_b)
     r = paired_bootstrap(y, pa, pb, num_labels)
+
+    def share(x):  # a share of 10,000 resamples; 0 means below 1 in 10,000
+        return f"{x:.4f}" if x > 0 else "< 0.0001"
+
+    def pval(x):
+        return f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
+
     lines = [f"{name_a} - {name_b}, {split} ({len(y)} examples; 95% paired bootstrap interval over examples, "
              f"10,000 resamples, seeds held fixed):",
              f"  accuracy {r['acc']:+.3f} [{r['acc_ci'][0]:+.3f}, {r['acc_ci'][1]:+.3f}], "
-             f"resamples <= 0: {r['acc_le0']:.3f}; "
-             f"macro-F1 {r['f1']:+.3f} [{r['f1_ci'][0]:+.3f}, {r['f1_ci'][1]:+.3f}], resamples <= 0: {r['f1_le0']:.3f}"]
+             f"resamples <= 0: {share(r['acc_le0'])}; "
+             f"macro-F1 {r['f1']:+.3f} [{r['f1_ci'][0]:+.3f}, {r['f1_ci'][1]:+.3f}], resamples <= 0: {share(r['f1_le0'])}"]
     # majority vote over seeds: right on an example if right in more than half of the seeds
     ca, cb = (pa == y).mean(axis=0) > 0.5, (pb == y).mean(axis=0) > 0.5
     b, c, p = mcnemar_exact(ca, cb)
     what = "majority-vote correctness over seeds" if max(len(pa), len(pb)) > 1 else "correctness"
     lines.append(f"  exact McNemar on per-example {what}: only {name_a} right {b}, only {name_b} right {c}, "
-                 f"two-sided p = {p:.3f}")
+                 f"two-sided p = {pval(p)}")
     if len(pa) == len(pb) > 1:
         per = [mcnemar_exact(ra == y, rb == y) for ra, rb in zip(pa, pb)]
         tag = seeds if seeds is not None else range(len(per))
