@@ -43,10 +43,11 @@ Choices, all made on the VALIDATION split (recorded here and in BENCHMARKS.md):
       B  block 64,  6000 steps x 12 sequences                     0.405 (lr 3e-4)
       C  block 128, 6000 steps x 6 sequences (same tokens as B)   0.436 (lr 3e-4)  <- chosen
     Scratch at block 128: 0.346 at lr 1e-3 (chosen), 0.313 at 3e-4 (at block 64 it had 0.357).
-    Steps (300: val loss bottoms out near step 100-150 and macro-F1 by 150-250), pooling and a
-    trained body (no freezing) were not re-searched.
+    Steps (300), pooling and a trained body (no freezing) were not re-searched; with these
+    settings val loss bottoms out at step 100-250 but the best val macro-F1 often comes at
+    step 300, so more steps is still open (choose it with --no-test).
 
-    python scripts/bench_finetune.py            # everything, 5 seeds, ~25 min on one CPU core
+    python scripts/bench_finetune.py            # everything, 5 seeds, ~19 min on one CPU core
     python scripts/bench_finetune.py --pretrained-ckpt runs/speaker/pretrain/best.npz   # reuse
     python scripts/bench_finetune.py --no-test --lr-grid 3e-4,1e-3 --seeds 2   # choose lrs on val
 Leaves out: a larger test set than ~185 speeches (one speech ~0.5 point of accuracy).
