@@ -157,5 +157,6 @@ class PackedSelfAttention(ScaledDotProductAttention):
         B, T, C = gy.shape
         # D = sum over each head's hs features of gy * y, from the merged arrays: one BLAS mat-vec
         d = rowsum((gy * self.y_merged).reshape(B, T, self.n_head, C // self.n_head))  # (B, T, nh, 1)
-        self._grads(self._heads(gy, 1)[0], gq, gk, gv, d.transpose(0, 2, 1, 3))  # gy viewed (B, nh, T, hs)
+        d = d.transpose(0, 2, 1, 3)  # (B, nh, T, 1)
+        self._grads(self._heads(gy, 1)[0], gq, gk, gv, d)  # gy viewed as (B, nh, T, hs)
         return g
