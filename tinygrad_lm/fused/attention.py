@@ -43,6 +43,18 @@ def causal_bias_t(T, S, xp, dtype):
     return bias
 
 
+def _matmul(a, b, out=None):
+    """a @ b, written into `out` (a possibly strided view) when given. NumPy hands the strided
+    output straight to BLAS; other backends compute a fresh product and copy it in."""
+    if out is None:
+        return a @ b
+    xp = get_array_module(a)
+    if xp is np:
+        return np.matmul(a, b, out=out)
+    out[...] = a @ b
+    return out
+
+
 class ScaledDotProductAttention(Function):
     def __init__(self, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
         self.causal, self.mask, self.dropout_p, self.rng, self.scale = causal, mask, dropout_p, rng, scale
@@ -94,25 +106,24 @@ class ScaledDotProductAttention(Function):
             self.drop = None
         self.q, self.k, self.v, self.pt_used = q, k, v, pt
         # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)
-        self.y = xp.matmul(pt.swapaxes(-1, -2), v) if out is None else xp.matmul(pt.swapaxes(-1, -2), v, out=out)
+        self.y = _matmul(pt.swapaxes(-1, -2), v, out)
         return self.y
 
     def _grads(self, gy, gq=None, gk=None, gv=None, d=None):
         """The backward math; gq, gk, gv, when given, are (possibly strided) views to write into;
         d, when given, is D = sum over hv of gy * y, shape (B, nh, T, 1)."""
         q, k, v, pt = self.q, self.k, self.v, self.pt
-        xp = get_array_module(gy)
         if d is None:
             d = rowsum(gy * self.y)  # (B, nh, T, 1): D, per query
-        gv = xp.matmul(self.pt_used, gy, out=gv)  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
+        gv = _matmul(self.pt_used, gy, gv)  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
         gpt = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T)
         if self.drop is not None:
             gpt *= self.drop
         gpt -= d.swapaxes(-1, -2)  # (B, nh, 1, T): D per query, broadcast over the keys
         gpt *= pt
         gpt *= self.scale  # gradient of the scaled scores, transposed
-        gq = xp.matmul(gpt.swapaxes(-1, -2), k, out=gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
-        gk = xp.matmul(gpt, q, out=gk)  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
+        gq = _matmul(gpt.swapaxes(-1, -2), k, gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+        gk = _matmul(gpt, q, gk)  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
         return gq, gk, gv
 
 
