@@ -318,6 +318,19 @@ def test_finetune_resumes_exactly_and_scratch_differs_from_pretrained(pretrained
     assert scratch["history"][0] != full["history"][0]
 
 
+def test_finetune_with_threads_follows_the_plain_loop_and_resumes_exactly(pretrained, tmp_path):
+    plain = finetune(ft_cfg(pretrained, tmp_path / "a", dropout=0.0, max_iters=8))
+    split = finetune(ft_cfg(pretrained, tmp_path / "b", dropout=0.0, max_iters=8, threads=3))
+    np.testing.assert_allclose(split["history"], plain["history"], rtol=1e-4)  # float32, same batches
+    assert split["val"]["accuracy"] == plain["val"]["accuracy"]
+    full = finetune(ft_cfg(pretrained, tmp_path / "c", dropout=0.1, threads=2))
+    part = finetune(ft_cfg(pretrained, tmp_path / "d", dropout=0.1, threads=2), stop_at=13)
+    rest = finetune(ft_cfg(pretrained, tmp_path / "d", dropout=0.1, threads=2), resume=True)
+    assert part["history"] + rest["history"] == full["history"]  # bit-for-bit with dropout, 2 threads
+    with pytest.raises(ValueError, match="threads=0"):
+        finetune(ft_cfg(pretrained, tmp_path / "e", threads=0))
+
+
 def test_finetune_holds_out_validation_when_no_val_file_is_given(pretrained, tmp_path):
     cfg = ft_cfg(pretrained, tmp_path, val=None, test=None, max_iters=4, eval_interval=2, freeze_body=True,
                  pooling="mean")

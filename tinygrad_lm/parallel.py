@@ -6,9 +6,10 @@ model half of a 2-core machine sits idle for half of the step. `forward_backward
 batch into one slice per thread instead, and each thread runs forward and backward of its own
 slice with single-threaded BLAS: everything, not just the products, runs on all cores. NumPy
 releases Python's GIL inside its loops and BLAS calls, so the threads overlap except for
-the Python bookkeeping between calls. `backward_split` does the same for any function of
-batch-first tensors (a block, a layer), and `optimizer_step` shares the parameters' updates
-out over the same threads.
+the Python bookkeeping between calls. `loss_backward_split` does it for any mean loss over
+batch rows (the fine-tuning loop uses it), `backward_split` for any function of batch-first
+tensors (a block, a layer), and `optimizer_step` shares the parameters' updates out over the
+same threads.
 
 The result is the full batch's gradient: slice i's mean loss L_i over its n_i counted targets
 is back-propagated with weight n_i / N, so the leaves' .grad receive the gradient of the mean
@@ -183,6 +184,40 @@ def _in_slices(n, work):
         tensor._accumulate(g)
 
 
+def loss_backward_split(loss_fn, n_rows, threads=2, count=None):
+    """Back-propagate a batch's mean loss with its rows split across threads.
+
+    Args:
+        loss_fn: loss_fn(rows) -> the mean loss (a Tensor) over the batch rows of slice `rows`.
+        n_rows: the batch size B.
+        threads: number of slices and threads (the calling thread takes the first slice); 1, or
+            B < threads, runs loss_fn(slice(0, B)).backward() in this thread.
+        count: count(rows) -> how many terms slice `rows`'s mean averages (default: its number of
+            rows); the slices' gradients are weighted by count / total, so they add up to the
+            gradient of the mean over the whole batch.
+    Returns:
+        the batch's mean loss as a Python float (the gradients are in the leaves' .grad).
+    """
+    threads = max(1, min(int(threads), n_rows))
+    if threads == 1:
+        loss = loss_fn(slice(0, n_rows))
+        loss.backward()
+        return float(loss.item())
+    slices = _split(n_rows, threads)
+    counts = [count(s) if count is not None else s.stop - s.start for s in slices]
+    total = max(sum(counts), 1)
+    losses = [None] * threads
+
+    def work(i):
+        loss = loss_fn(slices[i])
+        losses[i] = float(loss.item())
+        if counts[i]:  # weight n_i / N: the slices' gradients add up to the batch mean's
+            loss.backward(np.asarray(counts[i] / total, dtype=loss.dtype))
+
+    _in_slices(threads, work)
+    return sum(c * l for c, l in zip(counts, losses) if c) / total
+
+
 def forward_backward(model, idx, targets, threads=2, ignore_index=-1):
     """Forward and backward of `model(idx, targets)` with the batch split across threads.
 
@@ -195,26 +230,9 @@ def forward_backward(model, idx, targets, threads=2, ignore_index=-1):
     Returns:
         the batch's mean loss as a Python float (the gradients are in the leaves' .grad).
     """
-    B = len(idx)
-    threads = max(1, min(int(threads), B))
-    if threads == 1:
-        _, loss = model(idx, targets)
-        loss.backward()
-        return float(loss.item())
     xp = get_array_module(targets)
-    slices = _split(B, threads)
-    counts = [int(xp.count_nonzero(targets[s] != ignore_index)) for s in slices]
-    total = max(sum(counts), 1)
-    losses = [None] * threads
-
-    def work(i):
-        _, loss = model(idx[slices[i]], targets[slices[i]])
-        losses[i] = float(loss.item())
-        if counts[i]:  # weight n_i / N: the slices' gradients add up to the batch mean's
-            loss.backward(np.asarray(counts[i] / total, dtype=loss.dtype))
-
-    _in_slices(threads, work)
-    return sum(c * l for c, l in zip(counts, losses) if c) / total
+    return loss_backward_split(lambda rows: model(idx[rows], targets[rows])[1], len(idx), threads,
+                               count=lambda rows: int(xp.count_nonzero(targets[rows] != ignore_index)))
 
 
 def backward_split(fn, inputs, grad, threads=2):

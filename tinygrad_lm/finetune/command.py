@@ -38,6 +38,7 @@ HELP = {
     "out_dir": "run folder for ckpt.npz, best.npz and log.jsonl",
     "seed": "random seed (head init, dropout, batch order)",
     "device": "cpu or cuda (cuda needs CuPy)",
+    "threads": "CPU threads: >1 splits each batch across threads (the same gradients, faster on a multi-core CPU)",
     "quiet": "print nothing but errors",
 }
 CHOICES = {"init": ["pretrained", "scratch"], "pooling": ["last", "mean"], "schedule": ["cosine", "constant"],

@@ -18,6 +18,7 @@ and evaluation goes to `log.jsonl` in the run folder.
 Leaves out: gradient accumulation, class weighting, early stopping (the best checkpoint is
 kept instead), and layer-wise learning-rate decay.
 """
+import contextlib
 import json
 import math
 import time
@@ -30,6 +31,7 @@ from .. import checkpoint, rng
 from ..backend import check_device, to_device
 from ..model import GPTConfig
 from ..optim import AdamW, clip_grad_norm_, cosine_warmup_lr, param_groups
+from ..parallel import blas_threads, loss_backward_split, optimizer_step, run_in_threads
 from ..tensor import no_grad
 from ..tokenizer import tokenizer_from_dict
 from ..train import TrainingStopped
@@ -71,6 +73,7 @@ class FinetuneConfig:
     out_dir: str = "runs/finetune"
     seed: int = 1337
     device: str = "cpu"
+    threads: int = 1  # > 1: split each batch across this many CPU threads (parallel.py)
     quiet: bool = False
 
 
@@ -90,6 +93,9 @@ def _check_config(cfg):
         raise ValueError(f"pooling must be 'last' or 'mean', got {cfg.pooling!r}")
     if cfg.unknown_chars not in ("error", "drop"):
         raise ValueError(f"unknown_chars must be 'error' or 'drop', got {cfg.unknown_chars!r}")
+    if cfg.threads < 1 or (cfg.threads > 1 and cfg.device != "cpu"):
+        raise ValueError(f"threads={cfg.threads}: use 1, or more than 1 to split batches across CPU threads "
+                         "(CPU only)")
     for name in ("batch_size", "max_iters", "eval_interval", "eval_batch_size", "log_interval"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)}")
@@ -123,29 +129,39 @@ def load_splits(cfg, tokenizer, block_size, label_names=None):
 
 
 @no_grad()
-def predict(model, ids_list, batch_size=64):
-    """Logits (N, L) as a float64 NumPy array for a list of id arrays (eval mode, padded batches)."""
+def predict(model, ids_list, batch_size=64, threads=1):
+    """Logits (N, L) as a float64 NumPy array for a list of id arrays (eval mode, padded batches;
+    with threads > 1 the batches are shared out over that many CPU threads)."""
     was_training = model.training
     model.eval()
-    out = []
-    try:
-        # longest first, so each padded batch holds sequences of similar length
-        order = np.argsort([-len(s) for s in ids_list], kind="stable")
-        for start in range(0, len(order), batch_size):
-            sel = order[start:start + batch_size]
-            ids, mask = pad_batch([ids_list[i] for i in sel])
+    # longest first, so each padded batch holds sequences of similar length
+    order = np.argsort([-len(s) for s in ids_list], kind="stable")
+    starts = list(range(0, len(order), batch_size))
+    out = [None] * len(starts)
+
+    def run(first, every):  # batches first, first + every, ...
+        for b in range(first, len(starts), every):
+            sel = order[starts[b]:starts[b] + batch_size]
+            ids, mask = pad_batch([ids_list[i] for i in sel])  # (b, T), (b, T)
             logits, _ = model(to_device(ids, model.device), to_device(mask, model.device))
-            out.append(to_device(logits.data, "cpu").astype(np.float64))
+            out[b] = to_device(logits.data, "cpu").astype(np.float64)
+
+    try:
+        if threads > 1:
+            run_in_threads([lambda k=k: run(k, threads) for k in range(threads)])
+        else:
+            run(0, 1)
     finally:
         model.train(was_training)
     logits = np.empty((len(ids_list), model.num_labels))
-    logits[order] = np.concatenate(out)
+    if out:
+        logits[order] = np.concatenate(out)
     return logits
 
 
-def evaluate(model, data, batch_size=64):
+def evaluate(model, data, batch_size=64, threads=1):
     """Loss, accuracy, macro-F1 and confusion matrix of `model` on LabeledData `data`."""
-    logits = predict(model, data.ids, batch_size)
+    logits = predict(model, data.ids, batch_size, threads)
     m = logits.max(axis=1, keepdims=True)
     logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))  # (N, L) log-softmax
     pred = logits.argmax(axis=1)
@@ -194,7 +210,8 @@ def _setup(cfg, resume):
             raise ValueError(f"{out_dir / 'ckpt.npz'} is not a fine-tuning checkpoint; cannot resume")
         saved = {f.name: meta["finetune_config"][f.name] for f in fields(FinetuneConfig)
                  if f.name in meta["finetune_config"]}
-        cfg = FinetuneConfig(**{**saved, "out_dir": cfg.out_dir, "device": cfg.device, "quiet": cfg.quiet})
+        cfg = FinetuneConfig(**{**saved, "out_dir": cfg.out_dir, "device": cfg.device, "quiet": cfg.quiet,
+                                "threads": cfg.threads})
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         config = GPTConfig(**meta["model_config"])
         train, val, test = load_splits(cfg, tokenizer, config.block_size, meta["label_names"])
@@ -271,7 +288,7 @@ def finetune(cfg, resume=False, stop_at=None):
         return cosine_warmup_lr(s, cfg.lr, warmup, cfg.max_iters, min(cfg.min_lr, cfg.lr))
 
     def do_eval():
-        metrics = evaluate(model, val, cfg.eval_batch_size)
+        metrics = evaluate(model, val, cfg.eval_batch_size, cfg.threads)
         improved = _better(metrics, state["best"])
         record = {"step": step, "val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"],
                   "val_macro_f1": metrics["macro_f1"]}
@@ -286,46 +303,56 @@ def finetune(cfg, resume=False, stop_at=None):
         _log(cfg, f"step {step}: val loss {metrics['loss']:.4f} | accuracy {metrics['accuracy']:.4f} | "
                   f"macro-F1 {metrics['macro_f1']:.4f}{' (best, saved)' if improved else ''}")
 
-    try:
-        while step < cfg.max_iters:
-            if step % cfg.eval_interval == 0 and step != start_step:
-                do_eval()
-            lr = lr_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            sel = train_batch_indices(len(train), step, cfg.batch_size, cfg.seed)
-            ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T), (B, T)
-            _, loss = model(to_device(ids, cfg.device), to_device(mask, cfg.device), train.labels[sel])
-            loss_value = float(loss.item())
-            if not math.isfinite(loss_value):
-                raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping (last good checkpoint "
-                                      f"kept in {out_dir}); try a lower --lr")
-            optimizer.zero_grad()
-            loss.backward()
-            if cfg.grad_clip > 0:
-                clip_grad_norm_([p for _, p in model.trainable_named_parameters()], cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            steps_timed += 1
-            history.append(loss_value)
-            if step % cfg.log_interval == 0 or step == cfg.max_iters:
-                now = time.perf_counter()
-                dt = (now - t_last) / steps_timed
-                t_last, steps_timed = now, 0
-                log_file.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "ms_per_step": dt * 1e3})
-                               + "\n")
-                log_file.flush()
-                _log(cfg, f"step {step:5d}/{cfg.max_iters} | loss {loss_value:.4f} | lr {lr:.2e} | "
-                          f"{dt * 1e3:6.1f} ms/step")
-            if stop_at is not None and step >= stop_at:
-                raise KeyboardInterrupt
-        do_eval()
-    except KeyboardInterrupt:
-        _save(out_dir / "ckpt.npz", model, optimizer, cfg, step, state["best"], tokenizer)
-        summary["interrupted"] = True
-        _log(cfg, f"\ninterrupted at step {step}: checkpoint saved to {out_dir / 'ckpt.npz'}; continue with --resume")
-    finally:
-        log_file.close()
+    # with threads > 1, BLAS stays single-threaded for the whole run (see train.py)
+    with blas_threads(1) if cfg.threads > 1 else contextlib.nullcontext():
+        try:
+            while step < cfg.max_iters:
+                if step % cfg.eval_interval == 0 and step != start_step:
+                    do_eval()
+                lr = lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                sel = train_batch_indices(len(train), step, cfg.batch_size, cfg.seed)
+                ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T), (B, T)
+                labels = train.labels[sel]
+                optimizer.zero_grad()
+                if cfg.threads > 1:  # the same step with the batch's rows split over threads
+                    loss_value = loss_backward_split(lambda r: model(ids[r], mask[r], labels[r])[1], len(sel),
+                                                     cfg.threads)
+                else:
+                    _, loss = model(to_device(ids, cfg.device), to_device(mask, cfg.device), labels)
+                    loss_value = float(loss.item())
+                    loss.backward()
+                if not math.isfinite(loss_value):  # before the update: the weights stay those of the last good step
+                    raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping (last good checkpoint "
+                                          f"kept in {out_dir}); try a lower --lr")
+                if cfg.grad_clip > 0:
+                    clip_grad_norm_([p for _, p in model.trainable_named_parameters()], cfg.grad_clip)
+                if cfg.threads > 1:
+                    optimizer_step(optimizer, threads=cfg.threads)
+                else:
+                    optimizer.step()
+                step += 1
+                steps_timed += 1
+                history.append(loss_value)
+                if step % cfg.log_interval == 0 or step == cfg.max_iters:
+                    now = time.perf_counter()
+                    dt = (now - t_last) / steps_timed
+                    t_last, steps_timed = now, 0
+                    log_file.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "ms_per_step": dt * 1e3})
+                                   + "\n")
+                    log_file.flush()
+                    _log(cfg, f"step {step:5d}/{cfg.max_iters} | loss {loss_value:.4f} | lr {lr:.2e} | "
+                              f"{dt * 1e3:6.1f} ms/step")
+                if stop_at is not None and step >= stop_at:
+                    raise KeyboardInterrupt
+            do_eval()
+        except KeyboardInterrupt:
+            _save(out_dir / "ckpt.npz", model, optimizer, cfg, step, state["best"], tokenizer)
+            summary["interrupted"] = True
+            _log(cfg, f"\ninterrupted at step {step}: checkpoint saved to {out_dir / 'ckpt.npz'}; continue with --resume")
+        finally:
+            log_file.close()
     summary.update(step=step, history=history, best=state["best"], seconds=time.perf_counter() - t_start,
                    tokenizer=tokenizer)
     if not summary["interrupted"]:
