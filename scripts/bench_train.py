@@ -241,11 +241,14 @@ def bench_speed(vocab_size=65):
             for i in range(per_round):
                 fn(i)
             times[name].append((time.perf_counter() - t) / per_round)
-    # peak memory of our arrays during one step (NumPy reports its allocations to tracemalloc)
-    tracemalloc.start()
-    ours(0)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    # peak memory of our arrays during one step (NumPy reports its allocations to tracemalloc,
+    # from every thread)
+    peaks = {}
+    for name in [n for n in sides if n.startswith("tinygrad_lm")]:
+        tracemalloc.start()
+        sides[name](0)
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
 
     print(f"\n== training step: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, block {cfg.block_size}, "
           f"batch {BATCH}, float32, vocab {vocab_size}, {model.num_params():,} params")
@@ -263,7 +266,8 @@ def bench_speed(vocab_size=65):
             ours_med = float(np.median(times[name]))
             print(f"   ratio {name} / pytorch: {ours_med / ref:.2f}x against SDPA, {ours_med / manual:.2f}x against "
                   f"manual attention; {ours_med / min(ref, manual):.2f}x against the faster (target <= 1.3x)")
-    print(f"   peak NumPy memory during one tinygrad_lm step: {peak / 2**20:.1f} MiB")
+    for name, peak in peaks.items():
+        print(f"   peak NumPy memory during one step, {name}: {peak / 2**20:.1f} MiB")
 
 
 def full_val_loss(model, ids, block_size, batch=64):
