@@ -142,3 +142,13 @@ def test_backward_split_of_a_block_equals_one_backward(threads):
     np.testing.assert_allclose(x2.grad, want_x, rtol=1e-10, atol=1e-13)
     for n, p in block.named_parameters():
         np.testing.assert_allclose(p.grad, want[n], rtol=1e-10, atol=1e-13, err_msg=n)
+
+
+def test_run_in_threads_nested_inside_its_own_functions_runs_in_turn():
+    seen = []
+
+    def outer(k):
+        parallel.run_in_threads([lambda: seen.append((k, 0)), lambda: seen.append((k, 1))])
+
+    parallel.run_in_threads([lambda: outer("a"), lambda: outer("b")])  # would deadlock if it waited
+    assert sorted(seen) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]

@@ -95,6 +95,7 @@ class _Worker:
         threading.Thread(target=self._loop, daemon=True, name="tinygrad_lm-worker").start()
 
     def _loop(self):
+        _inside.active = True  # a nested run_in_threads from here runs its functions in turn
         while True:
             fn = self.inbox.get()
             try:
@@ -106,22 +107,32 @@ class _Worker:
 
 _workers = []
 _run_lock = threading.Lock()
+_inside = threading.local()  # .active: this thread is running one of run_in_threads's functions
 
 
 def run_in_threads(fns):
     """Call fns[0] in this thread and the others on persistent worker threads, all at once;
     return when all are done, re-raising the first exception (in list order) if any failed.
-    The workers live for the whole process, so their memory arenas and caches stay warm."""
+    The workers live for the whole process, so their memory arenas and caches stay warm.
+    Called from inside one of those functions (nested), it runs its functions one after another
+    in the calling thread instead of waiting for workers that are busy."""
+    if getattr(_inside, "active", False):
+        for fn in fns:
+            fn()
+        return
     with _run_lock:
         while len(_workers) < len(fns) - 1:
             _workers.append(_Worker())
         for worker, fn in zip(_workers, fns[1:]):
             worker.inbox.put(fn)
         errors = [None] * len(fns)
+        _inside.active = True
         try:
             fns[0]()
         except BaseException as e:
             errors[0] = e
+        finally:
+            _inside.active = False
         for i, worker in enumerate(_workers[:len(fns) - 1], start=1):
             while True:  # wait for every worker, even through Ctrl-C, so no reply is left queued
                 try:
