@@ -24,16 +24,12 @@ def ones_vector(n, dtype, xp):
 
 def rowsum(a):
     """Sum over the last axis, kept as a size-1 axis: (..., n) -> (..., 1)."""
-    xp = get_array_module(a)
-    ones = ones_vector(a.shape[-1], a.dtype, xp)
-    if a.ndim > 2 and a.flags.c_contiguous:  # one mat-vec over all rows, not one per leading index
-        return (a.reshape(-1, a.shape[-1]) @ ones).reshape(a.shape[:-1] + (1,))  # (N, n) @ (n,) -> (..., 1)
-    return (a @ ones)[..., None]
+    return rowsum_weighted(a, ones_vector(a.shape[-1], a.dtype, get_array_module(a)))
 
 
 def rowsum_weighted(a, w):
     """Sum over the last axis weighted by w, kept as a size-1 axis: (..., n), (n,) -> (..., 1)."""
-    if a.ndim > 2 and a.flags.c_contiguous:
+    if a.ndim > 2 and a.flags.c_contiguous:  # one mat-vec over all rows, not one per leading index
         return (a.reshape(-1, a.shape[-1]) @ w).reshape(a.shape[:-1] + (1,))  # (N, n) @ (n,) -> (..., 1)
     return (a @ w)[..., None]
 
