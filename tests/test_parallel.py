@@ -152,3 +152,15 @@ def test_run_in_threads_nested_inside_its_own_functions_runs_in_turn():
 
     parallel.run_in_threads([lambda: outer("a"), lambda: outer("b")])  # would deadlock if it waited
     assert sorted(seen) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_for_each_in_threads_calls_every_index_once(n, threads):
+    calls = [0] * n
+
+    def bump(j):
+        calls[j] += 1
+
+    parallel.for_each_in_threads(bump, n, threads)
+    assert calls == [1] * n

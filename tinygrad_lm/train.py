@@ -28,7 +28,7 @@ from .backend import check_device, to_device
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
 from .model import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_warmup_lr, param_groups
-from .parallel import blas_threads, forward_backward, optimizer_step, run_in_threads
+from .parallel import blas_threads, for_each_in_threads, forward_backward, optimizer_step
 from .tensor import no_grad
 from .tokenizer import tokenizer_from_dict
 
@@ -101,16 +101,12 @@ def estimate_loss(model, data, cfg, step):
         batches = [get_batch(ids, cfg.batch_size, cfg.block_size, batch_rng) for _ in range(cfg.eval_iters)]
         losses = [0.0] * len(batches)
 
-        def run(first, every):  # batches first, first + every, ...
-            for j in range(first, len(batches), every):
-                x, y = batches[j]
-                _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
-                losses[j] = float(loss.item())
+        def run(j):
+            x, y = batches[j]
+            _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
+            losses[j] = float(loss.item())
 
-        if cfg.threads > 1:
-            run_in_threads([lambda k=k: run(k, cfg.threads) for k in range(cfg.threads)])
-        else:
-            run(0, 1)
+        for_each_in_threads(run, len(batches), cfg.threads)
         out[split] = float(np.mean(losses))
     model.train()
     return out

@@ -31,7 +31,7 @@ from .. import checkpoint, rng
 from ..backend import check_device, to_device
 from ..model import GPTConfig
 from ..optim import AdamW, clip_grad_norm_, cosine_warmup_lr, param_groups
-from ..parallel import blas_threads, loss_backward_split, optimizer_step, run_in_threads
+from ..parallel import blas_threads, for_each_in_threads, loss_backward_split, optimizer_step
 from ..tensor import no_grad
 from ..tokenizer import tokenizer_from_dict
 from ..train import TrainingStopped
@@ -139,18 +139,14 @@ def predict(model, ids_list, batch_size=64, threads=1):
     starts = list(range(0, len(order), batch_size))
     out = [None] * len(starts)
 
-    def run(first, every):  # batches first, first + every, ...
-        for b in range(first, len(starts), every):
-            sel = order[starts[b]:starts[b] + batch_size]
-            ids, mask = pad_batch([ids_list[i] for i in sel])  # (b, T), (b, T)
-            logits, _ = model(to_device(ids, model.device), to_device(mask, model.device))
-            out[b] = to_device(logits.data, "cpu").astype(np.float64)
+    def run(b):
+        sel = order[starts[b]:starts[b] + batch_size]
+        ids, mask = pad_batch([ids_list[i] for i in sel])  # (b, T), (b, T)
+        logits, _ = model(to_device(ids, model.device), to_device(mask, model.device))
+        out[b] = to_device(logits.data, "cpu").astype(np.float64)
 
     try:
-        if threads > 1:
-            run_in_threads([lambda k=k: run(k, threads) for k in range(threads)])
-        else:
-            run(0, 1)
+        for_each_in_threads(run, len(starts), threads)
     finally:
         model.train(was_training)
     logits = np.empty((len(ids_list), model.num_labels))
