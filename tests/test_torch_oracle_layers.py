@@ -34,6 +34,15 @@ def load_into_torch(torch_module, our_module):
     torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in our_module.state_dict().items()})
 
 
+def check_forward_backward(y, ty, gy, leaves=(), torch_leaves=()):
+    """y against torch's ty, then backward gy through both and each leaf's grad against its twin."""
+    close(y, ty)
+    y.backward(grad=gy)
+    ty.backward(torch.tensor(gy))
+    for u, v in zip(leaves, torch_leaves, strict=True):
+        close(u.grad, v.grad)
+
+
 def compare_grads(our_module, torch_module):
     tgrads = {n: p.grad for n, p in torch_module.named_parameters()}
     assert set(tgrads) == {n for n, _ in our_module.named_parameters()}
@@ -117,10 +126,7 @@ def test_embedding_matches_torch_with_repeated_ids(rng):
     load_into_torch(temb, emb)
     ids = np.array([[0, 5, 5, 2], [5, 2, 1, 0]])
     gy = rng.standard_normal((2, 4, 4))
-    y, ty = emb(ids), temb(torch.tensor(ids))
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
+    check_forward_backward(emb(ids), temb(torch.tensor(ids)), gy)
     compare_grads(emb, temb)
 
 
@@ -133,11 +139,7 @@ def test_layernorm_module_matches_torch(rng, bias):
     ln.load_state_dict(tln.state_dict())
     x, gy = rng.standard_normal((2, 3, 8)) * 4 + 2, rng.standard_normal((2, 3, 8))
     xa, xb = ours(x), tt(x)
-    y, ty = ln(xa), tln(xb)
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    close(xa.grad, xb.grad)
+    check_forward_backward(ln(xa), tln(xb), gy, [xa], [xb])
     compare_grads(ln, tln)
 
 
@@ -147,12 +149,7 @@ def test_layer_norm_functional_matches_torch(rng, fn):
     x, w, b, gy = rng.standard_normal((4, 6)), rng.standard_normal(6), rng.standard_normal(6), rng.standard_normal((4, 6))
     a = [ours(x), ours(w), ours(b)]
     t = [tt(x), tt(w), tt(b)]
-    y, ty = f(*a, eps=1e-5), TF.layer_norm(t[0], (6,), t[1], t[2], eps=1e-5)
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    for u, v in zip(a, t):
-        close(u.grad, v.grad)
+    check_forward_backward(f(*a, eps=1e-5), TF.layer_norm(t[0], (6,), t[1], t[2], eps=1e-5), gy, a, t)
 
 
 def test_gelu_softmax_log_softmax_match_torch(rng):
@@ -163,11 +160,7 @@ def test_gelu_softmax_log_softmax_match_torch(rng):
                               (lambda t: F.softmax(t, axis=0), lambda t: torch.softmax(t, 0)),
                               (lambda t: F.log_softmax(t, axis=-1), lambda t: torch.log_softmax(t, -1))]:
         a, b = ours(x), tt(x)
-        y, ty = ours_fn(a), torch_fn(b)
-        close(y, ty)
-        y.backward(grad=gy)
-        ty.backward(torch.tensor(gy))
-        close(a.grad, b.grad)
+        check_forward_backward(ours_fn(a), torch_fn(b), gy, [a], [b])
 
 
 def test_dropout_in_eval_is_identity_like_torch(rng):
@@ -181,11 +174,7 @@ def test_mlp_matches_torch(rng):
     load_into_torch(tmlp, mlp)
     x, gy = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 3, 8))
     xa, xb = ours(x), tt(x)
-    y, ty = mlp(xa), tmlp(xb)
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    close(xa.grad, xb.grad)
+    check_forward_backward(mlp(xa), tmlp(xb), gy, [xa], [xb])
     compare_grads(mlp, tmlp)
 
 
@@ -204,11 +193,7 @@ def test_cross_entropy_matches_torch(rng, reduction, smoothing, fn):
                              reduction=reduction, label_smoothing=smoothing)
     if reduction == "none":
         tloss = tloss.reshape(2, 5)
-    close(loss, tloss)
-    gy = rng.standard_normal(loss.shape)
-    loss.backward(grad=gy)
-    tloss.backward(torch.tensor(gy))
-    close(a.grad, b.grad)
+    check_forward_backward(loss, tloss, rng.standard_normal(loss.shape), [a], [b])
 
 
 # ----------------------------------------------------------------- attention
@@ -218,12 +203,7 @@ def test_sdpa_matches_torch_is_causal(rng, fn, T):
     f = F.scaled_dot_product_attention if fn == "fused" else F.scaled_dot_product_attention_composed
     q, k, v, gy = (rng.standard_normal((2, 3, T, 4)) for _ in range(4))
     a, b = [ours(u) for u in (q, k, v)], [tt(u) for u in (q, k, v)]
-    y, ty = f(*a, causal=True), TF.scaled_dot_product_attention(*b, is_causal=True)
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    for u, w in zip(a, b):
-        close(u.grad, w.grad)
+    check_forward_backward(f(*a, causal=True), TF.scaled_dot_product_attention(*b, is_causal=True), gy, a, b)
 
 
 def test_sdpa_with_bool_mask_and_more_keys_than_queries_matches_torch(rng):
@@ -238,11 +218,7 @@ def test_sdpa_with_bool_mask_and_more_keys_than_queries_matches_torch(rng):
     a, b = [ours(u) for u in (q, k, v)], [tt(u) for u in (q, k, v)]
     y = F.scaled_dot_product_attention(*a, causal=True, mask=pad)
     ty = TF.scaled_dot_product_attention(*b, attn_mask=torch.tensor(allowed))
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    for u, w in zip(a, b):
-        close(u.grad, w.grad)
+    check_forward_backward(y, ty, gy, a, b)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -254,10 +230,7 @@ def test_causal_self_attention_matches_torch(rng, masked):
     xa, xb = ours(x), tt(x)
     y = attn(xa, mask)
     ty = tattn(xb, None if mask is None else torch.tensor(mask))
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    close(xa.grad, xb.grad)
+    check_forward_backward(y, ty, gy, [xa], [xb])
     compare_grads(attn, tattn)
 
 
@@ -276,10 +249,7 @@ def test_block_matches_torch_forward_and_every_grad(rng, bias, masked):
     xa, xb = ours(x), tt(x)
     y = block(xa, mask)
     ty = tblock(xb, None if mask is None else torch.tensor(mask))
-    close(y, ty)
-    y.backward(grad=gy)
-    ty.backward(torch.tensor(gy))
-    close(xa.grad, xb.grad)
+    check_forward_backward(y, ty, gy, [xa], [xb])
     compare_grads(block, tblock)
     # and back: a torch state dict loads into ours strictly, with the same result
     block2 = nn.Block(16, 4, bias=bias).to(dtype=np.float64)
