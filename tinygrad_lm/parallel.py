@@ -160,14 +160,18 @@ def for_each_in_threads(fn, n, threads=2):
 
 def optimizer_step(optimizer, threads=2):
     """`optimizer.step()` with the parameters shared out over threads (elementwise updates,
-    each parameter's state touched by one thread: the result equals the sequential step)."""
+    each parameter's state touched by one thread: the result equals the sequential step).
+    With threads <= 1 it is just `optimizer.step()`."""
+    if threads <= 1:
+        optimizer.step()
+        return
     jobs, i = [], 0
     for group in optimizer.param_groups:
         for p in group["params"]:
             if p.grad is not None:
                 jobs.append((group, p, optimizer.state[i]))
             i += 1
-    bins, sizes = [[] for _ in range(max(1, threads))], [0] * max(1, threads)
+    bins, sizes = [[] for _ in range(threads)], [0] * threads
     for job in sorted(jobs, key=lambda j: -j[1].data.size):  # largest first, onto the lightest bin
         k = sizes.index(min(sizes))
         bins[k].append(job)
@@ -248,7 +252,7 @@ def forward_backward(model, idx, targets, threads=2, ignore_index=-1):
     Args:
         model: called as model(idx_slice, targets_slice) -> (logits, loss), loss the mean over
             the slice's targets that are not ignore_index (GPT's forward).
-        idx, targets: (B, T) integer arrays (NumPy; the CPU is what this is for).
+        idx, targets: (B, T) integer arrays (NumPy to split; with threads=1 also CuPy).
         threads: number of slices and threads (the calling thread takes the first slice);
             1, or a batch smaller than `threads`, runs the plain forward and backward.
     Returns:

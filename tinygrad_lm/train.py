@@ -199,21 +199,15 @@ def train(cfg, resume=False, stop_at=None):
                     group["lr"] = lr
                 x, y = get_batch(data.train, cfg.batch_size, cfg.block_size, batch_rng)
                 optimizer.zero_grad()
-                if cfg.threads > 1:  # the same forward, backward and update, the batch split over threads
-                    loss_value = forward_backward(model, x, y, threads=cfg.threads)
-                else:
-                    _, loss = model(to_device(x, cfg.device), to_device(y, cfg.device))
-                    loss_value = float(loss.item())
-                    loss.backward()
+                # model(x, y) then loss.backward(); with threads > 1 the batch's rows split over threads
+                loss_value = forward_backward(model, to_device(x, cfg.device), to_device(y, cfg.device),
+                                              threads=cfg.threads)
                 if not math.isfinite(loss_value):  # before the update: the weights stay those of the last good step
                     raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping. The last good checkpoint "
                                           f"({out_dir / 'ckpt.npz'}) is kept; try a lower --lr or --grad-clip")
                 if cfg.grad_clip > 0:
                     clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if cfg.threads > 1:
-                    optimizer_step(optimizer, threads=cfg.threads)
-                else:
-                    optimizer.step()
+                optimizer_step(optimizer, threads=cfg.threads)  # optimizer.step(), shared out over threads
                 step += 1
                 steps_timed += 1
                 history.append(loss_value)

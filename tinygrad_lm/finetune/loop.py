@@ -312,22 +312,16 @@ def finetune(cfg, resume=False, stop_at=None):
                 ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T), (B, T)
                 labels = train.labels[sel]
                 optimizer.zero_grad()
-                if cfg.threads > 1:  # the same step with the batch's rows split over threads
-                    loss_value = loss_backward_split(lambda r: model(ids[r], mask[r], labels[r])[1], len(sel),
-                                                     cfg.threads)
-                else:
-                    _, loss = model(to_device(ids, cfg.device), to_device(mask, cfg.device), labels)
-                    loss_value = float(loss.item())
-                    loss.backward()
+                ids, mask = to_device(ids, cfg.device), to_device(mask, cfg.device)
+                # model(...) then loss.backward(); with threads > 1 the batch's rows split over threads
+                loss_value = loss_backward_split(lambda r: model(ids[r], mask[r], labels[r])[1], len(sel),
+                                                 cfg.threads)
                 if not math.isfinite(loss_value):  # before the update: the weights stay those of the last good step
                     raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping (last good checkpoint "
                                           f"kept in {out_dir}); try a lower --lr")
                 if cfg.grad_clip > 0:
                     clip_grad_norm_([p for _, p in model.trainable_named_parameters()], cfg.grad_clip)
-                if cfg.threads > 1:
-                    optimizer_step(optimizer, threads=cfg.threads)
-                else:
-                    optimizer.step()
+                optimizer_step(optimizer, threads=cfg.threads)  # optimizer.step(), shared out over threads
                 step += 1
                 steps_timed += 1
                 history.append(loss_value)
