@@ -58,6 +58,13 @@ def axis_for(draw, ndim):
 
 
 @st.composite
+def reduction_inputs(draw, arrays=values):
+    """(x, axis, keepdims) for a reduction: x drawn by arrays(shape), axis any valid axis argument."""
+    shape = draw(SHAPES)
+    return draw(arrays(shape)), draw(axis_for(len(shape))), draw(st.booleans())
+
+
+@st.composite
 def mask_shape_for(draw, shape):
     """A shape that broadcasts *to* `shape` (drops leading axes, turns some sides into 1)."""
     drop = draw(st.integers(0, len(shape)))
@@ -213,11 +220,9 @@ def test_matmul_with_raw_array_on_either_side(rng):
 # ----------------------------------------------------------------- reductions
 @pytest.mark.parametrize("name", ["sum", "mean"])
 @EXAMPLES
-@given(data=st.data())
-def test_sum_mean(name, data):
-    shape = data.draw(SHAPES)
-    x = data.draw(values(shape))
-    axis, keepdims = data.draw(axis_for(len(shape))), data.draw(st.booleans())
+@given(case=reduction_inputs())
+def test_sum_mean(name, case):
+    x, axis, keepdims = case
     ref = getattr(np, name)(x, axis=axis, keepdims=keepdims)
     close(getattr(Tensor(x), name)(axis=axis, keepdims=keepdims), ref)
     close(getattr(ops, name)(Tensor(x), axis, keepdims), ref)
@@ -225,11 +230,9 @@ def test_sum_mean(name, data):
 
 
 @EXAMPLES
-@given(data=st.data())
-def test_max_without_ties(data):
-    shape = data.draw(SHAPES)
-    x = data.draw(distinct(shape))
-    axis, keepdims = data.draw(axis_for(len(shape))), data.draw(st.booleans())
+@given(case=reduction_inputs(distinct))
+def test_max_without_ties(case):
+    x, axis, keepdims = case
     close(Tensor(x).max(axis=axis, keepdims=keepdims), np.max(x, axis=axis, keepdims=keepdims), rtol=0, atol=0)
     gradcheck(lambda t: t.max(axis=axis, keepdims=keepdims), [leaf(x)])
 
@@ -242,13 +245,11 @@ def test_max_splits_the_gradient_among_ties():
 
 @pytest.mark.parametrize("ddof", [0, 1])
 @EXAMPLES
-@given(data=st.data())
-def test_var(ddof, data):
-    shape = data.draw(SHAPES)
-    x = data.draw(values(shape))
-    axis, keepdims = data.draw(axis_for(len(shape))), data.draw(st.booleans())
-    axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, int) else axis
-    count = int(np.prod([shape[a] for a in axes]))
+@given(case=reduction_inputs())
+def test_var(ddof, case):
+    x, axis, keepdims = case
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    count = int(np.prod([x.shape[a] for a in axes]))
     assume(count - ddof > 0)
     close(Tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof),
           np.var(x, axis=axis, keepdims=keepdims, ddof=ddof), rtol=1e-12, atol=1e-13)
