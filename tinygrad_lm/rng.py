@@ -4,21 +4,16 @@ Implements what `torch.manual_seed` gives PyTorch users: one call makes paramete
 dropout masks and batch sampling reproducible, and `get_state`/`set_state` let a checkpoint
 capture and restore the exact stream so a resumed run continues bit-for-bit.
 
-A thread can swap in a generator of its own (`local_generator`), and `fork(n)` draws n seeds
-from the global generator for such per-thread generators: the data-parallel step
-(parallel.py) uses both so that dropout masks do not depend on thread scheduling.
+Code that needs a stream of its own (a dropout layer given `generator=`, a sampler given a
+seed) passes its own `numpy.random.Generator` instead.
 Leaves out: per-device generators beyond "one for NumPy, one for CuPy".
 """
-import contextlib
-import threading
-
 import numpy as np
 
 from .backend import cupy
 
 _generators = {}
 _seed = 0
-_local = threading.local()  # .generator: this thread's override of the NumPy generator
 
 
 def manual_seed(seed):
@@ -32,32 +27,12 @@ def manual_seed(seed):
 def get_rng(xp=np):
     """The global `Generator` for backend module `xp` (numpy or cupy)."""
     name = xp.__name__
-    local = getattr(_local, "generator", None)
-    if local is not None and name == "numpy":
-        return local
     if name not in _generators:
         if name == "numpy":
             _generators[name] = np.random.default_rng(_seed)
         else:
             _generators[name] = cupy.random.default_rng(_seed)
     return _generators[name]
-
-
-def fork(n):
-    """n new NumPy generators, seeded by n draws from the global one (which advances)."""
-    seeds = get_rng(np).integers(0, 2**63, size=n)
-    return [np.random.default_rng(int(s)) for s in seeds]
-
-
-@contextlib.contextmanager
-def local_generator(generator):
-    """In this thread, make `get_rng(np)` return `generator` for the duration of the block."""
-    previous = getattr(_local, "generator", None)
-    _local.generator = generator
-    try:
-        yield generator
-    finally:
-        _local.generator = previous
 
 
 def get_state():

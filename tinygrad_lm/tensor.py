@@ -24,14 +24,12 @@ Leaves out: higher-order gradients (`create_graph`), in-place ops on tensors tha
 a graph, and hooks.
 """
 import contextlib
-import threading
 
 import numpy as np
 
 from . import backend
 
 _grad_enabled = True
-_thread_state = threading.local()  # .grad_sink: see collect_grads
 
 
 @contextlib.contextmanager
@@ -56,22 +54,6 @@ def enable_grad():
         yield
     finally:
         _grad_enabled = previous
-
-
-@contextlib.contextmanager
-def collect_grads():
-    """In this thread, let backward() put leaf gradients in a dict instead of their .grad.
-
-    Yields {id(tensor): (tensor, summed grad)}. The data-parallel step (parallel.py) gives each
-    thread its own dict and adds them in a fixed order afterwards, so the result does not
-    depend on how the threads were scheduled.
-    """
-    previous = getattr(_thread_state, "grad_sink", None)
-    sink = _thread_state.grad_sink = {}
-    try:
-        yield sink
-    finally:
-        _thread_state.grad_sink = previous
 
 
 def is_grad_enabled():
@@ -270,11 +252,6 @@ class Tensor:
             raise RuntimeError(f"internal error: gradient of shape {g.shape} for tensor of shape {self.shape}")
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
-        sink = getattr(_thread_state, "grad_sink", None)
-        if sink is not None:  # inside collect_grads(): this thread's own sums, merged later
-            prev = sink.get(id(self))
-            sink[id(self)] = (self, g if prev is None else prev[1] + g)
-            return
         # out of place: an op may hand the same array to several inputs (add returns gy twice)
         g = g if self.grad is None else self.grad + g
         self.grad = np.asarray(g) if isinstance(g, np.generic) else g  # 0-d: an ndarray, not a scalar

@@ -10,65 +10,53 @@ from ..tensor import Function
 from ._util import binary_operands, check_same_device, unbroadcast
 
 
-class _Binary(Function):
-    name = "?"
+class Add(Function):
+    name = "add"
 
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
-        try:
-            return self.compute(a, b)
-        except ValueError as e:
-            if "broadcast" not in str(e):
-                raise
-            raise ValueError(f"{self.name}: shapes {a.shape} and {b.shape} cannot be broadcast "
-                             "together (trailing dimensions must match or be 1)") from None
-
-
-class Add(_Binary):
-    name = "add"
-
-    def compute(self, a, b):
         return a + b
 
     def backward(self, gy):
         return unbroadcast(gy, self.a_shape), unbroadcast(gy, self.b_shape)
 
 
-class Sub(_Binary):
+class Sub(Function):
     name = "sub"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
         return a - b
 
     def backward(self, gy):
         return unbroadcast(gy, self.a_shape), unbroadcast(-gy, self.b_shape)
 
 
-class Mul(_Binary):
+class Mul(Function):
     name = "mul"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
 
     def backward(self, gy):
-        ga = unbroadcast(gy * self.b, self.a_shape) if self.inputs[0].requires_grad else None
-        gb = unbroadcast(gy * self.a, self.b_shape) if self.inputs[1].requires_grad else None
+        ga = unbroadcast(gy * self.b, self.a.shape) if self.inputs[0].requires_grad else None
+        gb = unbroadcast(gy * self.a, self.b.shape) if self.inputs[1].requires_grad else None
         return ga, gb
 
 
-class Div(_Binary):
+class Div(Function):
     name = "div"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
 
     def backward(self, gy):
-        ga = unbroadcast(gy / self.b, self.a_shape) if self.inputs[0].requires_grad else None
+        ga = unbroadcast(gy / self.b, self.a.shape) if self.inputs[0].requires_grad else None
         gb = None
         if self.inputs[1].requires_grad:
-            gb = unbroadcast(-gy * self.a / (self.b * self.b), self.b_shape)
+            gb = unbroadcast(-gy * self.a / (self.b * self.b), self.b.shape)
         return ga, gb
 
 
@@ -97,9 +85,16 @@ class Pow(Function):
 
 
 def _binary(cls, a, b):
+    """Promote scalars, then check devices and broadcasting with errors that name the op."""
     a, b = binary_operands(a, b)
     if a.device != b.device:
         check_same_device(cls.name, a, b)
+    if a.shape != b.shape:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{cls.name}: shapes {a.shape} and {b.shape} cannot be broadcast "
+                             "together (trailing dimensions must match or be 1)") from None
     return cls()(a, b)
 
 

@@ -2,15 +2,12 @@
 
 Forward: y = a @ b with a (..., n, k) and b (..., k, m) -> (..., n, m), batch axes broadcast.
 Backward: ga = gy @ b^T and gb = a^T @ gy (transposing the last two axes only, which is where
-DeZero's `.T` breaks on 3-D inputs), each summed back to its operand's shape. The common
-(B, T, C) @ (C, D) case folds the batch axes into rows: y and ga are one (B*T, .) GEMM each
-instead of B small ones (NumPy's stacked matmul loops over the batch), and gb is one
-(C, B*T) @ (B*T, D) GEMM instead of B small ones plus a sum.
+DeZero's `.T` breaks on 3-D inputs), each summed back to its operand's shape by `unbroadcast`
+(for (B, T, C) @ (C, D), gb is B products (C, T) @ (T, D) summed over the batch).
 Leaves out: nothing of matmul's semantics; 1-D operands follow NumPy (a vector is promoted to
-a row or column and the added axis removed).
+a row or column and the added axis removed). The faster one-GEMM spelling of a linear layer
+is `tinygrad_lm/fast/linear.py`.
 """
-import math
-
 from ..tensor import Function
 from ._util import binary_operands, check_same_device, unbroadcast
 
@@ -25,9 +22,6 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                              f"{a.shape[-1]} (last dim of a) != {b.shape[-2 if b.ndim > 1 else 0]} "
                              f"({'second-to-last' if b.ndim > 1 else 'only'} dim of b)")
-        if b.ndim == 2 and a.ndim > 2:  # (..., n, k) @ (k, m): one GEMM over all rows, not one per batch entry
-            rows = math.prod(a.shape[:-1])  # not -1: a reshape cannot infer it when k == 0
-            return (a.reshape(rows, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[1])  # (..., n, m)
         try:
             return a @ b
         except ValueError:
@@ -44,18 +38,9 @@ class MatMul(Function):
             gy = gy[..., None, :]  # restore the removed row axis
         ga = gb = None
         if self.inputs[0].requires_grad:
-            if b2.ndim == 2 and a2.ndim > 2:  # (B*n, m) @ (m, k): one GEMM, as in forward
-                ga = (gy.reshape(math.prod(gy.shape[:-1]), gy.shape[-1]) @ b2.T).reshape(a.shape)
-            else:
-                ga = unbroadcast(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)  # (..., n, m) @ (..., m, k)
         if self.inputs[1].requires_grad:
-            if b2.ndim == 2 and a2.ndim > 2:  # (..., n, k) @ (k, m): one GEMM over all rows
-                k, m = b2.shape
-                rows = math.prod(a2.shape[:-1])  # B*n (not -1: it cannot be inferred when k or m is 0)
-                gb = a2.reshape(rows, k).T @ gy.reshape(rows, m)  # (k, B*n) @ (B*n, m)
-            else:
-                gb = unbroadcast(a2.swapaxes(-1, -2) @ gy, b2.shape)
-            gb = gb.reshape(b.shape)
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ gy, b2.shape).reshape(b.shape)  # (..., k, n) @ (..., n, m)
         return ga, gb
 
 
