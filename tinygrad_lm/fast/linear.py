@@ -1,5 +1,9 @@
-"""Affine map y = x W^T + b as one Function, with W stored (out_features, in_features) as in
-PyTorch so state dicts move between the two unchanged.
+"""Fast twin of `F.linear` / `nn.Linear`: the affine map y = x W^T + b as one Function.
+
+The reference composes `x @ weight.T + bias` from three primitive ops, and the primitive
+matmul runs (B, T, C) @ (C, D) as B stacked products and its weight gradient as B products
+summed by `unbroadcast`. This kernel folds the leading axes into rows instead: one GEMM each
+for y, gx and gW, and no transposed copies.
 
 Backward, with the leading axes of x folded into N rows (x2: (N, in), gy2: (N, out)):
   gx = gy W            gW = gy2^T x2            gb = sum over rows of gy2
@@ -7,15 +11,15 @@ Three GEMM-shaped operations and no transposed copies: NumPy hands the transpose
 straight to BLAS.
 Leaves out: low-rank and quantised weights.
 """
+from ..functional import check_linear
+from ..nn import Linear
 from ..tensor import Function
 from .rows import colsum
 
 
-class Linear(Function):
+class LinearKernel(Function):
     def forward(self, x, weight, bias=None):
-        if x.shape[-1] != weight.shape[1]:
-            raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features but the weight "
-                             f"{weight.shape} expects {weight.shape[1]} (weight is (out_features, in_features))")
+        check_linear(x, weight)
         self.x, self.weight = x, weight
         # fold the leading axes into rows: one (N, in) @ (in, out) GEMM, not one per batch entry
         y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
@@ -32,3 +36,15 @@ class Linear(Function):
             return gx, gw
         gb = colsum(gy2) if self.inputs[2].requires_grad else None
         return gx, gw, gb
+
+
+def linear(x, weight, bias=None):
+    """`F.linear`, fused: x @ weight.T + bias as one Function."""
+    return LinearKernel()(x, weight) if bias is None else LinearKernel()(x, weight, bias)
+
+
+class FusedLinear(Linear):
+    """`nn.Linear` with the fused kernel (same parameters, names and state dict)."""
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)

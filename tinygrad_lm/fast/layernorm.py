@@ -1,28 +1,31 @@
-"""Layer normalisation over the last axis as one Function (Ba et al. 2016).
+"""Fast twin of `F.layer_norm` / `nn.LayerNorm`: layer normalisation (Ba et al. 2016) over the
+last axis as one Function, with its backward derived by hand.
+
+The reference composes mean, var, sub, div, sqrt, mul and add: seven Functions, each saving
+its inputs and allocating its output. Here forward and backward are a few passes over the
+rows, and the row sums are BLAS mat-vec products (`rows.py`).
 
 Forward, per row of C features:  mu = mean(x), rstd = 1/sqrt(var(x) + eps),
     xhat = (x - mu) rstd,  y = xhat * w + b
 Backward (g = gy * w, means over the C features of each row):
     gx = rstd * (g - mean(g) - xhat * mean(g * xhat))
     gw = sum over rows of gy * xhat,   gb = sum over rows of gy
-The composed version (mean, var, sqrt, ...) is `functional.layer_norm_composed`, kept as the
-test twin of this one.
 Leaves out: normalising over more than the last axis.
 """
 from ..backend import get_array_module
+from ..functional import check_layer_norm
+from ..nn import LayerNorm
 from ..tensor import Function
 from .rows import colsum, rowsum, rowsum_weighted
 
 
-class LayerNorm(Function):
+class LayerNormKernel(Function):
     def __init__(self, eps):
         self.eps = eps
 
     def forward(self, x, weight=None, bias=None):
         xp = get_array_module(x)
-        if weight is not None and weight.shape != x.shape[-1:]:
-            raise ValueError(f"layer_norm: weight of shape {weight.shape} does not match the last "
-                             f"dimension of input shape {x.shape}")
+        check_layer_norm(x, weight, bias)
         inv_c = 1.0 / x.shape[-1]
         xc = x - rowsum(x) * inv_c  # x - mean
         var = rowsum(xc * xc) * inv_c
@@ -57,3 +60,16 @@ class LayerNorm(Function):
         if len(self.inputs) > 2:
             grads.append(colsum(gy))
         return tuple(grads)
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """`F.layer_norm`, fused."""
+    check_layer_norm(x, weight, bias)
+    return LayerNormKernel(eps)(*[t for t in (x, weight, bias) if t is not None])
+
+
+class FusedLayerNorm(LayerNorm):
+    """`nn.LayerNorm` with the fused kernel (same parameters, names and state dict)."""
+
+    def forward(self, x):
+        return layer_norm(x, self.weight, self.bias, self.eps)

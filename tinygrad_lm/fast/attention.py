@@ -1,4 +1,10 @@
-"""Scaled dot-product attention, softmax(q k^T / sqrt(d) + mask) v, as one Function.
+"""Fast twin of `F.scaled_dot_product_attention` and of `nn.CausalSelfAttention`'s middle:
+softmax(q k^T / sqrt(d) + mask) v as one Function, and as one Function straight from c_attn's
+packed output with the head split and merge folded in (`PackedAttentionKernel`).
+
+The reference builds about a dozen Functions per layer (split, three reshapes and transposes,
+matmul, scale, two masked_fills, softmax, dropout, matmul, transpose, reshape), each with its
+own output copy; this file does the same math in a handful of in-place passes.
 
 Shapes: q (B, nh, T, hs), k and v (B, nh, S, hs), output (B, nh, T, hs).
 
@@ -21,12 +27,18 @@ of an elementwise product and a sum over the twice larger (S, T) matrix.
 The causal mask is an additive matrix of 0 and -inf, cached per size; an optional boolean
 `mask` (broadcastable to (B, nh, T, S), True = may attend, PyTorch's convention) handles
 padding. A query with nothing to attend to gets zero output instead of NaN.
+Dropout draws its mask in the reference's (B, nh, T, S) layout from the same generator, so
+fast and reference agree exactly with dropout on too (tested).
 Leaves out: the memory-saving tiled (flash) formulation; the attention matrix is
 materialised, which is fine at the context lengths this package trains.
 """
 import numpy as np
 
 from ..backend import get_array_module
+from ..functional import _mask, check_attention
+from ..nn import CausalSelfAttention
+from ..nn.attention import key_padding_mask
+from ..rng import get_rng
 from ..tensor import Function
 from .rows import rowsum
 
@@ -55,7 +67,7 @@ def _matmul(a, b, out=None):
     return out
 
 
-class ScaledDotProductAttention(Function):
+class AttentionKernel(Function):
     def __init__(self, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
         self.causal, self.mask, self.dropout_p, self.rng, self.scale = causal, mask, dropout_p, rng, scale
 
@@ -68,9 +80,7 @@ class ScaledDotProductAttention(Function):
     def _attend(self, q, k, v, out=None):
         """The forward math; `out` (a (B, nh, T, hv) view, possibly strided) receives y."""
         xp = get_array_module(q)
-        if q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1] or q.ndim != k.ndim:
-            raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape} must be "
-                             "(..., T, hs), (..., S, hs), (..., S, hv)")
+        check_attention(q, k, v)
         T, S = q.shape[-2], k.shape[-2]
         scale = self.scale if self.scale is not None else 1.0 / np.sqrt(q.shape[-1])
         self.scale = q.dtype.type(scale)
@@ -95,12 +105,10 @@ class ScaledDotProductAttention(Function):
             denom[denom == 0] = 1  # fully masked queries give zero output instead of 0/0
         pt *= 1.0 / denom  # P^T: each column sums to 1 over the keys
         self.pt = pt
-        if self.dropout_p > 0.0:
-            from ..rng import get_rng
-
+        if self.dropout_p > 0.0:  # the reference's draw: same generator, dtype and (B, nh, T, S) layout
             rng = self.rng if self.rng is not None else get_rng(xp)
-            keep = rng.random(pt.shape, dtype=np.float32) >= self.dropout_p
-            self.drop = keep * pt.dtype.type(1.0 / (1.0 - self.dropout_p))
+            keep = rng.random(pt.shape[:-2] + (T, S), dtype=pt.dtype) >= self.dropout_p
+            self.drop = xp.ascontiguousarray(keep.swapaxes(-1, -2)) * pt.dtype.type(1.0 / (1.0 - self.dropout_p))
             pt = pt * self.drop
         else:
             self.drop = None
@@ -127,7 +135,7 @@ class ScaledDotProductAttention(Function):
         return gq, gk, gv
 
 
-class PackedSelfAttention(ScaledDotProductAttention):
+class PackedAttentionKernel(AttentionKernel):
     """Self-attention straight from c_attn's packed output: qkv (B, T, 3C) -> y (B, T, C).
 
     The same math as ScaledDotProductAttention, without the head split and merge as separate
@@ -171,3 +179,37 @@ class PackedSelfAttention(ScaledDotProductAttention):
         d = d.transpose(0, 2, 1, 3)  # (B, nh, T, 1)
         self._grads(self._heads(gy, 1)[0], gq, gk, gv, d)  # gy viewed as (B, nh, T, hs)
         return g
+
+
+def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
+    """`F.scaled_dot_product_attention`, fused; a query with no key to attend to gets zeros."""
+    return AttentionKernel(causal, _mask(mask, q), dropout_p, rng, scale)(q, k, v)
+
+
+def packed_self_attention(qkv, n_head, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
+    """Multi-head self-attention from one packed projection, fused with the head split and merge.
+
+    Equal to splitting qkv into q, k, v, reshaping each to (B, nh, T, hs), calling
+    `scaled_dot_product_attention` and merging the heads back to (B, T, C), without the copies.
+
+    Args:
+        qkv: (B, T, 3C), q, k and v side by side (GPT-2's c_attn output); C divisible by n_head.
+        n_head: number of heads nh (head size hs = C / nh).
+        causal, mask, dropout_p, rng, scale: as in `scaled_dot_product_attention`.
+    Returns:
+        Tensor (B, T, C), heads merged.
+    """
+    return PackedAttentionKernel(n_head, causal, _mask(mask, qkv), dropout_p, rng, scale)(qkv)
+
+
+class FusedSelfAttention(CausalSelfAttention):
+    """`nn.CausalSelfAttention` with the packed kernel between c_attn and c_proj (same parameters;
+    attention dropout reads `attn_dropout`'s p and generator, so the masks match the reference)."""
+
+    def forward(self, x, attention_mask=None):
+        padding = key_padding_mask(attention_mask, x)  # (B, 1, 1, T), True at padded keys
+        p = self.attn_dropout.p if self.training else 0.0
+        y = packed_self_attention(self.c_attn(x), self.n_head, causal=True,
+                                  mask=None if padding is None else ~padding, dropout_p=p,
+                                  rng=self.attn_dropout.generator)  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))

@@ -1,4 +1,7 @@
-"""Cross-entropy of logits against integer targets as one fused log-softmax + NLL Function.
+"""Fast twin of `F.cross_entropy` / `nn.CrossEntropyLoss`: log-softmax and the negative
+log-likelihood as one Function. The reference builds log_softmax, an indexing op, a mean,
+a mask multiply and a sum, and its backward scatters into a zero (N, V) matrix; here the
+softmax buffer of forward becomes the gradient in place.
 
 Forward, per row i with logits z (V classes), target t_i and smoothing s:
     logp = z - logsumexp(z)
@@ -11,10 +14,12 @@ computed as p = softmax(z), p[i, t_i] -= 1 - s, p -= s / V. Rows whose target eq
 Leaves out: class weights and probability (soft) targets.
 """
 from ..backend import get_array_module
+from ..functional import _ids, check_cross_entropy
+from ..nn import CrossEntropyLoss
 from ..tensor import Function
 
 
-class CrossEntropy(Function):
+class CrossEntropyKernel(Function):
     def __init__(self, targets, ignore_index=-1, reduction="mean", label_smoothing=0.0):
         self.targets, self.ignore_index = targets, ignore_index
         self.reduction, self.smoothing = reduction, label_smoothing
@@ -23,16 +28,7 @@ class CrossEntropy(Function):
         xp = get_array_module(logits)
         V = logits.shape[-1]
         z = logits.reshape(-1, V)  # (N, V)
-        t = self.targets.reshape(-1)  # (N,)
-        if t.shape[0] != z.shape[0]:
-            raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
-                             f"{logits.shape[:-1]}, got {self.targets.shape}")
-        keep = t != self.ignore_index
-        tk = xp.where(keep, t, 0)
-        if t.size and (int(tk.min()) < 0 or int(tk.max()) >= V):
-            bad = int(tk.min()) if int(tk.min()) < 0 else int(tk.max())
-            raise IndexError(f"cross_entropy: target {bad} is out of range for {V} classes "
-                             f"(valid targets are 0..{V - 1}, or ignore_index={self.ignore_index})")
+        _, keep, tk = check_cross_entropy(logits, self.targets, self.ignore_index, self.reduction, self.smoothing)
         rows = xp.arange(z.shape[0])
         p = z - z.max(axis=1, keepdims=True)  # shifted logits, (N, V)
         picked = p[rows, tk]
@@ -72,3 +68,15 @@ class CrossEntropy(Function):
         g *= scale.astype(g.dtype)[:, None]
         self.p = None
         return g.reshape(self.shape)
+
+
+def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoothing=0.0):
+    """`F.cross_entropy`, fused."""
+    return CrossEntropyKernel(_ids(targets, logits), ignore_index, reduction, label_smoothing)(logits)
+
+
+class FusedCrossEntropyLoss(CrossEntropyLoss):
+    """`nn.CrossEntropyLoss` with the fused kernel."""
+
+    def forward(self, logits, targets):
+        return cross_entropy(logits, targets, self.ignore_index, self.reduction, self.label_smoothing)

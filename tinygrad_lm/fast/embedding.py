@@ -1,4 +1,4 @@
-"""Embedding lookup y = W[ids] as one Function.
+"""Fast twin of `F.embedding` / `nn.Embedding`: the lookup y = W[ids] as one Function.
 
 Forward gathers rows; backward scatter-adds the output gradient into a zero (V, C) matrix:
 token ids repeat within a batch, so the gradient of a row is the sum over all its occurrences
@@ -9,20 +9,19 @@ scripts/bench_kernels.py` times both); on CuPy `add.at` is an atomic scatter and
 Leaves out: sparse gradients, max_norm renormalisation, padding_idx.
 """
 from ..backend import get_array_module
+from ..functional import _ids, check_ids
+from ..nn import Embedding
 from ..tensor import Function
 
 
-class Embedding(Function):
+class EmbeddingKernel(Function):
     def __init__(self, ids):
         self.ids = ids
 
     def forward(self, weight):
         xp = get_array_module(weight)
         ids = self.ids
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= weight.shape[0]):
-            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
-            raise IndexError(f"embedding: id {bad} is out of range for an embedding table of "
-                             f"{weight.shape[0]} rows (valid ids are 0..{weight.shape[0] - 1})")
+        check_ids(ids, weight.shape[0])
         self.weight_shape, self.dtype = weight.shape, weight.dtype
         return xp.take(weight, ids, axis=0)  # (*ids.shape, C)
 
@@ -38,3 +37,15 @@ class Embedding(Function):
         starts = xp.flatnonzero(xp.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))  # first of each run
         gw[sorted_ids[starts]] = xp.add.reduceat(rows[order], starts, axis=0)  # (runs, C): one sum per id
         return gw
+
+
+def embedding(ids, weight):
+    """`F.embedding`, fused: rows of weight (V, C) picked by ids -> (*ids.shape, C)."""
+    return EmbeddingKernel(_ids(ids, weight))(weight)
+
+
+class FusedEmbedding(Embedding):
+    """`nn.Embedding` with the fused kernel (same parameters, names and state dict)."""
+
+    def forward(self, ids):
+        return embedding(ids, self.weight)

@@ -1,0 +1,72 @@
+"""Set how many threads BLAS (the library behind NumPy's matrix products) may use.
+
+When our own threads each take a core (`data_parallel.py`), a BLAS call that starts threads
+of its own oversubscribes the cores, and its idle workers keep spinning on a core the next
+thread needs. `blas_threads(1)` limits BLAS to the calling thread for a block. It finds the
+setter of the OpenBLAS library NumPy loaded (NumPy's Linux wheels ship OpenBLAS) through
+/proc/self/maps; elsewhere it does nothing and returns False: there, set
+OPENBLAS_NUM_THREADS / MKL_NUM_THREADS=1 before starting Python.
+Leaves out: MKL's and Apple Accelerate's setters (threadpoolctl covers them, as a dependency
+this package does not take).
+"""
+import contextlib
+import ctypes
+import sys
+
+_blas = None  # (set, get) functions of the OpenBLAS NumPy loaded, found on first use
+_SET_NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+              "openblas_set_num_threads")
+_GET_NAMES = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
+              "openblas_get_num_threads")
+
+
+def _find_openblas():
+    """The thread-count functions of the OpenBLAS library loaded in this process, or None."""
+    global _blas
+    if _blas is None:
+        _blas = False
+        if sys.platform.startswith("linux"):
+            try:
+                with open("/proc/self/maps") as maps:
+                    paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+            except OSError:
+                paths = []
+            for path in paths:
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                set_fn = next((getattr(lib, n) for n in _SET_NAMES if hasattr(lib, n)), None)
+                get_fn = next((getattr(lib, n) for n in _GET_NAMES if hasattr(lib, n)), None)
+                if set_fn is not None and get_fn is not None:
+                    set_fn.argtypes, get_fn.restype = [ctypes.c_int], ctypes.c_int
+                    _blas = (set_fn, get_fn)
+                    break
+    return _blas or None
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the block with BLAS limited to n threads (OpenBLAS on Linux; elsewhere a no-op)."""
+    blas = _find_openblas()
+    if blas is None:
+        yield False
+        return
+    set_fn, get_fn = blas
+    previous = get_fn()
+    set_fn(n)
+    try:
+        yield True
+    finally:
+        set_fn(previous)
+
+
+def set_blas_threads(n):
+    """Limit BLAS to n threads from now on (OpenBLAS on Linux); returns the previous count or None."""
+    blas = _find_openblas()
+    if blas is None:
+        return None
+    set_fn, get_fn = blas
+    previous = get_fn()
+    set_fn(n)
+    return previous

@@ -1,0 +1,262 @@
+"""Data parallelism across CPU cores inside one process: each batch split over threads.
+
+A CPU training step is a chain of NumPy calls. BLAS spreads the matrix products over the cores,
+but every other call (GELU, softmax, LayerNorm, AdamW...) runs on one core, so on a small
+model half of a 2-core machine sits idle for half of the step. `DataParallel(model, threads)`
+cuts each batch into one slice of rows per thread instead, and each thread runs forward and
+backward of its slice with single-threaded BLAS: everything, not just the products, runs on
+all cores. NumPy releases the GIL inside its loops and BLAS calls, so the threads overlap
+except for the Python bookkeeping between calls. `split_optimizer_step` shares the
+parameters' updates out over the same threads.
+
+The training loop does not change: `logits, loss = model(x, y)`, `loss.backward()`,
+`optimizer.step()` run the same lines with or without the split. How:
+  * each thread runs a replica of the model: the same module tree and the same parameter
+    arrays (no copies), but Parameter objects of its own, so each thread's backward fills its
+    own `.grad` and the autograd core needs no locks and knows nothing of threads;
+  * `model(...)` is one Function (`_SplitBatch`) whose inputs are the real parameters: its
+    forward runs the replicas on their rows in threads and joins the outputs (batch-first
+    outputs are concatenated; a 0-d loss is the weighted mean of the slices' losses), and its
+    backward runs each slice's backward in its thread and returns the replicas' gradients
+    summed in slice order, which `loss.backward()` puts into the real parameters' `.grad`.
+Slice i's loss, a mean over its n_i counted targets (entries of `targets`/`labels` that are not
+-1), is weighted n_i / N, so the gradient is the whole batch's mean's, as one backward over
+the batch gives, up to the float rounding of the order of the sums. Dropout layers of slice i
+draw from a generator seeded by the i-th of n numbers drawn from the global generator, and
+sums run in slice order: a run is reproducible, bit for bit, whatever the thread scheduling.
+`python scripts/bench_train.py --speed` times the step with and without the split.
+Leaves out: processes and GPUs (threads are CPU-only), models with side effects beyond the
+autograd graph, and `retain_graph=True` through a split call.
+"""
+import copy
+import inspect
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..nn import Dropout, Parameter
+from ..rng import get_rng
+from ..tensor import Function, Tensor
+from .blas import blas_threads
+from .workers import run_in_threads
+
+
+def _split(n, parts):
+    """Slice bounds cutting range(n) into `parts` nearly equal runs."""
+    edges = [round(i * n / parts) for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def replicate(module, params=None):
+    """A copy of a module tree that shares every array but has Parameter objects of its own.
+
+    Returns (replica, pairs) with pairs a list of (original Parameter, replica Parameter); a
+    Parameter shared by two modules (tied weights) stays shared in the replica.
+    """
+    params = {} if params is None else params
+    new = copy.copy(module)  # the same attributes (arrays, settings), a new object
+    object.__setattr__(new, "_params", {})
+    object.__setattr__(new, "_modules", {})
+    for name, p in module._params.items():
+        if p is not None and id(p) not in params:
+            params[id(p)] = (p, Parameter(p.data, requires_grad=p.requires_grad))
+        q = None if p is None else params[id(p)][1]
+        new._params[name] = q
+        object.__setattr__(new, name, q)
+    for name, m in module._modules.items():
+        r, _ = replicate(m, params)
+        new._modules[name] = r
+        object.__setattr__(new, name, r)
+    return new, list(params.values())
+
+
+class _SplitBatch(Function):
+    """One call of a DataParallel model: replicas forward in threads, backward in threads."""
+
+    def __init__(self, runs, weights, output_kinds):
+        self.runs, self.weights, self.kinds = runs, weights, output_kinds
+
+    def forward(self, *arrays):  # the inputs are the real tensors; the replicas already share their data
+        outs = [r["out"] for r in self.runs]
+        joined = []
+        for j, kind in enumerate(self.kinds):
+            if kind == "concat":
+                joined.append(get_array_module(outs[0][j].data).concatenate([o[j].data for o in outs]))
+            elif kind == "mean":  # slices with no counted target (weight 0) would add 0 * nan
+                xp = get_array_module(outs[0][j].data)
+                joined.append(xp.asarray(sum(w * o[j].data for w, o in zip(self.weights, outs) if w),
+                                         dtype=outs[0][j].dtype))
+        return tuple(joined)
+
+    def backward(self, *grads):
+        slots = [j for j, kind in enumerate(self.kinds) if kind is not None]
+
+        def back(i):
+            run, w = self.runs[i], self.weights[i]
+            pairs = []
+            for g, j in zip(grads, slots):
+                t = run["out"][j]
+                if g is None or not t.requires_grad:
+                    continue
+                if self.kinds[j] == "concat":
+                    pairs.append((t, g[run["rows"]]))
+                elif w:
+                    pairs.append((t, g * t.dtype.type(w)))
+            for k, (t, g) in enumerate(pairs):
+                t.backward(g, retain_graph=k < len(pairs) - 1)
+
+        with blas_threads(1):
+            run_in_threads([lambda i=i: back(i) for i in range(len(self.runs))])
+        result = []
+        for t in self.inputs:
+            if not t.requires_grad:
+                result.append(None)
+                continue
+            pieces = [r["leaves"][id(t)].grad for r in self.runs]
+            if isinstance(t, Parameter):  # the replicas' gradients, summed in slice order
+                pieces = [g for g in pieces if g is not None]
+                result.append(None if not pieces else sum(pieces[1:], pieces[0]))
+            else:  # a batch-first input: its rows' gradients, joined in order
+                xp = get_array_module(t.data)
+                result.append(xp.concatenate([g if g is not None else xp.zeros_like(leaf.data)
+                                              for g, leaf in zip(pieces, (r["leaves"][id(t)] for r in self.runs))]))
+        self.runs = None
+        return tuple(result)
+
+
+class DataParallel:
+    """Call `module` with every batch-first argument split over `threads` CPU threads.
+
+    Args:
+        module: a Module called as module(*args, **kwargs) -> a Tensor or a tuple of Tensors
+            (and Nones). Batch-first outputs (ndim >= 1) come back concatenated; a 0-d output
+            (a mean loss) comes back as the weighted mean of the slices' values.
+        threads: number of slices and threads (the calling thread takes the first slice).
+    Every other attribute (parameters, state_dict, train/eval, generate, config...) is the
+    module's own, so the wrapper stands in for the model in a training loop; `.module` is the
+    model itself (for saving, sampling, and the fused/reference swap).
+    """
+
+    def __init__(self, module, threads=2):
+        if int(threads) < 1:
+            raise ValueError(f"DataParallel: threads must be >= 1, got {threads}")
+        self.module, self.threads = module, int(threads)
+        self._signature = inspect.signature(module.forward)
+
+    def __getattr__(self, name):  # only called for names the wrapper itself lacks
+        return getattr(self.module, name)
+
+    def __repr__(self):
+        return f"DataParallel(threads={self.threads},\n  {self.module!r})"
+
+    def __call__(self, *args, **kwargs):
+        bound = self._signature.bind(*args, **kwargs)
+        batch = [v for v in bound.arguments.values() if _batch_first(v)]
+        if not batch:
+            raise ValueError("DataParallel: no array argument to split (the batch must be axis 0 of an array)")
+        B = len(batch[0])
+        threads = min(self.threads, B)
+        if threads == 1:
+            return self.module(*args, **kwargs)
+        slices = _split(B, threads)
+        weights = _weights(bound.arguments, slices)
+        generators = None
+        if self.module.training:  # dropout: slice i's own stream, seeded from the global one in order
+            generators = [np.random.default_rng(int(s)) for s in get_rng(np).integers(0, 2**63, size=threads)]
+        runs = [self._prepare(bound, rows, B, generators[i] if generators else None) for i, rows in enumerate(slices)]
+
+        def work(i):
+            run = runs[i]
+            out = run["model"](*run["args"], **run["kwargs"])
+            run["tuple"] = isinstance(out, tuple)
+            run["out"] = out if run["tuple"] else (out,)
+
+        with blas_threads(1):
+            run_in_threads([lambda i=i: work(i) for i in range(threads)])
+        first = runs[0]["out"]
+        kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
+        inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()
+        for run in runs:  # every real input's replica counterpart in this slice, by the real tensor's id
+            run["leaves"] = {**{id(p): q for p, q in run["pairs"]}, **run["leaves"]}
+        joined = iter(_SplitBatch(runs, weights, kinds)(*inputs))
+        outs = tuple(None if kind is None else next(joined) for kind in kinds)
+        return outs if runs[0]["tuple"] else outs[0]
+
+    def _prepare(self, bound, rows, B, generator):
+        """A replica, its slice of every batch-first argument, and its leaves."""
+        model, pairs = replicate(self.module)
+        leaves = {}
+        if generator is not None:
+            for m in model.modules():
+                if isinstance(m, Dropout):
+                    m.generator = generator
+
+        def cut(v):
+            if not _batch_first(v) or len(v) != B:
+                return v
+            if isinstance(v, Tensor):
+                leaf = Tensor(v.data[rows], requires_grad=v.requires_grad)
+                leaves[id(v)] = leaf
+                return leaf
+            return v[rows]
+
+        args = [cut(v) for v in bound.args]
+        kwargs = {k: cut(v) for k, v in bound.kwargs.items()}
+        return {"model": model, "pairs": pairs, "leaves": leaves, "rows": rows, "args": args, "kwargs": kwargs}
+
+
+def _batch_first(v):
+    return (isinstance(v, Tensor) or hasattr(v, "__array_interface__") or hasattr(v, "__cuda_array_interface__")) \
+        and getattr(v, "ndim", 0) >= 1
+
+
+def _tensor_args(arguments):
+    return [v for v in arguments.values() if isinstance(v, Tensor) and v.ndim >= 1]
+
+
+def _weights(arguments, slices):
+    """n_i / N per slice: n_i its entries of `targets` (or `labels`) that are not -1, else its rows."""
+    targets = arguments.get("targets", arguments.get("labels"))
+    if targets is None:
+        counts = [s.stop - s.start for s in slices]
+    else:
+        t = targets.data if isinstance(targets, Tensor) else targets
+        counts = [int((t[s] != -1).sum()) for s in slices]
+    total = sum(counts)
+    if total == 0:  # nothing counted anywhere: every slice's mean is NaN, as the whole batch's is
+        counts, total = [s.stop - s.start for s in slices], sum(s.stop - s.start for s in slices)
+    return [c / total for c in counts]
+
+
+def split_optimizer_step(optimizer, threads=2):
+    """Make `optimizer.step()` share the parameters' updates out over threads; returns optimizer.
+
+    The updates are elementwise and each parameter's state is touched by one thread, so the
+    result equals the sequential step exactly. Parameters are dealt largest first onto the
+    thread with the least work. With threads <= 1 the optimizer is returned unchanged.
+    """
+    if threads <= 1:
+        return optimizer
+
+    def step():
+        jobs, i = [], 0
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    jobs.append((group, p, optimizer.state[i]))
+                i += 1
+        bins, sizes = [[] for _ in range(threads)], [0] * threads
+        for job in sorted(jobs, key=lambda j: -j[1].data.size):  # largest first, onto the lightest bin
+            k = sizes.index(min(sizes))
+            bins[k].append(job)
+            sizes[k] += job[1].data.size
+
+        def run(jobs_of_bin):
+            for group, p, state in jobs_of_bin:
+                optimizer._update(group, p, p.grad, state)
+
+        with blas_threads(1):
+            run_in_threads([lambda b=b: run(b) for b in bins if b] or [lambda: None])
+
+    optimizer.step = step  # an instance attribute: it shadows Optimizer.step for this object only
+    return optimizer

@@ -1,0 +1,64 @@
+"""Switch a model to the fast path, or back: `fuse(model)`, `unfuse(model)`, `speed_up(...)`.
+
+`fuse` swaps each reference layer for its fused twin in place, at one point: the module keeps
+its parameters, names, state dict and settings, and only its class (so its `forward`)
+changes. A checkpoint saved from a fused model loads into a reference model and back, and a
+fused model computes the same values and gradients as the reference (up to float rounding;
+pinned by tests/test_fast.py). `speed_up` is what the training loops call: fuse, keep freed
+activation memory in the process, and with threads > 1 split every batch and the optimizer
+step over CPU threads.
+Leaves out: fusing across layers (a whole block as one kernel) and CUDA kernels.
+"""
+from .. import nn
+from .alloc import tune_allocator
+from .attention import FusedSelfAttention
+from .blas import set_blas_threads
+from .cross_entropy import FusedCrossEntropyLoss
+from .data_parallel import DataParallel, split_optimizer_step
+from .embedding import FusedEmbedding
+from .gelu import FusedGELU
+from .layernorm import FusedLayerNorm
+from .linear import FusedLinear
+
+FUSED = {nn.Linear: FusedLinear, nn.Embedding: FusedEmbedding, nn.LayerNorm: FusedLayerNorm, nn.GELU: FusedGELU,
+         nn.CausalSelfAttention: FusedSelfAttention, nn.CrossEntropyLoss: FusedCrossEntropyLoss}
+REFERENCE = {fused: reference for reference, fused in FUSED.items()}
+
+
+def _swap(model, table):
+    for m in model.modules():
+        cls = table.get(type(m))
+        if cls is not None:
+            object.__setattr__(m, "__class__", cls)
+    return model
+
+
+def fuse(model):
+    """Give every reference layer of `model` its fused kernel, in place; returns the model."""
+    return _swap(model, FUSED)
+
+
+def unfuse(model):
+    """Undo `fuse`: every fused layer back to its reference class, in place; returns the model."""
+    return _swap(model, REFERENCE)
+
+
+def speed_up(model, optimizer, threads=1):
+    """The fast path for a training loop: returns (model, optimizer) to use in the loop.
+
+    Fuses the model's layers, tunes the allocator (`alloc.py`), and with threads > 1 wraps the
+    model in `DataParallel` (each batch split over that many CPU threads) and shares the
+    optimizer's step out over the threads, with BLAS limited to one thread per caller from
+    then on (each of our threads has a core of its own). The loop's lines stay the same.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    fuse(model)
+    tune_allocator()
+    if threads == 1:
+        return model, optimizer
+    if model.device != "cpu":
+        raise ValueError(f"threads={threads} splits batches across CPU threads; on {model.device} use threads=1 "
+                         "(the GPU already runs each op in parallel)")
+    set_blas_threads(1)
+    return DataParallel(model, threads), split_optimizer_step(optimizer, threads)
