@@ -5,7 +5,6 @@
     (x * x).sum().backward()      # x.grad == 2 * x
 """
 from . import backend
-from .alloc import tune_allocator
 from .gradcheck import gradcheck
 from .ops import (cat, concat, exp, gelu, log, log_softmax, masked_fill, relu, sigmoid, softmax,
                   split, sqrt, stack, tanh, where)
@@ -16,6 +15,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "manual_seed",
-    "backend", "tune_allocator", "concat", "cat", "stack", "split", "where", "masked_fill", "softmax", "log_softmax",
+    "backend", "concat", "cat", "stack", "split", "where", "masked_fill", "softmax", "log_softmax",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu",
 ]

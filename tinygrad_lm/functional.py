@@ -1,15 +1,14 @@
 """Stateless layer functions, imported as `F` (`from tinygrad_lm import functional as F`),
 named and shaped like `torch.nn.functional`.
 
-The fused ones (linear, embedding, layer_norm, cross_entropy, scaled_dot_product_attention,
-packed_self_attention)
-are single Functions from `fused/`; `layer_norm_composed` and `cross_entropy_composed` build
-the same math from primitive ops and stay here as the fused versions' test twins.
+Every function here is the textbook formula written with primitive ops (`ops/`), so autograd
+derives its backward: this is the reference path a reader follows. The fused single-Function
+kernels with hand-derived backwards live in `tinygrad_lm/fast/` (`fast.functional` has the
+same names and arguments) and are tested against these.
 Leaves out: convolution, pooling and everything else a GPT does not use.
 """
 import numpy as np
 
-from . import fused, ops
 from .backend import get_array_module, to_device
 from .ops import dropout, gelu, log_softmax, relu, softmax  # noqa: F401  (re-exported)
 from .tensor import Tensor
@@ -27,28 +26,56 @@ def _ids(x, like=None):
     return data if like is None else to_device(data, like.device)
 
 
+def _mask(mask, like):
+    """A boolean mask (array, list or Tensor) as a raw array on `like`'s device, or None."""
+    if mask is None:
+        return None
+    data = mask.data if isinstance(mask, Tensor) else mask
+    return to_device(get_array_module(data).asarray(data, dtype=bool), like.device)
+
+
+def check_linear(x, weight):
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features but the weight "
+                         f"{weight.shape} expects {weight.shape[1]} (weight is (out_features, in_features))")
+
+
 def linear(x, weight, bias=None):
     """x @ weight.T + bias. Args: x (..., in), weight (out, in), bias (out,) or None."""
-    return fused.Linear()(x, weight) if bias is None else fused.Linear()(x, weight, bias)
+    check_linear(x, weight)
+    y = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
+    return y if bias is None else y + bias
+
+
+def check_ids(ids, n_rows, what="embedding", noun="id"):
+    """Raise IndexError naming the first id outside 0..n_rows-1 (one host sync)."""
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
+        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+        raise IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
+                         f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
 
 
 def embedding(ids, weight):
     """Rows of `weight` (V, C) picked by integer `ids` (any shape) -> (*ids.shape, C)."""
-    return fused.Embedding(_ids(ids, weight))(weight)
+    ids = _ids(ids, weight)
+    check_ids(ids, weight.shape[0])
+    return weight[ids]  # gradient: each row's occurrences summed (scatter-add)
+
+
+def check_layer_norm(x, weight, bias):
+    if weight is None and bias is not None:
+        raise ValueError("layer_norm: a bias without a weight is not supported")
+    if weight is not None and weight.shape != x.shape[-1:]:
+        raise ValueError(f"layer_norm: weight of shape {weight.shape} does not match the last "
+                         f"dimension of input shape {x.shape}")
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
-    """Normalise over the last axis, then scale by `weight` and shift by `bias` (fused)."""
-    if weight is None and bias is not None:
-        raise ValueError("layer_norm: a bias without a weight is not supported")
-    args = [t for t in (x, weight, bias) if t is not None]
-    return fused.LayerNorm(eps)(*args)
-
-
-def layer_norm_composed(x, weight=None, bias=None, eps=1e-5):
-    """The same as `layer_norm`, composed from primitive ops (the fused version's test twin)."""
-    mu = x.mean(axis=-1, keepdims=True)
-    xhat = (x - mu) / (x.var(axis=-1, keepdims=True) + eps).sqrt()
+    """Normalise over the last axis to zero mean and unit variance, then scale and shift."""
+    check_layer_norm(x, weight, bias)
+    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    var = x.var(axis=-1, keepdims=True)  # (..., 1), biased (divides by C)
+    xhat = (x - mu) / (var + eps).sqrt()
     if weight is not None:
         xhat = xhat * weight
     if bias is not None:
@@ -56,9 +83,27 @@ def layer_norm_composed(x, weight=None, bias=None, eps=1e-5):
     return xhat
 
 
+def check_cross_entropy(logits, targets, ignore_index, reduction, label_smoothing):
+    """Validate the arguments; returns (flat targets, keep mask, targets with ignored rows at 0)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if tuple(targets.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {targets.shape}")
+    xp = get_array_module(targets)
+    t = targets.reshape(-1)  # (N,)
+    keep = t != ignore_index
+    tk = xp.where(keep, t, 0)
+    check_ids(tk, logits.shape[-1], "cross_entropy", "target")
+    return t, keep, tk
+
+
 def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of `logits` (..., V) against integer `targets` (...).
 
+    loss_i = -(1 - s) log p_i[t_i] - (s / V) sum_j log p_i[j],  p_i = softmax(logits_i)
     Args:
         ignore_index: rows whose target equals it add no loss or gradient (nanoGPT uses -1).
         reduction: "mean" over kept rows, "sum", or "none" (per-row losses, shape of targets).
@@ -66,69 +111,48 @@ def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoo
     Returns:
         Tensor loss (0-d unless reduction="none").
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return fused.CrossEntropy(_ids(targets, logits), ignore_index, reduction, label_smoothing)(logits)
-
-
-def cross_entropy_composed(logits, targets, ignore_index=-1, reduction="mean", label_smoothing=0.0):
-    """`cross_entropy` composed from log_softmax, indexing and sums (the fused op's test twin)."""
-    t = _ids(targets).reshape(-1)
+    targets = _ids(targets, logits)
+    t, keep, tk = check_cross_entropy(logits, targets, ignore_index, reduction, label_smoothing)
+    xp = get_array_module(t)
     V = logits.shape[-1]
     logp = log_softmax(logits.reshape(-1, V), axis=-1)  # (N, V)
-    keep = (t != ignore_index)
-    nll = -logp[np.arange(t.shape[0]), np.where(keep, t, 0)]
-    loss = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
-    loss = loss * keep.astype(logits.dtype)
+    loss = -logp[xp.arange(t.shape[0]), tk]  # (N,): minus the log-probability of each target
+    if label_smoothing:
+        loss = (1.0 - label_smoothing) * loss - label_smoothing * logp.mean(axis=-1)
+    loss = loss * keep.astype(logits.dtype)  # ignored rows: no loss, no gradient
     if reduction == "none":
-        return loss.reshape(_ids(targets).shape)
-    return loss.sum() if reduction == "sum" else loss.sum() / float(keep.sum())
+        return loss.reshape(targets.shape)
+    if reduction == "sum":
+        return loss.sum()
+    count = int(keep.sum())
+    return loss.sum() / count if count else loss.sum() * float("nan")  # nothing counted: NaN, as PyTorch
+
+
+def check_attention(q, k, v):
+    if q.ndim != k.ndim or q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape} must be "
+                         "(..., T, hs), (..., S, hs), (..., S, hv)")
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
-    """softmax(q k^T / sqrt(hs) [+ causal mask] [masked]) v, fused.
+    """softmax(q k^T / sqrt(hs) [+ causal mask] [masked]) v, with dropout on the weights.
 
     Args:
         q: (B, nh, T, hs); k, v: (B, nh, S, hs).
         causal: query i attends to keys j <= i (+ S - T).
         mask: optional bool array/Tensor broadcastable to (B, nh, T, S); True = may attend.
         dropout_p: dropout on the attention weights (training only; pass 0 in eval).
+        rng: Generator for the dropout mask (default: the package's global one).
     Returns:
-        Tensor (B, nh, T, hs).
+        Tensor (B, nh, T, hv). A query with no key to attend to gets NaN, as a plain softmax
+        of nothing does (`fast.functional` returns zeros there).
     """
-    if mask is not None:
-        mask = to_device(mask.data if isinstance(mask, Tensor) else np.asarray(mask) if isinstance(mask, list) else mask,
-                         q.device)
-    return fused.ScaledDotProductAttention(causal, mask, dropout_p, rng, scale)(q, k, v)
-
-
-def packed_self_attention(qkv, n_head, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
-    """Multi-head self-attention from one packed projection, fused with the head split and merge.
-
-    Equal to splitting qkv into q, k, v, reshaping each to (B, nh, T, hs), calling
-    `scaled_dot_product_attention` and merging the heads back to (B, T, C), without the copies.
-
-    Args:
-        qkv: (B, T, 3C), q, k and v side by side (GPT-2's c_attn output); C divisible by n_head.
-        n_head: number of heads nh (head size hs = C / nh).
-        causal, mask, dropout_p, rng, scale: as in `scaled_dot_product_attention`.
-    Returns:
-        Tensor (B, T, C), heads merged.
-    """
-    if mask is not None:
-        mask = to_device(mask.data if isinstance(mask, Tensor) else np.asarray(mask) if isinstance(mask, list) else mask,
-                         qkv.device)
-    return fused.PackedSelfAttention(n_head, causal, mask, dropout_p, rng, scale)(qkv)
-
-
-def scaled_dot_product_attention_composed(q, k, v, causal=True, mask=None, scale=None):
-    """The same attention from primitive ops (matmul, masked_fill, softmax): the test twin."""
+    check_attention(q, k, v)
     T, S, hs = q.shape[-2], k.shape[-2], q.shape[-1]
     att = (q @ k.transpose(-2, -1)) * (scale if scale is not None else 1.0 / np.sqrt(hs))  # (B, nh, T, S)
     if causal:
-        att = att.masked_fill(np.triu(np.ones((T, S), dtype=bool), k=S - T + 1), -np.inf)
+        att = att.masked_fill(np.triu(np.ones((T, S), dtype=bool), k=S - T + 1), -np.inf)  # future keys
     if mask is not None:
-        att = att.masked_fill(~np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool), -np.inf)
-    return ops.softmax(att, axis=-1) @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+        att = att.masked_fill(~_mask(mask, q), -np.inf)
+    att = dropout(softmax(att, axis=-1), dropout_p, training=dropout_p > 0, rng=rng)
+    return att @ v  # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)

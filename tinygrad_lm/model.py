@@ -11,6 +11,9 @@ Parameter names and shapes follow GPT-2's layout (`transformer.wte.weight`,
 Initialisation is GPT-2's: N(0, 0.02) for weights and embeddings, zero biases, and the
 residual output projections (`attn.c_proj`, `mlp.c_proj`) scaled by 1/sqrt(2 n_layer) so the
 residual stream's variance does not grow with depth.
+`Transformer` is the body (GPT-2's `transformer`: embeddings, blocks, final LayerNorm); `GPT`
+puts the language-model head on it, and the classifier (`finetune/model.py`) a class head.
+`load_model` and `sample_text` read a checkpoint back and sample from it.
 Leaves out: loading OpenAI's GPT-2 checkpoints (their Conv1D weights are transposed), a KV
 cache, and mixed precision.
 """
@@ -19,9 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import functional as F
+from . import checkpoint
 from .backend import get_array_module, to_device
-from .nn import (Block, Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList, Parameter,
+from .nn import (Block, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
                  SinusoidalPositionalEncoding)
 from .nn import init
 from .tensor import Tensor, no_grad
@@ -55,47 +58,37 @@ class GPTConfig:
         return asdict(self)
 
 
-class GPT(Module):
+class Transformer(Module):
+    """The GPT body: token and position embeddings, n_layer pre-LN blocks, a final LayerNorm.
+
+    Maps token ids (B, T) to hidden states (B, T, C); GPT-2's names (`wte`, `wpe`, `h.{i}`, `ln_f`).
+    """
+
     def __init__(self, config):
         super().__init__()
-        self.config = config
-        c = config
-        wpe = (Embedding(c.block_size, c.n_embd) if c.pos_encoding == "learned"
-               else SinusoidalPositionalEncoding(c.block_size, c.n_embd))
-        self.transformer = ModuleDict(dict(
-            wte=Embedding(c.vocab_size, c.n_embd),
-            wpe=wpe,
-            drop=Dropout(c.dropout),
-            h=ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias) for _ in range(c.n_layer)),
-            ln_f=LayerNorm(c.n_embd, bias=c.bias),
-        ))
-        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
-        if c.tie_weights:
-            self.lm_head.weight = self.transformer["wte"].weight  # one Parameter, two names
-        self._init_weights()
+        c = self.config = config
+        self.wte = Embedding(c.vocab_size, c.n_embd)
+        self.wpe = (Embedding(c.block_size, c.n_embd) if c.pos_encoding == "learned"
+                    else SinusoidalPositionalEncoding(c.block_size, c.n_embd))
+        self.drop = Dropout(c.dropout)
+        self.h = ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias) for _ in range(c.n_layer))
+        self.ln_f = LayerNorm(c.n_embd, bias=c.bias)
 
-    def _init_weights(self):
-        std_resid = 0.02 / math.sqrt(2 * self.config.n_layer)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                p.data = init.normal(p.shape, std_resid)
-            elif name.endswith(".bias"):
-                p.data = np.zeros(p.shape, dtype=np.float32)
-            elif name.startswith("transformer.ln_") or ".ln_" in name:
-                continue  # LayerNorm weights stay 1
-            else:
-                p.data = init.normal(p.shape, 0.02)
+    def forward(self, idx, attention_mask=None):
+        """Hidden states (B, T, C) for token ids idx (B, T); attention_mask (B, T) marks real tokens."""
+        idx = self.check_idx(idx)
+        T = idx.shape[1]
+        pos = get_array_module(idx).arange(T)  # (T,) positions 0..T-1
+        x = self.wte(idx) + self.wpe(pos)  # (B, T, C) + (T, C): token plus position
+        x = self.drop(x)
+        for block in self.h:
+            x = block(x, attention_mask)
+        return self.ln_f(x)
 
-    def num_params(self, non_embedding=False):
-        """Number of parameters (a tied matrix counted once); without position embeddings if asked."""
-        n = sum(p.size for p in self.parameters())
-        if non_embedding and self.config.pos_encoding == "learned":
-            n -= self.transformer["wpe"].weight.size
-        return n
-
-    def _check_idx(self, idx):
+    def check_idx(self, idx):
+        """idx as a raw integer (B, T) array on the model's device; a clear error otherwise."""
         data = idx.data if isinstance(idx, Tensor) else idx
-        data = to_device(data if get_array_module(data) is not np else np.asarray(data), self.device)
+        data = to_device(data if get_array_module(data) is not np else np.asarray(data), self.wte.weight.device)
         if data.ndim != 2 or not np.issubdtype(data.dtype, np.integer):
             raise ValueError(f"GPT expects integer token ids of shape (B, T), got shape {tuple(data.shape)} "
                              f"and dtype {data.dtype}")
@@ -106,20 +99,43 @@ class GPT(Module):
             raise ValueError("GPT: the input sequence is empty (T = 0)")
         return data
 
+
+def init_gpt2_(model, n_layer):
+    """GPT-2's initialisation, in place: N(0, 0.02) weights, zero biases, LayerNorm weights 1,
+    and the residual projections (`c_proj`) at 0.02 / sqrt(2 n_layer)."""
+    std_resid = 0.02 / math.sqrt(2 * n_layer)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            p.data = init.normal(p.shape, std_resid)
+        elif name.endswith(".bias"):
+            p.data = np.zeros(p.shape, dtype=np.float32)
+        elif ".ln_" in name:
+            continue  # LayerNorm weights stay 1
+        else:
+            p.data = init.normal(p.shape, 0.02)
+
+
+class GPT(Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight  # one Parameter, two names
+        self.loss_fn = CrossEntropyLoss(ignore_index=-1)
+        init_gpt2_(self, config.n_layer)
+
+    def num_params(self, non_embedding=False):
+        """Number of parameters (a tied matrix counted once); without position embeddings if asked."""
+        n = sum(p.size for p in self.parameters())
+        if non_embedding and self.config.pos_encoding == "learned":
+            n -= self.transformer.wpe.weight.size
+        return n
+
     @property
     def device(self):
-        return self.transformer["wte"].weight.device
-
-    def hidden_states(self, idx, attention_mask=None):
-        """The final (after ln_f) hidden states (B, T, C) for token ids idx (B, T)."""
-        idx = self._check_idx(idx)
-        T = idx.shape[1]
-        xp = get_array_module(idx)
-        x = self.transformer["wte"](idx) + self.transformer["wpe"](xp.arange(T))  # (B, T, C) + (T, C)
-        x = self.transformer["drop"](x)
-        for block in self.transformer["h"]:
-            x = block(x, attention_mask)
-        return self.transformer["ln_f"](x)
+        return self.transformer.wte.weight.device
 
     def forward(self, idx, targets=None, attention_mask=None):
         """Logits (B, T, V) and, when `targets` (B, T) are given, the mean cross-entropy loss.
@@ -127,14 +143,11 @@ class GPT(Module):
         Targets equal to -1 are ignored (no loss). Without targets, only the last position's
         logits are computed (B, 1, V), which is all that sampling needs; loss is None.
         """
-        x = self.hidden_states(idx, attention_mask)
+        x = self.transformer(idx, attention_mask)  # (B, T, C)
         if targets is None:
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
-        t = targets.data if isinstance(targets, Tensor) else targets
-        if tuple(t.shape) != tuple(x.shape[:2]):
-            raise ValueError(f"GPT: targets of shape {tuple(t.shape)} must match idx shape {tuple(x.shape[:2])}")
         logits = self.lm_head(x)  # (B, T, V)
-        return logits, F.cross_entropy(logits, t, ignore_index=-1)
+        return logits, self.loss_fn(logits, targets)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None):
         """Append `max_new_tokens` sampled tokens to idx (B, T); returns a NumPy (B, T + n) array.
@@ -182,4 +195,28 @@ def _sample(logits, temperature, top_k, rng):
     return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
 
 
-__all__ = ["GPT", "GPTConfig", "Parameter"]
+def load_model(path, device="cpu"):
+    """(model, tokenizer, meta) from a checkpoint, ready for sampling or fine-tuning."""
+    from .tokenizer import tokenizer_from_dict
+
+    meta, model_state, _ = checkpoint.load(path)
+    try:
+        config = GPTConfig(**meta["model_config"])
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
+    model = GPT(config)
+    try:
+        model.load_state_dict(model_state)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return model.to(device=device), tokenizer_from_dict(meta["tokenizer"]), meta
+
+
+def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None):
+    """Continue `prompt` with sampled tokens and return the decoded text (prompt included)."""
+    ids = tokenizer.encode(prompt) if prompt else tokenizer.encode("\n")[:1] or [0]
+    out = model.generate(np.asarray([ids], dtype=np.int64), max_new_tokens, temperature, top_k, seed)
+    return tokenizer.decode(out[0].tolist())
+
+
+__all__ = ["GPT", "GPTConfig", "Transformer", "Parameter", "load_model", "sample_text"]

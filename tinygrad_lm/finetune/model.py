@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import checkpoint
-from .. import functional as F
 from ..backend import get_array_module, to_device
-from ..model import GPT, GPTConfig
-from ..nn import Linear, Module
-from ..nn import init
+from ..model import GPTConfig, Transformer, init_gpt2_
+from ..nn import CrossEntropyLoss, Linear, Module
 from ..tensor import Tensor
 
 
@@ -77,23 +75,14 @@ class GPTForSequenceClassification(Module):
         self.pooling = pooling
         self.config, self.num_labels = config, int(num_labels)
         self.label_names = list(label_names) if label_names is not None else list(range(num_labels))
-        body = GPT(config)
-        body.lm_head = None  # a classifier has no language-model output layer
-        # the GPT object itself is kept unregistered (for its hidden_states); its modules are
-        # registered here under the same name, so parameter names stay `transformer.*`
-        object.__setattr__(self, "_body", body)
-        self.transformer = body.transformer
+        self.transformer = Transformer(config)  # the GPT body, under GPT's names
         self.score = Linear(config.n_embd, self.num_labels)
-        self.score.weight.data = init.normal(self.score.weight.shape, 0.02)
-        self.score.bias.data = np.zeros(self.num_labels, dtype=np.float32)
+        self.loss_fn = CrossEntropyLoss()
+        init_gpt2_(self, config.n_layer)  # the body as GPT initialises it; score N(0, 0.02), zero bias
 
     @property
     def device(self):
-        return self._body.device
-
-    def hidden_states(self, idx, attention_mask=None):
-        """The body's final hidden states (B, T, C), exactly `GPT.hidden_states`."""
-        return self._body.hidden_states(idx, attention_mask)
+        return self.transformer.wte.weight.device
 
     def pool(self, hidden, attention_mask=None):
         """One vector (B, C) per sequence: its last real token's hidden state, or the mean over
@@ -120,7 +109,7 @@ class GPTForSequenceClassification(Module):
         """Logits (B, L) and, when `labels` (B,) are given, the mean cross-entropy loss (else None)."""
         if attention_mask is not None:
             attention_mask = _check_mask(attention_mask, idx)
-        h = self.hidden_states(idx, attention_mask)  # (B, T, C)
+        h = self.transformer(idx, attention_mask)  # (B, T, C)
         logits = self.score(self.pool(h, attention_mask))  # (B, L)
         if labels is None:
             return logits, None
@@ -129,7 +118,7 @@ class GPTForSequenceClassification(Module):
             raise ValueError(f"labels must have shape (B,) = ({logits.shape[0]},), got {y.shape}")
         if y.size and (y.min() < 0 or y.max() >= self.num_labels):
             raise ValueError(f"labels must be ids in 0..{self.num_labels - 1}, got {y.min()}..{y.max()}")
-        return logits, F.cross_entropy(logits, to_device(y.astype(np.int64), self.device))
+        return logits, self.loss_fn(logits, to_device(y.astype(np.int64), self.device))
 
     def freeze_body(self, frozen=True):
         """Turn gradients of every body parameter off (or back on); returns the elements affected."""

@@ -5,16 +5,18 @@
     positional.py  SinusoidalPositionalEncoding, LearnedPositionalEmbedding
     attention.py   CausalSelfAttention
     block.py       Block (pre-LN Transformer block)
+    loss.py        CrossEntropyLoss
 """
 from .. import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
 from .attention import CausalSelfAttention
 from .block import Block
 from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear
+from .loss import CrossEntropyLoss
 from .module import Module, ModuleDict, ModuleList, Parameter
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
 
 __all__ = [
     "Module", "Parameter", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm",
     "Dropout", "GELU", "MLP", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
-    "sinusoidal_table", "CausalSelfAttention", "Block", "functional",
+    "sinusoidal_table", "CausalSelfAttention", "Block", "CrossEntropyLoss", "functional",
 ]

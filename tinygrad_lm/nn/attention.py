@@ -1,16 +1,22 @@
 """Multi-head causal self-attention, laid out as GPT-2 (one c_attn for q, k, v; one c_proj).
 
-    x (B, T, C) -> c_attn -> q, k, v each (B, nh, T, hs)   with hs = C / nh
-    y = softmax(q k^T / sqrt(hs), causal) v                 (fused, functional.py)
-    merge heads -> (B, T, C) -> c_proj -> residual dropout
-The split, attention and merge run as one Function (`F.packed_self_attention`), which reads
-q, k, v as views of c_attn's output and writes the merged heads directly.
+Written out from primitive ops, as nanoGPT's model.py does:
+    x (B, T, C) -> c_attn -> q, k, v, each split into nh heads (B, nh, T, hs), hs = C / nh
+    att = q k^T / sqrt(hs)                      (B, nh, T, T): how much query i looks at key j
+    future keys (j > i) masked to -inf, softmax over keys, dropout on the weights
+    y = att v                                   (B, nh, T, hs), heads merged back to (B, T, C)
+    -> c_proj -> residual dropout
 An optional `attention_mask` (B, T) (True/1 = real token, False/0 = padding, the Hugging Face
-convention) stops every query from attending to padded keys, for padded fine-tuning batches.
+convention) also masks padded keys, for padded fine-tuning batches. A query with no key left
+at all would get NaN (softmax of nothing), as in nanoGPT: right-padded batches never make one.
+The fused twin (`tinygrad_lm/fast/attention.py`) computes the same y in one Function.
 Leaves out: a key/value cache for generation (generate recomputes the cropped context),
 grouped-query attention.
 """
-from .. import functional as F
+import math
+
+import numpy as np
+
 from ..backend import get_array_module
 from ..tensor import Tensor
 from .layers import Dropout, Linear
@@ -25,25 +31,42 @@ class CausalSelfAttention(Module):
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
         self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v in that order
         self.c_proj = Linear(n_embd, n_embd, bias=bias)
+        self.attn_dropout = Dropout(dropout)
         self.resid_dropout = Dropout(dropout)
 
     def forward(self, x, attention_mask=None):
         B, T, C = x.shape
-        nh = self.n_head
-        qkv = self.c_attn(x)  # (B, T, 3C): q, k, v side by side
-        mask = None
-        if attention_mask is not None:
-            am = attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask
-            xp = get_array_module(x.data)
-            am = xp.asarray(am)
-            if am.shape != (B, T):
-                raise ValueError(f"attention_mask must have shape (B, T) = {(B, T)}, got {am.shape}")
-            mask = am.astype(bool)[:, None, None, :]  # (B, 1, 1, T): keys that may be attended
-        p = self.dropout if self.training else 0.0
-        # split into heads (B, nh, T, hs), attend, merge back to (B, T, C): one fused Function
-        y = F.packed_self_attention(qkv, nh, causal=True, mask=mask, dropout_p=p)  # (B, T, C)
+        nh, hs = self.n_head, C // self.n_head
+        q, k, v = self.c_attn(x).split(C, axis=2)  # 3 x (B, T, C)
+        q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, T, nh, hs) -> (B, nh, T, hs)
+        k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
+        future = np.triu(np.ones((T, T), dtype=bool), k=1)  # (T, T): True where key j > query i
+        att = att.masked_fill(future, -np.inf)
+        padding = key_padding_mask(attention_mask, x)
+        if padding is not None:
+            att = att.masked_fill(padding, -np.inf)
+        att = att.softmax(axis=-1)  # each query's weights over the keys sum to 1
+        att = self.attn_dropout(att)
+        y = att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
     def extra_repr(self):
         return f"n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout}"
 
+
+def key_padding_mask(attention_mask, x):
+    """(B, 1, 1, T) bool array, True at padded keys, from a (B, T) mask (1 = real); or None.
+
+    Raises ValueError when the mask's shape is not x's (B, T).
+    """
+    if attention_mask is None:
+        return None
+    B, T = x.shape[0], x.shape[1]
+    am = attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask
+    am = get_array_module(x.data).asarray(am)
+    if am.shape != (B, T):
+        raise ValueError(f"attention_mask must have shape (B, T) = {(B, T)}, got {am.shape}")
+    return ~am.astype(bool)[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries

@@ -1,7 +1,8 @@
 """The basic layers: Linear, Embedding, LayerNorm, Dropout, GELU and the Transformer MLP.
 
 Each is a thin Module around a function of `functional.py`, holding its Parameters with
-PyTorch's names and shapes (Linear.weight is (out_features, in_features)).
+PyTorch's names and shapes (Linear.weight is (out_features, in_features)). These are the
+reference layers; `tinygrad_lm.fast.fuse(model)` swaps in fused twins with the same parameters.
 Leaves out: layers a GPT does not use (convolutions, recurrent cells, batch norm).
 """
 import math
@@ -62,16 +63,21 @@ class LayerNorm(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout with probability p, active only in training mode."""
+    """Inverted dropout with probability p, active only in training mode.
+
+    The mask is drawn from `self.generator` when one is set (a `numpy.random.Generator`),
+    else from the package's global generator (`tinygrad_lm.manual_seed`).
+    """
 
     def __init__(self, p=0.5):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
+        self.generator = None
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, rng=self.generator)
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -94,8 +100,12 @@ class MLP(Module):
         super().__init__()
         hidden = hidden or 4 * n_embd
         self.c_fc = Linear(n_embd, hidden, bias=bias)
+        self.gelu = GELU()
         self.c_proj = Linear(hidden, n_embd, bias=bias)
         self.dropout = Dropout(dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+        x = self.c_fc(x)  # (B, T, 4C)
+        x = self.gelu(x)
+        x = self.c_proj(x)  # (B, T, C)
+        return self.dropout(x)
