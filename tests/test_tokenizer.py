@@ -1,11 +1,14 @@
 """Tests for tinygrad_lm.tokenizer: BPE training/encoding, special tokens, files, CharTokenizer.
 
 The BPE trainer is checked against a slow reference trainer written with the pure helpers
-(``get_stats``/``merge``), and the encoder against a direct transcription of tiktoken's rule;
-the tiktoken library itself is the oracle in test_tokenizer_tiktoken.py.
+(``get_stats``/``merge``), on fixed texts and on random ones (hypothesis), both its merges and
+each of its named steps (``_PairCounts.count_pairs``/``best_pair``/``apply_merge``); the
+encoder against a direct transcription of tiktoken's rule; the tiktoken library itself is the
+oracle in test_tokenizer_tiktoken.py.
 """
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ import regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tinygrad_lm.tokenizer.bpe import _PairCounts
 from tinygrad_lm.tokenizer.patterns import ASCII_PATTERNS
 from tinygrad_lm.tokenizer import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer,
                                    CharTokenizer, get_stats, load_tokenizer, merge, read_text,
@@ -57,6 +61,22 @@ def tok():
 # ----------------------------------------------------------------------------------------------
 # slow, obviously-correct references
 
+def reference_stats(chunks):
+    """Pair counts over every chunk occurrence, from scratch with ``get_stats`` (minbpe)."""
+    stats = {}
+    for c in chunks:
+        get_stats(c, stats)
+    return stats
+
+
+def reference_best(stats):
+    """(pair, count) of the most frequent pair, ties to the smallest (id1, id2); or None."""
+    if not stats:
+        return None
+    count, pair = min((-n, p) for p, n in stats.items())
+    return pair, -count
+
+
 def reference_train(text, pattern, n_merges):
     """minbpe-style: recount every pair of every chunk for each merge. Same tie-break (most
     frequent, then smallest (id1, id2)) and the same rule of never creating duplicate bytes."""
@@ -64,14 +84,13 @@ def reference_train(text, pattern, n_merges):
     vocab = [bytes([i]) for i in range(256)]
     merges = {}
     while len(merges) < n_merges:
-        stats = {}
-        for c in chunks:
-            get_stats(c, stats)
         known = set(vocab)
-        cands = [(-n, p) for p, n in stats.items() if vocab[p[0]] + vocab[p[1]] not in known]
-        if not cands:
+        stats = {p: n for p, n in reference_stats(chunks).items()
+                 if vocab[p[0]] + vocab[p[1]] not in known}
+        best = reference_best(stats)
+        if best is None:
             break
-        pair = min(cands)[1]
+        pair = best[0]
         idx = 256 + len(merges)
         merges[pair] = idx
         vocab.append(vocab[pair[0]] + vocab[pair[1]])
@@ -136,6 +155,66 @@ def test_training_matches_reference(pattern):
     t = BPETokenizer(pattern)
     t.train(text, vocab_size=256 + 60)
     assert t.merges == reference_train(text, t.pattern, 60)
+
+
+@st.composite
+def training_texts(draw):
+    """Texts where BPE has work to do and ties are common: a few short words over a small
+    alphabet (ASCII, accents, emoji, CJK, whitespace runs), repeated in a random order; also
+    any unicode text, and the empty text."""
+    alphabet = draw(st.sampled_from(["ab", "ab ", "aab c", "aé😀 ", "x\ny\r\n z", "日本語 '1",
+                                     "abcdefgh"]))
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.text(max_size=40))
+    words = draw(st.lists(st.text(alphabet, min_size=1, max_size=8), min_size=1, max_size=6))
+    n = draw(st.integers(1, 60))
+    return "".join(draw(st.lists(st.sampled_from(words), min_size=n, max_size=n)))
+
+
+PATTERNS = st.sampled_from([GPT4_SPLIT_PATTERN, GPT2_SPLIT_PATTERN])
+
+
+@settings(max_examples=250, deadline=None, derandomize=True)
+@given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(0, 40),
+       n_special=st.integers(0, 2))
+@example(text="aaabdaaabac", pattern=GPT4_SPLIT_PATTERN, n_merges=3, n_special=0)
+@example(text="", pattern=GPT4_SPLIT_PATTERN, n_merges=3, n_special=1)
+@example(text="abab baba", pattern=GPT2_SPLIT_PATTERN, n_merges=10, n_special=1)
+def test_training_matches_reference_random_texts(text, pattern, n_merges, n_special):
+    # the fast trainer (distinct chunks, pair deltas, lazy heap) learns exactly the merges of
+    # the plain get_stats/merge loop, tie-break and early stop included
+    t = BPETokenizer(pattern, special_tokens=[f"<|s{i}|>" for i in range(n_special)])
+    vocab_size = 256 + n_special + n_merges
+    if not text:
+        with pytest.raises(ValueError, match="empty"):
+            t.train(text, vocab_size)
+        return
+    t.train(text, vocab_size)
+    assert list(t.merges.items()) == list(reference_train(text, pattern, n_merges).items())
+    assert list(t.special_tokens.values()) == [256 + len(t.merges) + i for i in range(n_special)]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(1, 30))
+@example(text="aaabdaaabac", pattern=GPT4_SPLIT_PATTERN, n_merges=4)
+def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
+    # each named step against the reference: after count_pairs and after every apply_merge the
+    # live counts are get_stats over all chunk occurrences, the chunks are merge()'s output,
+    # and best_pair is the reference's pick (ties to the smallest pair)
+    chunks = regex.findall(pattern, text)
+    ref_chunks = [list(c.encode("utf-8")) for c in chunks]
+    pairs = _PairCounts.count_pairs(Counter(chunks))
+    for idx in range(256, 256 + n_merges):
+        stats = reference_stats(ref_chunks)
+        assert pairs.stats == stats
+        best = pairs.best_pair()
+        assert best == reference_best(stats)
+        if best is None:
+            break
+        pairs.apply_merge(best[0], idx)
+        ref_chunks = [merge(c, best[0], idx) for c in ref_chunks]
+        expected = {c: ids for c, ids in zip(chunks, ref_chunks)}
+        assert dict(zip(Counter(chunks), pairs.words)) == expected
 
 
 def test_training_matches_reference_on_corpus(corpus):
