@@ -144,15 +144,17 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0,
         dropout_p: dropout on the attention weights (training only; pass 0 in eval).
         rng: Generator for the dropout mask (default: the package's global one).
     Returns:
-        Tensor (B, nh, T, hv). A query with no key to attend to gets NaN, as a plain softmax
-        of nothing does (`fast.functional` returns zeros there).
+        Tensor (B, nh, T, hv). A query with no key to attend to gets zero weights (so a zero
+        output), not the NaN of a softmax of nothing.
     """
     check_attention(q, k, v)
     T, S, hs = q.shape[-2], k.shape[-2], q.shape[-1]
+    xp = get_array_module(q.data)
     att = (q @ k.transpose(-2, -1)) * (scale if scale is not None else 1.0 / np.sqrt(hs))  # (B, nh, T, S)
-    if causal:
-        att = att.masked_fill(np.triu(np.ones((T, S), dtype=bool), k=S - T + 1), -np.inf)  # future keys
+    blocked = xp.triu(xp.ones((T, S), dtype=bool), k=S - T + 1) if causal else xp.zeros((T, S), dtype=bool)
     if mask is not None:
-        att = att.masked_fill(~_mask(mask, q), -np.inf)
-    att = dropout(softmax(att, axis=-1), dropout_p, training=dropout_p > 0, rng=rng)
+        blocked = blocked | ~_mask(mask, q)  # broadcast to (..., T, S)
+    empty = blocked.all(axis=-1, keepdims=True)  # queries with no key left
+    att = softmax(att.masked_fill(blocked & ~empty, -np.inf), axis=-1).masked_fill(empty, 0.0)
+    att = dropout(att, dropout_p, training=dropout_p > 0, rng=rng)
     return att @ v  # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)

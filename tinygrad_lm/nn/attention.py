@@ -7,8 +7,8 @@ Written out from primitive ops, as nanoGPT's model.py does:
     y = att v                                   (B, nh, T, hs), heads merged back to (B, T, C)
     -> c_proj -> residual dropout
 An optional `attention_mask` (B, T) (True/1 = real token, False/0 = padding, the Hugging Face
-convention) also masks padded keys, for padded fine-tuning batches. A query with no key left
-at all would get NaN (softmax of nothing), as in nanoGPT: right-padded batches never make one.
+convention) also masks padded keys, for padded fine-tuning batches; a query left with no key
+at all (left padding) gets zero attention weights rather than the NaN of a softmax of nothing.
 The fused twin (`tinygrad_lm/fast/attention.py`) computes the same y in one Function.
 Leaves out: a key/value cache for generation (generate recomputes the cropped context),
 grouped-query attention.
@@ -42,12 +42,15 @@ class CausalSelfAttention(Module):
         k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
-        future = np.triu(np.ones((T, T), dtype=bool), k=1)  # (T, T): True where key j > query i
-        att = att.masked_fill(future, -np.inf)
-        padding = key_padding_mask(attention_mask, x)
-        if padding is not None:
-            att = att.masked_fill(padding, -np.inf)
-        att = att.softmax(axis=-1)  # each query's weights over the keys sum to 1
+        xp = get_array_module(x.data)
+        blocked = xp.triu(xp.ones((T, T), dtype=bool), k=1)  # (T, T): True where key j is after query i
+        if attention_mask is None:
+            att = att.masked_fill(blocked, -np.inf).softmax(axis=-1)  # each query's weights sum to 1
+        else:  # padded batches: padded keys are blocked too
+            blocked = blocked | key_padding_mask(attention_mask, x)  # (B, 1, T, T)
+            empty = blocked.all(axis=-1, keepdims=True)  # (B, 1, T, 1): queries with no key left
+            att = att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1)
+            att = att.masked_fill(empty, 0.0)  # they attend to nothing: zero weights, not NaN
         att = self.attn_dropout(att)
         y = att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
