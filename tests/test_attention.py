@@ -1,5 +1,6 @@
-"""CausalSelfAttention and Block: causality, the key-padding mask, dropout in train/eval mode,
-1/sqrt(head_dim) scaling against a hand-written NumPy multi-head attention, and errors.
+"""CausalSelfAttention and Block, reference and fused (`fast.fuse`): causality, the key-padding
+mask, dropout in train/eval mode, 1/sqrt(head_dim) scaling against a hand-written NumPy
+multi-head attention, and errors.
 """
 import numpy as np
 import pytest
@@ -7,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, nn
+from tinygrad_lm import Tensor, fast, nn
+
+BOTH = pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
+
+
+def impl(module, fused):
+    return fast.fuse(module) if fused else module
 
 
 def numpy_attention(attn, x, key_mask=None):
@@ -32,13 +39,14 @@ def numpy_attention(attn, x, key_mask=None):
     return y @ attn.c_proj.weight.data.T + attn.c_proj.bias.data
 
 
-def f64_attention(C=8, n_head=2, dropout=0.0):
-    return nn.CausalSelfAttention(C, n_head, dropout=dropout).to(dtype=np.float64)
+def f64_attention(C=8, n_head=2, dropout=0.0, fused=False):
+    return impl(nn.CausalSelfAttention(C, n_head, dropout=dropout).to(dtype=np.float64), fused)
 
 
+@BOTH
 @pytest.mark.parametrize("n_head", [1, 2, 4])
-def test_attention_matches_numpy_multi_head_attention(rng, n_head):
-    attn = f64_attention(8, n_head).eval()
+def test_attention_matches_numpy_multi_head_attention(rng, n_head, fused):
+    attn = f64_attention(8, n_head, fused=fused).eval()
     x = rng.standard_normal((2, 5, 8))
     np.testing.assert_allclose(attn(Tensor(x)).data, numpy_attention(attn, x), rtol=1e-10, atol=1e-12)
     mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]])
@@ -46,16 +54,17 @@ def test_attention_matches_numpy_multi_head_attention(rng, n_head):
 
 
 # ----------------------------------------------------------------- causality
+@BOTH
 @settings(max_examples=15, deadline=None)
 @given(B=st.integers(1, 2), T=st.integers(2, 6), C=st.sampled_from([4, 8]), n_head=st.sampled_from([1, 2, 4]),
        t=st.integers(0, 5), data=st.data())
-def test_changing_position_t_changes_no_output_before_t(B, T, C, n_head, t, data):
+def test_changing_position_t_changes_no_output_before_t(fused, B, T, C, n_head, t, data):
     t = t % T
     seed = data.draw(st.integers(0, 2 ** 16))
     rng = np.random.default_rng(seed)
     tinygrad_lm.manual_seed(seed)
     for module in (nn.CausalSelfAttention(C, n_head), nn.Block(C, n_head)):
-        module.to(dtype=np.float64).eval()
+        impl(module, fused).to(dtype=np.float64).eval()
         x = rng.standard_normal((B, T, C))
         x2 = x.copy()
         x2[:, t] += rng.standard_normal((B, C)) * 3
@@ -75,13 +84,15 @@ def test_gradient_of_an_output_reaches_no_later_input(rng):
 
 
 # ----------------------------------------------------------------- key-padding mask
+@BOTH
 @settings(max_examples=15, deadline=None)
 @given(B=st.integers(1, 2), T=st.integers(2, 6), n_head=st.sampled_from([1, 2]), data=st.data())
-def test_padded_keys_do_not_influence_real_positions(B, T, n_head, data):
+def test_padded_keys_do_not_influence_real_positions(fused, B, T, n_head, data):
     mask = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T, max_size=T), min_size=B, max_size=B)))
     mask[:, 0] = True  # keep one real token per row
     rng = np.random.default_rng(T * 10 + B)
-    for module in (f64_attention(8, n_head).eval(), nn.Block(8, n_head).to(dtype=np.float64).eval()):
+    for module in (f64_attention(8, n_head, fused=fused).eval(),
+                   impl(nn.Block(8, n_head), fused).to(dtype=np.float64).eval()):
         x = rng.standard_normal((B, T, 8))
         x2 = x.copy()
         x2[~mask] = rng.standard_normal((int((~mask).sum()), 8)) * 10  # new values at padded positions
@@ -99,10 +110,11 @@ def test_attention_mask_accepts_ints_bools_and_tensors(rng):
     np.testing.assert_array_equal(attn(x, np.ones((2, 4), dtype=bool)).data, attn(x).data)
 
 
-def test_fully_masked_query_row_is_finite(rng):
+@BOTH
+def test_fully_masked_query_row_is_finite(rng, fused):
     # left padding: query 0 of row 0 may only attend to key 0, which is padding
-    attn = f64_attention()
-    block = nn.Block(8, 2).to(dtype=np.float64)
+    attn = f64_attention(fused=fused)
+    block = impl(nn.Block(8, 2), fused).to(dtype=np.float64)
     mask = np.array([[0, 0, 1, 1], [1, 1, 1, 1]])
     for module in (attn, block):
         x = Tensor(rng.standard_normal((2, 4, 8)), requires_grad=True)
@@ -129,9 +141,10 @@ def test_n_embd_must_divide_into_heads():
 
 
 # ----------------------------------------------------------------- dropout modes
-def test_attention_dropout_is_active_only_in_train_mode(rng):
-    attn = nn.CausalSelfAttention(8, 2, dropout=0.5)
-    plain = nn.CausalSelfAttention(8, 2, dropout=0.0)
+@BOTH
+def test_attention_dropout_is_active_only_in_train_mode(rng, fused):
+    attn = impl(nn.CausalSelfAttention(8, 2, dropout=0.5), fused)
+    plain = impl(nn.CausalSelfAttention(8, 2, dropout=0.0), fused)
     plain.load_state_dict(attn.state_dict())
     x = Tensor(rng.standard_normal((2, 5, 8)).astype(np.float32))
     a, b = attn(x).data, attn(x).data
@@ -146,22 +159,33 @@ def test_attention_dropout_is_active_only_in_train_mode(rng):
 
 
 def test_attention_has_both_attention_and_residual_dropout(rng, monkeypatch):
-    from tinygrad_lm.fused import attention as fused_attention
+    from tinygrad_lm.fast import attention as fused_attention
+    from tinygrad_lm.ops.dropout import Dropout as DropoutOp
 
-    attn = nn.CausalSelfAttention(8, 2, dropout=0.25)
     seen = []
-    orig = fused_attention.ScaledDotProductAttention.__init__
+    orig_drop, orig_kernel = DropoutOp.__init__, fused_attention.AttentionKernel.__init__
 
-    def spy(self, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
-        seen.append(dropout_p)
-        orig(self, causal, mask, dropout_p, rng, scale)
+    def spy_drop(self, p, rng):
+        seen.append(("dropout", p))
+        orig_drop(self, p, rng)
 
-    monkeypatch.setattr(fused_attention.ScaledDotProductAttention, "__init__", spy)
+    def spy_kernel(self, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
+        seen.append(("kernel", dropout_p))
+        orig_kernel(self, causal, mask, dropout_p, rng, scale)
+
+    monkeypatch.setattr(DropoutOp, "__init__", spy_drop)
+    monkeypatch.setattr(fused_attention.AttentionKernel, "__init__", spy_kernel)
     x = Tensor(rng.standard_normal((1, 3, 8)).astype(np.float32))
-    attn(x)
+    attn = nn.CausalSelfAttention(8, 2, dropout=0.25)
+    attn(x)  # reference: attn_dropout on the weights, then resid_dropout on the output
+    assert seen == [("dropout", 0.25), ("dropout", 0.25)]
     attn.eval()(x)
-    assert seen == [0.25, 0.0]
-    assert attn.resid_dropout.p == 0.25 and not attn.resid_dropout.training
+    assert len(seen) == 2  # eval: no dropout at all
+    seen.clear()
+    fast.fuse(attn).train()(x)  # fused: the kernel drops attention weights, resid_dropout the output
+    assert seen == [("kernel", 0.25), ("dropout", 0.25)]
+    attn.eval()(x)
+    assert seen[2:] == [("kernel", 0.0)]
 
 
 def test_block_dropout_is_reproducible_under_the_global_seed(rng):

@@ -1,7 +1,7 @@
 """The same ops, layers and training step on every backend: NumPy always, CuPy where a GPU is.
 
 The CuPy half skips cleanly where CuPy or a GPU is missing (CI has none). Where one is
-present, every op and fused layer is gradchecked on the GPU, results must match the NumPy
+present, every op, reference layer and fast kernel is gradchecked on the GPU, results must match the NumPy
 run, and one full GPT training step in float64 must agree with the CPU to 1e-10 relative.
 The CPU-only tests at the bottom check what a user without a GPU sees.
 """
@@ -11,6 +11,7 @@ import pytest
 import tinygrad_lm
 from tinygrad_lm import Tensor, backend, gradcheck
 from tinygrad_lm import functional as F
+from tinygrad_lm.fast import functional as FAST
 
 BACKENDS = [
     pytest.param("cpu", id="numpy"),
@@ -48,7 +49,13 @@ OPS = [
     ("linear", lambda a, w, b: F.linear(a, w, b), [(2, 3, 4), (5, 4), (5,)], False),
     ("cross_entropy", lambda a: F.cross_entropy(a, np.array([1, -1, 4]), label_smoothing=0.1), [(3, 5)], False),
     ("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [(1, 2, 3, 4)] * 3, False),
-    ("packed_attention", lambda qkv: F.packed_self_attention(qkv, 2), [(2, 3, 12)], False),
+    ("fast_layer_norm", lambda a, w, b: FAST.layer_norm(a, w, b), [(2, 4), (4,), (4,)], False),
+    ("fast_linear", lambda a, w, b: FAST.linear(a, w, b), [(2, 3, 4), (5, 4), (5,)], False),
+    ("fast_embedding", lambda w: FAST.embedding(np.array([[0, 2, 0]]), w), [(3, 4)], False),
+    ("fast_cross_entropy", lambda a: FAST.cross_entropy(a, np.array([1, -1, 4]), label_smoothing=0.1), [(3, 5)], False),
+    ("fast_attention", lambda q, k, v: FAST.scaled_dot_product_attention(q, k, v), [(1, 2, 3, 4)] * 3, False),
+    ("fast_packed_attention", lambda qkv: FAST.packed_self_attention(qkv, 2), [(2, 3, 12)], False),
+    ("fast_gelu", lambda a: FAST.gelu(a), [(2, 3)], False),
 ]
 
 
@@ -71,8 +78,10 @@ def test_op_gradcheck_and_agreement_with_numpy(device, name, fn, shapes, positiv
     np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
 @pytest.mark.parametrize("device", BACKENDS)
-def test_training_step_matches_the_cpu_in_float64(device):
+def test_training_step_matches_the_cpu_in_float64(device, fused):
+    from tinygrad_lm import fast
     from tinygrad_lm.model import GPT, GPTConfig
     from tinygrad_lm.optim import AdamW, clip_grad_norm_
 
@@ -80,9 +89,11 @@ def test_training_step_matches_the_cpu_in_float64(device):
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 13, (3, 8)), rng.integers(0, 13, (3, 8))
 
-    def one_step(dev):
+    def one_step(dev, fuse):
         tinygrad_lm.manual_seed(0)
         model = GPT(cfg).to(device=dev, dtype=np.float64)
+        if fuse:  # the fast path on the device must match the reference on the CPU
+            fast.fuse(model)
         opt = AdamW(model.parameters(), lr=1e-2)
         losses = []
         for _ in range(2):
@@ -94,8 +105,8 @@ def test_training_step_matches_the_cpu_in_float64(device):
             losses.append(loss.item())
         return losses, model.state_dict()
 
-    cpu_losses, cpu_state = one_step("cpu")
-    dev_losses, dev_state = one_step(device)
+    cpu_losses, cpu_state = one_step("cpu", False)
+    dev_losses, dev_state = one_step(device, fused)
     np.testing.assert_allclose(dev_losses, cpu_losses, rtol=1e-10)
     for k in cpu_state:
         np.testing.assert_allclose(dev_state[k], cpu_state[k], rtol=1e-10, atol=1e-12, err_msg=k)

@@ -1,8 +1,11 @@
-"""functional (F): gradchecks of every fused op and its composed twin, a NumPy reference for
-cross-entropy, fused-vs-composed agreement, and the edge cases (masked rows, ignored targets).
+"""functional: gradchecks and behaviour of every layer function, run on both the reference
+(`tinygrad_lm.functional`, composed from primitive ops) and the fast kernels
+(`tinygrad_lm.fast.functional`), a NumPy reference for cross-entropy and attention, and the
+edge cases (masked rows, ignored targets). Tests that only the fast kernels pass (a query with
+no key gives zeros, GELU's cache blocks, packed attention) say so in their names.
 
-PyTorch comparisons live in test_torch_oracle_layers.py; module-level tests in test_nn.py and
-test_attention.py.
+The fast-vs-reference value and gradient pinning is in test_fast.py; PyTorch comparisons in
+test_torch_oracle_layers.py; module-level tests in test_nn.py and test_attention.py.
 """
 import numpy as np
 import pytest
@@ -10,6 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_lm import Tensor, functional as F, gradcheck
+from tinygrad_lm.fast import functional as FAST
+
+BOTH = pytest.mark.parametrize("F", [F, FAST], ids=["reference", "fast"])
 
 SETTINGS = settings(max_examples=12, deadline=None)
 B_ = st.integers(1, 2)
@@ -42,25 +48,28 @@ def ce_reference(z, t, ignore_index=-1, reduction="mean", label_smoothing=0.0):
 
 
 # ----------------------------------------------------------------- gradchecks, hypothesis sizes
+@BOTH
 @SETTINGS
 @given(B=B_, T=T_, C=C_, out=st.integers(1, 5), bias=st.booleans())
-def test_linear_gradcheck(B, T, C, out, bias):
+def test_linear_gradcheck(F, B, T, C, out, bias):
     rng = np.random.default_rng(B * 100 + T * 10 + C)
     args = [leaf(rng, B, T, C), leaf(rng, out, C)] + ([leaf(rng, out)] if bias else [])
     assert gradcheck(lambda *a: F.linear(*a), args)
 
 
+@BOTH
 @SETTINGS
 @given(B=B_, T=T_, C=C_, V=st.integers(1, 5))
-def test_embedding_gradcheck_with_repeated_ids(B, T, C, V):
+def test_embedding_gradcheck_with_repeated_ids(F, B, T, C, V):
     rng = np.random.default_rng(B + T + C + V)
     ids = rng.integers(0, V, size=(B, T))  # V <= 5 rows for up to 8 ids: ids repeat
     assert gradcheck(lambda w: F.embedding(ids, w), [leaf(rng, V, C)])
 
 
+@BOTH
 @SETTINGS
 @given(B=B_, T=T_, C=C_, affine=st.sampled_from(["none", "weight", "both"]))
-def test_layer_norm_gradcheck(B, T, C, affine):
+def test_layer_norm_gradcheck(F, B, T, C, affine):
     rng = np.random.default_rng(B * T * C)
     args = [leaf(rng, B, T, C)]
     if affine != "none":
@@ -68,25 +77,25 @@ def test_layer_norm_gradcheck(B, T, C, affine):
     if affine == "both":
         args.append(leaf(rng, C))
     assert gradcheck(lambda *a: F.layer_norm(*a), args)
-    assert gradcheck(lambda *a: F.layer_norm_composed(*a), args)
 
 
+@BOTH
 @SETTINGS
 @given(B=B_, T=T_, V=st.integers(2, 6), reduction=st.sampled_from(["mean", "sum", "none"]),
        smoothing=st.sampled_from([0.0, 0.1, 0.5]), n_ignored=st.integers(0, 2))
-def test_cross_entropy_gradcheck(B, T, V, reduction, smoothing, n_ignored):
+def test_cross_entropy_gradcheck(F, B, T, V, reduction, smoothing, n_ignored):
     rng = np.random.default_rng(B * 7 + T * 3 + V)
     t = rng.integers(0, V, size=(B, T))
     t.reshape(-1)[: min(n_ignored, B * T - 1)] = -1  # keep at least one real row
     z = leaf(rng, B, T, V, scale=2.0)
-    for fn in (F.cross_entropy, F.cross_entropy_composed):
-        assert gradcheck(lambda x: fn(x, t, reduction=reduction, label_smoothing=smoothing), [z])
+    assert gradcheck(lambda x: F.cross_entropy(x, t, reduction=reduction, label_smoothing=smoothing), [z])
 
 
+@BOTH
 @SETTINGS
 @given(B=B_, T=T_, S_extra=st.integers(0, 2), hs=st.sampled_from([2, 4]), nh=st.integers(1, 2),
        causal=st.booleans(), masked=st.booleans())
-def test_attention_gradcheck(B, T, S_extra, hs, nh, causal, masked):
+def test_attention_gradcheck(F, B, T, S_extra, hs, nh, causal, masked):
     rng = np.random.default_rng(B + 3 * T + 5 * S_extra + hs + nh)
     S = T + S_extra
     q, k, v = leaf(rng, B, nh, T, hs), leaf(rng, B, nh, S, hs), leaf(rng, B, nh, S, hs)
@@ -95,12 +104,12 @@ def test_attention_gradcheck(B, T, S_extra, hs, nh, causal, masked):
         mask = rng.random((B, 1, 1, S)) > 0.4
         mask[..., -1] = True
     assert gradcheck(lambda *a: F.scaled_dot_product_attention(*a, causal=causal, mask=mask), [q, k, v])
-    assert gradcheck(lambda *a: F.scaled_dot_product_attention_composed(*a, causal=causal, mask=mask), [q, k, v])
 
 
+@BOTH
 @settings(max_examples=8, deadline=None)
 @given(B=B_, T=st.integers(2, 4), p=st.sampled_from([0.2, 0.5]))
-def test_attention_dropout_gradcheck_with_a_fixed_mask(B, T, p):
+def test_attention_dropout_gradcheck_with_a_fixed_mask(F, B, T, p):
     # a fresh Generator per call draws the same dropout mask every time: a fixed function
     rng = np.random.default_rng(T)
     q, k, v = (leaf(rng, B, 2, T, 4) for _ in range(3))
@@ -110,37 +119,37 @@ def test_attention_dropout_gradcheck_with_a_fixed_mask(B, T, p):
     assert not np.allclose(y_drop, y_plain)  # the mask really did something
 
 
-def split_attention_merge(qkv, n_head, **kw):
+def split_attention_merge(qkv, n_head, **kw):  # the reference path's spelling
     """packed_self_attention's twin from separate ops: split, heads, attention, merge."""
     B, T, C3 = qkv.shape
     C = C3 // 3
     q, k, v = (a.reshape(B, T, n_head, C // n_head).transpose(1, 2) for a in qkv.split(C, axis=2))  # (B, nh, T, hs)
-    y = F.scaled_dot_product_attention(q, k, v, **kw)  # (B, nh, T, hs)
+    y = F.scaled_dot_product_attention(q, k, v, **kw)  # (B, nh, T, hs), the reference
     return y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
 
 
 @SETTINGS
 @given(B=B_, T=T_, hs=st.sampled_from([1, 3]), nh=st.integers(1, 3), masked=st.booleans())
-def test_packed_self_attention_gradcheck(B, T, hs, nh, masked):
+def test_fast_packed_self_attention_gradcheck(B, T, hs, nh, masked):
     rng = np.random.default_rng(B + 3 * T + hs + 7 * nh)
     qkv = leaf(rng, B, T, 3 * nh * hs)
     mask = None
     if masked:  # key padding that keeps key 0, which every causal query sees
         mask = rng.random((B, 1, 1, T)) > 0.4
         mask[..., 0] = True
-    assert gradcheck(lambda a: F.packed_self_attention(a, nh, mask=mask), [qkv])
+    assert gradcheck(lambda a: FAST.packed_self_attention(a, nh, mask=mask), [qkv])
 
 
 @settings(max_examples=10, deadline=None)
 @given(B=B_, T=T_, nh=st.integers(1, 3), causal=st.booleans(), masked=st.booleans(),
        p=st.sampled_from([0.0, 0.3]))
-def test_packed_self_attention_equals_split_attention_merge(B, T, nh, causal, masked, p):
+def test_fast_packed_self_attention_equals_split_attention_merge(B, T, nh, causal, masked, p):
     rng = np.random.default_rng(B + 3 * T + 7 * nh)
     qkv_data = rng.standard_normal((B, T, 3 * nh * 2))
     gy = rng.standard_normal((B, T, nh * 2))
     mask = rng.random((B, 1, 1, T)) > 0.4 if masked else None
     results = []
-    for fn in (lambda a, **kw: F.packed_self_attention(a, nh, **kw), lambda a, **kw: split_attention_merge(a, nh, **kw)):
+    for fn in (lambda a, **kw: FAST.packed_self_attention(a, nh, **kw), lambda a, **kw: split_attention_merge(a, nh, **kw)):
         qkv = Tensor(qkv_data, requires_grad=True)
         # a fresh Generator per side: both draw the same dropout mask
         y = fn(qkv, causal=causal, mask=mask, dropout_p=p, rng=np.random.default_rng(5))
@@ -151,15 +160,15 @@ def test_packed_self_attention_equals_split_attention_merge(B, T, nh, causal, ma
     np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-14)
 
 
-def test_packed_self_attention_keeps_float32_and_checks_shapes(rng):
+def test_fast_packed_self_attention_keeps_float32_and_checks_shapes(rng):
     qkv = Tensor(rng.standard_normal((2, 3, 12)).astype(np.float32), requires_grad=True)
-    y = F.packed_self_attention(qkv, 2)
+    y = FAST.packed_self_attention(qkv, 2)
     y.backward(np.ones(y.shape, dtype=np.float32))
     assert y.shape == (2, 3, 4) and y.dtype == np.float32 and qkv.grad.dtype == np.float32
     with pytest.raises(ValueError, match=r"\(B, T, 3 \* C\).*n_head=3"):
-        F.packed_self_attention(Tensor(np.zeros((2, 3, 12))), 3)
+        FAST.packed_self_attention(Tensor(np.zeros((2, 3, 12))), 3)
     with pytest.raises(ValueError, match=r"\(2, 12\)"):
-        F.packed_self_attention(Tensor(np.zeros((2, 12))), 2)
+        FAST.packed_self_attention(Tensor(np.zeros((2, 12))), 2)
 
 
 @SETTINGS
@@ -180,21 +189,22 @@ def test_dropout_gradcheck_with_a_fixed_mask(B, T, C, p):
 
 
 # ----------------------------------------------------------------- cross-entropy
+@BOTH
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 1.0])
-def test_cross_entropy_matches_the_numpy_reference(rng, reduction, smoothing):
+def test_cross_entropy_matches_the_numpy_reference(F, rng, reduction, smoothing):
     z = rng.standard_normal((3, 5, 7)) * 3
     t = rng.integers(0, 7, size=(3, 5))
     t[0, :2] = -1
     t[2, 4] = -1
     want = ce_reference(z, t, -1, reduction, smoothing)
-    for fn in (F.cross_entropy, F.cross_entropy_composed):
-        got = fn(Tensor(z), t, ignore_index=-1, reduction=reduction, label_smoothing=smoothing).data
-        assert got.shape == np.shape(want)
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    got = F.cross_entropy(Tensor(z), t, ignore_index=-1, reduction=reduction, label_smoothing=smoothing).data
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_cross_entropy_honours_a_custom_ignore_index(rng):
+@BOTH
+def test_cross_entropy_honours_a_custom_ignore_index(F, rng):
     z, t = rng.standard_normal((6, 4)), np.array([0, 3, 99, 1, 99, 2])
     got = F.cross_entropy(Tensor(z), t, ignore_index=99)
     np.testing.assert_allclose(got.data, ce_reference(z, t, ignore_index=99), rtol=1e-12)
@@ -203,7 +213,8 @@ def test_cross_entropy_honours_a_custom_ignore_index(rng):
     assert np.all(x.grad[[2, 4]] == 0) and np.all(x.grad[[0, 1, 3, 5]] != 0)
 
 
-def test_cross_entropy_ignored_rows_get_zero_loss_and_zero_grad(rng):
+@BOTH
+def test_cross_entropy_ignored_rows_get_zero_loss_and_zero_grad(F, rng):
     x = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
     t = np.array([1, -1, 2, -1])
     loss = F.cross_entropy(x, t, reduction="none", label_smoothing=0.3)
@@ -218,7 +229,8 @@ def test_cross_entropy_ignored_rows_get_zero_loss_and_zero_grad(rng):
     np.testing.assert_allclose(x.grad[0], p[0] - target, atol=1e-12)
 
 
-def test_cross_entropy_is_stable_for_huge_logits():
+@BOTH
+def test_cross_entropy_is_stable_for_huge_logits(F):
     z = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 1e4]], dtype=np.float32)
     x = Tensor(z, requires_grad=True)
     loss = F.cross_entropy(x, np.array([0, 1]))
@@ -227,11 +239,13 @@ def test_cross_entropy_is_stable_for_huge_logits():
     np.testing.assert_allclose(loss.item(), np.log(2) / 2, rtol=1e-5)
 
 
-def test_cross_entropy_mean_with_every_row_ignored_is_nan_like_pytorch():
+@BOTH
+def test_cross_entropy_mean_with_every_row_ignored_is_nan_like_pytorch(F):
     assert np.isnan(F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([-1, -1])).item())
 
 
-def test_cross_entropy_backward_twice_through_a_retained_graph(rng):
+@BOTH
+def test_cross_entropy_backward_twice_through_a_retained_graph(F, rng):
     # regression: the first backward turned the saved softmax into the gradient in place,
     # and the second one crashed on the freed buffer
     x = Tensor(rng.standard_normal((5, 4)), requires_grad=True)
@@ -242,14 +256,16 @@ def test_cross_entropy_backward_twice_through_a_retained_graph(rng):
     np.testing.assert_allclose(x.grad, 2 * first, rtol=1e-12)
 
 
-def test_cross_entropy_keeps_float32(rng):
+@BOTH
+def test_cross_entropy_keeps_float32(F, rng):
     x = Tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
     loss = F.cross_entropy(x, np.array([0, 1, 2]))
     loss.backward()
     assert loss.dtype == np.float32 and x.grad.dtype == np.float32
 
 
-def test_cross_entropy_errors_are_clear():
+@BOTH
+def test_cross_entropy_errors_are_clear(F):
     z = Tensor(np.zeros((2, 3)))
     with pytest.raises(IndexError, match="target 3 is out of range for 3 classes"):
         F.cross_entropy(z, np.array([0, 3]))
@@ -266,24 +282,8 @@ def test_cross_entropy_errors_are_clear():
 
 
 # ----------------------------------------------------------------- layer norm
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-@pytest.mark.parametrize("affine", ["none", "weight", "both"])
-def test_fused_layer_norm_matches_composed_values_and_grads(rng, dtype, tol, affine):
-    x0, w0, b0 = rng.standard_normal((2, 3, 8)) * 3 + 1, rng.standard_normal(8), rng.standard_normal(8)
-    gy = rng.standard_normal((2, 3, 8)).astype(dtype)
-    results = []
-    for fn in (F.layer_norm, F.layer_norm_composed):
-        x, w, b = (Tensor(a.astype(dtype), requires_grad=True) for a in (x0, w0, b0))
-        args = [x] + ([w] if affine != "none" else []) + ([b] if affine == "both" else [])
-        y = fn(*args, eps=1e-5)
-        y.backward(grad=gy)
-        assert y.dtype == dtype and x.grad.dtype == dtype
-        results.append([y.data] + [a.grad for a in args])
-    for fused, composed in zip(*results):
-        np.testing.assert_allclose(fused, composed, rtol=tol, atol=tol)
-
-
-def test_layer_norm_normalises_rows_and_honours_eps(rng):
+@BOTH
+def test_layer_norm_normalises_rows_and_honours_eps(F, rng):
     x = rng.standard_normal((4, 16)) * 5 + 3
     y = F.layer_norm(Tensor(x)).data
     np.testing.assert_allclose(y.mean(-1), 0, atol=1e-12)
@@ -294,14 +294,16 @@ def test_layer_norm_normalises_rows_and_honours_eps(rng):
     np.testing.assert_allclose(big_eps, (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e3))
 
 
-def test_layer_norm_does_not_modify_its_input(rng):
+@BOTH
+def test_layer_norm_does_not_modify_its_input(F, rng):
     x = rng.standard_normal((3, 8))
     keep = x.copy()
     F.layer_norm(Tensor(x, requires_grad=True), Tensor(np.ones(8))).backward(grad=np.ones((3, 8)))
     np.testing.assert_array_equal(x, keep)
 
 
-def test_layer_norm_errors():
+@BOTH
+def test_layer_norm_errors(F):
     with pytest.raises(ValueError, match="does not match the last dimension"):
         F.layer_norm(Tensor(np.zeros((2, 4))), Tensor(np.ones(3)))
     with pytest.raises(ValueError, match="bias without a weight"):
@@ -324,42 +326,38 @@ def attention_reference(q, k, v, causal=True, mask=None):
                 if mask is not None:
                     allowed &= np.broadcast_to(mask, (B, nh, T, S))[b, h, i]
                 if not allowed.any():
-                    continue  # the fused op returns zeros for a row with nothing to attend to
+                    continue  # a row with nothing to attend to gives zeros
                 w = np.where(allowed, np.exp(s - s[allowed].max()), 0.0)
                 out[b, h, i] = (w / w.sum()) @ v[b, h]
     return out
 
 
+@BOTH
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("T,S", [(5, 5), (3, 5), (1, 4)])
-def test_attention_matches_the_numpy_reference_and_the_composed_twin(rng, causal, T, S):
+def test_attention_matches_the_numpy_reference_and_gradchecks(F, rng, causal, T, S):
     q, k, v = rng.standard_normal((2, 3, T, 4)), rng.standard_normal((2, 3, S, 4)), rng.standard_normal((2, 3, S, 4))
     mask = rng.random((2, 1, T, S)) > 0.3
     mask[..., -1] = True
     gy = rng.standard_normal((2, 3, T, 4))
     for m in (None, mask):
         want = attention_reference(q, k, v, causal, m)
-        grads = []
-        for fn in (F.scaled_dot_product_attention, F.scaled_dot_product_attention_composed):
-            tq, tk, tv = (Tensor(a, requires_grad=True) for a in (q, k, v))
-            y = fn(tq, tk, tv, causal=causal, mask=m)
-            np.testing.assert_allclose(y.data, want, rtol=1e-12, atol=1e-12)
-            y.backward(grad=gy)
-            grads.append((tq.grad, tk.grad, tv.grad))
-        for fused, composed in zip(*grads):
-            np.testing.assert_allclose(fused, composed, rtol=1e-10, atol=1e-12)
+        tq, tk, tv = (Tensor(a, requires_grad=True) for a in (q, k, v))
+        y = F.scaled_dot_product_attention(tq, tk, tv, causal=causal, mask=m)
+        np.testing.assert_allclose(y.data, want, rtol=1e-12, atol=1e-12)
+        assert gradcheck(lambda *a: F.scaled_dot_product_attention(*a, causal=causal, mask=m), [tq, tk, tv])
 
 
-def test_attention_custom_scale(rng):
+@BOTH
+def test_attention_custom_scale(F, rng):
     q, k, v = (Tensor(rng.standard_normal((1, 2, 3, 4))) for _ in range(3))
     a = F.scaled_dot_product_attention(q, k, v, scale=0.3).data
     b = F.scaled_dot_product_attention(Tensor(q.data * 0.3 * 2), k, v).data  # default scale 1/sqrt(4)
-    c = F.scaled_dot_product_attention_composed(q, k, v, scale=0.3).data
     np.testing.assert_allclose(a, b, rtol=1e-12)
-    np.testing.assert_allclose(a, c, rtol=1e-12)
 
 
-def test_attention_fully_masked_row_gives_zero_output_and_finite_grads(rng):
+@BOTH
+def test_attention_fully_masked_row_gives_zero_output_and_finite_grads(F, rng):
     q, k, v = (Tensor(rng.standard_normal((1, 1, 3, 2)), requires_grad=True) for _ in range(3))
     mask = np.array([False, True, True])  # key 0 masked: query 0 (causal) sees nothing
     y = F.scaled_dot_product_attention(q, k, v, mask=mask)
@@ -370,7 +368,8 @@ def test_attention_fully_masked_row_gives_zero_output_and_finite_grads(rng):
     assert np.all(q.grad[0, 0, 0] == 0)
 
 
-def test_attention_causal_with_more_queries_than_keys_gives_zeros_not_nan(rng):
+@BOTH
+def test_attention_causal_with_more_queries_than_keys_gives_zeros_not_nan(F, rng):
     # regression: causal alignment is bottom-right, so with T > S the first T - S queries see
     # no key; they got NaN (0/0) because the empty-row guard only ran when a mask was passed
     q = Tensor(rng.standard_normal((1, 2, 4, 3)), requires_grad=True)
@@ -383,7 +382,8 @@ def test_attention_causal_with_more_queries_than_keys_gives_zeros_not_nan(rng):
     assert all(np.all(np.isfinite(t.grad)) for t in (q, k, v))
 
 
-def test_attention_dropout_scales_kept_weights(rng):
+@BOTH
+def test_attention_dropout_scales_kept_weights(F, rng):
     q, k = Tensor(np.zeros((1, 1, 4, 2))), Tensor(np.zeros((1, 1, 4, 2)))
     v = Tensor(np.eye(4)[None, None])  # the output row is the (dropped-out) attention row itself
     a = F.scaled_dot_product_attention(q, k, v, causal=False, dropout_p=0.5, rng=np.random.default_rng(0)).data
@@ -391,21 +391,24 @@ def test_attention_dropout_scales_kept_weights(rng):
     assert 0 < (a == 0).sum() < a.size
 
 
-def test_attention_keeps_float32(rng):
+@BOTH
+def test_attention_keeps_float32(F, rng):
     q, k, v = (Tensor(rng.standard_normal((1, 2, 3, 4)).astype(np.float32), requires_grad=True) for _ in range(3))
     y = F.scaled_dot_product_attention(q, k, v, mask=np.ones((1, 1, 1, 3), dtype=bool), dropout_p=0.1)
     y.backward(grad=np.ones(y.shape, dtype=np.float32))
     assert y.dtype == np.float32 and all(t.grad.dtype == np.float32 for t in (q, k, v))
 
 
-def test_attention_shape_errors():
+@BOTH
+def test_attention_shape_errors(F):
     with pytest.raises(ValueError, match="scaled_dot_product_attention"):
         F.scaled_dot_product_attention(Tensor(np.zeros((1, 1, 2, 4))), Tensor(np.zeros((1, 1, 2, 3))),
                                        Tensor(np.zeros((1, 1, 2, 3))))
 
 
 # ----------------------------------------------------------------- linear, embedding, dropout, gelu
-def test_linear_is_x_times_weight_transposed_plus_bias(rng):
+@BOTH
+def test_linear_is_x_times_weight_transposed_plus_bias(F, rng):
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
     np.testing.assert_allclose(F.linear(Tensor(x), Tensor(w), Tensor(b)).data, x @ w.T + b, rtol=1e-12)
     np.testing.assert_allclose(F.linear(Tensor(x), Tensor(w)).data, x @ w.T, rtol=1e-12)
@@ -413,7 +416,8 @@ def test_linear_is_x_times_weight_transposed_plus_bias(rng):
         F.linear(Tensor(x), Tensor(w.T))
 
 
-def test_linear_skips_grads_nobody_wants(rng):
+@BOTH
+def test_linear_skips_grads_nobody_wants(F, rng):
     x = Tensor(rng.standard_normal((3, 4)))  # no grad wanted for the input
     w = Tensor(rng.standard_normal((2, 4)), requires_grad=True)
     F.linear(x, w).backward(grad=np.ones((3, 2)))
@@ -421,7 +425,8 @@ def test_linear_skips_grads_nobody_wants(rng):
     assert x.grad is None
 
 
-def test_embedding_backward_scatter_adds_repeated_ids(rng):
+@BOTH
+def test_embedding_backward_scatter_adds_repeated_ids(F, rng):
     w = Tensor(rng.standard_normal((5, 3)), requires_grad=True)
     ids = np.array([[1, 1, 4], [1, 0, 4]])
     y = F.embedding(ids, w)
@@ -436,9 +441,10 @@ def test_embedding_backward_scatter_adds_repeated_ids(rng):
     np.testing.assert_allclose(w.grad[1], gy[0, 0] + gy[0, 1] + gy[1, 0])
 
 
+@BOTH
 @settings(max_examples=30, deadline=None)
 @given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=3), V=st.integers(1, 40), seed=st.integers(0, 99))
-def test_embedding_backward_equals_an_add_at_scatter(shape, V, seed):
+def test_embedding_backward_equals_an_add_at_scatter(F, shape, V, seed):
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, V, size=shape)
     w = Tensor(rng.standard_normal((V, 3)).astype(np.float32), requires_grad=True)
@@ -450,7 +456,8 @@ def test_embedding_backward_equals_an_add_at_scatter(shape, V, seed):
     np.testing.assert_allclose(w.grad, want, rtol=1e-5, atol=1e-6)
 
 
-def test_embedding_errors():
+@BOTH
+def test_embedding_errors(F):
     w = Tensor(np.zeros((3, 2)))
     with pytest.raises(IndexError, match="id 3 is out of range"):
         F.embedding(np.array([0, 3]), w)
@@ -482,15 +489,17 @@ def test_dropout_follows_the_global_seed():
     assert a.dtype == np.float32
 
 
-def test_gelu_is_the_tanh_approximation():
+@BOTH
+def test_gelu_is_the_tanh_approximation(F):
     x = np.linspace(-6, 6, 25)
     want = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
     np.testing.assert_allclose(F.gelu(Tensor(x)).data, want, rtol=1e-12, atol=1e-15)
 
 
+@BOTH
 @pytest.mark.parametrize("shape", [(3, 65536 + 7), (2, 3, 70001), (5,)])
-def test_gelu_blocks_cover_every_element_of_large_and_ragged_arrays(shape):
-    # GELU works in 64 Ki-element blocks: arrays of several blocks with a ragged last one, and a
+def test_gelu_covers_every_element_of_large_and_ragged_arrays(F, shape):
+    # the fast GELU works in 64 Ki-element blocks: arrays of several blocks with a ragged last one, and a
     # non-contiguous input, must give the closed form and its derivative everywhere
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape[::-1]).T * 3  # transposed: non-contiguous

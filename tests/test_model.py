@@ -31,7 +31,7 @@ def test_state_dict_follows_gpt2_layout():
     assert sd["transformer.h.0.attn.c_attn.weight"].shape == (24, 8)  # (3C, C): q, k, v
     assert sd["transformer.h.0.mlp.c_fc.weight"].shape == (32, 8)  # (out, in)
     assert sd["lm_head.weight"].shape == (11, 8)
-    assert m.lm_head.weight is m.transformer["wte"].weight  # tied: one Parameter
+    assert m.lm_head.weight is m.transformer.wte.weight  # tied: one Parameter
     assert m.num_params() == sum(v.size for k, v in sd.items() if k != "lm_head.weight")
 
 
@@ -40,7 +40,7 @@ def test_untied_sinusoidal_and_biasless_variants():
     names = list(m.state_dict())
     assert "transformer.wpe.weight" not in names
     assert not any(n.endswith(".bias") for n in names)
-    assert m.lm_head.weight is not m.transformer["wte"].weight
+    assert m.lm_head.weight is not m.transformer.wte.weight
 
 
 def test_gpt2_initialisation_scales_residual_projections():

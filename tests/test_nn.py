@@ -12,16 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, gradcheck, nn
+from tinygrad_lm import Tensor, fast, gradcheck, nn
 
 B_ = st.integers(1, 2)
 T_ = st.integers(1, 4)
 C_ = st.sampled_from([4, 8])
 
 
-def f64(module):
-    """The module in float64 and eval mode, ready for a gradcheck."""
+def f64(module, fused=False):
+    """The module in float64 and eval mode, ready for a gradcheck; with its fast kernels if fused."""
+    module = fast.fuse(module) if fused else module
     return module.to(dtype=np.float64).eval()
+
+
+BOTH = pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
 
 
 def check_module(module, *inputs):
@@ -340,53 +344,59 @@ def test_block_keeps_float32(rng):
 
 
 # ----------------------------------------------------------------- gradchecks, hypothesis sizes
+@BOTH
 @settings(max_examples=15, deadline=None)
 @given(B=B_, T=T_, C=C_, out=st.integers(1, 6), bias=st.booleans())
-def test_linear_module_gradcheck(B, T, C, out, bias):
+def test_linear_module_gradcheck(fused, B, T, C, out, bias):
     x = np.random.default_rng(C + out).standard_normal((B, T, C))
-    assert check_module(f64(nn.Linear(C, out, bias=bias)), Tensor(x, requires_grad=True))
+    assert check_module(f64(nn.Linear(C, out, bias=bias), fused), Tensor(x, requires_grad=True))
 
 
+@BOTH
 @settings(max_examples=15, deadline=None)
 @given(B=B_, T=T_, C=C_, V=st.integers(1, 6))
-def test_embedding_module_gradcheck(B, T, C, V):
+def test_embedding_module_gradcheck(fused, B, T, C, V):
     ids = np.random.default_rng(V).integers(0, V, size=(B, T))
-    assert check_module(f64(nn.Embedding(V, C)), ids)
-    assert check_module(f64(nn.LearnedPositionalEmbedding(max(T, V), C)), np.arange(T))
+    assert check_module(f64(nn.Embedding(V, C), fused), ids)
+    assert check_module(f64(nn.LearnedPositionalEmbedding(max(T, V), C), fused), np.arange(T))
 
 
+@BOTH
 @settings(max_examples=15, deadline=None)
 @given(B=B_, T=T_, C=C_, bias=st.booleans())
-def test_layernorm_module_gradcheck(B, T, C, bias):
-    ln = f64(nn.LayerNorm(C, bias=bias))
+def test_layernorm_module_gradcheck(fused, B, T, C, bias):
+    ln = f64(nn.LayerNorm(C, bias=bias), fused)
     rng = np.random.default_rng(C)
     for p in ln.parameters():  # away from the 1/0 init so the scale and shift matter
         p.data = rng.standard_normal(p.shape)
     assert check_module(ln, Tensor(rng.standard_normal((B, T, C)), requires_grad=True))
 
 
+@BOTH
 @settings(max_examples=12, deadline=None)
 @given(B=B_, T=T_, C=C_, hidden=st.integers(1, 8))
-def test_mlp_and_gelu_module_gradcheck(B, T, C, hidden):
+def test_mlp_and_gelu_module_gradcheck(fused, B, T, C, hidden):
     x = Tensor(np.random.default_rng(hidden).standard_normal((B, T, C)), requires_grad=True)
-    assert check_module(f64(nn.MLP(C, hidden=hidden, dropout=0.5)), x)  # eval: dropout off
-    assert check_module(nn.GELU(), x)
+    assert check_module(f64(nn.MLP(C, hidden=hidden, dropout=0.5), fused), x)  # eval: dropout off
+    assert check_module(f64(nn.GELU(), fused), x)
 
 
+@BOTH
 @settings(max_examples=12, deadline=None)
 @given(B=B_, T=T_, C=C_, n_head=st.sampled_from([1, 2, 4]), masked=st.booleans())
-def test_attention_module_gradcheck(B, T, C, n_head, masked):
-    attn = f64(nn.CausalSelfAttention(C, n_head, dropout=0.3))
+def test_attention_module_gradcheck(fused, B, T, C, n_head, masked):
+    attn = f64(nn.CausalSelfAttention(C, n_head, dropout=0.3), fused)
     rng = np.random.default_rng(B + T + C + n_head)
     x = Tensor(rng.standard_normal((B, T, C)), requires_grad=True)
     mask = rng.random((B, T)) > 0.3 if masked else None  # may mask a whole query row
     assert gradcheck(lambda a: attn(a, mask), [x], params=dict(attn.named_parameters()))
 
 
+@BOTH
 @settings(max_examples=10, deadline=None)
 @given(B=B_, T=T_, C=C_, n_head=st.sampled_from([1, 2, 4]), bias=st.booleans())
-def test_block_gradcheck(B, T, C, n_head, bias):
-    block = f64(nn.Block(C, n_head, dropout=0.2, bias=bias))
+def test_block_gradcheck(fused, B, T, C, n_head, bias):
+    block = f64(nn.Block(C, n_head, dropout=0.2, bias=bias), fused)
     rng = np.random.default_rng(B + T + C)
     for p in block.parameters():  # larger than the init so each path carries signal
         p.data = rng.standard_normal(p.shape) * 0.5
@@ -395,23 +405,24 @@ def test_block_gradcheck(B, T, C, n_head, bias):
 
 def test_gradcheck_of_a_module_catches_a_wrong_backward(monkeypatch):
     # the layer gradchecks are only worth something if a broken backward fails them
-    from tinygrad_lm.fused import layernorm
+    from tinygrad_lm.fast.layernorm import LayerNormKernel
 
-    ln = f64(nn.LayerNorm(4))
+    ln = f64(nn.LayerNorm(4), fused=True)
     ln.weight.data = np.arange(1.0, 5.0)
-    orig = layernorm.LayerNorm.backward
-    monkeypatch.setattr(layernorm.LayerNorm, "backward",
+    orig = LayerNormKernel.backward
+    monkeypatch.setattr(LayerNormKernel, "backward",
                         lambda self, gy: tuple(g * 1.01 if i == 1 else g for i, g in enumerate(orig(self, gy))))
     with pytest.raises(AssertionError, match="param weight"):
         check_module(ln, Tensor(np.random.default_rng(0).standard_normal((2, 4)), requires_grad=True))
 
 
+@BOTH
 @settings(max_examples=6, deadline=None)
 @given(B=B_, T=st.integers(2, 4), n_head=st.sampled_from([1, 2]))
-def test_block_gradcheck_in_train_mode_with_dropout(B, T, n_head):
+def test_block_gradcheck_in_train_mode_with_dropout(fused, B, T, n_head):
     # reseeding the global generator inside fn draws the same attention, residual and MLP
     # dropout masks on every evaluation, so the training-mode block is a fixed function
-    block = nn.Block(4, n_head, dropout=0.3).to(dtype=np.float64).train()
+    block = f64(nn.Block(4, n_head, dropout=0.3), fused).train()
     x = Tensor(np.random.default_rng(T).standard_normal((B, T, 4)), requires_grad=True)
 
     def fn(a):

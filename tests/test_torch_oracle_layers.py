@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as TF  # noqa: E402
 
 from tinygrad_lm import Tensor, functional as F, nn  # noqa: E402
+from tinygrad_lm.fast import functional as FAST  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -143,9 +144,9 @@ def test_layernorm_module_matches_torch(rng, bias):
     compare_grads(ln, tln)
 
 
-@pytest.mark.parametrize("fn", ["fused", "composed"])
+@pytest.mark.parametrize("fn", ["fast", "reference"])
 def test_layer_norm_functional_matches_torch(rng, fn):
-    f = F.layer_norm if fn == "fused" else F.layer_norm_composed
+    f = FAST.layer_norm if fn == "fast" else F.layer_norm
     x, w, b, gy = rng.standard_normal((4, 6)), rng.standard_normal(6), rng.standard_normal(6), rng.standard_normal((4, 6))
     a = [ours(x), ours(w), ours(b)]
     t = [tt(x), tt(w), tt(b)]
@@ -181,9 +182,9 @@ def test_mlp_matches_torch(rng):
 # ----------------------------------------------------------------- losses
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.7])
-@pytest.mark.parametrize("fn", ["fused", "composed"])
+@pytest.mark.parametrize("fn", ["fast", "reference"])
 def test_cross_entropy_matches_torch(rng, reduction, smoothing, fn):
-    f = F.cross_entropy if fn == "fused" else F.cross_entropy_composed
+    f = FAST.cross_entropy if fn == "fast" else F.cross_entropy
     z = rng.standard_normal((2, 5, 9)) * 3
     t = rng.integers(0, 9, size=(2, 5))
     t[0, 1] = t[1, 3] = t[1, 4] = -1
@@ -197,10 +198,10 @@ def test_cross_entropy_matches_torch(rng, reduction, smoothing, fn):
 
 
 # ----------------------------------------------------------------- attention
-@pytest.mark.parametrize("fn", ["fused", "composed"])
+@pytest.mark.parametrize("fn", ["fast", "reference"])
 @pytest.mark.parametrize("T", [1, 4, 7])
 def test_sdpa_matches_torch_is_causal(rng, fn, T):
-    f = F.scaled_dot_product_attention if fn == "fused" else F.scaled_dot_product_attention_composed
+    f = FAST.scaled_dot_product_attention if fn == "fast" else F.scaled_dot_product_attention
     q, k, v, gy = (rng.standard_normal((2, 3, T, 4)) for _ in range(4))
     a, b = [ours(u) for u in (q, k, v)], [tt(u) for u in (q, k, v)]
     check_forward_backward(f(*a, causal=True), TF.scaled_dot_product_attention(*b, is_causal=True), gy, a, b)
