@@ -2,10 +2,11 @@
 
 Three measurements (each can be run alone):
   --speed    step time of the recipe's model (4 layers, 4 heads, 128 wide, block 64, batch 12,
-             float32) for tinygrad_lm (the plain step, and with --threads > 1 also the step with
-             the batch split across threads, as `train --threads N` runs it) and for the same
-             model in PyTorch eager (when torch is importable), interleaved in one process;
-             tokens/s and peak memory.
+             float32) for tinygrad_lm's reference path (`train --reference`), its fast path
+             (`fast.fuse`, as `train` runs it), and with --threads > 1 the fast path with each
+             batch split across threads (`train --threads N`), all through the same loop lines,
+             and for the same model in PyTorch eager (when torch is importable), interleaved in
+             one process; tokens/s, peak memory and the ratios to PyTorch.
   --quality  char-level Tiny Shakespeare with nanoGPT's CPU recipe (AdamW lr 1e-3, beta2 0.99,
              warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
              no bias, learned positions): val loss and bits per byte at the end.
@@ -61,7 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygrad_lm  # noqa: E402
 from tinygrad_lm.model import GPT, GPTConfig  # noqa: E402
 from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups  # noqa: E402
-from tinygrad_lm.parallel import blas_threads, forward_backward  # noqa: E402
+from tinygrad_lm import fast  # noqa: E402
+from tinygrad_lm.fast.blas import blas_threads, set_blas_threads  # noqa: E402
 
 RECIPE = dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
 BATCH = 12
@@ -141,7 +143,7 @@ def bench_page_faults(steps=20):
 
     cfg = GPTConfig(vocab_size=65, **RECIPE)
     tinygrad_lm.manual_seed(0)
-    model = GPT(cfg)
+    model = fast.fuse(GPT(cfg))  # the fast path, as train runs it
     opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 65, (BATCH, cfg.block_size)), rng.integers(0, 65, (BATCH, cfg.block_size))
@@ -166,40 +168,48 @@ def bench_page_faults(steps=20):
     print(f"   {machine()}")
     for label in ("default glibc allocator", "after tune_allocator()"):
         if label.startswith("after"):
-            tinygrad_lm.tune_allocator()
+            fast.tune_allocator()
         faults, sys_ms, ms = measure()
         print(f"   {label:24s} {faults:8.0f} minor faults/step  {sys_ms:5.1f} ms kernel time/step  {ms:6.1f} ms/step")
 
 
 def bench_speed(vocab_size=65):
-    tinygrad_lm.tune_allocator()  # what train() does; it applies to PyTorch in this process too
+    fast.tune_allocator()  # what train() does; it applies to PyTorch in this process too
     cfg = GPTConfig(vocab_size=vocab_size, **RECIPE)
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, vocab_size, (BATCH, cfg.block_size)),
                 rng.integers(0, vocab_size, (BATCH, cfg.block_size))) for _ in range(8)]
-    tinygrad_lm.manual_seed(0)
-    model = GPT(cfg)
-    opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
 
-    def ours(i):
-        x, y = batches[i % len(batches)]
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+    def setup(path, threads=1):
+        """A fresh recipe model and AdamW on `path` ("reference" or "fast"), as train() builds them."""
+        tinygrad_lm.manual_seed(0)
+        model = GPT(cfg)
+        opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
+        if path == "fast":
+            model, opt = fast.speed_up(model, opt, threads)
+            set_blas_threads(ARGS.threads)  # speed_up(threads > 1) limits BLAS process-wide; each side sets its own
+        return model, opt
 
-    def ours_parallel(i):  # the batch split across ARGS.threads threads, as train(threads=N) runs it
-        x, y = batches[i % len(batches)]
-        with blas_threads(1):  # train() keeps BLAS single-threaded for the whole run
+    def step_of(model, opt):
+        def step(i):  # train()'s lines
+            x, y = batches[i % len(batches)]
+            _, loss = model(x, y)
             opt.zero_grad()
-            forward_backward(model, x, y, threads=ARGS.threads)
+            loss.backward()
             clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+        return step
 
-    sides = {"tinygrad_lm": ours}
+    def with_one_blas_thread(step):  # as train --threads N runs: BLAS single-threaded throughout
+        def run(i):
+            with blas_threads(1):
+                step(i)
+        return run
+
+    sides = {"tinygrad_lm reference": step_of(*setup("reference")), "tinygrad_lm fast": step_of(*setup("fast"))}
+    n_params = GPT(cfg).num_params()
     if ARGS.threads > 1:
-        sides[f"tinygrad_lm {ARGS.threads} threads"] = ours_parallel
+        sides[f"tinygrad_lm fast {ARGS.threads} threads"] = with_one_blas_thread(step_of(*setup("fast", ARGS.threads)))
     try:
         import torch
 
@@ -251,15 +261,16 @@ def bench_speed(vocab_size=65):
         tracemalloc.stop()
 
     print(f"\n== training step: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, block {cfg.block_size}, "
-          f"batch {BATCH}, float32, vocab {vocab_size}, {model.num_params():,} params")
+          f"batch {BATCH}, float32, vocab {vocab_size}, {n_params:,} params")
     print(f"   {machine()}" + (f", PyTorch {torch_version}" if torch_version else ", PyTorch not installed"))
     ref = None
+    print("   (reference = train --reference; fast = train; fast N threads = train --threads N)")
     for name, ts in times.items():
         best, med = min(ts), float(np.median(ts))
         tok_s = BATCH * cfg.block_size / med
         if name == "pytorch (SDPA)":
             ref = med
-        print(f"   {name:22s} median {med * 1e3:7.2f} ms/step (best {best * 1e3:6.2f})  {tok_s:9,.0f} tokens/s")
+        print(f"   {name:30s} median {med * 1e3:7.2f} ms/step (best {best * 1e3:6.2f})  {tok_s:9,.0f} tokens/s")
     if ref:
         manual = float(np.median(times["pytorch (manual attn)"]))
         for name in [n for n in times if n.startswith("tinygrad_lm")]:
