@@ -17,10 +17,11 @@ from tinygrad_lm.finetune import (BagOfWordsLogReg, FinetuneConfig, GPTForSequen
                                   load_labeled, macro_f1, majority_baseline, pad_batch, read_jsonl)
 from tinygrad_lm.finetune.data import encode_text, epoch_order, train_batch_indices
 from tinygrad_lm.finetune.metrics import f1_per_class
-from tinygrad_lm.model import GPTConfig
+from tinygrad_lm.config import from_flat
+from tinygrad_lm.model import GPTConfig, load_model
 from tinygrad_lm.optim import param_groups
 from tinygrad_lm.tokenizer import CharTokenizer
-from tinygrad_lm.train import TrainConfig, load_model, train
+from tinygrad_lm.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = "the cat sat on the mat.\nthe dog ran to the log.\n" * 30
@@ -41,9 +42,9 @@ def pretrained(tmp_path_factory):
     old = os.environ.get("TINYGRAD_LM_CACHE")
     os.environ["TINYGRAD_LM_CACHE"] = str(root / "cache")
     try:
-        train(TrainConfig(data=str(text), max_iters=5, n_layer=1, n_embd=16, n_head=2, block_size=16,
-                          batch_size=4, eval_interval=5, eval_iters=1, out_dir=str(root / "run"), quiet=True,
-                          sample_tokens=0))
+        train(from_flat(TrainConfig, data=str(text), max_iters=5, n_layer=1, n_embd=16, n_head=2, block_size=16,
+                        batch_size=4, eval_interval=5, eval_iters=1, out_dir=str(root / "run"), quiet=True,
+                        sample_tokens=0))
     finally:
         if old is None:
             del os.environ["TINYGRAD_LM_CACHE"]
@@ -143,12 +144,12 @@ def test_head_and_body_gradients_pass_gradcheck(pooling):
 def test_pooling_takes_the_last_real_token():
     model = tiny_classifier()
     ids, mask = pad_batch([np.array([1, 2, 3]), np.array([4])])
-    h = model.hidden_states(ids, mask).numpy()  # (2, 3, C)
-    pooled = model.pool(model.hidden_states(ids, mask), mask).numpy()  # (2, C)
+    h = model.transformer(ids, mask).numpy()  # (2, 3, C)
+    pooled = model.pool(model.transformer(ids, mask), mask).numpy()  # (2, C)
     assert np.array_equal(pooled, h[[0, 1], [2, 0]])
     mean = tiny_classifier(pooling="mean")
-    h = mean.hidden_states(ids, mask).numpy()
-    pooled = mean.pool(mean.hidden_states(ids, mask), mask).numpy()
+    h = mean.transformer(ids, mask).numpy()
+    pooled = mean.pool(mean.transformer(ids, mask), mask).numpy()
     np.testing.assert_allclose(pooled, [h[0].mean(axis=0), h[1, 0]], rtol=0, atol=1e-15)
 
 
@@ -186,7 +187,7 @@ def test_from_pretrained_reproduces_the_gpt_hidden_states_exactly(pretrained, ca
     assert "loaded" in capsys.readouterr().out
     ids = np.array([tokenizer.encode("the cat sat"), tokenizer.encode("the dog ran")])
     gpt.eval(), clf.eval()
-    assert np.array_equal(clf.hidden_states(ids).numpy(), gpt.hidden_states(ids).numpy())
+    assert np.array_equal(clf.transformer(ids).numpy(), gpt.transformer(ids).numpy())
     body = [k for k in gpt.state_dict() if k != "lm_head.weight"]
     assert sorted(report.loaded) == sorted(body)
     assert report.initialized == ["score.weight", "score.bias"]
@@ -287,7 +288,7 @@ def ft_cfg(pretrained, tmp_path, **kw):
                max_iters=30, lr=3e-3, warmup_iters=3, eval_interval=10, log_interval=5,
                out_dir=str(tmp_path / "ft"), quiet=True)
     cfg.update(kw)
-    return FinetuneConfig(**cfg)
+    return from_flat(FinetuneConfig, **cfg)
 
 
 def test_finetune_learns_a_toy_task_and_keeps_the_best_checkpoint(pretrained, tmp_path):

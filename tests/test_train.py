@@ -1,13 +1,18 @@
-"""Pretraining loop, data pipeline and checkpoints: resume, safety, and clear errors."""
+"""Pretraining loop, data pipeline and checkpoints: resume, safety, clear errors, and the fast
+path pinned to the reference path; the nested configs and their flat names."""
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-from tinygrad_lm import checkpoint
+from tinygrad_lm import checkpoint, fast
+from tinygrad_lm.config import OptimConfig, RunConfig, flat_dict, from_dict, from_flat
 from tinygrad_lm.data import TokenData, builtin_corpus, get_batch, read_text
-from tinygrad_lm.train import TrainConfig, TrainingStopped, load_model, sample_text, train
+from tinygrad_lm.loop import learning_rate
+from tinygrad_lm.model import GPT, GPTConfig, load_model, sample_text
+from tinygrad_lm.train import TrainConfig, TrainingStopped, train
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
@@ -29,7 +34,7 @@ def tiny_cfg(text_file, out_dir, **kw):
                warmup_iters=5, eval_interval=10, eval_iters=2, log_interval=5, out_dir=str(out_dir),
                sample_tokens=0, quiet=True, dropout=0.1)
     cfg.update(kw)
-    return TrainConfig(**cfg)
+    return from_flat(TrainConfig, **cfg)
 
 
 def test_training_lowers_the_loss_and_writes_log_and_checkpoints(text_file, tmp_path):

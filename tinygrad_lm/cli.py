@@ -1,8 +1,10 @@
 """The command line: `python -m tinygrad_lm {train,sample,tokenize,bench} ...`
 (also installed as the `tinygrad-lm` console script).
 
-Every `train` flag maps one-to-one onto a field of `train.TrainConfig` (`--n-layer` sets
-`n_layer`), so the dataclass is the single source of defaults and `--help` lists them all.
+Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
+(`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), built by `config.add_flags` as the
+`finetune` command's are, so the dataclasses are the single source of defaults and `--help`
+lists them all. `--reference` runs the textbook layers instead of the fast path.
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Leaves out: config files (pass flags) and distributed launch.
@@ -10,57 +12,10 @@ Leaves out: config files (pass flags) and distributed launch.
 import argparse
 import os
 import sys
-from dataclasses import MISSING, fields
-
-HELP = {
-    "data": "UTF-8 text file to train on (default: the built-in corpus of Python's own docstrings)",
-    "tokenizer": "char (one token per character) or bpe (byte-level BPE, GPT-4 split pattern)",
-    "vocab_size": "BPE vocabulary size (ignored for char)",
-    "block_size": "context length T in tokens",
-    "n_layer": "number of Transformer blocks",
-    "n_head": "attention heads per block",
-    "n_embd": "embedding width C",
-    "dropout": "dropout probability (0 disables)",
-    "bias": "use biases in Linear and LayerNorm layers",
-    "pos_encoding": "learned (GPT-2) or sinusoidal (Vaswani et al.) position encodings",
-    "tie_weights": "share the token embedding with the output layer",
-    "batch_size": "sequences per step B",
-    "max_iters": "optimisation steps",
-    "lr": "peak learning rate (after warmup)",
-    "min_lr": "final learning rate of the cosine decay",
-    "warmup_iters": "linear warmup steps (capped at max_iters)",
-    "weight_decay": "AdamW decoupled weight decay on matrices",
-    "beta1": "AdamW beta1",
-    "beta2": "AdamW beta2",
-    "grad_clip": "clip the global gradient norm to this (0 disables)",
-    "eval_interval": "evaluate and checkpoint every N steps",
-    "eval_iters": "batches per split in each evaluation",
-    "log_interval": "print a progress line every N steps",
-    "out_dir": "run folder for ckpt.npz, best.npz and log.jsonl",
-    "seed": "random seed (init, dropout, batches)",
-    "device": "cpu or cuda (cuda needs CuPy: pip install -e .[gpu])",
-    "dtype": "float32 or float64",
-    "threads": "CPU threads: >1 splits each batch across threads (the same gradients; faster on a multi-core CPU, see BENCHMARKS.md)",
-    "sample_tokens": "tokens to sample after training (0 skips)",
-    "quiet": "print nothing but errors",
-}
-
-
-def _add_config_flags(parser, config_cls):
-    for f in fields(config_cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        help_text = f"{HELP.get(f.name, f.name)} (default: {default})"
-        if f.type is bool or isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            choices = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"],
-                       "dtype": ["float32", "float64"], "device": ["cpu", "cuda"]}.get(f.name)
-            parser.add_argument(flag, type=kind, default=default, choices=choices, help=help_text)
 
 
 def build_parser():
+    from .config import add_flags
     from .train import TrainConfig
 
     parser = argparse.ArgumentParser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
@@ -68,8 +23,7 @@ def build_parser():
 
     p = sub.add_parser("train", help="pretrain a GPT (default: built-in corpus, a few minutes on a laptop CPU)",
                        description="Pretrain a GPT, evaluate it, checkpoint it and print a sample.")
-    _add_config_flags(p, TrainConfig)
-    p.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT_DIR/ckpt.npz")
+    add_flags(p, TrainConfig, "train")  # every setting as a flat flag, plus --resume
 
     p = sub.add_parser("sample", help="sample text from a checkpoint", description="Generate text from a checkpoint.")
     p.add_argument("--ckpt", required=True, help="checkpoint file (ckpt.npz or best.npz of a run)")
@@ -107,22 +61,23 @@ def build_parser():
 
 
 def _cmd_train(args):
-    from dataclasses import fields as dc_fields
+    from .config import from_args
+    from .model import sample_text
+    from .train import TrainConfig, train
 
-    from .train import TrainConfig, sample_text, train
-
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dc_fields(TrainConfig)})
+    cfg = from_args(TrainConfig, args)
     result = train(cfg, resume=args.resume)
     if cfg.sample_tokens > 0 and not result["interrupted"]:
         print("\n---- sample ----")
-        print(sample_text(result["model"], result["tokenizer"], max_new_tokens=cfg.sample_tokens, seed=cfg.seed))
+        print(sample_text(result["model"], result["tokenizer"], max_new_tokens=cfg.sample_tokens,
+                          seed=cfg.run.seed))
         print("---- end of sample ----")
         print(f"checkpoints in {result['out_dir']}; sample again with: "
               f"python -m tinygrad_lm sample --ckpt {result['out_dir']}/best.npz --prompt \"The \"")
 
 
 def _cmd_sample(args):
-    from .train import load_model, sample_text
+    from .model import load_model, sample_text
 
     model, tokenizer, _ = load_model(args.ckpt, device=args.device)
     for i in range(args.num_samples):

@@ -5,10 +5,13 @@
     repeat max_iters times:
         lr (linear warmup, then cosine to min_lr, or constant)
         a batch of shuffled examples, right-padded, with its attention mask
-        forward -> cross-entropy -> backward -> clip grad norm -> AdamW (decay on matrices)
+        logits, loss = model(ids, mask, labels); loss.backward(); clip grad norm; optimizer.step()
         every eval_interval steps: val loss, accuracy, macro-F1; checkpoint; keep the best
     reload the best-validation weights; print the val (and test) report with confusion matrix
 
+As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default) and on
+the textbook layers (`reference=True`, `--reference`); the schedule, logging, checkpoint
+writing, Ctrl-C and NaN handling are the shared ones of `tinygrad_lm/loop.py`.
 Checkpoints are written like pretraining's (`checkpoint.save`, atomic): `ckpt.npz` at every
 evaluation and on Ctrl-C, `best.npz` whenever validation macro-F1 improves (ties: lower val
 loss). They hold the classifier weights, AdamW state, the label names, the tokenizer and the
@@ -18,28 +21,33 @@ and evaluation goes to `log.jsonl` in the run folder.
 Leaves out: gradient accumulation, class weighting, early stopping (the best checkpoint is
 kept instead), and layer-wise learning-rate decay.
 """
-import contextlib
 import json
-import math
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint, rng
+from .. import checkpoint, config, fast, rng
 from ..backend import check_device, to_device
+from ..config import OptimConfig, RunConfig
+from ..loop import Run, learning_rate
 from ..model import GPTConfig
-from ..optim import AdamW, clip_grad_norm_, cosine_warmup_lr, param_groups
-from ..parallel import blas_threads, for_each_in_threads, loss_backward_split, optimizer_step
+from ..optim import AdamW, clip_grad_norm_, param_groups
 from ..tensor import no_grad
 from ..tokenizer import tokenizer_from_dict
-from ..train import TrainingStopped
 from .data import LabeledData, load_labeled, pad_batch, train_batch_indices
 from .metrics import accuracy, confusion_matrix, format_confusion, macro_f1
 from .model import GPTForSequenceClassification
 
 KIND = "sequence-classifier"
+
+
+def _optim_defaults():  # fine-tuning's: smaller steps, fewer of them, lighter decay than pretraining's
+    return OptimConfig(batch_size=16, max_iters=300, lr=3e-4, min_lr=3e-5, warmup_iters=30, weight_decay=0.01)
+
+
+def _run_defaults():
+    return RunConfig(eval_interval=50, out_dir="runs/finetune")
 
 
 @dataclass
@@ -55,31 +63,15 @@ class FinetuneConfig:
     unknown_chars: str = "error"  # char tokenizers: "error" on an unseen character, or "drop" it
     dropout: float = None  # None keeps the checkpoint's dropout
     pooling: str = "last"  # "last" real token (GPT-2 / Hugging Face) or "mean" over real tokens
-    # optimisation
-    batch_size: int = 16
-    max_iters: int = 300
-    lr: float = 3e-4
-    min_lr: float = 3e-5
-    schedule: str = "cosine"  # "cosine" (warmup then cosine to min_lr) or "constant" (warmup then lr)
-    warmup_iters: int = 30
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    # evaluation, logging, checkpoints
-    eval_interval: int = 50
+    # the optimisation and how the run is carried out (shared with pretraining; other defaults)
+    optim: OptimConfig = field(default_factory=_optim_defaults)
+    run: RunConfig = field(default_factory=_run_defaults)
     eval_batch_size: int = 64
-    log_interval: int = 10
-    out_dir: str = "runs/finetune"
-    seed: int = 1337
-    device: str = "cpu"
-    threads: int = 1  # > 1: split each batch across this many CPU threads (parallel.py)
-    quiet: bool = False
 
-
-def _log(cfg, message):
-    if not cfg.quiet:
-        print(message, flush=True)
+    @classmethod
+    def from_dict(cls, values, where="finetune_config"):
+        """A FinetuneConfig from `asdict(cfg)` (what checkpoints store)."""
+        return config.from_dict(cls, values, where)
 
 
 def _check_config(cfg):
@@ -87,18 +79,12 @@ def _check_config(cfg):
         raise ValueError("fine-tuning needs a pretrained checkpoint (--ckpt) and a labelled JSONL file (--data)")
     if cfg.init not in ("pretrained", "scratch"):
         raise ValueError(f"init must be 'pretrained' or 'scratch', got {cfg.init!r}")
-    if cfg.schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
     if cfg.pooling not in ("last", "mean"):
         raise ValueError(f"pooling must be 'last' or 'mean', got {cfg.pooling!r}")
     if cfg.unknown_chars not in ("error", "drop"):
         raise ValueError(f"unknown_chars must be 'error' or 'drop', got {cfg.unknown_chars!r}")
-    if cfg.threads < 1 or (cfg.threads > 1 and cfg.device != "cpu"):
-        raise ValueError(f"threads={cfg.threads}: use 1, or more than 1 to split batches across CPU threads "
-                         "(CPU only)")
-    for name in ("batch_size", "max_iters", "eval_interval", "eval_batch_size", "log_interval"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)}")
+    if not isinstance(cfg.eval_batch_size, int) or cfg.eval_batch_size <= 0:
+        raise ValueError(f"eval_batch_size must be a positive integer, got {cfg.eval_batch_size!r}")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
 
@@ -119,7 +105,7 @@ def load_splits(cfg, tokenizer, block_size, label_names=None):
         n_val = int(round(n * cfg.val_fraction))
         if n_val < 1 or n - n_val < 1:
             raise ValueError(f"{cfg.data}: {n} examples are too few to hold out a validation split; pass --val")
-        perm = np.random.default_rng([cfg.seed, 7]).permutation(n)  # a fixed, seeded hold-out
+        perm = np.random.default_rng([cfg.run.seed, 7]).permutation(n)  # a fixed, seeded hold-out
         train_full = train
         train = _subset(train_full, np.sort(perm[n_val:]), f"{cfg.data} (train part)")
         val = _subset(train_full, np.sort(perm[:n_val]), f"{cfg.data} (held-out {n_val})")
@@ -129,24 +115,22 @@ def load_splits(cfg, tokenizer, block_size, label_names=None):
 
 
 @no_grad()
-def predict(model, ids_list, batch_size=64, threads=1):
-    """Logits (N, L) as a float64 NumPy array for a list of id arrays (eval mode, padded batches;
-    with threads > 1 the batches are shared out over that many CPU threads)."""
+def predict(model, ids_list, batch_size=64):
+    """Logits (N, L) as a float64 NumPy array for a list of id arrays (eval mode, padded batches).
+
+    `model` may be the fast path's DataParallel wrapper: each batch is then split over its threads.
+    """
     was_training = model.training
     model.eval()
     # longest first, so each padded batch holds sequences of similar length
     order = np.argsort([-len(s) for s in ids_list], kind="stable")
-    starts = list(range(0, len(order), batch_size))
-    out = [None] * len(starts)
-
-    def run(b):
-        sel = order[starts[b]:starts[b] + batch_size]
-        ids, mask = pad_batch([ids_list[i] for i in sel])  # (b, T), (b, T)
-        logits, _ = model(to_device(ids, model.device), to_device(mask, model.device))
-        out[b] = to_device(logits.data, "cpu").astype(np.float64)
-
+    out = []
     try:
-        for_each_in_threads(run, len(starts), threads)
+        for start in range(0, len(order), batch_size):
+            sel = order[start:start + batch_size]
+            ids, mask = pad_batch([ids_list[i] for i in sel])  # (b, T), (b, T)
+            logits, _ = model(to_device(ids, model.device), to_device(mask, model.device))
+            out.append(to_device(logits.data, "cpu").astype(np.float64))
     finally:
         model.train(was_training)
     logits = np.empty((len(ids_list), model.num_labels))
@@ -155,9 +139,9 @@ def predict(model, ids_list, batch_size=64, threads=1):
     return logits
 
 
-def evaluate(model, data, batch_size=64, threads=1):
+def evaluate(model, data, batch_size=64):
     """Loss, accuracy, macro-F1 and confusion matrix of `model` on LabeledData `data`."""
-    logits = predict(model, data.ids, batch_size, threads)
+    logits = predict(model, data.ids, batch_size)
     m = logits.max(axis=1, keepdims=True)
     logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))  # (N, L) log-softmax
     pred = logits.argmax(axis=1)
@@ -198,27 +182,26 @@ def load_classifier(path, device="cpu"):
 
 
 def _setup(cfg, resume):
-    out_dir = Path(cfg.out_dir)
-    check_device(cfg.device)
+    """Model, optimizer, tokenizer, data splits and the loop's state: fresh, or from out_dir/ckpt.npz."""
+    check_device(cfg.run.device)
     if resume:
-        meta, state, optim_state = checkpoint.load(out_dir / "ckpt.npz")
+        ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
+        meta, state, optim_state = checkpoint.load(ckpt_path)
         if meta.get("kind") != KIND:
-            raise ValueError(f"{out_dir / 'ckpt.npz'} is not a fine-tuning checkpoint; cannot resume")
-        saved = {f.name: meta["finetune_config"][f.name] for f in fields(FinetuneConfig)
-                 if f.name in meta["finetune_config"]}
-        cfg = FinetuneConfig(**{**saved, "out_dir": cfg.out_dir, "device": cfg.device, "quiet": cfg.quiet,
-                                "threads": cfg.threads})
+            raise ValueError(f"{ckpt_path} is not a fine-tuning checkpoint; cannot resume")
+        # a resumed run continues the saved run: only where and how it runs may change
+        cfg = config.resumed(meta["finetune_config"], cfg, f"{ckpt_path}: finetune_config")
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        config = GPTConfig(**meta["model_config"])
-        train, val, test = load_splits(cfg, tokenizer, config.block_size, meta["label_names"])
-        model = GPTForSequenceClassification(config, meta["num_labels"], meta["label_names"], cfg.pooling)
+        model_config = GPTConfig(**meta["model_config"])
+        train, val, test = load_splits(cfg, tokenizer, model_config.block_size, meta["label_names"])
+        model = GPTForSequenceClassification(model_config, meta["num_labels"], meta["label_names"], cfg.pooling)
         model.load_state_dict(state)
         if cfg.freeze_body:
             model.freeze_body()
-        model.to(device=cfg.device)
+        model.to(device=cfg.run.device)
         state = {"step": meta["step"], "best": meta["best"]}
     else:
-        rng.manual_seed(cfg.seed)
+        rng.manual_seed(cfg.run.seed)
         meta, _, _ = checkpoint.load(cfg.ckpt)
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         block_size = GPTConfig(**meta["model_config"]).block_size
@@ -226,17 +209,18 @@ def _setup(cfg, resume):
         names = train.label_names
         if cfg.init == "pretrained":
             model = GPTForSequenceClassification.from_pretrained(
-                cfg.ckpt, len(names), cfg.freeze_body, names, cfg.dropout, verbose=not cfg.quiet, device=cfg.device,
-                pooling=cfg.pooling)
+                cfg.ckpt, len(names), cfg.freeze_body, names, cfg.dropout, verbose=not cfg.run.quiet,
+                device=cfg.run.device, pooling=cfg.pooling)
         else:
             model = GPTForSequenceClassification.from_scratch_like(cfg.ckpt, len(names), names, cfg.dropout,
-                                                                   cfg.device, cfg.pooling)
+                                                                   cfg.run.device, cfg.pooling)
             if cfg.freeze_body:
                 model.freeze_body()
-            _log(cfg, f"random initialisation (from scratch) with the tokenizer and size of {cfg.ckpt}")
+            if not cfg.run.quiet:
+                print(f"random initialisation (from scratch) with the tokenizer and size of {cfg.ckpt}", flush=True)
         state = {"step": 0, "best": None}
-    optimizer = AdamW(param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr,
-                      betas=(cfg.beta1, cfg.beta2))
+    optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
+                      betas=(cfg.optim.beta1, cfg.optim.beta2))
     if resume:
         optimizer.load_state_dict(optim_state)
         rng.set_state(meta["rng"])
@@ -249,12 +233,26 @@ def _better(metrics, best):
     return (metrics["macro_f1"], -metrics["loss"]) > (best["macro_f1"], -best["loss"])
 
 
+def _evaluate(model, val, cfg, step, state, run):
+    """Evaluate on the validation split, log, checkpoint (best.npz when it improved); returns the record."""
+    metrics = evaluate(model, val, cfg.eval_batch_size)
+    record = {"step": step, "val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"],
+              "val_macro_f1": metrics["macro_f1"]}
+    improved = _better(metrics, state["best"])
+    if improved:
+        state["best"] = {"loss": metrics["loss"], "accuracy": metrics["accuracy"],
+                         "macro_f1": metrics["macro_f1"], "step": step}
+    run.evaluated(record, improved, f"step {step}: val loss {metrics['loss']:.4f} | accuracy "
+                                    f"{metrics['accuracy']:.4f} | macro-F1 {metrics['macro_f1']:.4f}")
+    return record
+
+
 def finetune(cfg, resume=False, stop_at=None):
     """Fine-tune a classifier as configured; returns a summary dict.
 
     Args:
-        cfg: FinetuneConfig.
-        resume: continue from `cfg.out_dir/ckpt.npz` exactly where it stopped.
+        cfg: FinetuneConfig (`config.from_flat(FinetuneConfig, ckpt=..., lr=1e-3)` sets it by flag names).
+        resume: continue from `cfg.run.out_dir/ckpt.npz` exactly where it stopped.
         stop_at: stop after this step as if interrupted (checkpoint saved), for tests.
     Returns:
         dict with "model" (the best-validation weights), "tokenizer", "label_names", "val" and
@@ -263,103 +261,77 @@ def finetune(cfg, resume=False, stop_at=None):
     """
     _check_config(cfg)
     cfg, model, optimizer, tokenizer, (train, val, test), state = _setup(cfg, resume)
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = model.label_names
-    _log(cfg, train.summary())
-    _log(cfg, val.summary())
-    n_train = sum(p.size for _, p in model.trainable_named_parameters())
-    _log(cfg, f"model: {model.num_params():,} parameters ({n_train:,} trainable) | {len(names)} labels | "
-              f"out {out_dir}")
-    step, start_step = state["step"], state["step"]
-    summary = {"out_dir": str(out_dir), "interrupted": False, "label_names": names, "evals": []}
-    history = []
-    log_file = open(out_dir / "log.jsonl", "a", encoding="utf-8")
-    t_start, t_last, steps_timed = time.perf_counter(), time.perf_counter(), 0
-    warmup = min(cfg.warmup_iters, cfg.max_iters)
+    raw_model = model  # the classifier itself: what checkpoints hold
+    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
+        model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    step = state["step"]
 
-    def lr_at(s):
-        if cfg.schedule == "constant":
-            return cfg.lr * min(1.0, (s + 1) / (warmup + 1))
-        return cosine_warmup_lr(s, cfg.lr, warmup, cfg.max_iters, min(cfg.min_lr, cfg.lr))
+    def save(path):  # a checkpoint of the state right now
+        _save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer)
 
-    def do_eval():
-        metrics = evaluate(model, val, cfg.eval_batch_size, cfg.threads)
-        improved = _better(metrics, state["best"])
-        record = {"step": step, "val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"],
-                  "val_macro_f1": metrics["macro_f1"]}
-        if improved:
-            state["best"] = {k: record[f"val_{k}"] for k in ("loss", "accuracy", "macro_f1")} | {"step": step}
-        log_file.write(json.dumps(record) + "\n")
-        log_file.flush()
-        summary["evals"].append(record)
-        _save(out_dir / "ckpt.npz", model, optimizer, cfg, step, state["best"], tokenizer)
-        if improved:
-            _save(out_dir / "best.npz", model, optimizer, cfg, step, state["best"], tokenizer)
-        _log(cfg, f"step {step}: val loss {metrics['loss']:.4f} | accuracy {metrics['accuracy']:.4f} | "
-                  f"macro-F1 {metrics['macro_f1']:.4f}{' (best, saved)' if improved else ''}")
-
-    # with threads > 1, BLAS stays single-threaded for the whole run (see train.py)
-    with blas_threads(1) if cfg.threads > 1 else contextlib.nullcontext():
-        try:
-            while step < cfg.max_iters:
-                if step % cfg.eval_interval == 0 and step != start_step:
-                    do_eval()
-                lr = lr_at(step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                sel = train_batch_indices(len(train), step, cfg.batch_size, cfg.seed)
-                ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T), (B, T)
-                labels = train.labels[sel]
-                optimizer.zero_grad()
-                ids, mask = to_device(ids, cfg.device), to_device(mask, cfg.device)
-                # model(...) then loss.backward(); with threads > 1 the batch's rows split over threads
-                loss_value = loss_backward_split(lambda r: model(ids[r], mask[r], labels[r])[1], len(sel),
-                                                 cfg.threads)
-                if not math.isfinite(loss_value):  # before the update: the weights stay those of the last good step
-                    raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping (last good checkpoint "
-                                          f"kept in {out_dir}); try a lower --lr")
-                if cfg.grad_clip > 0:
-                    clip_grad_norm_([p for _, p in model.trainable_named_parameters()], cfg.grad_clip)
-                optimizer_step(optimizer, threads=cfg.threads)  # optimizer.step(), shared out over threads
-                step += 1
-                steps_timed += 1
-                history.append(loss_value)
-                if step % cfg.log_interval == 0 or step == cfg.max_iters:
-                    now = time.perf_counter()
-                    dt = (now - t_last) / steps_timed
-                    t_last, steps_timed = now, 0
-                    log_file.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "ms_per_step": dt * 1e3})
-                                   + "\n")
-                    log_file.flush()
-                    _log(cfg, f"step {step:5d}/{cfg.max_iters} | loss {loss_value:.4f} | lr {lr:.2e} | "
-                              f"{dt * 1e3:6.1f} ms/step")
-                if stop_at is not None and step >= stop_at:
-                    raise KeyboardInterrupt
-            do_eval()
-        except KeyboardInterrupt:
-            _save(out_dir / "ckpt.npz", model, optimizer, cfg, step, state["best"], tokenizer)
-            summary["interrupted"] = True
-            _log(cfg, f"\ninterrupted at step {step}: checkpoint saved to {out_dir / 'ckpt.npz'}; continue with --resume")
-        finally:
-            log_file.close()
-    summary.update(step=step, history=history, best=state["best"], seconds=time.perf_counter() - t_start,
-                   tokenizer=tokenizer)
-    if not summary["interrupted"]:
-        # report with the best-validation weights, as they are what best.npz holds
-        best_model, _, _ = load_classifier(out_dir / "best.npz", device=cfg.device)
-        summary["model"] = best_model
-        summary["val"] = evaluate(best_model, val, cfg.eval_batch_size)
-        _log(cfg, f"\nbest checkpoint (step {state['best']['step']}): {out_dir / 'best.npz'}")
-        _log(cfg, format_report("val", summary["val"], names))
-        if test is not None:
-            summary["test"] = evaluate(best_model, test, cfg.eval_batch_size)
-            _log(cfg, format_report("test", summary["test"], names))
-            with open(out_dir / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": step, "best_step": state["best"]["step"],
-                                    "test_loss": summary["test"]["loss"],
-                                    "test_accuracy": summary["test"]["accuracy"],
-                                    "test_macro_f1": summary["test"]["macro_f1"]}) + "\n")
-    else:
-        summary["model"] = model
+    run = Run(cfg.run, save, start_step=step)
+    names = raw_model.label_names
+    run.print(train.summary())
+    run.print(val.summary())
+    trainable = [p for _, p in raw_model.trainable_named_parameters()]
+    run.print(f"model: {raw_model.num_params():,} parameters ({sum(p.size for p in trainable):,} trainable) | "
+              f"{len(names)} labels | {'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}")
+    device = cfg.run.device
+    history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "label_names": names, "evals": []}
+    try:
+        while step < cfg.optim.max_iters:
+            # ---- evaluate and checkpoint every eval_interval steps (not at the step the run starts at)
+            if run.should_evaluate(step):
+                summary["evals"].append(_evaluate(model, val, cfg, step, state, run))
+            # ---- one optimisation step
+            lr = learning_rate(step, cfg.optim)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sel = train_batch_indices(len(train), step, cfg.optim.batch_size, cfg.run.seed)  # this step's examples
+            ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T) right-padded ids, (B, T) real-token mask
+            ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel]
+            logits, loss = model(ids, mask, labels)  # (B, L) and the mean cross-entropy
+            loss_value = loss.item()
+            run.stop_if_not_finite(loss_value, step)  # before the update: the weights stay the last good ones
+            optimizer.zero_grad()
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                clip_grad_norm_(trainable, cfg.optim.grad_clip)
+            optimizer.step()
+            step += 1
+            history.append(loss_value)
+            # ---- progress line and log record every log_interval steps
+            run.log_step(step, cfg.optim.max_iters, loss_value, lr)
+            if stop_at is not None and step >= stop_at:
+                raise KeyboardInterrupt  # as Ctrl-C would
+        summary["evals"].append(_evaluate(model, val, cfg, step, state, run))
+    except KeyboardInterrupt:
+        run.interrupted(step)
+        summary["interrupted"] = True
+    finally:
+        run.close()
+    summary.update(step=step, history=history, best=state["best"], seconds=run.seconds, tokenizer=tokenizer,
+                   config=cfg)
+    if summary["interrupted"]:
+        summary["model"] = raw_model
+        return summary
+    _final_report(summary, val, test, cfg, state, run)
     return summary
+
+
+def _final_report(summary, val, test, cfg, state, run):
+    """Reload the best-validation weights (what best.npz holds) and report val (and test) with them."""
+    best_path = run.out_dir / "best.npz"
+    best_model, _, _ = load_classifier(best_path, device=cfg.run.device)
+    names = best_model.label_names
+    summary["model"] = best_model
+    summary["val"] = evaluate(best_model, val, cfg.eval_batch_size)
+    run.print(f"\nbest checkpoint (step {state['best']['step']}): {best_path}")
+    run.print(format_report("val", summary["val"], names))
+    if test is not None:
+        summary["test"] = evaluate(best_model, test, cfg.eval_batch_size)
+        run.print(format_report("test", summary["test"], names))
+        with open(run.out_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": summary["step"], "best_step": state["best"]["step"],
+                                "test_loss": summary["test"]["loss"], "test_accuracy": summary["test"]["accuracy"],
+                                "test_macro_f1": summary["test"]["macro_f1"]}) + "\n")

@@ -1,0 +1,274 @@
+"""Run configuration: the settings both loops share, and one way to turn flat names into configs.
+
+A run's config is a tree of dataclasses. `train.TrainConfig` nests the model's `GPTConfig`,
+and both it and `finetune.FinetuneConfig` nest the two shared ones defined here:
+
+    OptimConfig   how the weights move: batch size, steps, learning-rate schedule, AdamW, clipping
+    RunConfig     how the run is carried out: evaluation and log cadence, run folder, seed,
+                  device, the fast path (threads) or the reference path, quiet
+
+Users never see the tree: every leaf field is one flat flag (`n_layer` -> `--n-layer`), so
+`from_flat(TrainConfig, n_layer=2, lr=3e-3)` and the command line name settings the same way.
+`add_flags` builds the argparse flags of either command from its dataclass, with one help
+table (`HELP`) and each default shown; `from_dict(cls, asdict(cfg))` rebuilds a config from
+the plain dict that checkpoints store, and `resumed` is the config a `--resume` continues with.
+Leaves out: config files (pass flags) and nanoGPT's `exec`-a-Python-file configurator.
+"""
+import argparse
+from dataclasses import dataclass, fields, is_dataclass, replace
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = 12
+    max_iters: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    schedule: str = "cosine"  # "cosine" (warmup, then cosine to min_lr) or "constant" (warmup, then lr)
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+
+    def __post_init__(self):
+        _check_positive(self, "batch_size", "max_iters")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not (self.lr >= 0 and self.min_lr >= 0 and self.warmup_iters >= 0):
+            raise ValueError(f"lr, min_lr and warmup_iters must be >= 0, got {self.lr}, {self.min_lr}, "
+                             f"{self.warmup_iters}")
+
+
+@dataclass
+class RunConfig:
+    eval_interval: int = 250
+    log_interval: int = 10
+    out_dir: str = "runs/default"
+    seed: int = 1337
+    device: str = "cpu"
+    threads: int = 1  # the fast path: split each batch over this many CPU threads
+    reference: bool = False  # the textbook path: no fused kernels, no threads
+    quiet: bool = False
+
+    def __post_init__(self):
+        _check_positive(self, "eval_interval", "log_interval")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads={self.threads}: use 1, or more than 1 to split each batch across CPU "
+                             "threads")
+        if self.threads > 1 and self.reference:
+            raise ValueError(f"--reference runs the plain textbook step on one thread; drop --threads "
+                             f"{self.threads}, or drop --reference to split batches over threads")
+        if self.threads > 1 and self.device != "cpu":
+            raise ValueError(f"threads={self.threads} splits batches across CPU threads; on {self.device} use "
+                             "--threads 1 (the GPU already runs each op in parallel)")
+
+    def fast_options(self):
+        """The keyword arguments of `fast.speed_up` that this run asks for."""
+        return {"threads": self.threads}
+
+
+# what may change when a run is resumed: where and how it runs, never what it computes
+RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "quiet")
+
+
+def resumed(saved, current, where="checkpoint"):
+    """The config a resumed run continues with: the saved run's (`saved`, the dict a checkpoint
+    holds), with only the RUN_SETTINGS (where and how it runs) taken from `current`."""
+    cfg = from_dict(type(current), saved, where)
+    return replace(cfg, run=replace(cfg.run, **{name: getattr(current.run, name) for name in RUN_SETTINGS}))
+
+
+def _check_positive(cfg, *names):
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def from_dict(cls, values, where="config"):
+    """The config `cls` from a nested dict such as `dataclasses.asdict(cfg)` (checkpoints store that).
+
+    Missing fields keep the defaults `cls()` gives them. A missing section (the flat dicts of
+    checkpoints written before the configs were nested) or an unknown key is a ValueError
+    naming `where`.
+    """
+    _check_keys(cls(), values, where)
+    return _build(cls(), values)
+
+
+def _check_keys(default, values, where):
+    subs = _sections(default)
+    unknown = sorted(set(values) - {f.name for f in fields(default)})
+    missing = [name for name in subs if name not in values]
+    if missing or unknown:
+        old = (" (a checkpoint written by an older tinygrad_lm, whose configs were flat, cannot be resumed: "
+               "start a new run; its weights still load with load_model)") if missing else ""
+        raise ValueError(f"{where}: not a {type(default).__name__}: missing sections {missing}, unknown keys "
+                         f"{unknown}{old}")
+    for name in subs:
+        _check_keys(getattr(default, name), values[name], f"{where}.{name}")
+
+
+def _build(default, tree):
+    """The config instance `default` with the values of the nested dict `tree` put in (validated)."""
+    subs = _sections(default)
+    return replace(default, **{name: _build(getattr(default, name), value) if name in subs else value
+                               for name, value in tree.items()})
+
+
+def _sections(cfg):
+    """The names of the fields of `cfg` that are configs themselves (model, optim, run)."""
+    return [f.name for f in fields(cfg) if is_dataclass(getattr(cfg, f.name))]
+
+
+def flat_fields(cls):
+    """[(name, path, default, section class)] of every leaf field of `cls`, sections walked in order.
+
+    `path` is the tuple of attribute names from the top config to the field and `name` the
+    leaf's own name: the flat name users type. Paths in the class attribute `NOT_FLAGS` are left
+    out (TrainConfig's model vocab_size, which the tokenizer decides).
+    """
+    out = []
+
+    def walk(instance, path):
+        for f in fields(instance):
+            value = getattr(instance, f.name)
+            if is_dataclass(value):
+                walk(value, path + (f.name,))
+            elif path + (f.name,) not in getattr(cls, "NOT_FLAGS", ()):
+                out.append((f.name, path + (f.name,), value, type(instance)))
+
+    walk(cls(), ())
+    names = [name for name, *_ in out]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise TypeError(f"{cls.__name__}: two settings share a flat name: {twice}")
+    return out
+
+
+def from_flat(cls, **values):
+    """The config `cls` with leaf fields set by their flat names: `from_flat(TrainConfig, n_layer=2)`.
+
+    The names are the command line's (`--n-layer` is n_layer). An unknown name is a TypeError,
+    as a dataclass gives; the other fields keep their defaults (each section's own defaults).
+    """
+    paths = {name: path for name, path, _, _ in flat_fields(cls)}
+    unknown = sorted(set(values) - set(paths))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no setting(s) {unknown}")
+    tree = {}
+    for name, value in values.items():
+        node = tree
+        for key in paths[name][:-1]:
+            node = node.setdefault(key, {})
+        node[name] = value
+    return _build(cls(), tree)
+
+
+def flat_dict(cfg):
+    """{flat name: value} of a config: the inverse of `from_flat`."""
+    out = {}
+    for name, path, _, _ in flat_fields(type(cfg)):
+        value = cfg
+        for key in path:
+            value = getattr(value, key)
+        out[name] = value
+    return out
+
+
+# ---- flags: one table of help texts for both commands
+HELP = {
+    # pretraining data
+    "data": {"train": "UTF-8 text file to train on; None: the built-in corpus of Python's own docstrings",
+             "finetune": "training JSONL file, one {\"text\": ..., \"label\": ...} object per line"},
+    "tokenizer": "char (one token per character) or bpe (byte-level BPE, GPT-4 split pattern)",
+    "vocab_size": "BPE vocabulary size (ignored for char)",
+    # the model (GPTConfig)
+    "block_size": "context length T in tokens",
+    "n_layer": "number of Transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "embedding width C",
+    "dropout": {"train": "dropout probability (0 disables)",
+                "finetune": "dropout probability; None: the checkpoint's"},
+    "bias": "use biases in Linear and LayerNorm layers",
+    "pos_encoding": "learned (GPT-2) or sinusoidal (Vaswani et al.) position encodings",
+    "tie_weights": "share the token embedding with the output layer",
+    # fine-tuning data and starting point
+    "ckpt": "pretrained GPT checkpoint (best.npz or ckpt.npz of a `train` run); its tokenizer and size are used",
+    "val": "validation JSONL file; None: hold out --val-fraction of --data",
+    "test": "test JSONL file, evaluated once at the end with the best-validation weights",
+    "val_fraction": "share of --data held out for validation when --val is not given",
+    "init": "pretrained (load the checkpoint's body) or scratch (same size and tokenizer, random weights)",
+    "freeze_body": "train only the classifier head (a linear probe of the pretrained features)",
+    "unknown_chars": "char tokenizers: error on a character the checkpoint never saw, or drop it",
+    "pooling": "last (the last real token's hidden state, as GPT-2) or mean (average over real tokens)",
+    # optimisation (OptimConfig)
+    "batch_size": {"train": "sequences per step B", "finetune": "examples per step (right-padded to the longest)"},
+    "max_iters": "optimisation steps",
+    "lr": "peak learning rate (after warmup)",
+    "min_lr": "final learning rate of the cosine schedule",
+    "schedule": "cosine (warmup, then cosine to --min-lr) or constant (warmup, then --lr)",
+    "warmup_iters": "linear warmup steps (capped at max_iters)",
+    "weight_decay": "AdamW decoupled weight decay on matrices",
+    "beta1": "AdamW beta1",
+    "beta2": "AdamW beta2",
+    "grad_clip": "clip the global gradient norm to this (0 disables)",
+    # evaluation, logging, checkpoints (RunConfig and the loops' own)
+    "eval_interval": "evaluate and checkpoint every N steps",
+    "eval_iters": "batches per split in each evaluation",
+    "eval_batch_size": "examples per evaluation batch",
+    "log_interval": "print a progress line every N steps",
+    "out_dir": "run folder for ckpt.npz, best.npz and log.jsonl",
+    "seed": {"train": "random seed (init, dropout, batches)", "finetune": "random seed (head init, dropout, "
+                                                                          "batch order)"},
+    "device": "cpu or cuda (cuda needs CuPy: pip install -e .[gpu])",
+    "dtype": "float32 or float64",
+    "threads": "CPU threads: >1 splits each batch across threads (the same gradients; faster on a multi-core "
+               "CPU, see BENCHMARKS.md)",
+    "reference": "run the plain textbook layers (the code to read) instead of the fused fast path; same "
+                 "losses within float32 noise, slower",
+    "sample_tokens": "tokens to sample after training (0 skips)",
+    "quiet": "print nothing but errors",
+}
+CHOICES = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"], "dtype": ["float32", "float64"],
+           "device": ["cpu", "cuda"], "init": ["pretrained", "scratch"], "pooling": ["last", "mean"],
+           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"]}
+TYPES = {"dropout": float, "val_fraction": float}  # fields whose default (None) does not show their type
+SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "evaluation, checkpoints and the run"}
+
+
+def add_flags(parser, cls, command, required=()):
+    """Add one flag per flat setting of the config `cls` (`--n-layer` for n_layer), plus --resume.
+
+    Args:
+        parser: an argparse parser (a subcommand's).
+        cls: the config dataclass; its (nested) defaults are the flags' defaults, and each
+            nested section (model, optimisation, run) is one group in `--help`.
+        command: "train" or "finetune", to pick the help text where the two differ.
+        required: flat names the user must give.
+    """
+    groups = {}
+    for name, path, default, section in flat_fields(cls):
+        title = SECTIONS.get(section.__name__)
+        target = parser if title is None else groups.setdefault(title, parser.add_argument_group(title))
+        text = HELP.get(name, name)
+        text = text[command] if isinstance(text, dict) else text
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{text} (default: {default})".replace("%", "%%")
+        if isinstance(default, bool):
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            kind = TYPES.get(name) or {int: int, float: float}.get(type(default), str)
+            target.add_argument(flag, type=kind, default=default, choices=CHOICES.get(name),
+                                required=name in required, help=help_text)
+    parser.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT_DIR/ckpt.npz")
+
+
+def from_args(cls, args):
+    """The config `cls` from parsed flags (the settings `add_flags` added)."""
+    return from_flat(cls, **{name: getattr(args, name) for name, *_ in flat_fields(cls)})
+
+
+__all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "resumed", "from_dict", "from_flat", "flat_dict", "flat_fields",
+           "add_flags", "from_args", "HELP"]
