@@ -1,13 +1,17 @@
-"""Kernel choices, measured: each fused Function's NumPy spelling against the obvious one.
+"""Kernel choices, measured: each fast kernel against its reference twin, and each unusual
+NumPy spelling inside the kernels against the obvious one.
 
-The fused Functions' docstrings justify some unusual NumPy spellings by speed; this script
-times each choice beside the alternative it replaced, at the sizes of the CPU recipe's model
-(B=12, T=64, C=128, 4 heads), so the claims can be checked on any machine:
+The files of `tinygrad_lm/fast/` say what they change against the reference path and why; this
+script times those claims at the sizes of the CPU recipe's model (B=12, T=64, C=128, 4 heads),
+so they can be checked on any machine:
+
+  0. forward + backward of every fast kernel (`fast.functional`) against the reference function
+     (`functional`, composed from primitive ops) it replaces, on the same inputs;
 
   1. row sums (LayerNorm, attention): `a @ ones` (a BLAS mat-vec) against `a.sum(axis=-1)`;
   2. the attention softmax's max over keys: over axis -2 of the transposed (B, nh, S, T)
-     scores (the layout fused/attention.py uses) against over axis -1 of (B, nh, T, S);
-  3. the embedding backward: sort + `add.reduceat` (fused/embedding.py) against `np.add.at`;
+     scores (the layout fast/attention.py uses) against over axis -1 of (B, nh, T, S);
+  3. the embedding backward: sort + `add.reduceat` (fast/embedding.py) against `np.add.at`;
   4. GELU forward + backward: the Function as shipped (64 Ki-element blocks) against the same
      Function run on the whole array at once (block = array size).
 
@@ -40,10 +44,12 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import tinygrad_lm  # noqa: E402
-from tinygrad_lm.fused.embedding import Embedding  # noqa: E402
-from tinygrad_lm.fused.rows import rowsum  # noqa: E402
-from tinygrad_lm.ops import unary  # noqa: E402
+from tinygrad_lm import Tensor, fast  # noqa: E402
+from tinygrad_lm import functional as F  # noqa: E402
+from tinygrad_lm.fast import functional as FAST  # noqa: E402
+from tinygrad_lm.fast import gelu as fast_gelu  # noqa: E402
+from tinygrad_lm.fast.embedding import EmbeddingKernel  # noqa: E402
+from tinygrad_lm.fast.rows import rowsum  # noqa: E402
 
 
 def alternate(a, b, reps):
@@ -66,7 +72,7 @@ def row(name, shipped, other, a, b):
 
 
 def embedding_backward(ids, gy, V):
-    fn = Embedding(ids)
+    fn = EmbeddingKernel(ids)
     fn.weight_shape, fn.dtype = (V, gy.shape[-1]), gy.dtype
     return fn.backward(gy)
 
@@ -78,25 +84,60 @@ def add_at(ids, gy, V):
 
 
 def gelu_fwd_bwd(x, gy, block):
-    saved, unary._GELU_BLOCK = unary._GELU_BLOCK, block
+    saved, fast_gelu._GELU_BLOCK = fast_gelu._GELU_BLOCK, block
     try:
-        fn = unary.GELU()
+        fn = fast_gelu.GELUKernel()
         fn.forward(x)
         return fn.backward(gy)
     finally:
-        unary._GELU_BLOCK = saved
+        fast_gelu._GELU_BLOCK = saved
+
+
+def fwd_bwd(fn, arrays):
+    """A closure: fn on fresh leaves made from `arrays` (float ones require grad), then backward
+    from a fixed output gradient; returns the first leaf's gradient."""
+    gy = {}
+
+    def run():
+        leaves = [Tensor(a, requires_grad=True) if a.dtype.kind == "f" else a for a in arrays]
+        y = fn(*leaves)
+        if "g" not in gy:
+            gy["g"] = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
+        y.backward(gy["g"])
+        return leaves[0].grad if isinstance(leaves[0], Tensor) else leaves[1].grad
+
+    return run
+
+
+def kernels_against_references(rng):
+    """Row 0 of the docstring: each fast kernel against its reference function."""
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    x, ids, targets = f32(12, 64, 128), rng.integers(0, 65, (12, 64)), rng.integers(0, 65, (12, 64))
+    cases = [
+        ("linear (12,64,128)x(384,128)", "linear", [x, f32(384, 128), f32(384)]),
+        ("embedding V=65, 768 ids", "embedding", [ids, f32(65, 128)]),
+        ("layer_norm (12,64,128)", "layer_norm", [x, f32(128), f32(128)]),
+        ("cross_entropy (768, 65)", "cross_entropy", [f32(12, 64, 65), targets]),
+        ("attention (12,4,64,32) causal", "scaled_dot_product_attention", [f32(12, 4, 64, 32)] * 3),
+        ("gelu (12, 64, 512)", "gelu", [f32(12, 64, 512)]),
+    ]
+    for name, fn_name, arrays in cases:
+        ref, fused = fwd_bwd(getattr(F, fn_name), arrays), fwd_bwd(getattr(FAST, fn_name), arrays)
+        np.testing.assert_allclose(fused(), ref(), rtol=2e-3, atol=2e-4)  # the same gradient, float32
+        row(name, "fast kernel", "reference (ops)", fused, ref)
 
 
 def main():
-    tinygrad_lm.tune_allocator()  # what the training loops do
+    fast.tune_allocator()  # what the fast training loops do
     rng = np.random.default_rng(0)
-    print("# bench_kernels: the fused Functions' NumPy spellings against the obvious ones")
+    print("# bench_kernels: fast kernels against their reference twins, and their NumPy spellings")
     print(f"command : {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     print(f"machine : {platform.platform()} | {os.cpu_count()} CPUs | python {platform.python_version()} | "
           f"numpy {np.__version__} | threads {ARGS.threads}")
     print(f"load    : {os.getloadavg()[0]:.2f} (1-minute average)")
     print(f"\n  {'kernel (float32)':<36} {'shipped':<26} {'min us':>8} {'med us':>8}   {'alternative':<24} "
           f"{'min us':>8} {'med us':>8}   alt/shipped")
+    kernels_against_references(rng)
 
     scores = rng.standard_normal((12, 4, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(rowsum(scores)[..., 0], scores.sum(axis=-1), rtol=1e-4, atol=1e-4)
@@ -117,9 +158,10 @@ def main():
 
     x = rng.standard_normal((12, 64, 512)).astype(np.float32)
     gy = rng.standard_normal((12, 64, 512)).astype(np.float32)
-    np.testing.assert_allclose(gelu_fwd_bwd(x, gy, unary._GELU_BLOCK), gelu_fwd_bwd(x, gy, x.size), rtol=1e-6)
-    row("GELU fwd+bwd, (12, 64, 512)", f"blocks of {unary._GELU_BLOCK}", "whole array",
-        lambda: gelu_fwd_bwd(x, gy, unary._GELU_BLOCK), lambda: gelu_fwd_bwd(x, gy, x.size))
+    block = fast_gelu._GELU_BLOCK
+    np.testing.assert_allclose(gelu_fwd_bwd(x, gy, block), gelu_fwd_bwd(x, gy, x.size), rtol=1e-6)
+    row("GELU fwd+bwd, (12, 64, 512)", f"blocks of {block}", "whole array",
+        lambda: gelu_fwd_bwd(x, gy, block), lambda: gelu_fwd_bwd(x, gy, x.size))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ and beside it the same block in PyTorch eager (when importable), twice: with
 (q k^T, masked_fill, softmax, @ v). GELU is the tanh approximation on both sides. Rounds of
 the three are interleaved in one process so machine noise hits them alike; the min and the
 median over the timed steps are printed with the ratio ours / PyTorch. Target: ratio <= 1.3.
-With --threads > 1 a fourth side runs our block with the batch split across that many threads
-(`parallel.backward_split`, single-threaded BLAS per thread), the way `train --threads N`
-runs a training step.
+Our block runs twice too: the reference path (nn.Block as written) and the fast path
+(`fast.fuse(block)`). With --threads > 1 a further side runs the fused block with the batch
+split across that many threads (`fast.DataParallel`, single-threaded BLAS per thread), the way
+`train --threads N` runs a training step.
 
 Each round first runs untimed steps of a side for 0.15 s, then times `--inner` steps: right
 after a switch, the other library's idle BLAS/OpenMP threads are still spinning on the same 2
@@ -41,7 +42,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads (both sides)")
     p.add_argument("--no-torch", action="store_true", help="time tinygrad_lm only")
     p.add_argument("--no-tune-allocator", action="store_true",
-                   help="skip tinygrad_lm.tune_allocator() (which the training loops call)")
+                   help="skip tinygrad_lm.fast.tune_allocator() (which the fast training loops call)")
     p.add_argument("--profile", action="store_true", help="per-Function forward/backward times")
     p.add_argument("--profile-steps", type=int, default=20, help="steps timed by --profile")
     return p.parse_args()
@@ -61,8 +62,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygrad_lm  # noqa: E402
-from tinygrad_lm import Tensor, nn  # noqa: E402
-from tinygrad_lm.parallel import backward_split  # noqa: E402
+from tinygrad_lm import Tensor, fast, nn  # noqa: E402
+from tinygrad_lm.fast.blas import blas_threads  # noqa: E402
 
 try:
     import torch
@@ -123,10 +124,12 @@ def load_line(prefix, window=1.0):
 
 
 # ---------------------------------------------------------------- the two sides
-def ours_step_fn(B, T, C, nh):
+def ours_step_fn(B, T, C, nh, fused):
     """A closure running one forward + backward of our Block; grads are reset first (untimed)."""
     tinygrad_lm.manual_seed(0)
     block = nn.Block(C, nh)
+    if fused:
+        fast.fuse(block)
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((B, T, C)).astype(np.float32), requires_grad=True)
     gy = rng.standard_normal((B, T, C)).astype(np.float32)
@@ -140,8 +143,11 @@ def ours_step_fn(B, T, C, nh):
     def step():
         block(x).backward(grad=gy)
 
-    def split_step():  # the batch split across threads (parallel.py), as `train --threads N` runs
-        backward_split(block, [x], gy, threads=ARGS.threads)
+    split = fast.DataParallel(block, ARGS.threads)
+
+    def split_step():  # the batch split across threads, as `train --threads N` runs
+        with blas_threads(1):
+            split(x).backward(grad=gy)
 
     return block, reset, step, split_step
 
@@ -220,7 +226,7 @@ def timed(reset, step):
 # ---------------------------------------------------------------- profile
 def function_classes():
     """Every Function subclass the package defines (ops and fused), found by walking subclasses."""
-    import tinygrad_lm.fused  # noqa: F401
+    import tinygrad_lm.fast  # noqa: F401
     import tinygrad_lm.ops  # noqa: F401
 
     seen, stack = [], [tinygrad_lm.Function]
@@ -291,12 +297,13 @@ def main():
     print(f"shape:    B={B}, T={T}, C={C}, n_head={nh}, float32; {ARGS.warmup} warm-up steps, then "
           f"{ARGS.repeats} interleaved rounds of 0.15 s untimed + {ARGS.inner} timed steps per side")
 
-    allocator = "default glibc allocator" if ARGS.no_tune_allocator else f"tune_allocator() -> {tinygrad_lm.tune_allocator()}"
+    allocator = "default glibc allocator" if ARGS.no_tune_allocator else f"tune_allocator() -> {fast.tune_allocator()}"
     print(f"memory:   {allocator} (the training loops call tune_allocator; it applies to PyTorch too)")
-    block, ours_reset, ours_step, ours_split_step = ours_step_fn(B, T, C, nh)
-    sides = [("tinygrad_lm Block", ours_reset, ours_step)]
+    _, ref_reset, ref_step, _ = ours_step_fn(B, T, C, nh, fused=False)
+    block, ours_reset, ours_step, ours_split_step = ours_step_fn(B, T, C, nh, fused=True)
+    sides = [("tinygrad_lm reference", ref_reset, ref_step), ("tinygrad_lm fast", ours_reset, ours_step)]
     if ARGS.threads > 1:
-        sides.append((f"tinygrad_lm, {ARGS.threads} threads", ours_reset, ours_split_step))
+        sides.append((f"tinygrad_lm fast, {ARGS.threads} thr", ours_reset, ours_split_step))
     if torch is not None:
         torch.set_num_threads(ARGS.threads)
         state = block.state_dict()
