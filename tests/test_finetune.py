@@ -332,12 +332,31 @@ def test_finetune_with_threads_follows_the_plain_loop_and_resumes_exactly(pretra
         finetune(ft_cfg(pretrained, tmp_path / "e", threads=0))
 
 
+def test_finetune_fast_and_reference_paths_reach_the_same_loss(pretrained, tmp_path):
+    from tinygrad_lm import fast
+
+    fast_run = finetune(ft_cfg(pretrained, tmp_path / "a", dropout=0.1, max_iters=20))
+    reference = finetune(ft_cfg(pretrained, tmp_path / "b", dropout=0.1, max_iters=20, reference=True))
+    np.testing.assert_allclose(fast_run["history"], reference["history"], rtol=1e-5)  # float32 noise
+    assert fast_run["val"]["accuracy"] == reference["val"]["accuracy"]
+    fused = [type(m) for m in fast.fuse(load_classifier(tmp_path / "a" / "ft" / "ckpt.npz")[0]).modules()]
+    assert set(fused) & set(fast.FUSED.values())  # the classifier has layers the fast path swaps
+    with pytest.raises(ValueError, match="--reference"):
+        finetune(ft_cfg(pretrained, tmp_path / "c", reference=True, threads=2))
+
+
 def test_finetune_holds_out_validation_when_no_val_file_is_given(pretrained, tmp_path):
     cfg = ft_cfg(pretrained, tmp_path, val=None, test=None, max_iters=4, eval_interval=2, freeze_body=True,
-                 pooling="mean")
+                 pooling="mean", threads=2)  # a frozen body on the split batch too
     result = finetune(cfg)
     assert int(result["val"]["confusion"].sum()) == 5  # round(0.1 * 48)
     assert load_classifier(tmp_path / "ft" / "best.npz")[0].pooling == "mean"
+    _, body, _ = checkpoint.load(pretrained)
+    _, tuned, _ = checkpoint.load(tmp_path / "ft" / "ckpt.npz")
+    for k in body:  # the frozen body did not move; the head did train
+        if k.startswith("transformer."):
+            np.testing.assert_array_equal(tuned[k], body[k])
+    assert len(result["history"]) == 4
 
 
 # ----------------------------------------------------------------------------------- CLI

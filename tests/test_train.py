@@ -88,6 +88,49 @@ def test_threads_follow_the_plain_loop_without_dropout(text_file, tmp_path):
         train(tiny_cfg(text_file, tmp_path / "c", threads=0))
 
 
+def test_threads_2_match_threads_1_on_the_fast_path_in_float32(text_file, tmp_path):
+    one = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, max_iters=20))
+    two = train(tiny_cfg(text_file, tmp_path / "b", dropout=0.0, max_iters=20, threads=2))
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)  # float32: the order of sums differs
+    assert two["best_val"] == pytest.approx(one["best_val"], rel=1e-5)
+
+
+def _is_fused(model):
+    return any(type(m) in fast.FUSED.values() for m in model.modules())
+
+
+def test_fast_and_reference_paths_reach_the_same_loss(text_file, tmp_path):
+    fast_run = train(tiny_cfg(text_file, tmp_path / "fast", max_iters=20))  # dropout 0.1: the same draws
+    reference = train(tiny_cfg(text_file, tmp_path / "ref", max_iters=20, reference=True))
+    assert _is_fused(fast_run["model"]) and not _is_fused(reference["model"])  # two paths really ran
+    np.testing.assert_allclose(fast_run["losses"], reference["losses"], rtol=1e-5)  # float32 noise
+    assert fast_run["best_val"] == pytest.approx(reference["best_val"], rel=1e-5)
+
+
+def test_a_fast_checkpoint_loads_into_the_reference_gpt_with_the_same_loss(text_file, tmp_path):
+    result = train(tiny_cfg(text_file, tmp_path / "run", max_iters=10, threads=2))
+    fused = result["model"].eval()
+    reference, _, meta = load_model(tmp_path / "run" / "ckpt.npz")
+    assert type(reference) is GPT and not _is_fused(reference.eval())
+    data = TokenData(TEXT, result["tokenizer"])
+    x, y = get_batch(data.val, 4, 16, np.random.default_rng(0))
+    _, want = fused(x, y)
+    _, got = reference(x, y)
+    assert float(got.item()) == pytest.approx(float(want.item()), rel=1e-6)
+    back = fast.fuse(reference)  # and back: the same weights under the fused classes
+    assert _is_fused(back)
+    for k, v in fused.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[k], v)
+
+
+def test_reference_with_threads_is_a_clear_error(text_file, tmp_path):
+    with pytest.raises(ValueError, match=r"--reference .*drop --threads 2"):
+        train(tiny_cfg(text_file, tmp_path / "run", reference=True, threads=2))
+    with pytest.raises(ValueError, match="threads=2 .*on cuda use --threads 1"):
+        RunConfig(device="cuda", threads=2)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
     from tinygrad_lm import model as model_module
 
@@ -189,3 +232,54 @@ def test_builtin_corpus_is_deterministic_and_large():
     assert a == b
     assert len(a.encode("utf-8")) > 1_000_000
     assert "Return" in a
+
+
+# ----------------------------------------------------------------------------- configs and schedule
+def test_configs_round_trip_through_asdict_and_flat_names():
+    from tinygrad_lm.finetune import FinetuneConfig
+
+    cfg = from_flat(TrainConfig, n_layer=2, lr=3e-3, threads=2, tokenizer="bpe", dropout=0.1)
+    assert cfg.model.n_layer == 2 and cfg.optim.lr == 3e-3 and cfg.run.threads == 2 and cfg.tokenizer == "bpe"
+    assert TrainConfig.from_dict(asdict(cfg)) == cfg
+    assert from_dict(TrainConfig, asdict(TrainConfig())) == TrainConfig()
+    assert from_flat(TrainConfig, **flat_dict(cfg)) == cfg
+    assert "vocab_size" in flat_dict(cfg) and flat_dict(cfg)["vocab_size"] == 1024  # the BPE size, not the model's
+    ft = from_flat(FinetuneConfig, ckpt="a.npz", data="d.jsonl", lr=1e-3, reference=True)
+    assert FinetuneConfig.from_dict(asdict(ft)) == ft
+    # each command keeps its own defaults for the shared sections, also for the settings left out
+    assert (ft.optim.batch_size, ft.optim.max_iters, ft.run.out_dir) == (16, 300, "runs/finetune")
+    assert (cfg.optim.batch_size, cfg.optim.max_iters, cfg.run.out_dir) == (12, 2000, "runs/default")
+    assert FinetuneConfig.from_dict({"optim": {"lr": 0.5}, "run": {}}).optim.weight_decay == 0.01
+    with pytest.raises(TypeError, match="n_layers"):
+        from_flat(TrainConfig, n_layers=2)
+    with pytest.raises(ValueError, match="n_embd=30 must be divisible by n_head=4"):
+        from_flat(TrainConfig, n_embd=30)
+    with pytest.raises(ValueError, match=r"not a TrainConfig.*missing sections \['model', 'optim', 'run'\].*older"):
+        TrainConfig.from_dict(flat_dict(cfg))  # the flat dicts of checkpoints written before nesting
+    with pytest.raises(ValueError, match=r"train_config.optim: .*unknown keys \['learning_rate'\]"):
+        TrainConfig.from_dict({**asdict(cfg), "optim": {"learning_rate": 1.0}})
+
+
+def test_resuming_an_old_flat_checkpoint_says_so(text_file, tmp_path):
+    train(tiny_cfg(text_file, tmp_path / "run", max_iters=5))
+    path = tmp_path / "run" / "ckpt.npz"
+    meta, state, optim = checkpoint.load(path)
+    meta["train_config"] = flat_dict(TrainConfig.from_dict(meta["train_config"]))  # the old, flat layout
+    checkpoint.save(path, state, optim, meta)
+    with pytest.raises(ValueError, match=r"ckpt.npz: train_config: .*older tinygrad_lm.*start a new run"):
+        train(tiny_cfg(text_file, tmp_path / "run"), resume=True)
+    model, _, _ = load_model(path)  # its weights still load
+    assert model.config.n_embd == 16
+
+
+def test_learning_rate_schedules():
+    cosine = OptimConfig(lr=1.0, min_lr=0.1, warmup_iters=4, max_iters=10)
+    assert [learning_rate(s, cosine) for s in (0, 3, 4, 7, 10, 12)] == pytest.approx([0.2, 0.8, 1.0, 0.55, 0.1, 0.1])
+    constant = OptimConfig(lr=1.0, schedule="constant", warmup_iters=4, max_iters=10)
+    assert [learning_rate(s, constant) for s in (0, 3, 4, 9)] == pytest.approx([0.2, 0.8, 1.0, 1.0])
+    short = OptimConfig(lr=1.0, min_lr=0.0, warmup_iters=100, max_iters=3)  # warmup capped at the run's length
+    assert [learning_rate(s, short) for s in range(3)] == pytest.approx([0.25, 0.5, 0.75])
+    low = OptimConfig(lr=1e-5, min_lr=1e-4, warmup_iters=0, max_iters=10)  # min_lr above lr: flat at lr
+    assert learning_rate(9, low) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'constant'"):
+        OptimConfig(schedule="linear")
