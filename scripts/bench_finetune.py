@@ -69,10 +69,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import make_speaker_dataset  # noqa: E402
 
+from tinygrad_lm.config import from_flat  # noqa: E402
 from tinygrad_lm.data import read_text  # noqa: E402
 from tinygrad_lm.finetune import (BagOfWordsLogReg, FinetuneConfig, accuracy, evaluate, finetune,  # noqa: E402
                                   load_labeled, macro_f1, majority_baseline)
-from tinygrad_lm.train import TrainConfig, load_model, train  # noqa: E402
+from tinygrad_lm.model import load_model  # noqa: E402
+from tinygrad_lm.train import TrainConfig, train  # noqa: E402
 
 
 def machine():
@@ -249,12 +251,12 @@ def main(argv=None):
     t = time.perf_counter()
     if args.pretrained_ckpt is None:
         say(f"\n== pretraining on {d / 'pretrain.txt'} for {args.pretrain_iters} steps")
-        train(TrainConfig(data=str(d / "pretrain.txt"), tokenizer=args.tokenizer, vocab_size=1024, n_layer=4,
-                          n_head=4, n_embd=128, block_size=args.block_size, dropout=0.1,
-                          batch_size=args.pretrain_batch, max_iters=args.pretrain_iters, lr=1e-3, min_lr=1e-4,
-                          warmup_iters=100, eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10,
-                          log_interval=250, out_dir=str(out / "pretrain"), seed=args.seed, sample_tokens=0,
-                          quiet=args.quiet))
+        train(from_flat(TrainConfig, data=str(d / "pretrain.txt"), tokenizer=args.tokenizer, vocab_size=1024,
+                        n_layer=4, n_head=4, n_embd=128, block_size=args.block_size, dropout=0.1,
+                        batch_size=args.pretrain_batch, max_iters=args.pretrain_iters, lr=1e-3, min_lr=1e-4,
+                        warmup_iters=100, eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10,
+                        log_interval=250, out_dir=str(out / "pretrain"), seed=args.seed, sample_tokens=0,
+                        quiet=args.quiet))
         ckpt = out / "pretrain" / "best.npz"
     else:
         ckpt = Path(args.pretrained_ckpt)
@@ -321,11 +323,11 @@ def main(argv=None):
             for seed in seeds:
                 say(f"\n== fine-tuning the GPT ({init}, {args.pooling} pooling, lr {lr:g}, seed {seed})")
                 # the test split is never handed to the loop: it is read below, once the lr is fixed
-                r = finetune(FinetuneConfig(ckpt=str(ckpt), data=str(d / "train.jsonl"), val=str(d / "val.jsonl"),
-                                            init=init, pooling=args.pooling, max_iters=args.finetune_iters, lr=lr,
-                                            min_lr=lr / 10, batch_size=16, eval_interval=50,
-                                            out_dir=str(out / f"finetune_{init}_lr{lr:g}_{seed}"), seed=seed,
-                                            quiet=args.quiet))
+                r = finetune(from_flat(FinetuneConfig, ckpt=str(ckpt), data=str(d / "train.jsonl"),
+                                       val=str(d / "val.jsonl"), init=init, pooling=args.pooling,
+                                       max_iters=args.finetune_iters, lr=lr, min_lr=lr / 10, batch_size=16,
+                                       eval_interval=50, out_dir=str(out / f"finetune_{init}_lr{lr:g}_{seed}"),
+                                       seed=seed, quiet=args.quiet))
                 models.append(r["model"])
                 val_preds.append(r["val"]["predictions"])
                 f1s.append(r["val"]["macro_f1"])

@@ -304,28 +304,29 @@ def full_val_loss(model, ids, block_size, batch=64):
 
 
 def bench_quality(tokenizer):
+    from tinygrad_lm.config import from_flat
     from tinygrad_lm.train import TrainConfig, train
 
     data = Path(ARGS.data) if ARGS.data else DEFAULT_DATA
     if not data.exists():
         print(f"skipping the {tokenizer} quality run: {data} not found (pass --data)")
         return
-    cfg = TrainConfig(data=str(data), tokenizer=tokenizer, vocab_size=1024, max_iters=ARGS.iters, lr=1e-3,
-                      min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
-                      batch_size=BATCH, eval_interval=250, eval_iters=20, log_interval=100,
-                      out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=ARGS.seed, **RECIPE)
+    cfg = from_flat(TrainConfig, data=str(data), tokenizer=tokenizer, vocab_size=1024, max_iters=ARGS.iters,
+                    lr=1e-3, min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
+                    batch_size=BATCH, eval_interval=250, eval_iters=20, log_interval=100,
+                    out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=ARGS.seed, **RECIPE)
     t = time.perf_counter()
     result = train(cfg)
     minutes = (time.perf_counter() - t) / 60
     import json
 
-    evals = [json.loads(line) for line in open(Path(cfg.out_dir) / "log.jsonl") if "val_loss" in line]
+    evals = [json.loads(line) for line in open(Path(cfg.run.out_dir) / "log.jsonl") if "val_loss" in line]
     last = evals[-1]
     from tinygrad_lm.data import TokenData, load_corpus
 
     text, _ = load_corpus(str(data))
     val_ids = TokenData(text, result["tokenizer"]).val
-    full = full_val_loss(result["model"], val_ids, cfg.block_size)
+    full = full_val_loss(result["model"], val_ids, cfg.model.block_size)
     print(f"\n== quality, {tokenizer}-level, {data.name}, {ARGS.iters} iters, nanoGPT CPU recipe, seed {ARGS.seed} "
           f"({minutes:.1f} min)")
     print(f"   {machine()}")
