@@ -5,13 +5,15 @@
     data.py       labelled JSONL files with line-numbered errors, the label set, encoding,
                   right-padded batches with attention masks, shuffled-epoch batch indices
     metrics.py    accuracy, macro_f1, confusion_matrix (pure NumPy) and a confusion table
-    loop.py       FinetuneConfig and the plain loop `finetune(cfg)`; evaluate, predict,
-                  load_classifier
+    loop.py       FinetuneConfig (nests config.OptimConfig and RunConfig, as pretraining's does)
+                  and the plain loop `finetune(cfg)`; evaluate, predict, load_classifier
+    command.py    the `finetune` subcommand: config.add_flags, as `train` has
     baselines.py  the majority class and bag-of-words logistic regression (package Tensors)
 
     from tinygrad_lm.finetune import FinetuneConfig, finetune
     result = finetune(FinetuneConfig(ckpt="runs/shakespeare/best.npz", data="train.jsonl", val="val.jsonl"))
     result["val"]["accuracy"], result["val"]["macro_f1"]
+    # settings by their flag names: config.from_flat(FinetuneConfig, ckpt=..., data=..., lr=1e-3, reference=True)
 
 From the shell: `python -m tinygrad_lm finetune --ckpt PRETRAINED.npz --data LABELED.jsonl`.
 Leaves out: token-level tasks (tagging), generative instruction tuning and LoRA adapters.
