@@ -197,3 +197,39 @@ def test_pin_catches_a_kernel_with_a_wrong_backward(monkeypatch):
     rng = np.random.default_rng(0)
     with pytest.raises(AssertionError, match="gradient of input 0 differs"):
         pin(F.layer_norm, FAST.layer_norm, [arr(rng, 2, 5), arr(rng, 5)])
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_fused_adam_update_equals_the_reference_over_several_steps(decoupled):
+    from tinygrad_lm.fast.adamw import FusedAdam, FusedAdamW
+    from tinygrad_lm.optim import Adam, AdamW
+
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal((4, 3)), rng.standard_normal(3)]
+    grads = [[rng.standard_normal(a.shape) for a in init] for _ in range(5)]
+    runs = []
+    for cls in ((AdamW, FusedAdamW) if decoupled else (Adam, FusedAdam)):
+        params = [Tensor(a.copy(), requires_grad=True) for a in init]
+        opt = cls(params, lr=0.1, betas=(0.8, 0.95), weight_decay=0.1)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = g
+            opt.step()
+        runs.append(([p.data for p in params], opt.state_dict()["state"]))
+    (ref, ref_state), (fused, fused_state) = runs
+    for a, b in zip(ref, fused):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    for i in ref_state:
+        assert fused_state[i]["step"] == ref_state[i]["step"] == 5
+        np.testing.assert_allclose(fused_state[i]["exp_avg_sq"], ref_state[i]["exp_avg_sq"], rtol=1e-13)
+
+
+def test_speed_up_gives_the_optimizer_the_fused_update_and_unfuse_takes_it_back():
+    from tinygrad_lm.fast.adamw import FusedAdamW
+    from tinygrad_lm.optim import AdamW
+
+    model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=4))
+    opt = AdamW(model.parameters())
+    model2, opt2 = fast.speed_up(model, opt, threads=1)
+    assert model2 is model and opt2 is opt and type(opt) is FusedAdamW
+    assert type(fast.unfuse(opt)) is AdamW

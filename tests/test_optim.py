@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinygrad_lm.fast.adamw import FusedAdam, FusedAdamW
 from tinygrad_lm.optim import (SGD, Adam, AdamW, CosineWarmupLR, clip_grad_norm_, cosine_warmup_lr,
                                param_groups)
 from tinygrad_lm.tensor import Tensor
@@ -286,6 +287,9 @@ OPTIMIZERS = {
     "sgd": lambda groups: SGD(groups, lr=0.05, momentum=0.9, weight_decay=0.01, nesterov=True),
     "adam": lambda groups: Adam(groups, lr=0.05, betas=(0.8, 0.95), weight_decay=0.01),
     "adamw": lambda groups: AdamW(groups, lr=0.05, betas=(0.8, 0.95), weight_decay=0.1),
+    # the fast path's in-place update (tinygrad_lm/fast/adamw.py) must resume bit for bit too
+    "adam_fast": lambda groups: FusedAdam(groups, lr=0.05, betas=(0.8, 0.95), weight_decay=0.01),
+    "adamw_fast": lambda groups: FusedAdamW(groups, lr=0.05, betas=(0.8, 0.95), weight_decay=0.1),
 }
 
 
@@ -446,14 +450,17 @@ TORCH_OPTIMIZERS = [
     ("sgd", dict(lr=0.05, momentum=0.0, weight_decay=0.0, nesterov=False)),
     ("adam", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.01)),
     ("adamw", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.1)),
+    ("adam_fast", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.01)),
+    ("adamw_fast", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.1)),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs", TORCH_OPTIMIZERS)
 def test_trajectory_matches_torch_in_float64(name, kwargs):
     torch = pytest.importorskip("torch")
-    ours = {"sgd": SGD, "adam": Adam, "adamw": AdamW}[name]
-    theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    ours = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adam_fast": FusedAdam, "adamw_fast": FusedAdamW}[name]
+    theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+              "adam_fast": torch.optim.Adam, "adamw_fast": torch.optim.AdamW}[name]
     init, targets, scales = setup_problem(np.float64)
     params = [Tensor(x.copy(), requires_grad=True) for x in init]
     tparams = [torch.tensor(x.copy(), dtype=torch.float64, requires_grad=True) for x in init]

@@ -1,7 +1,7 @@
 """The fast paths, beside the reference path and pinned to it by tests (llm.c's split of
 `train_gpt2.c` and `train_gpt2.cu`, within one package).
 
-    fuse.py           fuse(model) / unfuse(model): swap layers for their fused twins in place;
+    fuse.py           fuse(model) / unfuse(model): swap layers (or an optimizer's update) in place;
                       speed_up(model, optimizer, threads): what the training loops call
     linear.py         FusedLinear        one GEMM for (B, T, C) @ (C, D), forward and backward
     embedding.py      FusedEmbedding     backward by sorting ids and one add.reduceat
@@ -9,6 +9,7 @@
     cross_entropy.py  FusedCrossEntropyLoss  log-softmax + NLL, the softmax buffer reused
     attention.py      FusedSelfAttention one Function from packed qkv, transposed layout
     gelu.py           FusedGELU          forward and derivative together, in cache-sized blocks
+    adamw.py          FusedAdam(W)       the optimizer update in place, one scratch array
     rows.py           row and column sums as BLAS mat-vec products
     functional.py     the kernels as functions with `functional`'s names
     data_parallel.py  DataParallel: each batch split over CPU threads; split_optimizer_step

@@ -10,16 +10,14 @@ for step t = 1, 2, ... of one parameter p with gradient g:
     m_hat = m / (1 - beta1**t),  v_hat = v / (1 - beta2**t)
     p = p - lr * m_hat / (sqrt(v_hat) + eps)
 
-The per-step work is a handful of in-place array ops on the parameter, the two moment buffers
-and one scratch array (no Python loop over elements), so the same code runs on NumPy and CuPy.
+The update below is those lines as written, on whole arrays (the same code runs on NumPy and
+CuPy); `tinygrad_lm/fast/adamw.py` computes the same update in place with one scratch array.
 Hyperparameters are turned into Python floats first: under NumPy 2's promotion rules a Python
 float keeps float32 arrays in float32, where a NumPy float64 scalar would not.
 
-Leaves out: AMSGrad, `maximize`, fused/foreach multi-tensor kernels and capturable (CUDA graph)
+Leaves out: AMSGrad, `maximize`, foreach multi-tensor kernels and capturable (CUDA graph)
 state. Which parameters get weight decay is the caller's choice: see `param_groups`.
 """
-import math
-
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -58,35 +56,18 @@ class Adam(Optimizer):
             state["exp_avg"] = xp.zeros_like(p.data)
             state["exp_avg_sq"] = xp.zeros_like(p.data)
         state["step"] += 1
-        t = state["step"]
-        m, v, w = state["exp_avg"], state["exp_avg_sq"], p.data
-
-        g = grad
-        if wd != 0.0:
-            if self.decoupled:
-                w *= 1.0 - lr * wd  # AdamW: shrink the weights before the Adam step
-            else:
-                g = grad + wd * w  # Adam: L2 gradient, a new array (grad is read-only)
-
-        tmp = xp.empty_like(w)  # the one scratch array of this update
-        xp.multiply(g, 1.0 - beta1, out=tmp)
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        if wd != 0.0 and self.decoupled:
+            p.data *= 1.0 - lr * wd  # AdamW: shrink the weights; the gradient never sees the decay
+        elif wd != 0.0:
+            grad = grad + wd * p.data  # Adam: the L2 penalty's gradient (a new array: grad is read-only)
         m *= beta1
-        m += tmp  # m = beta1*m + (1-beta1)*g
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1.0 - beta2
+        m += (1.0 - beta1) * grad  # first moment: a running mean of the gradient
         v *= beta2
-        v += tmp  # v = beta2*v + (1-beta2)*g^2
-
-        bias1 = 1.0 - beta1 ** t
-        bias2 = 1.0 - beta2 ** t
-        # lr * m_hat / (sqrt(v_hat) + eps), with both bias corrections moved into scalars:
-        # = (lr * sqrt(bias2) / bias1) * m / (sqrt(v) + eps * sqrt(bias2))   (one pass fewer)
-        root2 = math.sqrt(bias2)
-        xp.sqrt(v, out=tmp)
-        tmp += eps * root2
-        xp.divide(m, tmp, out=tmp)
-        tmp *= lr * root2 / bias1
-        w -= tmp
+        v += (1.0 - beta2) * grad * grad  # second moment: a running mean of its square
+        m_hat = m / (1.0 - beta1 ** t)  # bias corrections: both start at 0
+        v_hat = v / (1.0 - beta2 ** t)
+        p.data -= lr * m_hat / (xp.sqrt(v_hat) + eps)
 
 
 class AdamW(Adam):
