@@ -4,7 +4,7 @@ Backward from the saved output y:
   softmax:      gx = y * (gy - sum(y * gy))            (the Jacobian diag(y) - y y^T applied to gy)
   log_softmax:  gx = gy - exp(y) * sum(gy)
 so neither ever builds the (n, n) Jacobian.
-Leaves out: the fused causal-masked attention softmax (in `functional.py`).
+Leaves out: the fused causal-masked attention softmax (in `tinygrad_lm/fast/attention.py`).
 """
 from ..backend import get_array_module
 from ..tensor import Function

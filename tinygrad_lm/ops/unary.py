@@ -2,7 +2,8 @@
 
 Each backward reuses what forward computed where that is cheaper (exp, sqrt, tanh and
 sigmoid save their output; log and relu their input). GELU is the tanh approximation used by
-GPT-2 (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+GPT-2 (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); its fast
+twin, computing the derivative in forward in cache-sized blocks, is `tinygrad_lm/fast/gelu.py`.
 Leaves out: the exact erf GELU, in-place variants.
 """
 import math
