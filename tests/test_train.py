@@ -11,7 +11,7 @@ from tinygrad_lm import checkpoint, fast
 from tinygrad_lm.config import OptimConfig, RunConfig, flat_dict, from_dict, from_flat
 from tinygrad_lm.data import TokenData, builtin_corpus, get_batch, read_text
 from tinygrad_lm.loop import learning_rate
-from tinygrad_lm.model import GPT, GPTConfig, load_model, sample_text
+from tinygrad_lm.model import GPT, load_model, sample_text
 from tinygrad_lm.train import TrainConfig, TrainingStopped, train
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)

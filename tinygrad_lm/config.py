@@ -15,6 +15,7 @@ the plain dict that checkpoints store, and `resumed` is the config a `--resume` 
 Leaves out: config files (pass flags) and nanoGPT's `exec`-a-Python-file configurator.
 """
 import argparse
+import numbers
 from dataclasses import dataclass, fields, is_dataclass, replace
 
 
@@ -53,7 +54,7 @@ class RunConfig:
 
     def __post_init__(self):
         _check_positive(self, "eval_interval", "log_interval")
-        if not isinstance(self.threads, int) or self.threads < 1:
+        if not _is_int(self.threads) or self.threads < 1:
             raise ValueError(f"threads={self.threads}: use 1, or more than 1 to split each batch across CPU "
                              "threads")
         if self.threads > 1 and self.reference:
@@ -79,10 +80,14 @@ def resumed(saved, current, where="checkpoint"):
     return replace(cfg, run=replace(cfg.run, **{name: getattr(current.run, name) for name in RUN_SETTINGS}))
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
-        if not isinstance(value, int) or value <= 0:
+        if not _is_int(value) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 

@@ -22,6 +22,7 @@ Leaves out: gradient accumulation, class weighting, early stopping (the best che
 kept instead), and layer-wise learning-rate decay.
 """
 import json
+import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def _check_config(cfg):
         raise ValueError(f"pooling must be 'last' or 'mean', got {cfg.pooling!r}")
     if cfg.unknown_chars not in ("error", "drop"):
         raise ValueError(f"unknown_chars must be 'error' or 'drop', got {cfg.unknown_chars!r}")
-    if not isinstance(cfg.eval_batch_size, int) or cfg.eval_batch_size <= 0:
+    if not isinstance(cfg.eval_batch_size, numbers.Integral) or cfg.eval_batch_size <= 0:
         raise ValueError(f"eval_batch_size must be a positive integer, got {cfg.eval_batch_size!r}")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
