@@ -157,3 +157,29 @@ def test_real_package_one_step(csl, tmp_path, capsys):
     assert "train" in files["train.py"]["reached"]
     assert result["total_lines"] == sum(row["lines"] for row in result["files"]) > 100
     assert sys.gettrace() is trace_before  # the tracer was taken off again
+
+
+def test_argument_checks_are_an_if_or_except_that_only_raises(tmp_path):
+    spec = importlib.util.spec_from_file_location("count_step_lines", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    source = tmp_path / "checks.py"
+    source.write_text('''\
+def f(x, y):
+    if x < 0:
+        raise ValueError(
+            "x must be >= 0")
+    if y:
+        y = 1
+    try:
+        return x / y
+    except ZeroDivisionError:
+        raise ValueError("y is 0") from None
+    if x > 9:
+        raise ValueError("big")
+    else:
+        return 0
+''')
+    # lines 2-4 (an if that only raises) and 9-10 (an except that only raises); not the if with
+    # an assignment (5-6) nor the if/else (11-14)
+    assert mod.SourceFile(source).check_lines == {2, 3, 4, 9, 10}
