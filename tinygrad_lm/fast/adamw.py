@@ -17,16 +17,8 @@ from ..optim import Adam, AdamW
 
 def fused_adam_update(self, group, p, grad, state):
     """`Adam._update` in place: p, the moments and one scratch array, no other temporaries."""
-    lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-    beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
-    xp = get_array_module(p.data)
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = xp.zeros_like(p.data)
-        state["exp_avg_sq"] = xp.zeros_like(p.data)
-    state["step"] += 1
-    t = state["step"]
-    m, v, w = state["exp_avg"], state["exp_avg_sq"], p.data
+    lr, eps, wd, beta1, beta2, t, m, v = self._next_step(group, p, state)
+    xp, w = get_array_module(p.data), p.data
     g = grad
     if wd != 0.0:
         if self.decoupled:

@@ -47,16 +47,19 @@ class Adam(Optimizer):
         if not group["eps"] >= 0.0:
             raise ValueError(f"invalid eps {group['eps']!r}: must be >= 0")
 
-    def _update(self, group, p, grad, state):
-        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
-        xp = get_array_module(p.data)
+    def _next_step(self, group, p, state):
+        """This update's hyperparameters as floats, and the parameter's state advanced by a step:
+        (lr, eps, weight_decay, beta1, beta2, t, m, v); m and v start at zero."""
         if not state:
-            state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            xp = get_array_module(p.data)
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
         state["step"] += 1
-        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        return (float(group["lr"]), float(group["eps"]), float(group["weight_decay"]), float(group["betas"][0]),
+                float(group["betas"][1]), state["step"], state["exp_avg"], state["exp_avg_sq"])
+
+    def _update(self, group, p, grad, state):
+        lr, eps, wd, beta1, beta2, t, m, v = self._next_step(group, p, state)
+        xp = get_array_module(p.data)
         if wd != 0.0 and self.decoupled:
             p.data *= 1.0 - lr * wd  # AdamW: shrink the weights; the gradient never sees the decay
         elif wd != 0.0:
