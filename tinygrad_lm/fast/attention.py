@@ -124,14 +124,15 @@ class AttentionKernel(Function):
         if d is None:
             d = rowsum(gy * self.y)  # (B, nh, T, 1): D, per query
         gv = _matmul(self.pt_used, gy, gv)  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
-        gpt = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T)
+        # one buffer: first the gradient of P^T, then, in place, that of the scaled scores S^T
+        g_scores_t = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T): gP^T
         if self.drop is not None:
-            gpt *= self.drop
-        gpt -= d.swapaxes(-1, -2)  # (B, nh, 1, T): D per query, broadcast over the keys
-        gpt *= pt
-        gpt *= self.scale  # gradient of the scaled scores, transposed
-        gq = _matmul(gpt.swapaxes(-1, -2), k, gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
-        gk = _matmul(gpt, q, gk)  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
+            g_scores_t *= self.drop
+        g_scores_t -= d.swapaxes(-1, -2)  # (B, nh, 1, T): D per query, broadcast over the keys
+        g_scores_t *= pt
+        g_scores_t *= self.scale  # now gS^T: the gradient of the scaled scores, transposed
+        gq = _matmul(g_scores_t.swapaxes(-1, -2), k, gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+        gk = _matmul(g_scores_t, q, gk)  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
         return gq, gk, gv
 
 
