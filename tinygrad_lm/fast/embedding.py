@@ -5,7 +5,9 @@ token ids repeat within a batch, so the gradient of a row is the sum over all it
 (never plain assignment, which would keep only the last occurrence). On NumPy the sum is done
 by sorting the ids and adding each run of equal ids with one `add.reduceat`, which is several
 times faster than `add.at`'s element-by-element scatter (`python
-scripts/bench_kernels.py` times both); on CuPy `add.at` is an atomic scatter and stays.
+scripts/bench_kernels.py` times both: 6.6x at V=65, 2.0x at V=1024 on the machine of
+BENCHMARKS.md's first section); on CuPy `add.at` is an atomic scatter and stays. Forward +
+backward against the reference (`weight[ids]`, whose backward is `add.at`): 5.8x faster.
 Leaves out: sparse gradients, max_norm renormalisation, padding_idx.
 """
 from ..backend import get_array_module

@@ -3,7 +3,8 @@ last axis as one Function, with its backward derived by hand.
 
 The reference composes mean, var, sub, div, sqrt, mul and add: seven Functions, each saving
 its inputs and allocating its output. Here forward and backward are a few passes over the
-rows, and the row sums are BLAS mat-vec products (`rows.py`).
+rows, and the row sums are BLAS mat-vec products (`rows.py`). Forward + backward at the
+recipe's sizes: 2.2x faster than the reference (`python scripts/bench_kernels.py`).
 
 Forward, per row of C features:  mu = mean(x), rstd = 1/sqrt(var(x) + eps),
     xhat = (x - mu) rstd,  y = xhat * w + b

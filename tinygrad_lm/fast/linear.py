@@ -3,7 +3,8 @@
 The reference composes `x @ weight.T + bias` from three primitive ops, and the primitive
 matmul runs (B, T, C) @ (C, D) as B stacked products and its weight gradient as B products
 summed by `unbroadcast`. This kernel folds the leading axes into rows instead: one GEMM each
-for y, gx and gW, and no transposed copies.
+for y, gx and gW, and no transposed copies. Forward + backward at the recipe's sizes: 1.23x
+faster than the reference (`python scripts/bench_kernels.py`, BENCHMARKS.md).
 
 Backward, with the leading axes of x folded into N rows (x2: (N, in), gy2: (N, out)):
   gx = gy W            gW = gy2^T x2            gb = sum over rows of gy2
