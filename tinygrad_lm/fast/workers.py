@@ -68,16 +68,3 @@ def run_in_threads(fns):
     for e in errors:
         if e is not None:
             raise e
-
-
-def for_each_in_threads(fn, n, threads=2):
-    """Call fn(j) for every j in range(n), the indices dealt round-robin to `threads` threads
-    (this one and the workers); with threads <= 1, in order in this thread. fn must only write
-    to its own j's slots: the calls run at the same time."""
-    threads = max(1, min(int(threads), n))
-
-    def run(first):  # j = first, first + threads, ...
-        for j in range(first, n, threads):
-            fn(j)
-
-    run_in_threads([lambda k=k: run(k) for k in range(threads)])
