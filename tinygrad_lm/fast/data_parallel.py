@@ -176,16 +176,15 @@ class DataParallel:
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
         inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()
-        for run in runs:  # every real input's replica counterpart in this slice, by the real tensor's id
-            run["leaves"] = {**{id(p): q for p, q in run["pairs"]}, **run["leaves"]}
         joined = iter(_SplitBatch(runs, weights, kinds)(*inputs))
         outs = tuple(None if kind is None else next(joined) for kind in kinds)
         return outs if runs[0]["tuple"] else outs[0]
 
     def _prepare(self, bound, rows, B, generator):
-        """A replica, its slice of every batch-first argument, and its leaves."""
+        """A replica, its slice of every batch-first argument, and its leaves: `leaves` maps each
+        real parameter and batch-first input Tensor (by id) to its counterpart in this slice."""
         model, pairs = replicate(self.module)
-        leaves = {}
+        leaves = {id(p): q for p, q in pairs}
         if generator is not None:
             for m in model.modules():
                 if isinstance(m, Dropout):
@@ -202,7 +201,7 @@ class DataParallel:
 
         args = [cut(v) for v in bound.args]
         kwargs = {k: cut(v) for k, v in bound.kwargs.items()}
-        return {"model": model, "pairs": pairs, "leaves": leaves, "rows": rows, "args": args, "kwargs": kwargs}
+        return {"model": model, "leaves": leaves, "rows": rows, "args": args, "kwargs": kwargs}
 
 
 def _batch_first(v):

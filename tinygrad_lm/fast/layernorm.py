@@ -25,8 +25,7 @@ class LayerNormKernel(Function):
         self.eps = eps
 
     def forward(self, x, weight=None, bias=None):
-        xp = get_array_module(x)
-        check_layer_norm(x, weight, bias)
+        xp = get_array_module(x)  # arguments checked by `layer_norm`, which packs them positionally
         inv_c = 1.0 / x.shape[-1]
         xc = x - rowsum(x) * inv_c  # x - mean
         var = rowsum(xc * xc) * inv_c
