@@ -48,9 +48,12 @@ def linear(x, weight, bias=None):
 
 
 def check_ids(ids, n_rows, what="embedding", noun="id"):
-    """Raise IndexError naming the first id outside 0..n_rows-1 (one host sync)."""
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
-        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+    """Raise IndexError naming an id outside 0..n_rows-1 (the smallest if below 0, else the largest)."""
+    if not ids.size:
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= n_rows:
+        bad = lo if lo < 0 else hi
         raise IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
                          f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
 
