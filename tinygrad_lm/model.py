@@ -14,8 +14,10 @@ residual stream's variance does not grow with depth.
 `Transformer` is the body (GPT-2's `transformer`: embeddings, blocks, final LayerNorm); `GPT`
 puts the language-model head on it, and the classifier (`finetune/model.py`) a class head.
 `load_model` and `sample_text` read a checkpoint back and sample from it.
-Leaves out: loading OpenAI's GPT-2 checkpoints (their Conv1D weights are transposed), a KV
-cache, and mixed precision.
+`generate` keeps each layer's keys and values in a `KVCache` (nn/kv_cache.py), so each new
+token costs one position's work. `GPT.from_pretrained` / `save_pretrained` read and write
+Hugging Face GPT-2 folders (the name and layout mapping is in hf/gpt2.py).
+Leaves out: mixed precision.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -27,6 +29,7 @@ from .backend import get_array_module, to_device
 from .nn import (Block, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
                  SinusoidalPositionalEncoding)
 from .nn import init
+from .nn.kv_cache import KVCache
 from .tensor import Tensor, no_grad
 
 
@@ -74,27 +77,35 @@ class Transformer(Module):
         self.h = ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias) for _ in range(c.n_layer))
         self.ln_f = LayerNorm(c.n_embd, bias=c.bias)
 
-    def forward(self, idx, attention_mask=None):
-        """Hidden states (B, T, C) for token ids idx (B, T); attention_mask (B, T) marks real tokens."""
-        idx = self.check_idx(idx)
+    def forward(self, idx, attention_mask=None, kv_cache=None):
+        """Hidden states (B, T, C) for token ids idx (B, T); attention_mask (B, T) marks real tokens.
+
+        With a `KVCache` (generation), idx holds the positions after the len(kv_cache) cached ones.
+        """
+        start = 0 if kv_cache is None else len(kv_cache)  # positions already in the cache
+        idx = self.check_idx(idx, start)
+        if kv_cache is not None and attention_mask is not None:
+            raise ValueError("GPT: attention_mask and kv_cache cannot be combined; generate without padding")
         T = idx.shape[1]
-        pos = get_array_module(idx).arange(T)  # (T,) positions 0..T-1
+        pos = get_array_module(idx).arange(start, start + T)  # (T,) positions start..start+T-1
         x = self.wte(idx) + self.wpe(pos)  # (B, T, C) + (T, C): token plus position
         x = self.drop(x)
-        for block in self.h:
-            x = block(x, attention_mask)
+        for i, block in enumerate(self.h):
+            x = block(x, attention_mask, None if kv_cache is None else kv_cache[i])
         return self.ln_f(x)
 
-    def check_idx(self, idx):
-        """idx as a raw integer (B, T) array on the model's device; a clear error otherwise."""
+    def check_idx(self, idx, start=0):
+        """idx as a raw integer (B, T) array on the model's device; a clear error otherwise
+        (start: the positions before idx, from a key/value cache)."""
         data = idx.data if isinstance(idx, Tensor) else idx
         data = to_device(data if get_array_module(data) is not np else np.asarray(data), self.wte.weight.device)
         if data.ndim != 2 or not np.issubdtype(data.dtype, np.integer):
             raise ValueError(f"GPT expects integer token ids of shape (B, T), got shape {tuple(data.shape)} "
                              f"and dtype {data.dtype}")
-        if data.shape[1] > self.config.block_size:
-            raise ValueError(f"GPT: sequence length {data.shape[1]} exceeds block_size {self.config.block_size}; "
-                             "crop the input to the last block_size tokens")
+        if start + data.shape[1] > self.config.block_size:
+            cached = f" after {start} cached positions" if start else ""
+            raise ValueError(f"GPT: sequence length {data.shape[1]}{cached} exceeds block_size "
+                             f"{self.config.block_size}; crop the input to the last block_size tokens")
         if data.shape[1] == 0:
             raise ValueError("GPT: the input sequence is empty (T = 0)")
         return data
@@ -137,25 +148,31 @@ class GPT(Module):
     def device(self):
         return self.transformer.wte.weight.device
 
-    def forward(self, idx, targets=None, attention_mask=None):
+    def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
         """Logits (B, T, V) and, when `targets` (B, T) are given, the mean cross-entropy loss.
 
         Targets equal to -1 are ignored (no loss). Without targets, only the last position's
         logits are computed (B, 1, V), which is all that sampling needs; loss is None.
+        A `KVCache` (nn/kv_cache.py) keeps each layer's keys and values for the next call.
         """
-        x = self.transformer(idx, attention_mask)  # (B, T, C)
+        x = self.transformer(idx, attention_mask, kv_cache)  # (B, T, C)
         if targets is None:
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
         logits = self.lm_head(x)  # (B, T, V)
         return logits, self.loss_fn(logits, targets)
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, use_cache=True):
         """Append `max_new_tokens` sampled tokens to idx (B, T); returns a NumPy (B, T + n) array.
 
-        The context is cropped to the last block_size tokens before each step. temperature=0
-        picks the most likely token (greedy); top_k keeps only the k most likely. A seed makes
-        the samples reproducible (otherwise the package's global generator is used). Runs in
-        eval mode without recording a graph, and restores the previous mode.
+        With use_cache (the default) the prompt runs once and each later step feeds only the
+        new token, the earlier keys and values coming from a `KVCache`; once the context would
+        pass block_size, the window slides and every position moves, so the cache restarts
+        from the cropped context (each step then costs what it costs without a cache).
+        Without it, every step runs the context cropped to its last block_size tokens. Both
+        give the same logits and tokens. temperature=0 picks the most likely token (greedy);
+        top_k keeps only the k most likely. A seed makes the samples reproducible (otherwise
+        the package's global generator is used). Runs in eval mode without recording a graph,
+        and restores the previous mode.
         """
         from .rng import get_rng
 
@@ -171,9 +188,15 @@ class GPT(Module):
         self.eval()
         try:
             with no_grad():
+                cache = KVCache(self.config.n_layer) if use_cache else None
                 for _ in range(max_new_tokens):
-                    context = out[:, -self.config.block_size:]
-                    logits, _ = self(context)
+                    if cache is not None and 0 < len(cache) < self.config.block_size:
+                        context = out[:, -1:]  # only the new token: the others' keys and values are cached
+                    else:
+                        context = out[:, -self.config.block_size:]  # the whole context, cropped
+                        if cache is not None:
+                            cache.clear()  # the window slid: every cached position moved
+                    logits, _ = self(context, kv_cache=cache)
                     logits = to_device(logits.data[:, -1, :], "cpu").astype(np.float64)  # (B, V)
                     out = np.concatenate([out, _sample(logits, temperature, top_k, rng)[:, None]], axis=1)
         finally:

@@ -30,6 +30,9 @@ The causal mask is an additive matrix of 0 and -inf, cached per size; an optiona
 padding. A query with nothing to attend to gets zero output instead of NaN.
 Dropout draws its mask in the reference's (B, nh, T, S) layout from the same generator, so
 fast and reference agree exactly with dropout on too (tested).
+With a key/value cache (generation, `nn/kv_cache.py`) `FusedSelfAttention` splits the heads
+as the reference does, appends k and v to the cache and calls `AttentionKernel` on T new
+queries and S keys (the causal mask's bottom-right (T, S) corner): no graph is needed there.
 Leaves out: the memory-saving tiled (flash) formulation; the attention matrix is
 materialised, which is fine at the context lengths this package trains.
 """
@@ -40,7 +43,7 @@ from ..functional import _mask, check_attention
 from ..nn import CausalSelfAttention
 from ..nn.attention import key_padding_mask
 from ..rng import get_rng
-from ..tensor import Function
+from ..tensor import Function, Tensor
 from .rows import rowsum
 
 _causal_cache = {}
@@ -208,10 +211,22 @@ class FusedSelfAttention(CausalSelfAttention):
     """`nn.CausalSelfAttention` with the packed kernel between c_attn and c_proj (same parameters;
     attention dropout reads `attn_dropout`'s p and generator, so the masks match the reference)."""
 
-    def forward(self, x, attention_mask=None):
+    def forward(self, x, attention_mask=None, kv_cache=None):
+        if kv_cache is not None:
+            return self.resid_dropout(self.c_proj(self._attend_cached(x, kv_cache)))
         padding = key_padding_mask(attention_mask, x)  # (B, 1, 1, T), True at padded keys
         p = self.attn_dropout.p if self.training else 0.0
         y = packed_self_attention(self.c_attn(x), self.n_head, causal=True,
                                   mask=None if padding is None else ~padding, dropout_p=p,
                                   rng=self.attn_dropout.generator)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+    def _attend_cached(self, x, kv_cache):
+        """Generation: y (B, T, C) for T new positions, their k and v appended to `kv_cache`."""
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.c_attn(x).data.reshape(B, T, 3, nh, hs)  # (B, T, 3C) -> (B, T, 3, nh, hs)
+        q, k, v = (Tensor(qkv[:, :, i].transpose(0, 2, 1, 3)) for i in range(3))  # 3 x (B, nh, T, hs)
+        k, v = kv_cache.append(k, v)  # (B, nh, S, hs) each
+        y = AttentionKernel(causal=True)(q, k, v)  # (B, nh, T, hs)
+        return Tensor(y.data.transpose(0, 2, 1, 3).reshape(B, T, C))  # (B, T, nh, hs) -> (B, T, C)

@@ -9,9 +9,11 @@ Written out from primitive ops, as nanoGPT's model.py does:
 An optional `attention_mask` (B, T) (True/1 = real token, False/0 = padding, the Hugging Face
 convention) also masks padded keys, for padded fine-tuning batches; a query left with no key
 at all (left padding) gets zero attention weights rather than the NaN of a softmax of nothing.
+With a `kv_cache` (generation, `kv_cache.py`), k and v of the T new positions are appended to
+the S - T cached ones and the T queries attend to all S keys: query i sits at position
+S - T + i, so the causal mask is the bottom-right (T, S) corner of the full one.
 The fused twin (`tinygrad_lm/fast/attention.py`) computes the same y in one Function.
-Leaves out: a key/value cache for generation (generate recomputes the cropped context),
-grouped-query attention.
+Leaves out: grouped-query attention, and a padding mask together with a cache.
 """
 import math
 
@@ -34,16 +36,19 @@ class CausalSelfAttention(Module):
         self.attn_dropout = Dropout(dropout)
         self.resid_dropout = Dropout(dropout)
 
-    def forward(self, x, attention_mask=None):
+    def forward(self, x, attention_mask=None, kv_cache=None):
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, axis=2)  # 3 x (B, T, C)
         q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, T, nh, hs) -> (B, nh, T, hs)
         k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
+        if kv_cache is not None:  # generation: the earlier positions' keys and values come from the cache
+            k, v = kv_cache.append(k, v)  # (B, nh, S, hs) each, S = cached + T
+        S = k.shape[2]  # keys: S = T without a cache
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, hs) @ (B, nh, hs, S) -> (B, nh, T, S)
         xp = get_array_module(x.data)
-        blocked = xp.triu(xp.ones((T, T), dtype=bool), k=1)  # (T, T): True where key j is after query i
+        blocked = xp.triu(xp.ones((T, S), dtype=bool), k=S - T + 1)  # (T, S): True where key j is after query i
         if attention_mask is None:
             att = att.masked_fill(blocked, -np.inf).softmax(axis=-1)  # each query's weights sum to 1
         else:  # padded batches: padded keys are blocked too
@@ -52,7 +57,7 @@ class CausalSelfAttention(Module):
             att = att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1)
             att = att.masked_fill(empty, 0.0)  # they attend to nothing: zero weights, not NaN
         att = self.attn_dropout(att)
-        y = att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
+        y = att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 

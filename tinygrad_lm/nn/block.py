@@ -17,6 +17,6 @@ class Block(Module):
         self.ln_2 = LayerNorm(n_embd, bias=bias)
         self.mlp = MLP(n_embd, dropout=dropout, bias=bias)
 
-    def forward(self, x, attention_mask=None):
-        x = x + self.attn(self.ln_1(x), attention_mask)
+    def forward(self, x, attention_mask=None, kv_cache=None):
+        x = x + self.attn(self.ln_1(x), attention_mask, kv_cache)
         return x + self.mlp(self.ln_2(x))
