@@ -13,8 +13,8 @@ or eval mode: every evaluation must compute the same function).
 """
 import numpy as np
 
-from .backend import to_device
-from .tensor import Tensor, no_grad
+from .backend import get_array_module, to_device
+from .tensor import GradientShapeError, Tensor, no_grad
 
 
 def _as_outputs(out):
@@ -48,7 +48,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, params=None):
     args = []
     for i, x in enumerate(inputs):
         if not isinstance(x, Tensor):
-            x = Tensor(np.asarray(x))
+            x = Tensor(get_array_module(x).asarray(x))  # a CuPy array stays on its GPU
         if np.issubdtype(x.dtype, np.floating):
             x = Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad)
             if x.requires_grad:
@@ -71,8 +71,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, params=None):
 
     # analytic: d/dx of L = sum_i <y_i, R_i> is backward with grad R_i from each output
     differentiable = [(o, r) for o, r in zip(outputs, weights) if o.requires_grad]
-    for k, (o, r) in enumerate(differentiable):
-        o.backward(grad=to_device(r.astype(o.dtype), o.device), retain_graph=k < len(differentiable) - 1)
+    try:
+        for k, (o, r) in enumerate(differentiable):
+            o.backward(grad=to_device(r.astype(o.dtype), o.device), retain_graph=k < len(differentiable) - 1)
+    except GradientShapeError as e:  # a wrong-shaped gradient is a wrong gradient: fail the check
+        raise AssertionError(f"gradcheck failed: {e}") from None
 
     def objective():
         with no_grad():
@@ -83,7 +86,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, params=None):
         analytic = np.zeros(x.shape) if x.grad is None else to_device(x.grad, "cpu").astype(np.float64)
         numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
-        if not np.shares_memory(flat, x.data) and flat.size > 0:
+        if not get_array_module(flat).shares_memory(flat, x.data) and flat.size > 0:
             x.data = x.data.copy()
             flat = x.data.reshape(-1)
         for j in range(flat.size):
@@ -94,13 +97,30 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, params=None):
             f_minus = objective()
             flat[j] = orig
             numeric.reshape(-1)[j] = (f_plus - f_minus) / (2 * eps)
-        err = np.abs(analytic - numeric)
-        bound = atol + rtol * np.abs(numeric)
-        if np.any(err > bound) or not np.all(np.isfinite(analytic)):
-            worst = np.unravel_index(np.argmax(np.where(np.isfinite(err), err - bound, np.inf)), x.shape)
-            raise AssertionError(
-                f"gradcheck failed for {name} (shape {x.shape}): worst element {tuple(int(w) for w in worst)} "
-                f"has analytic grad {analytic[worst]:.10g} but numeric grad {numeric[worst]:.10g} "
-                f"(abs error {err[worst]:.3g} > atol {atol} + rtol {rtol} * |numeric|); "
-                f"{int(np.sum(err > bound))} of {err.size} elements differ")
+        problem = mismatch(analytic, numeric, atol, rtol, ("analytic grad", "numeric grad"))
+        if problem:
+            raise AssertionError(f"gradcheck failed for {name} (shape {x.shape}): {problem}")
     return True
+
+
+def mismatch(got, want, atol, rtol, labels=("got", "want")):
+    """Describe where `got` misses `want`, or return "" when every element passes.
+
+    An element passes when |got - want| <= atol + rtol * |want| and got is finite. The text names
+    the worst element (the largest excess over that bound, a non-finite `got` first), both
+    values and the count of failing elements, in one line short enough for a Hypothesis report.
+
+    Args:
+        got, want: NumPy arrays of the same shape.
+        atol, rtol: the tolerances.
+        labels: how to call the two values in the text.
+    """
+    err = np.abs(got - want)
+    bound = atol + rtol * np.abs(want)
+    bad = ~(err <= bound) | ~np.isfinite(got)  # a NaN in err counts as a failure
+    if not bad.any():
+        return ""
+    worst = np.unravel_index(np.argmax(np.where(np.isfinite(err), err - bound, np.inf)), got.shape)
+    return (f"worst element {tuple(int(w) for w in worst)} has {labels[0]} {got[worst]:.10g} but "
+            f"{labels[1]} {want[worst]:.10g} (abs error {err[worst]:.3g} > atol {atol} + rtol {rtol} * "
+            f"|{labels[1].split()[0]}|); {int(bad.sum())} of {bad.size} elements differ")

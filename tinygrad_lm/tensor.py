@@ -64,6 +64,10 @@ def _is_float(dtype):
     return np.issubdtype(dtype, np.floating)
 
 
+class GradientShapeError(RuntimeError):
+    """A Function's backward returned a gradient whose shape is not its input's (a bug in that op)."""
+
+
 class Function:
     """One differentiable operation: subclass it and write `forward` and `backward`.
 
@@ -232,9 +236,14 @@ class Tensor:
                 in_grads = fn.backward(*grads)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for t, g in zip(fn.inputs, in_grads):
+            for i, (t, g) in enumerate(zip(fn.inputs, in_grads)):
                 if g is None or not t.requires_grad:
                     continue
+                if g.shape != t.data.shape:  # e.g. forgot to sum over a broadcast axis: say so here
+                    raise GradientShapeError(
+                        f"{type(fn).__name__}.backward returned a gradient of shape {g.shape} for its input {i} "
+                        f"of shape {t.shape}; each gradient must have its input's shape (sum over the "
+                        "axes that forward broadcast, as ops/_util.py's unbroadcast does)")
                 if t._ctx is None or t._retain:
                     t._accumulate(g)
                 if t._ctx is not None:
@@ -248,8 +257,6 @@ class Tensor:
                 fn.inputs = None
 
     def _accumulate(self, g):
-        if g.shape != self.data.shape:  # an op returned a broadcast gradient: a bug, say so
-            raise RuntimeError(f"internal error: gradient of shape {g.shape} for tensor of shape {self.shape}")
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         # out of place: an op may hand the same array to several inputs (add returns gy twice)
