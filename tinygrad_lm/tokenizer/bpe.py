@@ -6,6 +6,9 @@ are fused by merges learned from a training text. Ids 0..255 are the raw bytes, 
 the i-th merge, and special tokens (``<|endoftext|>``...) come after the merges. The tokenizer
 saves to a versioned text file, exports tiktoken's rank file, and streams large files into
 uint16/uint32 token arrays (``Tokenizer.encode_file`` in ``base.py``).
+``BPETokenizer.from_gpt2`` loads OpenAI's GPT-2 vocabulary (``gpt2_files.py``), whose ids
+0..255 are the 256 bytes in another order (``byte_order``: id i is byte ``byte_order[i]``);
+a chunk's bytes are mapped to their ids by one ``bytes.translate`` before merging.
 
 What it leaves out: training on special tokens (the training text is read as plain text),
 byte-fallback/normalisation/pre-tokenizer options of other libraries, dropout, and parallel or
@@ -116,6 +119,7 @@ class BPETokenizer(Tokenizer):
         ascii_pattern = ASCII_PATTERNS.get(self.pattern)
         self._split_ascii = re.compile(ascii_pattern, re.ASCII) if ascii_pattern else self._split
         self.merges: dict[tuple[int, int], int] = {}    # (id1, id2) -> new id, in merge order
+        self.byte_order: tuple[int, ...] = tuple(range(256))   # id i < 256 is byte byte_order[i]
         specials = list(special_tokens or [])
         _check_specials(specials)
         self.special_tokens = {s: 256 + i for i, s in enumerate(specials)}   # str -> id
@@ -126,7 +130,10 @@ class BPETokenizer(Tokenizer):
 
     def _rebuild(self):
         """Recompute everything derived from ``merges`` and ``special_tokens``."""
-        vocab = [bytes([i]) for i in range(256)]
+        if sorted(self.byte_order) != list(range(256)):
+            raise ValueError("byte_order must list each of the 256 byte values once")
+        vocab = [bytes([b]) for b in self.byte_order]
+        self._byte_ids = bytes(sorted(range(256), key=self.byte_order.__getitem__))  # byte -> id
         for (a, b), idx in self.merges.items():
             assert idx == len(vocab), "merge ids must be 256, 257, ... in order"
             vocab.append(vocab[a] + vocab[b])
@@ -153,7 +160,8 @@ class BPETokenizer(Tokenizer):
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``.
 
-        Replaces any previous merges; special tokens are renumbered to follow the merges.
+        Replaces any previous merges (and byte order: ids 0..255 become the bytes 0..255);
+        special tokens are renumbered to follow the merges.
         The loop is the module docstring's steps: split, ``count_pairs``, then ``best_pair`` and
         ``apply_merge`` once per merge (see there for the worked example, the tie-break and the
         cost).
@@ -197,6 +205,7 @@ class BPETokenizer(Tokenizer):
             print(f"  stopped after {len(merges):,} merges: no pair occurs in the text any more")
 
         self.merges = merges
+        self.byte_order = tuple(range(256))
         specials = list(self.special_tokens)
         self.special_tokens = {s: 256 + len(merges) + i for i, s in enumerate(specials)}
         self._rebuild()
@@ -233,7 +242,7 @@ class BPETokenizer(Tokenizer):
             whole = self._rank_of.get(data)
             if whole is not None:
                 return [whole]        # the chunk is a token: tiktoken takes it as is
-        ids = list(data)
+        ids = list(data.translate(self._byte_ids))  # byte values -> their ids (the same for ours)
         if len(ids) < 2:
             return ids
         get = self._pair_rank.get
@@ -401,9 +410,12 @@ class BPETokenizer(Tokenizer):
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (for model checkpoints); ``tokenizer_from_dict`` reverses it."""
-        return {"type": "bpe", "version": 1, "pattern": self.pattern,
-                "special_tokens": dict(self.special_tokens),
-                "merges": [[a, b] for (a, b) in self.merges]}
+        d = {"type": "bpe", "version": 1, "pattern": self.pattern,
+             "special_tokens": dict(self.special_tokens),
+             "merges": [[a, b] for (a, b) in self.merges]}
+        if self.byte_order != tuple(range(256)):  # GPT-2's vocabulary (from_gpt2)
+            d["byte_order"] = list(self.byte_order)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "BPETokenizer":
@@ -411,11 +423,13 @@ class BPETokenizer(Tokenizer):
             raise ValueError(f"not a version-1 BPE tokenizer dict: type={d.get('type')!r} "
                              f"version={d.get('version')!r}")
         return cls._from_parts(d["pattern"], [tuple(p) for p in d["merges"]],
-                               d.get("special_tokens", {}))
+                               d.get("special_tokens", {}), d.get("byte_order"))
 
     @classmethod
-    def _from_parts(cls, pattern, merge_pairs, special_tokens: dict) -> "BPETokenizer":
+    def _from_parts(cls, pattern, merge_pairs, special_tokens: dict, byte_order=None) -> "BPETokenizer":
         tok = cls(pattern)
+        if byte_order is not None:
+            tok.byte_order = tuple(int(b) for b in byte_order)
         merges = {}
         for i, (a, b) in enumerate(merge_pairs):
             idx = 256 + i
@@ -435,6 +449,7 @@ class BPETokenizer(Tokenizer):
 
             tinygrad_lm bpe v1
             pattern "<the split regex as a JSON string>"
+            bytes 33 34 ...    (only for a byte order other than 0..255: GPT-2's, 256 numbers)
             specials 1
             "<|endoftext|>" 259
             merges 3
@@ -444,8 +459,10 @@ class BPETokenizer(Tokenizer):
 
         The text after ``#`` renders the new token and is ignored when loading.
         """
-        lines = [FORMAT_HEADER, f"pattern {json.dumps(self.pattern)}",
-                 f"specials {len(self.special_tokens)}"]
+        lines = [FORMAT_HEADER, f"pattern {json.dumps(self.pattern)}"]
+        if self.byte_order != tuple(range(256)):
+            lines.append("bytes " + " ".join(map(str, self.byte_order)))
+        lines.append(f"specials {len(self.special_tokens)}")
         lines += [f"{json.dumps(s)} {i}" for s, i in self.special_tokens.items()]
         lines.append(f"merges {len(self.merges)}")
         lines += [f'{a} {b}  # "{render_token(self.vocab[i])}"' for (a, b), i in self.merges.items()]
@@ -470,6 +487,12 @@ class BPETokenizer(Tokenizer):
         except Exception:
             raise bad(2, "missing 'pattern <json string>'") from None
         pos = 2
+        byte_order = None
+        if lines[pos].startswith("bytes "):
+            byte_order = lines[pos].split()[1:]
+            if len(byte_order) != 256 or not all(b.isdigit() for b in byte_order):
+                raise bad(pos + 1, "expected 'bytes' and 256 byte values")
+            pos += 1
 
         def count(name):
             nonlocal pos
@@ -496,7 +519,7 @@ class BPETokenizer(Tokenizer):
                 raise bad(pos + 1, "expected '<id1> <id2>' for a merge") from None
             pos += 1
         try:
-            return cls._from_parts(pattern, pairs, specials)
+            return cls._from_parts(pattern, pairs, specials, byte_order)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
 
@@ -504,8 +527,8 @@ class BPETokenizer(Tokenizer):
     # tiktoken interop
 
     def to_tiktoken_ranks(self) -> dict[bytes, int]:
-        """``{token bytes: rank}`` for ``tiktoken.Encoding(mergeable_ranks=...)``: bytes 0..255
-        in byte order, then each merge's bytes at rank 256+i (rank == our id). Special tokens
+        """``{token bytes: rank}`` for ``tiktoken.Encoding(mergeable_ranks=...)``: the 256 bytes
+        at ranks 0..255 (in ``byte_order``), then each merge's bytes at rank 256+i (rank == our id). Special tokens
         are not included; pass ``tok.special_tokens`` as tiktoken's ``special_tokens``."""
         if not self._unique:
             raise ValueError("two tokens have the same bytes, which a tiktoken rank file cannot "
@@ -522,16 +545,18 @@ class BPETokenizer(Tokenizer):
     def from_tiktoken_ranks(cls, ranks: dict[bytes, int], pattern: str = "gpt4",
                             special_tokens: dict[str, int] | None = None) -> "BPETokenizer":
         """Rebuild a tokenizer from ``{bytes: rank}``. Ranks must be 0..n-1 with the 256 single
-        bytes first in byte order. The merge behind each token is recovered by BPE-encoding its
-        bytes with the lower-ranked tokens only; it must end as two tokens."""
+        bytes first, in any order (GPT-2's ranks them in its own order). The merge behind each
+        token is recovered by BPE-encoding its bytes with the lower-ranked tokens only; it must
+        end as two tokens."""
         by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
         if [r for _, r in by_rank] != list(range(len(by_rank))) or len(by_rank) < 256:
             raise ValueError("ranks must be exactly 0..n-1 with n >= 256")
-        if any(b != bytes([i]) for b, i in by_rank[:256]):
-            raise ValueError("ranks 0..255 must be the 256 single bytes in byte order")
+        if sorted(b for b, _ in by_rank[:256]) != [bytes([i]) for i in range(256)]:
+            raise ValueError("ranks 0..255 must be the 256 single bytes")
         # pair table over the whole vocabulary, then read off the merge behind each token
         vocab = [b for b, _ in by_rank]
-        full = cls(pattern)
+        byte_order = [b[0] for b in vocab[:256]]
+        full = cls._from_parts(pattern, [], {}, byte_order)
         full._install_vocab(vocab)
         pairs = []
         for idx in range(256, len(vocab)):
@@ -540,11 +565,25 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(f"token {render_token(vocab[idx])!r} (rank {idx}) is not the "
                                  f"merge of two lower-ranked tokens")
             pairs.append(tuple(parts))
-        return cls._from_parts(pattern, pairs, dict(special_tokens or {}))
+        return cls._from_parts(pattern, pairs, dict(special_tokens or {}), byte_order)
 
     def _install_vocab(self, vocab: list[bytes]) -> None:
         """Set the pair table from a plain vocabulary (used while recovering merges)."""
         self._pair_rank = _pair_table({b: i for i, b in enumerate(vocab)})
+
+    @classmethod
+    def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike) -> "BPETokenizer":
+        """GPT-2's own tokenizer from OpenAI's ``encoder.json`` and ``vocab.bpe`` (the same
+        content as Hugging Face's ``vocab.json`` and ``merges.txt``): 50,257 ids, GPT-2's split
+        pattern, ``<|endoftext|>`` = 50256. Encodes id for id as tiktoken's ``gpt2``.
+
+        Raises:
+            ValueError: naming the file (and line or key) when the two files are not a GPT-2
+                vocabulary or do not agree with each other.
+        """
+        from .gpt2_files import read_gpt2_vocab
+        byte_order, pairs, specials = read_gpt2_vocab(encoder_json, vocab_bpe)
+        return cls._from_parts("gpt2", pairs, specials, byte_order)
 
     @classmethod
     def load_tiktoken(cls, path: str | os.PathLike, pattern: str = "gpt4",
