@@ -9,15 +9,12 @@ import numpy as np
 import pytest
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, backend, gradcheck
+from tinygrad_lm import Tensor, backend
 from tinygrad_lm import functional as F
 from tinygrad_lm.fast import functional as FAST
+from tinygrad_lm.testing import check_gradients, devices
 
-BACKENDS = [
-    pytest.param("cpu", id="numpy"),
-    pytest.param("cuda", id="cupy", marks=pytest.mark.skipif(not backend.gpu_available,
-                                                              reason="CuPy or an NVIDIA GPU is not available")),
-]
+BACKENDS = devices()  # tinygrad_lm.testing's: numpy always, cupy skipped without a GPU
 
 # (name, function of tensors, input shapes, positive inputs only)
 OPS = [
@@ -71,7 +68,7 @@ def _inputs(shapes, positive, device, seed=0):
 @pytest.mark.parametrize("name,fn,shapes,positive", OPS, ids=[o[0] for o in OPS])
 def test_op_gradcheck_and_agreement_with_numpy(device, name, fn, shapes, positive):
     inputs = _inputs(shapes, positive, device)
-    assert gradcheck(fn, inputs)
+    assert check_gradients(fn, *inputs)
     out = fn(*inputs)
     assert out.device == device
     reference = fn(*_inputs(shapes, positive, "cpu"))

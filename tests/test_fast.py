@@ -1,5 +1,6 @@
 """The fast path is pinned to the reference path: every fused kernel gives the reference's
-values and gradients in float64 (random shapes, random output gradients), `fuse(model)` gives
+values and gradients in float64 (random shapes, random output gradients, compared by
+`tinygrad_lm.testing.check_against`, the helper users get for their own twins), `fuse(model)` gives
 the reference model's loss and gradients (dropout on, padding masks too), and fusing changes
 no parameter, name or state-dict entry. Gradchecks of each kernel are in test_functional.py
 (run on both paths); the thread split is pinned in test_parallel.py.
@@ -12,23 +13,9 @@ from hypothesis import strategies as st
 from tinygrad_lm import Tensor, fast, functional as F, manual_seed, nn
 from tinygrad_lm.fast import functional as FAST
 from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.testing import check_against
 
 SETTINGS = settings(max_examples=15, deadline=None)
-
-
-def pin(reference, fused, arrays, seed=0, rtol=1e-10, atol=1e-12):
-    """Run reference(*tensors) and fused(*tensors) on float64 leaves made from `arrays`, back-
-    propagate the same random output gradient through both, and compare values and grads."""
-    results = []
-    for fn in (reference, fused):
-        leaves = [Tensor(a, requires_grad=True) if np.issubdtype(np.asarray(a).dtype, np.floating) else a
-                  for a in arrays]
-        y = fn(*leaves)
-        y.backward(np.asarray(np.random.default_rng(seed).standard_normal(y.shape)))  # the same gy for both
-        results.append([y.data] + [t.grad for t in leaves if isinstance(t, Tensor)])
-    for i, (want, got) in enumerate(zip(*results)):
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol,
-                                   err_msg=f"{'value' if i == 0 else f'gradient of input {i - 1}'} differs")
 
 
 def arr(rng, *shape, scale=1.0):
@@ -41,7 +28,7 @@ def arr(rng, *shape, scale=1.0):
 def test_linear_kernel_equals_the_reference(lead, C, out, bias, seed):
     rng = np.random.default_rng(seed)
     arrays = [arr(rng, *lead, C), arr(rng, out, C)] + ([arr(rng, out)] if bias else [])
-    pin(F.linear, FAST.linear, arrays, seed)
+    check_against(FAST.linear, F.linear, *arrays, seed=seed)
 
 
 @SETTINGS
@@ -49,7 +36,7 @@ def test_linear_kernel_equals_the_reference(lead, C, out, bias, seed):
 def test_embedding_kernel_equals_the_reference_with_repeated_ids(shape, V, seed):
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, V, size=shape)  # few rows, many ids: ids repeat
-    pin(lambda w: F.embedding(ids, w), lambda w: FAST.embedding(ids, w), [arr(rng, V, 3)], seed)
+    check_against(lambda w: FAST.embedding(ids, w), lambda w: F.embedding(ids, w), arr(rng, V, 3), seed=seed)
 
 
 @SETTINGS
@@ -58,7 +45,8 @@ def test_embedding_kernel_equals_the_reference_with_repeated_ids(shape, V, seed)
 def test_layer_norm_kernel_equals_the_reference(B, C, affine, eps, seed):
     rng = np.random.default_rng(seed)
     arrays = [arr(rng, B, 2, C, scale=3.0) + 1] + [arr(rng, C) for _ in range({"none": 0, "weight": 1, "both": 2}[affine])]
-    pin(lambda *a: F.layer_norm(*a, eps=eps), lambda *a: FAST.layer_norm(*a, eps=eps), arrays, seed, rtol=1e-9)
+    check_against(lambda *a: FAST.layer_norm(*a, eps=eps), lambda *a: F.layer_norm(*a, eps=eps), *arrays, seed=seed,
+                  rtol=1e-9)
 
 
 @SETTINGS
@@ -69,8 +57,8 @@ def test_cross_entropy_kernel_equals_the_reference(N, V, reduction, smoothing, s
     t = rng.integers(-1, V, size=(2, N))  # -1: ignored rows
     t[0, 0] = 0  # at least one counted row
     kw = dict(reduction=reduction, label_smoothing=smoothing)
-    pin(lambda z: F.cross_entropy(z, t, **kw), lambda z: FAST.cross_entropy(z, t, **kw), [arr(rng, 2, N, V, scale=3.0)],
-        seed)
+    check_against(lambda z: FAST.cross_entropy(z, t, **kw), lambda z: F.cross_entropy(z, t, **kw),
+                  arr(rng, 2, N, V, scale=3.0), seed=seed)
 
 
 @SETTINGS
@@ -88,13 +76,14 @@ def test_attention_kernel_equals_the_reference_with_masks_and_dropout(B, nh, T, 
         return lambda q, k, v: impl.scaled_dot_product_attention(q, k, v, causal=causal, mask=mask, dropout_p=p,
                                                                  rng=np.random.default_rng(seed))
 
-    pin(attend(F), attend(FAST), [arr(rng, B, nh, T, 3), arr(rng, B, nh, S, 3), arr(rng, B, nh, S, 2)], seed)
+    check_against(attend(FAST), attend(F), arr(rng, B, nh, T, 3), arr(rng, B, nh, S, 3), arr(rng, B, nh, S, 2),
+                  seed=seed)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (70001,)])
 def test_gelu_kernel_equals_the_reference(shape):
     rng = np.random.default_rng(0)
-    pin(F.gelu, FAST.gelu, [arr(rng, *shape, scale=3.0)], rtol=1e-11, atol=1e-13)
+    check_against(FAST.gelu, F.gelu, arr(rng, *shape, scale=3.0), rtol=1e-11, atol=1e-13)
 
 
 @SETTINGS
@@ -118,13 +107,8 @@ def test_fused_self_attention_equals_the_reference_module_in_train_mode(B, T, nh
             return module(x, mask)
         return fn
 
-    pin(run(ref), run(fused), [arr(rng, B, T, 2 * nh)], seed)
-    x = Tensor(arr(rng, B, T, 2 * nh))
-    for module in (ref, fused):
-        module.zero_grad()
-        run(module)(x).sum().backward()
-    for (name, p), q in zip(ref.named_parameters(), fused.parameters()):
-        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-10, atol=1e-12, err_msg=name)
+    check_against(run(fused), run(ref), arr(rng, B, T, 2 * nh), seed=seed,
+                  params=(dict(fused.named_parameters()), dict(ref.named_parameters())))
 
 
 def gpt_grads(model, x, y, **kw):
@@ -188,15 +172,15 @@ def test_fuse_swaps_classes_in_place_keeps_the_state_dict_and_unfuse_swaps_back(
     assert all(issubclass(fused, reference) for reference, fused in fast.FUSED.items())
 
 
-def test_pin_catches_a_kernel_with_a_wrong_backward(monkeypatch):
+def test_check_against_catches_a_kernel_with_a_wrong_backward(monkeypatch):
     from tinygrad_lm.fast.layernorm import LayerNormKernel
 
     original = LayerNormKernel.backward
     monkeypatch.setattr(LayerNormKernel, "backward", lambda self, gy: tuple(
         g * 1.001 if g is not None else None for g in original(self, gy)))
     rng = np.random.default_rng(0)
-    with pytest.raises(AssertionError, match="gradient of input 0 differs"):
-        pin(F.layer_norm, FAST.layer_norm, [arr(rng, 2, 5), arr(rng, 5)])
+    with pytest.raises(AssertionError, match=r"gradient of input 0 \(shape \(2, 5\)\) differs"):
+        check_against(FAST.layer_norm, F.layer_norm, arr(rng, 2, 5), arr(rng, 5))
 
 
 @pytest.mark.parametrize("decoupled", [False, True])

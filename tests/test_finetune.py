@@ -21,6 +21,7 @@ from tinygrad_lm.config import from_flat
 from tinygrad_lm.model import GPTConfig, load_model
 from tinygrad_lm.optim import param_groups
 from tinygrad_lm.tokenizer import CharTokenizer
+from tinygrad_lm.testing import check_gradients
 from tinygrad_lm.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,10 +136,10 @@ def test_head_and_body_gradients_pass_gradcheck(pooling):
     named = dict(model.named_parameters())
     params = {k: named[k] for k in ("score.weight", "score.bias", "transformer.h.1.ln_2.weight",
                                     "transformer.h.0.attn.c_attn.bias", "transformer.wpe.weight")}
-    assert tinygrad_lm.gradcheck(lambda: model(ids, mask)[0], [], params=params)
+    assert check_gradients(lambda: model(ids, mask)[0], params=params)
     labels = np.array([2, 0, 1])
     loss = lambda: model(ids, mask, labels)[1]  # noqa: E731  (the scalar loss through the head)
-    assert tinygrad_lm.gradcheck(loss, [], params={"score.weight": named["score.weight"]})
+    assert check_gradients(loss, params={"score.weight": named["score.weight"]})
 
 
 def test_pooling_takes_the_last_real_token():

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm import Tensor, functional as F, gradcheck
+from tinygrad_lm import Tensor, functional as F
+from tinygrad_lm.testing import check_gradients
 from tinygrad_lm.fast import functional as FAST
 
 BOTH = pytest.mark.parametrize("F", [F, FAST], ids=["reference", "fast"])
@@ -54,7 +55,7 @@ def ce_reference(z, t, ignore_index=-1, reduction="mean", label_smoothing=0.0):
 def test_linear_gradcheck(F, B, T, C, out, bias):
     rng = np.random.default_rng(B * 100 + T * 10 + C)
     args = [leaf(rng, B, T, C), leaf(rng, out, C)] + ([leaf(rng, out)] if bias else [])
-    assert gradcheck(lambda *a: F.linear(*a), args)
+    assert check_gradients(lambda *a: F.linear(*a), *args)
 
 
 @BOTH
@@ -63,7 +64,7 @@ def test_linear_gradcheck(F, B, T, C, out, bias):
 def test_embedding_gradcheck_with_repeated_ids(F, B, T, C, V):
     rng = np.random.default_rng(B + T + C + V)
     ids = rng.integers(0, V, size=(B, T))  # V <= 5 rows for up to 8 ids: ids repeat
-    assert gradcheck(lambda w: F.embedding(ids, w), [leaf(rng, V, C)])
+    assert check_gradients(lambda w: F.embedding(ids, w), leaf(rng, V, C))
 
 
 @BOTH
@@ -76,7 +77,7 @@ def test_layer_norm_gradcheck(F, B, T, C, affine):
         args.append(leaf(rng, C))
     if affine == "both":
         args.append(leaf(rng, C))
-    assert gradcheck(lambda *a: F.layer_norm(*a), args)
+    assert check_gradients(lambda *a: F.layer_norm(*a), *args)
 
 
 @BOTH
@@ -88,7 +89,7 @@ def test_cross_entropy_gradcheck(F, B, T, V, reduction, smoothing, n_ignored):
     t = rng.integers(0, V, size=(B, T))
     t.reshape(-1)[: min(n_ignored, B * T - 1)] = -1  # keep at least one real row
     z = leaf(rng, B, T, V, scale=2.0)
-    assert gradcheck(lambda x: F.cross_entropy(x, t, reduction=reduction, label_smoothing=smoothing), [z])
+    assert check_gradients(lambda x: F.cross_entropy(x, t, reduction=reduction, label_smoothing=smoothing), z)
 
 
 @BOTH
@@ -103,7 +104,7 @@ def test_attention_gradcheck(F, B, T, S_extra, hs, nh, causal, masked):
     if masked:  # a key-padding mask that always leaves the last key (which every causal row sees)
         mask = rng.random((B, 1, 1, S)) > 0.4
         mask[..., -1] = True
-    assert gradcheck(lambda *a: F.scaled_dot_product_attention(*a, causal=causal, mask=mask), [q, k, v])
+    assert check_gradients(lambda *a: F.scaled_dot_product_attention(*a, causal=causal, mask=mask), q, k, v)
 
 
 @BOTH
@@ -114,7 +115,7 @@ def test_attention_dropout_gradcheck_with_a_fixed_mask(F, B, T, p):
     rng = np.random.default_rng(T)
     q, k, v = (leaf(rng, B, 2, T, 4) for _ in range(3))
     fn = lambda *a: F.scaled_dot_product_attention(*a, dropout_p=p, rng=np.random.default_rng(1))  # noqa: E731
-    assert gradcheck(fn, [q, k, v])
+    assert check_gradients(fn, q, k, v)
     y_drop, y_plain = fn(q, k, v).data, F.scaled_dot_product_attention(q, k, v).data
     assert not np.allclose(y_drop, y_plain)  # the mask really did something
 
@@ -137,7 +138,7 @@ def test_fast_packed_self_attention_gradcheck(B, T, hs, nh, masked):
     if masked:  # key padding that keeps key 0, which every causal query sees
         mask = rng.random((B, 1, 1, T)) > 0.4
         mask[..., 0] = True
-    assert gradcheck(lambda a: FAST.packed_self_attention(a, nh, mask=mask), [qkv])
+    assert check_gradients(lambda a: FAST.packed_self_attention(a, nh, mask=mask), qkv)
 
 
 @settings(max_examples=10, deadline=None)
@@ -176,16 +177,16 @@ def test_fast_packed_self_attention_keeps_float32_and_checks_shapes(rng):
 def test_softmax_log_softmax_gelu_gradcheck(shape, axis):
     rng = np.random.default_rng(sum(shape))
     x = leaf(rng, *shape, scale=2.0)
-    assert gradcheck(lambda a: F.softmax(a, axis=axis), [x])
-    assert gradcheck(lambda a: F.log_softmax(a, axis=axis), [x])
-    assert gradcheck(F.gelu, [x])
+    assert check_gradients(lambda a: F.softmax(a, axis=axis), x)
+    assert check_gradients(lambda a: F.log_softmax(a, axis=axis), x)
+    assert check_gradients(F.gelu, x)
 
 
 @SETTINGS
 @given(B=B_, T=T_, C=C_, p=st.sampled_from([0.1, 0.5, 0.9]))
 def test_dropout_gradcheck_with_a_fixed_mask(B, T, C, p):
     x = leaf(np.random.default_rng(C), B, T, C)
-    assert gradcheck(lambda a: F.dropout(a, p, training=True, rng=np.random.default_rng(2)), [x])
+    assert check_gradients(lambda a: F.dropout(a, p, training=True, rng=np.random.default_rng(2)), x)
 
 
 # ----------------------------------------------------------------- cross-entropy
@@ -345,7 +346,7 @@ def test_attention_matches_the_numpy_reference_and_gradchecks(F, rng, causal, T,
         tq, tk, tv = (Tensor(a, requires_grad=True) for a in (q, k, v))
         y = F.scaled_dot_product_attention(tq, tk, tv, causal=causal, mask=m)
         np.testing.assert_allclose(y.data, want, rtol=1e-12, atol=1e-12)
-        assert gradcheck(lambda *a: F.scaled_dot_product_attention(*a, causal=causal, mask=m), [tq, tk, tv])
+        assert check_gradients(lambda *a: F.scaled_dot_product_attention(*a, causal=causal, mask=m), tq, tk, tv)
 
 
 @BOTH

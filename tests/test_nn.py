@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, fast, gradcheck, nn
+from tinygrad_lm import Tensor, fast, nn
+from tinygrad_lm.testing import check_gradients
 
 B_ = st.integers(1, 2)
 T_ = st.integers(1, 4)
@@ -30,7 +31,7 @@ BOTH = pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"]
 
 def check_module(module, *inputs):
     """gradcheck a float64 module with respect to its inputs and every parameter."""
-    return gradcheck(lambda *a: module(*a), inputs, params=dict(module.named_parameters()))
+    return check_gradients(lambda *a: module(*a), *inputs, params=dict(module.named_parameters()))
 
 
 class Toy(nn.Module):
@@ -389,7 +390,7 @@ def test_attention_module_gradcheck(fused, B, T, C, n_head, masked):
     rng = np.random.default_rng(B + T + C + n_head)
     x = Tensor(rng.standard_normal((B, T, C)), requires_grad=True)
     mask = rng.random((B, T)) > 0.3 if masked else None  # may mask a whole query row
-    assert gradcheck(lambda a: attn(a, mask), [x], params=dict(attn.named_parameters()))
+    assert check_gradients(lambda a: attn(a, mask), x, params=dict(attn.named_parameters()))
 
 
 @BOTH
@@ -429,7 +430,7 @@ def test_block_gradcheck_in_train_mode_with_dropout(fused, B, T, n_head):
         tinygrad_lm.manual_seed(1)
         return block(a)
 
-    assert gradcheck(fn, [x], params=dict(block.named_parameters()))
+    assert check_gradients(fn, x, params=dict(block.named_parameters()))
     tinygrad_lm.manual_seed(1)
     with tinygrad_lm.no_grad():
         assert not np.allclose(block(x).data, block.eval()(x).data)  # dropout really was on

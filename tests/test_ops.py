@@ -17,35 +17,39 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm import Function, Tensor, gradcheck, ops
+from tinygrad_lm import Function, Tensor, ops
+from tinygrad_lm.testing import arrays, away_from, broadcastable_shapes, check_gradients, shapes
+from tinygrad_lm.testing import positive as positive_values
 
 EXAMPLES = settings(max_examples=20)
 FEW = settings(max_examples=12)
 
 # ----------------------------------------------------------------- strategies
-SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
-SHAPES_1D = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3)
+# tinygrad_lm.testing's strategies, the ones users get; mutually broadcastable pairs and triples
+# (both operands stretched) come from hypothesis.extra.numpy directly.
+SHAPES = shapes(max_dims=3, max_side=3)
+SHAPES_1D = shapes(min_dims=1, max_dims=3, max_side=3)
 PAIRS = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=3)
 TRIPLES = hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, min_side=1, max_side=3)
 
 
 def values(shape, lo=-2.0, hi=2.0):
     """float64 arrays with bounded, finite elements."""
-    return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False, allow_infinity=False))
+    return arrays(shape, elements=st.floats(lo, hi, allow_nan=False, allow_infinity=False))
 
 
-def away_from_zero(shape, lo=0.3, hi=2.0):
-    """Either sign, magnitude in [lo, hi]: safe for division, relu, negative powers."""
-    return hnp.arrays(np.float64, shape, elements=st.one_of(st.floats(-hi, -lo), st.floats(lo, hi)))
+def away_from_zero(shape):
+    """Either sign, magnitude in [0.3, 2]: safe for division, relu, negative powers."""
+    return arrays(shape, elements=away_from(0.0, margin=0.3))
 
 
-def positive(shape, lo=0.2, hi=3.0):
-    return values(shape, lo, hi)
+def positive(shape):
+    return arrays(shape, elements=positive_values(0.2, 3.0))
 
 
 def distinct(shape):
     """Unique values on a 0.1 grid: max has no ties, and eps=1e-6 never swaps an order."""
-    return hnp.arrays(np.float64, shape, elements=st.integers(-40, 40).map(lambda i: i / 10), unique=True)
+    return arrays(shape, elements=st.integers(-40, 40).map(lambda i: i / 10), unique=True)
 
 
 @st.composite
@@ -62,13 +66,6 @@ def reduction_inputs(draw, arrays=values):
     """(x, axis, keepdims) for a reduction: x drawn by arrays(shape), axis any valid axis argument."""
     shape = draw(SHAPES)
     return draw(arrays(shape)), draw(axis_for(len(shape))), draw(st.booleans())
-
-
-@st.composite
-def mask_shape_for(draw, shape):
-    """A shape that broadcasts *to* `shape` (drops leading axes, turns some sides into 1)."""
-    drop = draw(st.integers(0, len(shape)))
-    return tuple(draw(st.sampled_from([n, 1])) for n in shape[drop:])
 
 
 def leaf(a):
@@ -102,7 +99,7 @@ def test_binary_ops_broadcast(name, data):
     op, fn, ref = BINARY[name]
     close(op(Tensor(a), Tensor(b)), ref(a, b), rtol=0, atol=0)
     close(fn(Tensor(a), Tensor(b)), ref(a, b), rtol=0, atol=0)
-    gradcheck(op, [leaf(a), leaf(b)])
+    check_gradients(op, a, b)
 
 
 @pytest.mark.parametrize("name", BINARY)
@@ -114,8 +111,8 @@ def test_binary_ops_with_a_scalar_on_either_side(name, data):
     op, _, ref = BINARY[name]
     close(op(Tensor(x), c), ref(x, c), rtol=0, atol=0)
     close(op(c, Tensor(x)), ref(c, x), rtol=0, atol=0)
-    gradcheck(lambda t: op(t, c), [leaf(x)])
-    gradcheck(lambda t: op(c, t), [leaf(x)])
+    check_gradients(lambda t: op(t, c), x)
+    check_gradients(lambda t: op(c, t), x)
 
 
 def test_binary_grad_shapes_follow_the_operands():
@@ -139,7 +136,7 @@ def test_only_the_operand_that_requires_grad_gets_one():
 def test_neg(x):
     close(-Tensor(x), -x, rtol=0, atol=0)
     close(ops.neg(Tensor(x)), -x, rtol=0, atol=0)
-    gradcheck(lambda t: -t, [leaf(x)])
+    check_gradients(lambda t: -t, x)
 
 
 @pytest.mark.parametrize("c", [2, 3, 0, 1, -1, -2, 0.5, 1.5, -0.5, 2.5])
@@ -155,7 +152,7 @@ def test_pow_scalar_exponent(c, data):
         x = data.draw(positive(shape))
     close(Tensor(x) ** c, x ** c)
     close(ops.pow(Tensor(x), c), x ** c)
-    gradcheck(lambda t: t ** c, [leaf(x)])
+    check_gradients(lambda t: t ** c, x)
 
 
 def test_pow_rejects_tensor_exponent_and_non_tensor_base():
@@ -182,7 +179,7 @@ def test_matmul_batched_and_broadcast(ab):
     a, b = ab
     close(Tensor(a) @ Tensor(b), a @ b, rtol=1e-13)
     close(ops.matmul(Tensor(a), Tensor(b)), a @ b, rtol=1e-13)
-    gradcheck(operator.matmul, [leaf(a), leaf(b)])
+    check_gradients(operator.matmul, a, b)
 
 
 @pytest.mark.parametrize("sa, sb", [
@@ -195,7 +192,7 @@ def test_matmul_batched_and_broadcast(ab):
 def test_matmul_gpt_shapes(sa, sb, rng):
     a, b = rng.standard_normal(sa), rng.standard_normal(sb)
     close(Tensor(a) @ Tensor(b), np.matmul(a, b), rtol=1e-13)
-    gradcheck(operator.matmul, [leaf(a), leaf(b)])
+    check_gradients(operator.matmul, a, b)
 
 
 @pytest.mark.parametrize("sa, sb", [((2, 3, 0), (0, 4)), ((2, 0, 3), (3, 4)), ((2, 3, 4), (4, 0)), ((0, 3), (3, 2))])
@@ -213,8 +210,8 @@ def test_matmul_zero_size_operands(sa, sb, rng):
 
 def test_matmul_with_raw_array_on_either_side(rng):
     a, w = rng.standard_normal((2, 3)), rng.standard_normal((3, 2))
-    gradcheck(lambda t: t @ w, [leaf(a)])
-    gradcheck(lambda t: a @ t, [leaf(w)])
+    check_gradients(lambda t: t @ w, a)
+    check_gradients(lambda t: a @ t, w)
 
 
 # ----------------------------------------------------------------- reductions
@@ -226,7 +223,7 @@ def test_sum_mean(name, case):
     ref = getattr(np, name)(x, axis=axis, keepdims=keepdims)
     close(getattr(Tensor(x), name)(axis=axis, keepdims=keepdims), ref)
     close(getattr(ops, name)(Tensor(x), axis, keepdims), ref)
-    gradcheck(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), [leaf(x)])
+    check_gradients(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), x)
 
 
 @EXAMPLES
@@ -234,7 +231,7 @@ def test_sum_mean(name, case):
 def test_max_without_ties(case):
     x, axis, keepdims = case
     close(Tensor(x).max(axis=axis, keepdims=keepdims), np.max(x, axis=axis, keepdims=keepdims), rtol=0, atol=0)
-    gradcheck(lambda t: t.max(axis=axis, keepdims=keepdims), [leaf(x)])
+    check_gradients(lambda t: t.max(axis=axis, keepdims=keepdims), x)
 
 
 def test_max_splits_the_gradient_among_ties():
@@ -253,7 +250,7 @@ def test_var(ddof, case):
     assume(count - ddof > 0)
     close(Tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof),
           np.var(x, axis=axis, keepdims=keepdims, ddof=ddof), rtol=1e-12, atol=1e-13)
-    gradcheck(lambda t: t.var(axis=axis, keepdims=keepdims, ddof=ddof), [leaf(x)])
+    check_gradients(lambda t: t.var(axis=axis, keepdims=keepdims, ddof=ddof), x)
 
 
 def test_reductions_on_a_zero_dim_tensor_accept_axis_0_and_minus_1():
@@ -296,7 +293,7 @@ def test_unary(name, data):
     x = data.draw(strategy(data.draw(SHAPES)))
     close(getattr(Tensor(x), name)(), ref(x), rtol=1e-13, atol=1e-15)
     close(getattr(tinygrad_lm, name)(Tensor(x)), ref(x), rtol=1e-13, atol=1e-15)
-    gradcheck(lambda t: getattr(t, name)(), [leaf(x)])
+    check_gradients(lambda t: getattr(t, name)(), x)
 
 
 def test_relu_gradient_is_zero_at_zero_and_below():
@@ -347,7 +344,7 @@ def test_reshape(case):
     close(Tensor(x).reshape(target), x.reshape(target), rtol=0, atol=0)
     close(Tensor(x).reshape(*target), x.reshape(target), rtol=0, atol=0)
     close(Tensor(x).view(target), x.reshape(target), rtol=0, atol=0)
-    gradcheck(lambda t: t.reshape(target), [leaf(x)])
+    check_gradients(lambda t: t.reshape(target), x)
 
 
 @EXAMPLES
@@ -359,20 +356,20 @@ def test_permute(data):
     close(Tensor(x).permute(*axes), np.transpose(x, axes), rtol=0, atol=0)
     close(Tensor(x).permute(axes), np.transpose(x, axes), rtol=0, atol=0)
     close(Tensor(x).T, x.T, rtol=0, atol=0)
-    gradcheck(lambda t: t.permute(*axes), [leaf(x)])
-    gradcheck(lambda t: t.T, [leaf(x)])
+    check_gradients(lambda t: t.permute(*axes), x)
+    check_gradients(lambda t: t.T, x)
 
 
 @EXAMPLES
 @given(data=st.data())
 def test_transpose(data):
-    shape = data.draw(hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=3))
+    shape = data.draw(shapes(min_dims=2, max_dims=4, max_side=3))
     x = data.draw(values(shape))
     nd = len(shape)
     a0, a1 = data.draw(st.integers(-nd, nd - 1)), data.draw(st.integers(-nd, nd - 1))
     close(Tensor(x).transpose(a0, a1), np.swapaxes(x, a0, a1), rtol=0, atol=0)
     close(Tensor(x).transpose(), np.swapaxes(x, -2, -1), rtol=0, atol=0)
-    gradcheck(lambda t: t.transpose(a0, a1), [leaf(x)])
+    check_gradients(lambda t: t.transpose(a0, a1), x)
 
 
 @EXAMPLES
@@ -382,7 +379,7 @@ def test_getitem_basic_indices(data):
     x = data.draw(values(shape))
     index = data.draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
     close(Tensor(x)[index], x[index], rtol=0, atol=0)
-    gradcheck(lambda t: t[index], [leaf(x)])
+    check_gradients(lambda t: t[index], x)
 
 
 @EXAMPLES
@@ -393,7 +390,7 @@ def test_getitem_integer_array_indices_with_repeats(data):
     index = data.draw(hnp.integer_array_indices(
         shape, result_shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=5)))
     close(Tensor(x)[index], x[index], rtol=0, atol=0)
-    gradcheck(lambda t: t[index], [leaf(x)])
+    check_gradients(lambda t: t[index], x)
 
 
 def test_getitem_repeated_indices_count_every_repeat(rng):
@@ -422,7 +419,7 @@ def test_getitem_repeated_indices_count_every_repeat(rng):
 def test_getitem_mixed_indices(index, rng):
     x = rng.standard_normal((2, 3))
     close(Tensor(x)[index], x[index], rtol=0, atol=0)
-    gradcheck(lambda t: t[index], [leaf(x)])
+    check_gradients(lambda t: t[index], x)
 
 
 def test_getitem_out_of_range_names_the_shape():
@@ -446,7 +443,7 @@ def test_concat(case):
     xs, axis = case
     close(ops.concat([Tensor(x) for x in xs], axis=axis), np.concatenate(xs, axis=axis), rtol=0, atol=0)
     close(tinygrad_lm.cat([Tensor(x) for x in xs], axis=axis), np.concatenate(xs, axis=axis), rtol=0, atol=0)
-    gradcheck(lambda *ts: ops.concat(ts, axis=axis), [leaf(x) for x in xs])
+    check_gradients(lambda *ts: ops.concat(ts, axis=axis), *xs)
 
 
 @EXAMPLES
@@ -457,7 +454,7 @@ def test_stack(data):
     xs = [data.draw(values(shape)) for _ in range(n)]
     axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
     close(ops.stack([Tensor(x) for x in xs], axis=axis), np.stack(xs, axis=axis), rtol=0, atol=0)
-    gradcheck(lambda *ts: ops.stack(ts, axis=axis), [leaf(x) for x in xs])
+    check_gradients(lambda *ts: ops.stack(ts, axis=axis), *xs)
 
 
 @st.composite
@@ -484,9 +481,9 @@ def test_split(case, data):
     assert len(pieces) == len(want)
     for got, ref in zip(pieces, want):
         close(got, ref, rtol=0, atol=0)
-    gradcheck(lambda t: t.split(sections, axis=axis), [leaf(x)])
+    check_gradients(lambda t: t.split(sections, axis=axis), x)
     used = data.draw(st.integers(0, len(want) - 1))  # only one piece used: the others get zeros
-    gradcheck(lambda t: ops.split(t, sections, axis)[used] * 2.0, [leaf(x)])
+    check_gradients(lambda t: ops.split(t, sections, axis)[used] * 2.0, x)
 
 
 def test_split_with_an_unused_piece_gives_it_zero_gradient():
@@ -503,10 +500,10 @@ def test_split_with_an_unused_piece_gives_it_zero_gradient():
 def test_masked_fill(data):
     shape = data.draw(SHAPES)
     x = data.draw(values(shape))
-    mask = data.draw(hnp.arrays(np.bool_, data.draw(mask_shape_for(shape))))
+    mask = data.draw(arrays(broadcastable_shapes(shape), np.bool_))
     close(Tensor(x).masked_fill(mask, -np.inf), np.where(mask, -np.inf, x), rtol=0, atol=0)
     close(ops.masked_fill(Tensor(x), Tensor(mask), 7.0), np.where(mask, 7.0, x), rtol=0, atol=0)
-    gradcheck(lambda t: t.masked_fill(mask, -3.0), [leaf(x)])
+    check_gradients(lambda t: t.masked_fill(mask, -3.0), x)
 
 
 def test_masked_fill_causal_mask_then_softmax():
@@ -516,20 +513,20 @@ def test_masked_fill_causal_mask_then_softmax():
     att = Tensor(x).masked_fill(causal, -np.inf).softmax(axis=-1).data
     assert np.all(att[:, causal] == 0.0)
     np.testing.assert_allclose(att.sum(-1), 1.0, rtol=1e-14)
-    gradcheck(lambda t: t.masked_fill(causal, -np.inf).softmax(axis=-1), [leaf(x)])
+    check_gradients(lambda t: t.masked_fill(causal, -np.inf).softmax(axis=-1), x)
 
 
 @EXAMPLES
 @given(data=st.data())
 def test_where_broadcast(data):
     sc, sa, sb = data.draw(TRIPLES).input_shapes
-    cond = data.draw(hnp.arrays(np.bool_, sc))
+    cond = data.draw(arrays(sc, np.bool_))
     a, b = data.draw(values(sa)), data.draw(values(sb))
     close(ops.where(cond, Tensor(a), Tensor(b)), np.where(cond, a, b), rtol=0, atol=0)
     close(tinygrad_lm.where(Tensor(cond), Tensor(a), Tensor(b)), np.where(cond, a, b), rtol=0, atol=0)
-    gradcheck(lambda s, t: ops.where(cond, s, t), [leaf(a), leaf(b)])
-    gradcheck(lambda s: ops.where(cond, s, 0.5), [leaf(a)])
-    gradcheck(lambda t: ops.where(cond, -1.0, t), [leaf(b)])
+    check_gradients(lambda s, t: ops.where(cond, s, t), a, b)
+    check_gradients(lambda s: ops.where(cond, s, 0.5), a)
+    check_gradients(lambda t: ops.where(cond, -1.0, t), b)
 
 
 def test_where_needs_a_tensor():
@@ -553,7 +550,7 @@ def test_softmax_any_axis(name, data):
     ref = _softmax_ref(x, axis) if name == "softmax" else np.log(_softmax_ref(x, axis))
     close(getattr(Tensor(x), name)(axis=axis), ref, rtol=1e-12, atol=1e-14)
     close(getattr(ops, name)(Tensor(x), axis), ref, rtol=1e-12, atol=1e-14)
-    gradcheck(lambda t: getattr(t, name)(axis=axis), [leaf(x)])
+    check_gradients(lambda t: getattr(t, name)(axis=axis), x)
 
 
 def test_softmax_is_numerically_stable():
@@ -564,7 +561,7 @@ def test_softmax_is_numerically_stable():
     np.testing.assert_allclose(s[0], _softmax_ref(np.array([0.0, 1.0, 2.0]), -1), rtol=1e-14)
     np.testing.assert_allclose(ls[1], np.log(_softmax_ref(np.array([0.0, -1.0, -2.0]), -1)), rtol=1e-14)
     np.testing.assert_allclose(Tensor([[0.0, 1e4]]).log_softmax().data, [[-1e4, 0.0]])
-    gradcheck(lambda t: t.softmax(axis=0), [leaf(x / 100)])
+    check_gradients(lambda t: t.softmax(axis=0), leaf(x / 100))
 
 
 # ----------------------------------------------------------------- dropout
@@ -593,7 +590,7 @@ def test_dropout_gradient_is_mask_times_scale(rng):
 
 def test_dropout_gradcheck_with_a_fixed_generator_per_evaluation(rng):
     # a fresh generator with the same seed in every evaluation gives the same mask each time
-    gradcheck(lambda t: ops.dropout(t, 0.4, rng=np.random.default_rng(9)), [leaf(rng.standard_normal((3, 4)))])
+    check_gradients(lambda t: ops.dropout(t, 0.4, rng=np.random.default_rng(9)), leaf(rng.standard_normal((3, 4))))
 
 
 def test_dropout_eval_mode_and_p_zero_are_identity():
@@ -635,7 +632,7 @@ def test_gradcheck_through_a_broadcasting_chain(rng):
         h = (h * w - a.mean()).sigmoid()                # (2, 3, 4)
         return (h @ b).sum(axis=0, keepdims=True) + c.exp() - h.var(axis=(0, 2)).gelu()  # (1, 3)
 
-    gradcheck(f, [leaf(a), leaf(b), leaf(c), leaf(w)])
+    check_gradients(f, a, b, c, w)
 
 
 def test_gradcheck_through_an_attention_like_block(rng):
@@ -652,7 +649,7 @@ def test_gradcheck_through_an_attention_like_block(rng):
         y = (att @ v).transpose(1, 2).reshape(B, T, C)                  # (B, T, C)
         return ops.concat([y, x[:, -1:, :]], axis=1).log_softmax(axis=-1)
 
-    gradcheck(f, [leaf(x), leaf(w_qkv)])
+    check_gradients(f, x, w_qkv)
 
 
 # ----------------------------------------------------------------- float32 in, float32 out

@@ -470,3 +470,22 @@ def test_function_without_grad_inputs_keeps_no_reference_to_them():
 def test_repr():
     assert repr(Tensor([1.0])) .startswith("Tensor(array([1.]")
     assert "requires_grad=True" in repr(leaf([1.0]))
+
+
+def test_a_backward_returning_a_wrong_shaped_gradient_is_named_at_once():
+    class BroadcastForgetful(Function):  # a * b whose backward forgets to undo b's broadcast
+        def forward(self, a, b):
+            self.a, self.b = a, b
+            return a * b
+
+        def backward(self, gy):
+            return gy * self.b, gy * self.a
+
+    from tinygrad_lm.tensor import GradientShapeError
+
+    a = Tensor(np.ones((2, 3)), requires_grad=True)
+    for b in (Tensor(np.ones(3), requires_grad=True),  # a leaf
+              Tensor(np.ones(3), requires_grad=True) * 2):  # and an intermediate, caught before its own backward
+        with pytest.raises(GradientShapeError, match=r"BroadcastForgetful.backward returned a gradient of shape "
+                                                     r"\(2, 3\) for its input 1 of shape \(3,\)"):
+            BroadcastForgetful()(a, b).sum().backward()
