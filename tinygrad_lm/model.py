@@ -148,6 +148,24 @@ class GPT(Module):
     def device(self):
         return self.transformer.wte.weight.device
 
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32):
+        """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors),
+        in eval mode; needs `pip install safetensors`. Mapping and errors: hf/gpt2.py.
+
+        Args:
+            path: the folder, e.g. from `hf download gpt2 --local-dir gpt2`.
+            dtype: the parameters' dtype.
+        """
+        from .hf.gpt2 import from_pretrained
+        return from_pretrained(path, dtype)
+
+    def save_pretrained(self, path, tokenizer=None):
+        """Write a folder that `transformers.GPT2LMHeadModel.from_pretrained(path)` loads (and
+        `GPT.from_pretrained`); with a BPE tokenizer, its vocab.json + merges.txt too."""
+        from .hf.gpt2 import save_pretrained
+        save_pretrained(self, path, tokenizer)
+
     def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
         """Logits (B, T, V) and, when `targets` (B, T) are given, the mean cross-entropy loss.
 

@@ -1,0 +1,202 @@
+"""GPT-2 in Hugging Face's format: `transformers.GPT2LMHeadModel` folders <-> our `GPT`.
+
+Our parameter names are already GPT-2's (`transformer.h.0.attn.c_attn.weight`, ...); what
+differs is the layout and the config:
+
+  * GPT-2's four projections per block (`attn.c_attn`, `attn.c_proj`, `mlp.c_fc`,
+    `mlp.c_proj`) are `Conv1D` layers whose weight is stored (in_features, out_features), the
+    transpose of a Linear's (out, in), which is ours: they are transposed on the way in and out.
+  * config.json names: `n_positions` is our block_size, `n_embd`/`n_layer`/`n_head`/
+    `vocab_size` are ours, `resid_pdrop` (= `embd_pdrop` = `attn_pdrop`) our one dropout,
+    `tie_word_embeddings` our tie_weights; `activation_function` "gelu_new" is our tanh GELU,
+    `layer_norm_epsilon` must be our LayerNorm's 1e-5, `n_inner` 4 * n_embd or null.
+  * With tied embeddings the file has no `lm_head.weight` (it is `transformer.wte.weight`).
+    The Hub's own `gpt2` file names tensors without the `transformer.` prefix and carries the
+    causal-mask buffers `h.{i}.attn.bias` / `masked_bias`, which are ignored.
+
+Anything we cannot run the same way (another model_type or activation, cross-attention,
+scaled-by-layer attention, a missing or mis-shaped tensor) is a ValueError naming the file and
+the key. `GPT.from_pretrained` and `GPT.save_pretrained` call `from_pretrained` and
+`save_pretrained` here; the file handling is in safetensors_io.py.
+Leaves out: GPT-2's other heads (double heads, classification), and fp16/bf16 storage (we
+write float32; float16 files load as float32).
+It follows transformers' modeling_gpt2.py and nanoGPT's `from_pretrained` in what it maps.
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import safetensors_io as io
+
+CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # stored (in, out) in GPT-2's files
+GELU_TANH = ("gelu_new", "gelu_pytorch_tanh")  # both are 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which GPT uses
+TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))  # Hugging Face's, OpenAI's
+
+
+def config_from_hf(hf, where="config.json"):
+    """Our GPTConfig from a GPT-2 config.json dict; a ValueError naming `where` and the key for
+    anything our GPT does not compute the same way."""
+    from ..model import GPTConfig
+
+    def get(key, kind, default=None):
+        return io.config_value(hf, key, kind, where, default)
+
+    if hf.get("model_type") != "gpt2":
+        raise ValueError(f"{where}: model_type is {hf.get('model_type')!r}; only 'gpt2' (GPT2LMHeadModel) loads here")
+    unsupported = {"activation_function": (get("activation_function", str, "gelu_new"), GELU_TANH),
+                   "scale_attn_weights": (get("scale_attn_weights", bool, True), (True,)),
+                   "scale_attn_by_inverse_layer_idx": (hf.get("scale_attn_by_inverse_layer_idx", False), (False,)),
+                   "add_cross_attention": (hf.get("add_cross_attention", False), (False,))}
+    for key, (value, allowed) in unsupported.items():
+        if value not in allowed:
+            raise ValueError(f"{where}: {key}={value!r} is not supported; tinygrad_lm's GPT computes {allowed[0]!r}")
+    eps = get("layer_norm_epsilon", float, LAYER_NORM_EPS)
+    if not math.isclose(eps, LAYER_NORM_EPS, rel_tol=1e-6):
+        raise ValueError(f"{where}: layer_norm_epsilon={eps} is not supported; our LayerNorm uses {LAYER_NORM_EPS}")
+    n_embd = get("n_embd", int)
+    if hf.get("n_inner") not in (None, 4 * n_embd):
+        raise ValueError(f"{where}: n_inner={hf['n_inner']} is not supported; our MLP is 4 * n_embd = {4 * n_embd} wide")
+    drops = {key: get(key, float, 0.1) for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+    if len(set(drops.values())) != 1:
+        raise ValueError(f"{where}: dropouts {drops} differ; our GPT has one dropout probability for all three")
+    sizes = dict(vocab_size=get("vocab_size", int), block_size=get("n_positions", int, hf.get("n_ctx")),
+                 n_layer=get("n_layer", int), n_head=get("n_head", int), n_embd=n_embd)
+    try:
+        return GPTConfig(**sizes, dropout=drops["resid_pdrop"], bias=True,
+                         tie_weights=get("tie_word_embeddings", bool, True))
+    except ValueError as e:  # sizes GPTConfig refuses (n_embd not divisible by n_head, ...)
+        raise ValueError(f"{where}: {e}") from None
+
+
+def config_to_hf(config):
+    """The config.json dict of a GPT2LMHeadModel equal to our GPTConfig (ValueError when none is)."""
+    if not config.bias or config.pos_encoding != "learned":
+        raise ValueError(f"GPT-2 has biases and learned positions; this model has bias={config.bias}, "
+                         f"pos_encoding={config.pos_encoding!r}, which a GPT-2 checkpoint cannot hold")
+    return {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": config.vocab_size,
+            "n_positions": config.block_size, "n_embd": config.n_embd, "n_layer": config.n_layer,
+            "n_head": config.n_head, "n_inner": None, "activation_function": "gelu_new",
+            "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.dropout,
+            "layer_norm_epsilon": LAYER_NORM_EPS, "initializer_range": 0.02, "scale_attn_weights": True,
+            "tie_word_embeddings": config.tie_weights, "use_cache": True}
+
+
+def hf_shapes(config):
+    """{name: shape} of the tensors a GPT2LMHeadModel file holds for `config`, in GPT-2's layout
+    (Conv1D weights (in, out)); `lm_head.weight` only when the embeddings are not tied."""
+    C, V = config.n_embd, config.vocab_size
+    shapes = {"transformer.wte.weight": (V, C), "transformer.wpe.weight": (config.block_size, C)}
+    for i in range(config.n_layer):
+        h = f"transformer.h.{i}."
+        for ln in ("ln_1", "ln_2"):
+            shapes.update({h + ln + ".weight": (C,), h + ln + ".bias": (C,)})
+        for name, (n_in, n_out) in zip(CONV1D, [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)]):
+            shapes.update({h + name + ".weight": (n_in, n_out), h + name + ".bias": (n_out,)})
+    shapes.update({"transformer.ln_f.weight": (C,), "transformer.ln_f.bias": (C,)})
+    if not config.tie_weights:
+        shapes["lm_head.weight"] = (V, C)
+    return shapes
+
+
+def _is_conv1d(name):
+    return name.endswith(".weight") and name.rsplit(".", 1)[0].split(".", 3)[-1] in CONV1D
+
+
+def state_from_hf(tensors, config, where="model.safetensors"):
+    """Our state dict (GPT-2 names, Linear layout (out, in), float32) from a GPT-2 file's tensors.
+
+    Args:
+        tensors: {name: array} as read from the file; names with or without `transformer.`.
+        config: our GPTConfig (from `config_from_hf`).
+        where: the file, for error messages.
+    Returns:
+        {name: array} for `GPT.load_state_dict` (with `lm_head.weight` when tied: the same array).
+    Raises:
+        ValueError: naming `where` and every missing, unexpected or mis-shaped tensor.
+    """
+    named = {}
+    for name, array in tensors.items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue  # GPT-2's causal-mask buffers, not parameters
+        full = name if name.startswith(("transformer.", "lm_head.")) else "transformer." + name
+        named[full] = array
+    shapes = hf_shapes(config)
+    if config.tie_weights:
+        named.pop("lm_head.weight", None)  # transformers ignores a tied head's copy too
+    missing = [k for k in shapes if k not in named]
+    unexpected = [k for k in named if k not in shapes]
+    wrong = [f"{k}: {tuple(named[k].shape)}, expected {shapes[k]}" for k in shapes
+             if k in named and tuple(named[k].shape) != shapes[k]]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{where}: does not match config.json's GPT-2 (n_layer={config.n_layer}, n_embd="
+                         f"{config.n_embd}, vocab_size={config.vocab_size}, n_positions={config.block_size}): "
+                         f"missing {missing[:4]}, unexpected {unexpected[:4]}, mis-shaped {wrong[:4]}")
+    state = {}
+    for name, array in named.items():
+        array = np.asarray(array, dtype=np.float32)
+        state[name] = array.T if _is_conv1d(name) else array  # Conv1D (in, out) -> Linear (out, in)
+    if config.tie_weights:
+        state["lm_head.weight"] = state["transformer.wte.weight"]
+    return state
+
+
+def state_to_hf(state, config):
+    """A GPT2LMHeadModel file's tensors from our state dict: Conv1D weights transposed back to
+    (in, out), float32, contiguous; no `lm_head.weight` when it is tied to the embeddings."""
+    out = {}
+    for name in hf_shapes(config):
+        array = np.asarray(state[name], dtype=np.float32)
+        out[name] = np.ascontiguousarray(array.T if _is_conv1d(name) else array)  # (out, in) -> (in, out)
+    return out
+
+
+def from_pretrained(path, dtype=np.float32):
+    """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors).
+
+    Args:
+        path: the folder (`hf download gpt2 --local-dir gpt2`, or any `save_pretrained` output).
+        dtype: the parameters' dtype (float32; float64 for checks).
+    Returns:
+        the GPT in eval mode, on the CPU.
+    """
+    from ..model import GPT
+
+    folder = io.model_folder(path)
+    config = config_from_hf(io.read_config(folder), str(folder / io.CONFIG_FILE))
+    state = state_from_hf(io.read_tensors(folder), config, str(folder / io.WEIGHTS_FILE))
+    model = GPT(config)
+    model.load_state_dict(state)
+    return model.to(dtype=np.dtype(dtype)).eval()
+
+
+def save_pretrained(model, path, tokenizer=None):
+    """Write `model` as a folder `transformers.GPT2LMHeadModel.from_pretrained(path)` loads.
+
+    Args:
+        model: a GPT with learned positions and biases (GPT-2's architecture).
+        path: the folder to write (created; config.json and model.safetensors are replaced).
+        tokenizer: optional BPETokenizer; written as vocab.json + merges.txt (GPT-2's format).
+    """
+    hf_config = config_to_hf(model.config)  # fails before anything is written when GPT-2 cannot hold the model
+    eot = getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>")
+    if eot is not None:  # transformers' generate stops there, as GPT-2's own config says
+        hf_config.update(bos_token_id=eot, eos_token_id=eot)
+    io.write_tensors(path, state_to_hf(model.state_dict(), model.config))
+    io.write_config(path, hf_config)
+    if tokenizer is not None:
+        from ..tokenizer.gpt2_files import write_gpt2_vocab
+        write_gpt2_vocab(tokenizer, Path(path) / "vocab.json", Path(path) / "merges.txt")
+
+
+def load_tokenizer(path):
+    """The BPETokenizer of a GPT-2 folder (vocab.json + merges.txt, or encoder.json + vocab.bpe),
+    or None when the folder has neither pair."""
+    from ..tokenizer import BPETokenizer
+
+    folder = io.model_folder(path)
+    for encoder, merges in TOKENIZER_FILES:
+        if (folder / encoder).is_file() and (folder / merges).is_file():
+            return BPETokenizer.from_gpt2(folder / encoder, folder / merges)
+    return None
