@@ -68,3 +68,86 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path):
         import cupy  # noqa: F401
     except ImportError:
         assert proc.returncode == 2 and "CuPy" in proc.stderr and "pip install" in proc.stderr
+
+
+# ---- Hugging Face GPT-2 folders: sample --hf, train --init-from, export --hf-dir
+def test_hf_commands_report_bad_paths_in_one_line(tmp_path):
+    for args, name in [(["sample", "--hf", str(tmp_path / "nowhere")], "nowhere: no such folder"),
+                       (["train", "--init-from", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "r")],
+                        "nowhere: no such folder"),
+                       (["export", "--ckpt", str(tmp_path / "nope.npz"), "--hf-dir", str(tmp_path / "x")], "nope.npz")]:
+        proc = run(args, tmp_path, check=False)
+        assert proc.returncode == 2 and name in proc.stderr and "Traceback" not in proc.stderr, args
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text('{"model_type": "gpt2"}')
+    proc = run(["sample", "--hf", str(tmp_path / "half")], tmp_path, check=False)
+    # without safetensors: how to install it; with it: the first missing key of config.json
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "pip install" in proc.stderr or "missing key" in proc.stderr
+
+
+@pytest.fixture
+def gpt2_folder(tmp_path):
+    """A tiny random GPT-2 with a small GPT-2-style tokenizer, saved as a Hugging Face folder."""
+    pytest.importorskip("safetensors")
+    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.tokenizer import BPETokenizer
+
+    text = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me!\n" * 40
+    tok = BPETokenizer("gpt2", special_tokens=["<|endoftext|>"])
+    tok.train(text, 256 + 40 + 1)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16))
+    model.save_pretrained(tmp_path / "hf", tokenizer=tok)
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    return tmp_path / "hf", tmp_path / "text.txt"
+
+
+def test_sample_from_a_hf_folder_with_and_without_the_cache(gpt2_folder, tmp_path):
+    folder, _ = gpt2_folder
+    args = ["sample", "--hf", str(folder), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3"]
+    cached = run(args, tmp_path)
+    assert cached.stdout.startswith("ROMEO:") and len(cached.stdout) > len("ROMEO:\n")
+    assert run(args + ["--no-kv-cache"], tmp_path).stdout == cached.stdout
+
+
+def test_init_from_a_hf_folder_then_export_it(gpt2_folder, tmp_path):
+    import numpy as np
+
+    from tinygrad_lm.hf.gpt2 import load_tokenizer
+    from tinygrad_lm.model import GPT, load_model
+
+    folder, text = gpt2_folder
+    out = tmp_path / "ft"
+    proc = run(["train", "--init-from", str(folder), "--data", str(text), "--block-size", "16", "--batch-size", "2",
+                "--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--log-interval", "2",
+                "--sample-tokens", "0", "--out-dir", str(out)], tmp_path)
+    assert "step     4/4" in proc.stdout
+    model, tokenizer, meta = load_model(out / "ckpt.npz")
+    assert meta["model_config"]["block_size"] == 16 and meta["train_config"]["init_from"] == str(folder)
+    start = GPT.from_pretrained(folder)  # fine-tuning moved the weights, from the folder's
+    assert not np.array_equal(model.state_dict()["transformer.h.0.attn.c_attn.weight"],
+                              start.state_dict()["transformer.h.0.attn.c_attn.weight"])
+    assert tokenizer.to_dict() == load_tokenizer(folder).to_dict()  # the folder's own tokenizer
+    proc = run(["export", "--ckpt", str(out / "ckpt.npz"), "--hf-dir", str(tmp_path / "exported")], tmp_path)
+    assert "vocab.json, merges.txt" in proc.stdout
+    exported = GPT.from_pretrained(tmp_path / "exported")
+    for (name, a), b in zip(model.state_dict().items(), exported.state_dict().values()):
+        assert np.array_equal(a, b), name
+    proc = run(["sample", "--hf", str(tmp_path / "exported"), "--prompt", "JULIET:", "--max-new-tokens", "5"],
+               tmp_path)
+    assert proc.stdout.startswith("JULIET:")
+
+
+def test_export_a_char_level_checkpoint_keeps_its_tokenizer_beside(tmp_path):
+    pytest.importorskip("safetensors")
+    out = tmp_path / "run"
+    run(["train", "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1", "--n-layer", "1", "--n-embd", "16",
+         "--n-head", "2", "--block-size", "16", "--batch-size", "2", "--sample-tokens", "0", "--out-dir", str(out)],
+        tmp_path)
+    proc = run(["export", "--ckpt", str(out / "best.npz"), "--hf-dir", str(tmp_path / "hf")], tmp_path)
+    assert "tinygrad_lm_tokenizer.txt" in proc.stdout
+    proc = run(["sample", "--hf", str(tmp_path / "hf"), "--prompt", "The ", "--max-new-tokens", "10", "--seed", "1"],
+               tmp_path)
+    again = run(["sample", "--ckpt", str(out / "best.npz"), "--prompt", "The ", "--max-new-tokens", "10", "--seed", "1"],
+                tmp_path)
+    assert proc.stdout == again.stdout and proc.stdout.startswith("The ")

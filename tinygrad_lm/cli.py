@@ -1,10 +1,12 @@
-"""The command line: `python -m tinygrad_lm {train,sample,tokenize,bench} ...`
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,export,bench} ...`
 (also installed as the `tinygrad-lm` console script).
 
 Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
 (`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), built by `config.add_flags` as the
 `finetune` command's are, so the dataclasses are the single source of defaults and `--help`
 lists them all. `--reference` runs the textbook layers instead of the fast path.
+Hugging Face GPT-2 folders: `sample --hf FOLDER` samples from one, `train --init-from FOLDER`
+fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one (hf/gpt2.py).
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Leaves out: config files (pass flags) and distributed launch.
@@ -12,6 +14,7 @@ Leaves out: config files (pass flags) and distributed launch.
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def build_parser():
@@ -25,8 +28,12 @@ def build_parser():
                        description="Pretrain a GPT, evaluate it, checkpoint it and print a sample.")
     add_flags(p, TrainConfig, "train")  # every setting as a flat flag, plus --resume
 
-    p = sub.add_parser("sample", help="sample text from a checkpoint", description="Generate text from a checkpoint.")
-    p.add_argument("--ckpt", required=True, help="checkpoint file (ckpt.npz or best.npz of a run)")
+    p = sub.add_parser("sample", help="sample text from a checkpoint or a Hugging Face GPT-2 folder",
+                       description="Generate text from a checkpoint or a Hugging Face GPT-2 folder.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="checkpoint file (ckpt.npz or best.npz of a run)")
+    source.add_argument("--hf", metavar="FOLDER", help="Hugging Face GPT-2 folder: config.json, model.safetensors "
+                        "and the tokenizer's vocab.json + merges.txt (needs pip install safetensors)")
     p.add_argument("--prompt", default="", help="text to continue (default: a newline)")
     p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate (default: 300)")
     p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: 0.8)")
@@ -34,6 +41,8 @@ def build_parser():
     p.add_argument("--num-samples", type=int, default=1, help="independent samples to print (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default: cpu)")
+    p.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
+                   help="recompute the whole context for every token (slower; the same tokens)")
 
     p = sub.add_parser("tokenize", help="train a tokenizer, or encode a text file with one",
                        description="Train a BPE/char tokenizer on a text (--vocab-size, --save), and/or encode "
@@ -52,6 +61,12 @@ def build_parser():
                                    "reports accuracy, macro-F1 and the confusion matrix.")
     from .finetune.command import add_arguments as add_finetune_arguments
     add_finetune_arguments(p)
+
+    p = sub.add_parser("export", help="write a checkpoint as a Hugging Face GPT-2 folder (transformers loads it)",
+                       description="Write a checkpoint as config.json + model.safetensors (+ its tokenizer), a "
+                                   "folder transformers.GPT2LMHeadModel.from_pretrained loads.")
+    p.add_argument("--ckpt", required=True, help="checkpoint file (ckpt.npz or best.npz of a run)")
+    p.add_argument("--hf-dir", required=True, help="folder to write (created)")
 
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
@@ -79,10 +94,15 @@ def _cmd_train(args):
 def _cmd_sample(args):
     from .model import load_model, sample_text
 
-    model, tokenizer, _ = load_model(args.ckpt, device=args.device)
+    if args.hf:
+        model, tokenizer = _load_hf(args.hf)
+        model.to(device=args.device)
+    else:
+        model, tokenizer, _ = load_model(args.ckpt, device=args.device)
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i
-        print(sample_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, seed))
+        print(sample_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, seed,
+                          use_cache=args.kv_cache))
         if i + 1 < args.num_samples:
             print("-" * 40)
 
@@ -117,6 +137,42 @@ def _cmd_tokenize(args):
         print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
 
 
+def _load_hf(folder):
+    """(model, tokenizer) of a Hugging Face GPT-2 folder: GPT-2's tokenizer files, or the file
+    `export` writes for tokenizers GPT-2's format cannot hold."""
+    from .hf.gpt2 import TOKENIZER_FILES, load_tokenizer
+    from .model import GPT
+    from .tokenizer import load_tokenizer as load_own_tokenizer
+
+    model = GPT.from_pretrained(folder)
+    tokenizer = load_tokenizer(folder)
+    if tokenizer is None and (Path(folder) / OWN_TOKENIZER).is_file():
+        tokenizer = load_own_tokenizer(Path(folder) / OWN_TOKENIZER)
+    if tokenizer is None:
+        raise FileNotFoundError(f"{folder}: no tokenizer files ({' or '.join(' + '.join(f) for f in TOKENIZER_FILES)});"
+                                f" for GPT-2 itself: hf download gpt2 vocab.json merges.txt --local-dir {folder}")
+    return model, tokenizer
+
+
+OWN_TOKENIZER = "tinygrad_lm_tokenizer.txt"  # export's file for a tokenizer GPT-2's files cannot hold
+
+
+def _cmd_export(args):
+    from .model import load_model
+    from .tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer
+
+    model, tokenizer, _ = load_model(args.ckpt)
+    gpt2_like = isinstance(tokenizer, BPETokenizer) and tokenizer.pattern == GPT2_SPLIT_PATTERN
+    model.save_pretrained(args.hf_dir, tokenizer=tokenizer if gpt2_like else None)
+    if gpt2_like:
+        print(f"wrote {args.hf_dir}: config.json, model.safetensors, vocab.json, merges.txt")
+    else:  # a char tokenizer, or BPE with GPT-4's split pattern, which GPT2Tokenizer would split differently
+        tokenizer.save(Path(args.hf_dir) / OWN_TOKENIZER)
+        print(f"wrote {args.hf_dir}: config.json, model.safetensors, and {OWN_TOKENIZER} (this tokenizer has no "
+              f"GPT-2 file form; `sample --hf {args.hf_dir}` reads it, transformers ignores it)")
+    print(f"load it with: transformers.GPT2LMHeadModel.from_pretrained({str(args.hf_dir)!r})")
+
+
 def _cmd_bench(args):
     import runpy
     from pathlib import Path
@@ -139,10 +195,10 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
-                "finetune": _cmd_finetune}
+                "finetune": _cmd_finetune, "export": _cmd_export}
     try:
         commands[args.command](args)
-    except (FileNotFoundError, IsADirectoryError, ValueError, RuntimeError) as e:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, RuntimeError, ImportError) as e:
         if os.environ.get("TINYGRAD_LM_DEBUG"):
             raise
         print(f"tinygrad-lm {args.command}: error: {e}", file=sys.stderr)

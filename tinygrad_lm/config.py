@@ -189,6 +189,8 @@ HELP = {
              "finetune": "training JSONL file, one {\"text\": ..., \"label\": ...} object per line"},
     "tokenizer": "char (one token per character) or bpe (byte-level BPE, GPT-4 split pattern)",
     "vocab_size": "BPE vocabulary size (ignored for char)",
+    "init_from": "a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt) to fine-tune: "
+                 "its size, weights and tokenizer are used; --block-size crops its context, --dropout applies",
     # the model (GPTConfig)
     "block_size": "context length T in tokens",
     "n_layer": "number of Transformer blocks",

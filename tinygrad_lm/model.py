@@ -253,10 +253,11 @@ def load_model(path, device="cpu"):
     return model.to(device=device), tokenizer_from_dict(meta["tokenizer"]), meta
 
 
-def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None):
+def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None,
+                use_cache=True):
     """Continue `prompt` with sampled tokens and return the decoded text (prompt included)."""
     ids = tokenizer.encode(prompt) if prompt else tokenizer.encode("\n")[:1] or [0]
-    out = model.generate(np.asarray([ids], dtype=np.int64), max_new_tokens, temperature, top_k, seed)
+    out = model.generate(np.asarray([ids], dtype=np.int64), max_new_tokens, temperature, top_k, seed, use_cache)
     return tokenizer.decode(out[0].tolist())
 
 

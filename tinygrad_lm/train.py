@@ -21,6 +21,10 @@ Both reach the same loss within float32 noise, and their checkpoints are interch
 What this loop shares with fine-tuning (schedule, logging, checkpoints, Ctrl-C, the NaN stop)
 is in loop.py; the flat flags of the nested config in config.py.
 
+Fine-tuning GPT-2: `--init-from FOLDER` starts from a Hugging Face GPT-2 folder instead of
+random weights (`GPT.from_pretrained`), with its tokenizer and size; `--block-size` crops its
+context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` applies.
+
 Reproducibility: `--resume` continues bit-for-bit, because the checkpoint holds the model,
 the optimizer state, the step, and both random streams (batches; dropout/init).
 Safety: Ctrl-C saves a checkpoint and exits cleanly; a NaN or infinite loss stops the run
@@ -52,6 +56,7 @@ class TrainConfig:
     data: str = None  # path of a UTF-8 text file; None = the built-in corpus
     tokenizer: str = "char"  # "char" or "bpe"
     vocab_size: int = 1024  # BPE only: the size to train the tokenizer to (char-level takes the corpus's characters)
+    init_from: str = None  # a Hugging Face GPT-2 folder to fine-tune: its size, weights and tokenizer
     # the model, the optimisation, and how the run is carried out
     model: GPTConfig = field(default_factory=GPTConfig)  # its vocab_size is set from the tokenizer
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -119,17 +124,25 @@ def _setup(cfg, resume):
         cfg = config.resumed(meta["train_config"], cfg, f"{ckpt_path}: train_config")
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         text, _ = load_corpus(cfg.data)
+    elif cfg.init_from:  # fine-tune a GPT-2 checkpoint: its size and its tokenizer
+        rng.manual_seed(cfg.run.seed)
+        text, _ = load_corpus(cfg.data)
+        model_config, pretrained_state, tokenizer = _pretrained(cfg)
+        cfg = replace(cfg, model=model_config)
     else:
         rng.manual_seed(cfg.run.seed)
         text, _ = load_corpus(cfg.data)
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size)
-    cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size))
+    if not cfg.init_from:
+        cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size))
     data = TokenData(text, tokenizer)
     data.check_block_size(cfg.model.block_size)
     model = GPT(cfg.model).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
     optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed)}
+    if cfg.init_from and not resume:
+        model.load_state_dict(pretrained_state)
     if resume:
         if meta["model_config"] != model.config.to_dict():
             raise ValueError(f"{ckpt_path}: checkpoint model config {meta['model_config']} does not match "
@@ -140,6 +153,26 @@ def _setup(cfg, resume):
         state["batch_rng"].bit_generator.state = meta["batch_rng"]
         state["step"], state["best_val"] = meta["step"], meta["best_val"]
     return cfg, model, optimizer, data, tokenizer, state
+
+
+def _pretrained(cfg):
+    """(model config, state dict, tokenizer) of the GPT-2 folder `cfg.init_from`: its context
+    cropped to cfg.model.block_size (the first rows of wpe), cfg.model.dropout, its tokenizer."""
+    from .hf.gpt2 import TOKENIZER_FILES, load_tokenizer
+
+    pretrained = GPT.from_pretrained(cfg.init_from)
+    tokenizer = load_tokenizer(cfg.init_from)
+    if tokenizer is None:
+        raise FileNotFoundError(f"{cfg.init_from}: no tokenizer files ({' or '.join(' + '.join(f) for f in TOKENIZER_FILES)}); "
+                                "--init-from fine-tunes with the checkpoint's own tokenizer")
+    if tokenizer.vocab_size > pretrained.config.vocab_size:
+        raise ValueError(f"{cfg.init_from}: the tokenizer has {tokenizer.vocab_size} tokens, the model only "
+                         f"{pretrained.config.vocab_size}")
+    block_size = min(cfg.model.block_size, pretrained.config.block_size)
+    model_config = replace(pretrained.config, block_size=block_size, dropout=cfg.model.dropout)
+    state = pretrained.state_dict()
+    state["transformer.wpe.weight"] = state["transformer.wpe.weight"][:block_size]  # (block_size, C)
+    return model_config, state, tokenizer
 
 
 def train(cfg, resume=False, stop_at=None):
@@ -162,7 +195,8 @@ def train(cfg, resume=False, stop_at=None):
     run = Run(cfg.run, save, start_step=step)
     run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
-              f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}")
+              f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
+              + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
     B, T, device = cfg.optim.batch_size, cfg.model.block_size, cfg.run.device
     losses, summary = [], {"out_dir": str(run.out_dir), "interrupted": False}
     try:
