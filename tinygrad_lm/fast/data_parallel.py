@@ -31,20 +31,12 @@ autograd graph, and `retain_graph=True` through a split call.
 import copy
 import inspect
 
-import numpy as np
-
 from ..backend import get_array_module
 from ..nn import Dropout, Parameter
-from ..rng import get_rng
+from ..slices import is_batch_first, slice_generators, slice_weights, split_rows
 from ..tensor import Function, Tensor
 from .blas import blas_threads
 from .workers import run_in_threads
-
-
-def _split(n, parts):
-    """Slice bounds cutting range(n) into `parts` nearly equal runs."""
-    edges = [round(i * n / parts) for i in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def replicate(module, params=None):
@@ -151,18 +143,16 @@ class DataParallel:
 
     def __call__(self, *args, **kwargs):
         bound = self._signature.bind(*args, **kwargs)
-        batch = [v for v in bound.arguments.values() if _batch_first(v)]
+        batch = [v for v in bound.arguments.values() if is_batch_first(v)]
         if not batch:
             raise ValueError("DataParallel: no array argument to split (the batch must be axis 0 of an array)")
         B = len(batch[0])
         threads = min(self.threads, B)
         if threads == 1:
             return self.module(*args, **kwargs)
-        slices = _split(B, threads)
+        slices = split_rows(B, threads)
         weights = _weights(bound.arguments, slices)
-        generators = None
-        if self.module.training:  # dropout: slice i's own stream, seeded from the global one in order
-            generators = [np.random.default_rng(int(s)) for s in get_rng(np).integers(0, 2**63, size=threads)]
+        generators = slice_generators(threads) if self.module.training else None  # dropout: a stream per slice
         runs = [self._prepare(bound, rows, B, generators[i] if generators else None) for i, rows in enumerate(slices)]
 
         def work(i):
@@ -191,7 +181,7 @@ class DataParallel:
                     m.generator = generator
 
         def cut(v):
-            if not _batch_first(v) or len(v) != B:
+            if not is_batch_first(v) or len(v) != B:
                 return v
             if isinstance(v, Tensor):
                 leaf = Tensor(v.data[rows], requires_grad=v.requires_grad)
@@ -204,27 +194,13 @@ class DataParallel:
         return {"model": model, "leaves": leaves, "rows": rows, "args": args, "kwargs": kwargs}
 
 
-def _batch_first(v):
-    return (isinstance(v, Tensor) or hasattr(v, "__array_interface__") or hasattr(v, "__cuda_array_interface__")) \
-        and getattr(v, "ndim", 0) >= 1
-
-
 def _tensor_args(arguments):
     return [v for v in arguments.values() if isinstance(v, Tensor) and v.ndim >= 1]
 
 
 def _weights(arguments, slices):
-    """n_i / N per slice: n_i its entries of `targets` (or `labels`) that are not -1, else its rows."""
     targets = arguments.get("targets", arguments.get("labels"))
-    if targets is None:
-        counts = [s.stop - s.start for s in slices]
-    else:
-        t = targets.data if isinstance(targets, Tensor) else targets
-        counts = [int((t[s] != -1).sum()) for s in slices]
-    total = sum(counts)
-    if total == 0:  # nothing counted anywhere: every slice's mean is NaN, as the whole batch's is
-        counts, total = [s.stop - s.start for s in slices], sum(s.stop - s.start for s in slices)
-    return [c / total for c in counts]
+    return slice_weights(targets.data if isinstance(targets, Tensor) else targets, slices)
 
 
 def split_optimizer_step(optimizer, threads=2):
