@@ -52,24 +52,31 @@ class Run:
         cfg: the RunConfig (out_dir, eval_interval, log_interval, quiet).
         save: save(path) writes a checkpoint of the loop's current state.
         start_step: the step the run starts (or resumes) at.
+        group: the distributed.Group of a run over MPI ranks, or None. Only rank 0 writes the
+            folder (logs, checkpoints) and prints; the other ranks run silently.
     """
 
-    def __init__(self, cfg, save, start_step=0):
-        self.cfg, self.save, self.start_step = cfg, save, start_step
+    def __init__(self, cfg, save, start_step=0, group=None):
+        self.cfg, self.start_step = cfg, start_step
+        self.writer = group is None or group.rank == 0
+        self.save = save if self.writer else (lambda path: None)
         self.out_dir = Path(cfg.out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")
+        self.log_file = None
+        if self.writer:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.log_file = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")
         self.t_start = self.t_last = time.perf_counter()
         self.steps_timed = 0
 
     def print(self, message):
-        if not self.cfg.quiet:
+        if not self.cfg.quiet and self.writer:
             print(message, flush=True)
 
     def record(self, record):
         """Append one JSON line to log.jsonl (flushed, so a crash keeps it)."""
-        self.log_file.write(json.dumps(record) + "\n")
-        self.log_file.flush()
+        if self.log_file is not None:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
 
     def should_evaluate(self, step):
         return step % self.cfg.eval_interval == 0 and step != self.start_step
@@ -117,7 +124,8 @@ class Run:
         return time.perf_counter() - self.t_start
 
     def close(self):
-        self.log_file.close()
+        if self.log_file is not None:
+            self.log_file.close()
 
 
 __all__ = ["Run", "TrainingStopped", "learning_rate"]

@@ -243,7 +243,7 @@ class Tensor:
                     raise GradientShapeError(
                         f"{type(fn).__name__}.backward returned a gradient of shape {g.shape} for its input {i} "
                         f"of shape {t.shape}; each gradient must have its input's shape (sum over the "
-                        "axes that forward broadcast, as ops/_util.py's unbroadcast does)")
+                        "axes that forward broadcast: tinygrad_lm.ops.unbroadcast)")
                 if t._ctx is None or t._retain:
                     t._accumulate(g)
                 if t._ctx is not None:

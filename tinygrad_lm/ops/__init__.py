@@ -1,4 +1,8 @@
-"""Every differentiable op, one concept per file; `Tensor` methods are wrappers around these."""
+"""Every differentiable op, one concept per file; `Tensor` methods are wrappers around these.
+
+`unbroadcast(grad, shape)` is exported too: the backward of a user's own broadcasting op needs it.
+"""
+from ._util import unbroadcast
 from .arith import add, div, mul, neg, pow, sub
 from .dropout import dropout
 from .matmul import matmul
@@ -12,5 +16,5 @@ __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "sum", "mean", "max", "var",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "reshape", "permute", "transpose",
     "getitem", "concat", "cat", "stack", "split", "cast", "masked_fill", "where", "softmax",
-    "log_softmax", "dropout",
+    "log_softmax", "dropout", "unbroadcast",
 ]
