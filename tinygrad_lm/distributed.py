@@ -58,8 +58,17 @@ def _mpi():
 
 
 def init(device="cpu"):
-    """Join the MPI job this process was started in (`mpiexec -n N ...`); returns its Group."""
+    """Join the MPI job this process was started in (`mpiexec -n N ...`); returns its Group.
+
+    On the CPU each rank keeps BLAS to one thread: ranks are placed one per core, and BLAS
+    threads of their own would fight the other ranks for the cores (--threads still splits a
+    rank's rows over threads, as in one process).
+    """
     MPI = _mpi()
+    if device != "cuda":
+        from .fast.blas import set_blas_threads
+
+        set_blas_threads(1)
     return Group(MPI.COMM_WORLD, device)
 
 
