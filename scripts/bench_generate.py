@@ -91,7 +91,8 @@ def main():
     args = [sys.executable, os.path.abspath(__file__), "--memory", "--threads", str(ARGS.threads),
             "--prompt-len", str(ARGS.prompt_len), "--new-tokens", str(ARGS.new_tokens)]
     print(f"GPT-2 small config, random weights, float32, batch 1, greedy, prompt {ARGS.prompt_len} + "
-          f"{ARGS.new_tokens} new tokens, {ARGS.threads} threads")
+          f"{ARGS.new_tokens} new tokens, {ARGS.threads} threads; load average at start "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip())
     manual_seed(0)
     prompt = np.random.default_rng(0).integers(0, GPT2_SMALL["vocab_size"], size=(1, ARGS.prompt_len))
@@ -122,6 +123,8 @@ def main():
     print(f"the cache speeds up our generation {best['ours, uncached, reference'] / best['ours, cached, reference']:.1f}x "
           f"(reference), {best['ours, uncached, fast'] / best['ours, cached, fast']:.1f}x (fast)")
     print(hf_note)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 minutes; other "
+          "processes' load slows the sides that run during it)")
 
 
 def add_transformers(sides, ours, prompt):
