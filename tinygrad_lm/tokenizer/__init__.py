@@ -7,7 +7,9 @@ What this package implements:
   * ``bpe.py``: ``BPETokenizer``, GPT-2/GPT-4 style byte-level BPE with fast incremental
     training and tiktoken-compatible encoding, special tokens and a versioned model file;
   * ``patterns.py``: the GPT-2 and GPT-4 split regexes;
-  * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files.
+  * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files;
+  * ``gpt2_files.py``: GPT-2's published ``encoder.json`` + ``vocab.bpe`` (Hugging Face's
+    ``vocab.json`` + ``merges.txt``), read by ``BPETokenizer.from_gpt2`` and written back.
   * ``tokenizer_from_dict(d)`` (here): rebuild either tokenizer from its ``to_dict()``, as stored
     in model checkpoints; ``load_tokenizer(path)``: read a file written by either ``save``.
 
