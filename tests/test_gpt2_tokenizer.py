@@ -133,3 +133,15 @@ def test_bad_gpt2_files_name_the_file_and_line(small_files, tmp_path):
         BPETokenizer.from_gpt2(vocab, short)
     with pytest.raises(FileNotFoundError):
         BPETokenizer.from_gpt2(tmp_path / "missing.json", merges)
+
+
+def test_gpt2_encodes_the_corpus_as_transformers(gpt2_tok, shakespeare_path, tmp_path):
+    """Hugging Face's GPT-2 tokenizer, given the same two files under its names, as the second oracle."""
+    pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    (tmp_path / "vocab.json").write_bytes(ENCODER.read_bytes())
+    (tmp_path / "merges.txt").write_bytes(VOCAB_BPE.read_bytes())
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')  # so AutoTokenizer picks GPT-2's
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    text = shakespeare_path.read_text(encoding="utf-8")
+    assert gpt2_tok.encode(text) == hf(text).input_ids

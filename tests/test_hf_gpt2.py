@@ -261,3 +261,15 @@ def test_greedy_generation_matches_transformers_generate(transformers, tmp_path,
         expected = theirs.generate(torch.tensor(prompt), max_new_tokens=10, do_sample=False,
                                    pad_token_id=0).numpy()
     np.testing.assert_array_equal(ours.generate(prompt, 10, temperature=0), expected)
+
+
+def test_transformers_reads_the_tokenizer_files_we_write(transformers, tmp_path):
+    from tinygrad_lm.tokenizer import BPETokenizer
+
+    text = "ROMEO: But soft, what light through yonder window breaks? It is the east.\n" * 20
+    tok = BPETokenizer("gpt2", special_tokens=["<|endoftext|>"])
+    tok.train(text, 256 + 60 + 1)
+    tiny_gpt(vocab_size=tok.vocab_size).save_pretrained(tmp_path, tokenizer=tok)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    for sample in (text, "What light? Yonder east, ROMEO!", "  spaces  and\nnew lines\n\n", "héllo wörld"):
+        assert hf(sample).input_ids == tok.encode(sample)
