@@ -192,6 +192,11 @@ def test_the_tokenizer_is_written_beside_the_weights(safetensors, tmp_path):
     back = load_tokenizer(tmp_path)
     assert back.encode("a small tokenizer") == tok.encode("a small tokenizer")  # bytes 0..255 keep their ids here
     assert io.read_config(tmp_path)["eos_token_id"] == tok.special_tokens["<|endoftext|>"]
+    gpt4 = BPETokenizer("gpt4")  # GPT-2's files hold no split pattern: transformers would split it differently
+    gpt4.train("a small text", 256 + 3)
+    with pytest.raises(ValueError, match="cannot hold BPETokenizer.*GPT-2's split pattern"):
+        tiny_gpt(vocab_size=gpt4.vocab_size).save_pretrained(tmp_path / "gpt4", tokenizer=gpt4)
+    assert not (tmp_path / "gpt4").exists()
 
 
 # ----------------------------------------------------------------- transformers (and torch) as the oracle

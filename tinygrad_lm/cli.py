@@ -163,11 +163,11 @@ OWN_TOKENIZER = "tinygrad_lm_tokenizer.txt"  # export's file for a tokenizer GPT
 
 
 def _cmd_export(args):
+    from .hf.gpt2 import fits_gpt2_files
     from .model import load_model
-    from .tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer
 
     model, tokenizer, _ = load_model(args.ckpt)
-    gpt2_like = isinstance(tokenizer, BPETokenizer) and tokenizer.pattern == GPT2_SPLIT_PATTERN
+    gpt2_like = fits_gpt2_files(tokenizer)
     model.save_pretrained(args.hf_dir, tokenizer=tokenizer if gpt2_like else None)
     if gpt2_like:
         print(f"wrote {args.hf_dir}: config.json, model.safetensors, vocab.json, merges.txt")

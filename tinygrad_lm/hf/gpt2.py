@@ -171,15 +171,30 @@ def from_pretrained(path, dtype=np.float32):
     return model.to(dtype=np.dtype(dtype)).eval()
 
 
+def fits_gpt2_files(tokenizer):
+    """Whether vocab.json + merges.txt hold all of `tokenizer`: a BPETokenizer with GPT-2's split
+    pattern (the files store none; transformers splits with GPT-2's) and '<|...|>' special tokens."""
+    from ..tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer
+
+    return (isinstance(tokenizer, BPETokenizer) and tokenizer.pattern == GPT2_SPLIT_PATTERN
+            and all(s.startswith("<|") and s.endswith("|>") for s in tokenizer.special_tokens))
+
+
 def save_pretrained(model, path, tokenizer=None):
     """Write `model` as a folder `transformers.GPT2LMHeadModel.from_pretrained(path)` loads.
 
     Args:
         model: a GPT with learned positions and biases (GPT-2's architecture).
         path: the folder to write (created; config.json and model.safetensors are replaced).
-        tokenizer: optional BPETokenizer; written as vocab.json + merges.txt (GPT-2's format).
+        tokenizer: optional BPETokenizer with GPT-2's split pattern (`fits_gpt2_files`); written
+            as vocab.json + merges.txt (GPT-2's format).
+    Raises:
+        ValueError: before writing anything, when GPT-2's format cannot hold the model or the tokenizer.
     """
     hf_config = config_to_hf(model.config)  # fails before anything is written when GPT-2 cannot hold the model
+    if tokenizer is not None and not fits_gpt2_files(tokenizer):
+        raise ValueError(f"GPT-2's vocab.json + merges.txt cannot hold {tokenizer!r}: they need byte-level BPE with "
+                         "GPT-2's split pattern and '<|...|>' special tokens; save it with tokenizer.save instead")
     eot = getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>")
     if eot is not None:  # transformers' generate stops there, as GPT-2's own config says
         hf_config.update(bos_token_id=eot, eos_token_id=eot)
