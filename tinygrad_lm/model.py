@@ -162,7 +162,8 @@ class GPT(Module):
 
     def save_pretrained(self, path, tokenizer=None):
         """Write a folder that `transformers.GPT2LMHeadModel.from_pretrained(path)` loads (and
-        `GPT.from_pretrained`); with a BPE tokenizer, its vocab.json + merges.txt too."""
+        `GPT.from_pretrained`); with a tokenizer (byte-level BPE with GPT-2's split pattern),
+        its vocab.json + merges.txt too."""
         from .hf.gpt2 import save_pretrained
         save_pretrained(self, path, tokenizer)
 
