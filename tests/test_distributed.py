@@ -133,7 +133,7 @@ def test_an_error_on_one_rank_ends_every_rank_with_one_message():
         print("NOT REACHED")
     """, timeout=60)
     assert rc != 0, out
-    assert "rank 1 of 2: RuntimeError: disk on fire" in out, out
+    assert "error on rank 1 of 2: RuntimeError: disk on fire" in out, out
     assert "NOT REACHED" not in out
 
 

@@ -9,7 +9,8 @@ Hugging Face GPT-2 folders: `sample --hf FOLDER` samples from one, `train --init
 fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one (hf/gpt2.py).
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
-Leaves out: config files (pass flags) and distributed launch.
+Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
+Leaves out: config files (pass flags).
 """
 import argparse
 import os
@@ -82,9 +83,13 @@ def _cmd_train(args):
     from .model import sample_text
     from .train import TrainConfig, train
 
+    if args.dist:  # join the MPI job first, so that even a bad flag ends every rank with one message
+        from . import distributed
+
+        distributed.init(args.device)
     cfg = from_args(TrainConfig, args)
     result = train(cfg, resume=args.resume)
-    if cfg.sample_tokens > 0 and not result["interrupted"]:
+    if cfg.sample_tokens > 0 and not result["interrupted"] and result["writer"]:
         print("\n---- sample ----")
         print(sample_text(result["model"], result["tokenizer"], max_new_tokens=cfg.sample_tokens,
                           seed=cfg.run.seed))
@@ -206,10 +211,24 @@ def main(argv=None):
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, RuntimeError, ImportError) as e:
         if os.environ.get("TINYGRAD_LM_DEBUG"):
             raise
+        _end_every_rank(e, 2, f"tinygrad-lm {args.command}: error")
         print(f"tinygrad-lm {args.command}: error: {e}", file=sys.stderr)
         print("(set TINYGRAD_LM_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
+    except BaseException as e:  # anything else (a bug, memory, a second Ctrl-C): over MPI, end every rank too
+        if not isinstance(e, SystemExit):
+            _end_every_rank(e, 130 if isinstance(e, KeyboardInterrupt) else 1, f"tinygrad-lm {args.command}: stopped")
+        raise
     return 0
+
+
+def _end_every_rank(error, code, what):
+    """Over MPI, a rank that exits alone leaves the others waiting in a collective forever:
+    report the error once and abort the whole job instead (distributed.Group.fail)."""
+    dist = sys.modules.get("tinygrad_lm.distributed")
+    group = dist.current() if dist else None
+    if group is not None and group.size > 1:
+        group.fail(error, code, what)
 
 
 if __name__ == "__main__":

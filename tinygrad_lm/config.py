@@ -5,7 +5,7 @@ and both it and `finetune.FinetuneConfig` nest the two shared ones defined here:
 
     OptimConfig   how the weights move: batch size, steps, learning-rate schedule, AdamW, clipping
     RunConfig     how the run is carried out: evaluation and log cadence, run folder, seed,
-                  device, the fast path (threads) or the reference path, quiet
+                  device, the fast path (threads) or the reference path, MPI ranks, quiet
 
 Users never see the tree: every leaf field is one flat flag (`n_layer` -> `--n-layer`), so
 `from_flat(TrainConfig, n_layer=2, lr=3e-3)` and the command line name settings the same way.
@@ -50,6 +50,7 @@ class RunConfig:
     device: str = "cpu"
     threads: int = 1  # the fast path: split each batch over this many CPU threads
     reference: bool = False  # the textbook path: no fused kernels, no threads
+    dist: str = None  # "mpi": data parallel over the ranks of `mpiexec -n N` (distributed.py)
     quiet: bool = False
 
     def __post_init__(self):
@@ -60,6 +61,8 @@ class RunConfig:
         if self.threads > 1 and self.reference:
             raise ValueError(f"--reference runs the plain textbook step on one thread; drop --threads "
                              f"{self.threads}, or drop --reference to split batches over threads")
+        if self.dist not in (None, "mpi"):
+            raise ValueError(f"dist={self.dist!r}: the only distributed backend is 'mpi' (launch with mpiexec -n N)")
         if self.threads > 1 and self.device != "cpu":
             raise ValueError(f"threads={self.threads} splits batches across CPU threads; on {self.device} use "
                              "--threads 1 (the GPU already runs each op in parallel)")
@@ -70,7 +73,7 @@ class RunConfig:
 
 
 # what may change when a run is resumed: where and how it runs, never what it computes
-RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "quiet")
+RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "quiet")
 
 
 def resumed(saved, current, where="checkpoint"):
@@ -235,12 +238,14 @@ HELP = {
                "CPU, see BENCHMARKS.md)",
     "reference": "run the plain textbook layers (the code to read) instead of the fused fast path; same "
                  "losses within float32 noise, slower",
+    "dist": "mpi: data parallel over the processes of `mpiexec -n N` (pip install -e .[dist]); each rank takes "
+            "its rows of every batch, --batch-size stays the global batch",
     "sample_tokens": "tokens to sample after training (0 skips)",
     "quiet": "print nothing but errors",
 }
 CHOICES = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"], "dtype": ["float32", "float64"],
            "device": ["cpu", "cuda"], "init": ["pretrained", "scratch"], "pooling": ["last", "mean"],
-           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"]}
+           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"], "dist": ["mpi"]}
 TYPES = {"dropout": float, "val_fraction": float}  # fields whose default (None) does not show their type
 SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "evaluation, checkpoints and the run"}
 

@@ -64,12 +64,24 @@ def init(device="cpu"):
     threads of their own would fight the other ranks for the cores (--threads still splits a
     rank's rows over threads, as in one process).
     """
+    global _group
+    if _group is not None:  # already joined (the command line joins before it parses the config)
+        return _group
     MPI = _mpi()
     if device != "cuda":
         from .fast.blas import set_blas_threads
 
         set_blas_threads(1)
-    return Group(MPI.COMM_WORLD, device)
+    _group = Group(MPI.COMM_WORLD, device)
+    return _group
+
+
+_group = None  # the Group of this process once init() ran: the command line ends every rank on an error
+
+
+def current():
+    """This process's Group, or None when it is not (yet) a rank of an MPI job."""
+    return _group
 
 
 class Group:
@@ -84,12 +96,14 @@ class Group:
         self.comm, self.rank, self.size, self.device = comm, comm.Get_rank(), comm.Get_size(), device
         self.stop_requested = False  # this rank got Ctrl-C or SIGTERM
         self.stopping = False  # some rank did: set by all_reduce_grads, the same on every rank
+        self.torn = False  # a second signal stopped this rank in the middle of a step
         self._nccl = _nccl_communicator(comm) if device == "cuda" else None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, frame):
         if self.stop_requested:  # the second one: stop now, without waiting for the step
+            self.torn = True
             raise KeyboardInterrupt
         self.stop_requested = True
 
@@ -156,8 +170,12 @@ class Group:
             p.data[...] = xp.asarray(host[start:start + n]).reshape(p.shape).astype(p.dtype)  # in place
             start += n
 
-    def check_same_config(self, config):
-        """Raise ValueError on every rank when the ranks were given different configs (a dict)."""
+    def check_same_config(self, config, batch_size=None):
+        """Raise ValueError on every rank when the ranks were given different configs (a dict), or
+        when `batch_size` rows do not split evenly over the ranks."""
+        if batch_size is not None and batch_size % self.size:
+            raise ValueError(f"--batch-size {batch_size} does not split evenly over {self.size} ranks; use a multiple "
+                             f"of {self.size} (it is the global batch: each rank takes batch_size / {self.size} rows)")
         mine = json.dumps(config, sort_keys=True, default=str)
         everyone = self.comm.allgather(mine)
         differ = [r for r, c in enumerate(everyone) if c != everyone[0]]
@@ -179,12 +197,12 @@ class Group:
         self.comm.Abort(code)
         os._exit(code)  # MPI_Abort may return to its caller before the launcher kills it
 
-    def fail(self, error, code=1):
+    def fail(self, error, code=1, what="error"):
         """After an error on this rank: report it once and end the job. A rank other than 0 waits
         a moment first, so that an error every rank meets alike is printed by rank 0 alone."""
         if self.rank != 0 and self.size > 1:
             time.sleep(2.0)
-        self.abort(f"rank {self.rank} of {self.size}: {type(error).__name__}: {error}", code)
+        self.abort(f"{what} on rank {self.rank} of {self.size}: {type(error).__name__}: {error}", code)
 
 
 def _differing_keys(a, b, prefix=""):

@@ -29,7 +29,10 @@ Reproducibility: `--resume` continues bit-for-bit, because the checkpoint holds 
 the optimizer state, the step, and both random streams (batches; dropout/init).
 Safety: Ctrl-C saves a checkpoint and exits cleanly; a NaN or infinite loss stops the run
 with a message naming the step and leaves the last good checkpoint untouched.
-Leaves out: gradient accumulation, mixed precision and multi-process training.
+Several processes: `mpiexec -n N python -m tinygrad_lm train --dist mpi` runs this loop on N
+ranks (distributed.py); each takes its rows of every batch, and one line after `loss.backward()`
+sums their gradients.
+Leaves out: gradient accumulation and mixed precision.
 """
 import math
 from dataclasses import asdict, dataclass, field, replace
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, fast, rng
+from . import checkpoint, config, distributed, fast, rng
 from .backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
@@ -183,16 +186,22 @@ def train(cfg, resume=False, stop_at=None):
         resume: continue from `cfg.run.out_dir/ckpt.npz` exactly where it stopped.
         stop_at: stop after this step as if interrupted (checkpoint saved), for tests.
     """
+    dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
     cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume)
     raw_model = model  # the GPT itself: what checkpoints hold and what samples
+    if dist:  # every rank: rank 0's config and initial weights
+        dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
+        dist.broadcast_parameters(raw_model)
     if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
         model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
+        model = distributed.Sharded(model, dist)
     batch_rng, step = state["batch_rng"], state["step"]
 
     def save(path):  # a checkpoint of the state right now (the step and streams as they stand)
         _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng)
 
-    run = Run(cfg.run, save, start_step=step)
+    run = Run(cfg.run, save, start_step=step, group=dist)  # over MPI, rank 0 alone writes and prints
     run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
@@ -215,6 +224,8 @@ def train(cfg, resume=False, stop_at=None):
             run.stop_if_not_finite(loss_value, step)  # before the update: the weights stay the last good ones
             optimizer.zero_grad()
             loss.backward()
+            if dist:
+                dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
             if cfg.optim.grad_clip > 0:
                 clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
@@ -222,15 +233,20 @@ def train(cfg, resume=False, stop_at=None):
             losses.append(loss_value)
             # ---- progress line and log record every log_interval steps
             run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=B * T)
-            if stop_at is not None and step >= stop_at:
-                raise KeyboardInterrupt  # as Ctrl-C would
+            if stop_at is not None and step >= stop_at or dist and dist.stopping:
+                raise KeyboardInterrupt  # as Ctrl-C would (over MPI: some rank got Ctrl-C, all stop here)
         summary.update(_evaluate(model, data, cfg, step, state, run))
     except KeyboardInterrupt:
+        if dist and dist.torn:  # a second Ctrl-C, in the middle of a step: nothing safe to save
+            dist.abort(f"interrupted twice: every rank stopped at once; resume from {run.out_dir}/ckpt.npz", 130)
         run.interrupted(step)
         summary["interrupted"] = True
     finally:
         run.close()
+    if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
+        dist.barrier()
     summary.update(step=step, losses=losses, seconds=run.seconds, best_val=state["best_val"], model=raw_model,
+                   writer=run.writer,
                    tokenizer=tokenizer, bytes_per_token=data.bytes_per_token, config=cfg)
     return summary
 

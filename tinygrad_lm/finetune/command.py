@@ -20,8 +20,12 @@ def run(args):
     """Build the FinetuneConfig from parsed flags and run `finetune`."""
     from .loop import finetune
 
+    if args.dist:  # join the MPI job first, so that even a bad flag ends every rank with one message
+        from .. import distributed
+
+        distributed.init(args.device)
     result = finetune(from_args(FinetuneConfig, args), resume=args.resume)
-    if not result["interrupted"]:
+    if not result["interrupted"] and result["writer"]:
         print(f"fine-tuned classifier in {result['out_dir']}/best.npz (load it with "
               "tinygrad_lm.finetune.load_classifier)")
     return result

@@ -18,6 +18,8 @@ loss). They hold the classifier weights, AdamW state, the label names, the token
 configs; `load_classifier(path)` reads them back, and `resume=True` continues a run exactly
 (batches are a pure function of the step, see `data.train_batch_indices`). Every logged step
 and evaluation goes to `log.jsonl` in the run folder.
+Over MPI (`mpiexec -n N ... finetune --dist mpi`) each rank steps on its rows of every batch and
+the gradients are summed as in pretraining; every rank evaluates the whole validation split.
 Leaves out: gradient accumulation, class weighting, early stopping (the best checkpoint is
 kept instead), and layer-wise learning-rate decay.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint, config, fast, rng
+from .. import checkpoint, config, distributed, fast, rng
 from ..backend import check_device, to_device
 from ..config import OptimConfig, RunConfig
 from ..loop import Run, learning_rate
@@ -261,16 +263,22 @@ def finetune(cfg, resume=False, stop_at=None):
         "evals", "step", "interrupted", "out_dir", "seconds".
     """
     _check_config(cfg)
+    dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
     cfg, model, optimizer, tokenizer, (train, val, test), state = _setup(cfg, resume)
     raw_model = model  # the classifier itself: what checkpoints hold
+    if dist:  # every rank: rank 0's config and initial weights
+        dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
+        dist.broadcast_parameters(raw_model)
     if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
         model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    # over MPI the step runs this rank's rows (evaluation runs whole on every rank: the same metrics)
+    step_model = distributed.Sharded(model, dist) if dist else model
     step = state["step"]
 
     def save(path):  # a checkpoint of the state right now
         _save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer)
 
-    run = Run(cfg.run, save, start_step=step)
+    run = Run(cfg.run, save, start_step=step, group=dist)  # over MPI, rank 0 alone writes and prints
     names = raw_model.label_names
     run.print(train.summary())
     run.print(val.summary())
@@ -291,11 +299,13 @@ def finetune(cfg, resume=False, stop_at=None):
             sel = train_batch_indices(len(train), step, cfg.optim.batch_size, cfg.run.seed)  # this step's examples
             ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T) right-padded ids, (B, T) real-token mask
             ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel]
-            logits, loss = model(ids, mask, labels)  # (B, L) and the mean cross-entropy
+            logits, loss = step_model(ids, mask, labels)  # (B, L) and the mean cross-entropy
             loss_value = loss.item()
             run.stop_if_not_finite(loss_value, step)  # before the update: the weights stay the last good ones
             optimizer.zero_grad()
             loss.backward()
+            if dist:
+                dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
             if cfg.optim.grad_clip > 0:
                 clip_grad_norm_(trainable, cfg.optim.grad_clip)
             optimizer.step()
@@ -303,17 +313,21 @@ def finetune(cfg, resume=False, stop_at=None):
             history.append(loss_value)
             # ---- progress line and log record every log_interval steps
             run.log_step(step, cfg.optim.max_iters, loss_value, lr)
-            if stop_at is not None and step >= stop_at:
-                raise KeyboardInterrupt  # as Ctrl-C would
+            if stop_at is not None and step >= stop_at or dist and dist.stopping:
+                raise KeyboardInterrupt  # as Ctrl-C would (over MPI: some rank got Ctrl-C, all stop here)
         summary["evals"].append(_evaluate(model, val, cfg, step, state, run))
     except KeyboardInterrupt:
+        if dist and dist.torn:  # a second Ctrl-C, in the middle of a step: nothing safe to save
+            dist.abort(f"interrupted twice: every rank stopped at once; resume from {run.out_dir}/ckpt.npz", 130)
         run.interrupted(step)
         summary["interrupted"] = True
     finally:
         run.close()
+    if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
+        dist.barrier()
     summary.update(step=step, history=history, best=state["best"], seconds=run.seconds, tokenizer=tokenizer,
-                   config=cfg)
-    if summary["interrupted"]:
+                   config=cfg, writer=run.writer)
+    if summary["interrupted"] or not run.writer:  # over MPI, rank 0 alone reports (from its best.npz)
         summary["model"] = raw_model
         return summary
     _final_report(summary, val, test, cfg, state, run)
