@@ -91,11 +91,17 @@ def worker(args):
                           "reduce_bytes": (n + len(raw.parameters()) + 1) * 4 if group else None}), flush=True)
 
 
+def mpiexec():
+    """The mpiexec beside this Python (the mpich wheel's), else the one on the PATH, else None."""
+    here = Path(sys.executable).with_name("mpiexec")
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
 def run_side(config, threads=1, ranks=None, steps=20):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", config, "--threads", str(threads),
            "--steps", str(steps)]
     if ranks is not None:
-        cmd = [shutil.which("mpiexec"), "-n", str(ranks)] + cmd + ["--dist"]
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd + ["--dist"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode:
@@ -107,7 +113,7 @@ def main():
     args = parse_args()
     if args.worker:
         return worker(args)
-    if shutil.which("mpiexec") is None:
+    if mpiexec() is None:
         sys.exit("mpiexec not found: pip install -e .[dist] (mpi4py and the mpich wheel)")
     sides = {"threads 1": dict(threads=1), "threads 2": dict(threads=2), "ranks 1": dict(ranks=1),
              "ranks 2": dict(ranks=2)}

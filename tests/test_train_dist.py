@@ -21,7 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("mpi4py", reason="the dist extra (mpi4py + an MPI) is not installed")
-MPIEXEC = shutil.which("mpiexec")
+# the mpiexec of this Python's environment (the mpich wheel puts it beside python), else the PATH's
+MPIEXEC = next((str(p) for p in [Path(sys.executable).with_name("mpiexec")] if p.exists()), None) \
+    or shutil.which("mpiexec")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec is not on the PATH (pip install mpich)")
 
 WORDS = "the cat sat on a mat while the dog ran to the log and nobody saw them go".split()
