@@ -62,5 +62,5 @@ def test_dropping_unbroadcast_gives_the_shape_message_the_readme_quotes(tmp_path
     assert right in code
     rc, out = run_pytest(tmp_path, code.replace(right, "return ga, gb"))
     assert rc == 1, out
-    quoted = re.search(r"for example `(Hypot\.backward returned [^`]*)`", README.read_text(encoding="utf-8"))[1]
+    quoted = re.search(r"for example\s+`(Hypot\.backward returned [^`]*)`", README.read_text(encoding="utf-8"))[1]
     assert quoted in out, out
