@@ -6,10 +6,12 @@
     attention.py   CausalSelfAttention
     block.py       Block (pre-LN Transformer block)
     loss.py        CrossEntropyLoss
+    kv_cache.py    KVCache (each layer's keys and values, for generation)
 """
 from .. import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
 from .attention import CausalSelfAttention
 from .block import Block
+from .kv_cache import KVCache
 from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear
 from .loss import CrossEntropyLoss
 from .module import Module, ModuleDict, ModuleList, Parameter
@@ -18,5 +20,5 @@ from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 __all__ = [
     "Module", "Parameter", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm",
     "Dropout", "GELU", "MLP", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
-    "sinusoidal_table", "CausalSelfAttention", "Block", "CrossEntropyLoss", "functional",
+    "sinusoidal_table", "CausalSelfAttention", "Block", "CrossEntropyLoss", "KVCache", "functional",
 ]
