@@ -44,23 +44,24 @@ def test_the_readme_test_file_passes_as_written(tmp_path):
     assert rc == 0 and re.search(r"\b2 passed", out), out
 
 
-def test_the_planted_bug_gives_the_report_the_readme_shows(tmp_path):
-    code, report = section()
-    right = "gy * self.a / self.h, gy * self.b / self.h"
+def run_with_bug(tmp_path, right, wrong):
+    """The README's test file with the line `right` replaced by `wrong`: it must fail; its output."""
+    code, _ = section()
     assert right in code
-    rc, out = run_pytest(tmp_path, code.replace(right, "gy * self.a / self.h, gy * self.a / self.h"))
+    rc, out = run_pytest(tmp_path, code.replace(right, wrong))
     assert rc == 1, out
-    shown = [normal(line) for line in report.strip().splitlines()]
+    return out
+
+
+def test_the_planted_bug_gives_the_report_the_readme_shows(tmp_path):
+    out = run_with_bug(tmp_path, "gy * self.a / self.h, gy * self.b / self.h", "gy * self.a / self.h, gy * self.a / self.h")
+    shown = [normal(line) for line in section()[1].strip().splitlines()]
     printed = {normal(line) for line in out.splitlines()}
     missing = [line for line in shown if line not in printed]
     assert not missing, f"README lines not printed: {missing}\n{out}"
 
 
 def test_dropping_unbroadcast_gives_the_shape_message_the_readme_quotes(tmp_path):
-    code, _ = section()
-    right = "return unbroadcast(ga, self.a.shape), unbroadcast(gb, self.b.shape)"
-    assert right in code
-    rc, out = run_pytest(tmp_path, code.replace(right, "return ga, gb"))
-    assert rc == 1, out
+    out = run_with_bug(tmp_path, "return unbroadcast(ga, self.a.shape), unbroadcast(gb, self.b.shape)", "return ga, gb")
     quoted = re.search(r"for example\s+`(Hypot\.backward returned [^`]*)`", README.read_text(encoding="utf-8"))[1]
     assert quoted in out, out
