@@ -76,7 +76,8 @@ def test_broadcast_gives_every_rank_rank_0s_weights_and_the_loss_is_the_same_eve
         _, loss = distributed.Sharded(model.eval(), group)(x, y)
         losses = group.comm.allgather(loss.item())
         if group.rank == 0:
-            print("WEIGHTS", np.array_equal(every[0], every[1]), (every[1] != 7.0).any(), "LOSSES", losses[0] == losses[1])
+            print("WEIGHTS", np.array_equal(every[0], every[1]), (every[1] != 7.0).any(),
+                  "LOSSES", losses[0] == losses[1])
     """)
     assert rc == 0, out
     assert "WEIGHTS True True LOSSES True" in out, out

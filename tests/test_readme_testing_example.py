@@ -54,7 +54,8 @@ def run_with_bug(tmp_path, right, wrong):
 
 
 def test_the_planted_bug_gives_the_report_the_readme_shows(tmp_path):
-    out = run_with_bug(tmp_path, "gy * self.a / self.h, gy * self.b / self.h", "gy * self.a / self.h, gy * self.a / self.h")
+    right = "gy * self.a / self.h, gy * self.b / self.h"
+    out = run_with_bug(tmp_path, right, right.replace("self.b", "self.a"))  # gb computed from a
     shown = [normal(line) for line in section()[1].strip().splitlines()]
     printed = {normal(line) for line in out.splitlines()}
     missing = [line for line in shown if line not in printed]

@@ -161,7 +161,8 @@ def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step_and_the_run_res
     script.write_text(textwrap.dedent(CTRL_C), encoding="utf-8")
     max_iters = 3000
     done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(corpus), "stopped", "1.0",
-                           str(max_iters)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env(tmp_path))
+                           str(max_iters)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=env(tmp_path))
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     line = next(line for line in out.splitlines() if line.startswith("STOPPED"))
