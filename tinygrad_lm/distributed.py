@@ -194,6 +194,7 @@ class Group:
         sys.stderr.write(message.rstrip() + "\n")
         sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(0.5)  # let the launcher pass the message on before MPI_Abort tears the job down
         self.comm.Abort(code)
         os._exit(code)  # MPI_Abort may return to its caller before the launcher kills it
 
