@@ -1,4 +1,5 @@
-"""Shared test fixtures: a hypothesis profile, global seeding, and the Shakespeare corpus path.
+"""Shared test fixtures: a hypothesis profile, global seeding, the Shakespeare corpus path, and
+the CuPy stand-in (`cupy_standin.py`, a test double) for the "cuda" tests where no GPU is.
 
 Keep this file small: fixtures used by one test file belong in that file.
 """
@@ -9,6 +10,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import tinygrad_lm
+from tinygrad_lm.testing import backends
+
+import cupy_standin  # noqa: E402  (tests/: the test double; only this conftest activates it)
+
+# devices() offers a third "cuda" parameter, id cupy-standin, where no real GPU is usable: the
+# tests parametrized over devices() run their CuPy half on the stand-in on every commit
+backends.register_standin(cupy_standin.install)
 
 # deadline=None: gradchecks do two forwards per element and the machine is shared, so
 # per-example timings are noise. derandomize: every run draws the same examples (seeded).
@@ -18,6 +26,21 @@ settings.register_profile(
 settings.load_profile("tinygrad_lm")
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cupy_standin: runs with tests/cupy_standin.py (a CuPy test double) "
+                            "installed as tinygrad_lm.backend.cupy")
+
+
+@pytest.fixture(autouse=True)
+def _cupy_standin(request, monkeypatch):
+    """For tests carrying the cupy_standin mark (devices()'s third parameter): the stand-in is
+    CuPy, and a GPU is reported present, for that test only."""
+    if request.node.get_closest_marker("cupy_standin") is not None:
+        cupy_standin.install(monkeypatch)
+    yield
+    tinygrad_lm.backend._pending_checks.clear()  # a device check no host read collected stays with its test
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,12 @@
-"""The same ops, layers and training step on every backend: NumPy always, CuPy where a GPU is.
+"""The same ops, layers and training step on every backend: NumPy always, CuPy where a GPU is,
+and the CPU stand-in for CuPy (`cupy_standin.py`, a test double) where no GPU is.
 
-The CuPy half skips cleanly where CuPy or a GPU is missing (CI has none). Where one is
-present, every op, reference layer and fast kernel is gradchecked on the GPU, results must match the NumPy
-run, and one full GPT training step in float64 must agree with the CPU to 1e-10 relative.
+Where a GPU is present, every op, reference layer and fast kernel is gradchecked on it, results
+must match the NumPy run, and one full GPT training step in float64 must agree with the CPU to
+1e-10 relative. Without one (CI), the same tests run on the stand-in, which refuses what CuPy
+refuses (host arrays in device ops, implicit conversion to NumPy), so dispatch bugs fail here
+on every commit; the real GPU run (`scripts/gpu_check.py`) stays the authority.
+`test_cuda_path.py` has the rest of the CuPy path (generate, fine-tuning, resume, syncs).
 The CPU-only tests at the bottom check what a user without a GPU sees.
 """
 import numpy as np
@@ -13,8 +17,9 @@ from tinygrad_lm import Tensor, backend
 from tinygrad_lm import functional as F
 from tinygrad_lm.fast import functional as FAST
 from tinygrad_lm.testing import check_gradients, devices
+from tinygrad_lm.testing.backends import cuda_devices
 
-BACKENDS = devices()  # tinygrad_lm.testing's: numpy always, cupy skipped without a GPU
+BACKENDS = devices()  # numpy always; cupy on a GPU (skipped without one); cupy-standin where no GPU is
 
 # (name, function of tensors, input shapes, positive inputs only)
 OPS = [
@@ -109,8 +114,8 @@ def test_training_step_matches_the_cpu_in_float64(device, fused):
         np.testing.assert_allclose(dev_state[k], cpu_state[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
 
-@pytest.mark.skipif(not backend.gpu_available, reason="CuPy or an NVIDIA GPU is not available")
-def test_mixed_device_op_names_both_devices():
+@pytest.mark.parametrize("device", cuda_devices())
+def test_mixed_device_op_names_both_devices(device):
     a = Tensor(np.ones(3), device="cpu")
     b = Tensor(np.ones(3), device="cuda")
     with pytest.raises(RuntimeError, match=r"different devices \(cpu \(3,\), cuda \(3,\)\)"):

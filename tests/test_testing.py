@@ -232,12 +232,27 @@ def test_check_against_compares_the_gradients_of_two_modules_parameters(rng):
 
 
 # ----------------------------------------------------------------- backends and import
-def test_devices_are_numpy_always_and_cupy_skipped_without_a_gpu():
+def test_devices_are_numpy_always_and_cupy_skipped_without_a_gpu(monkeypatch):
+    from tinygrad_lm.testing import backends
+
+    monkeypatch.setitem(backends._standin, "install", None)  # as a user without our tests/ sees it
     params = devices()
     assert [p.values for p in params] == [("cpu",), ("cuda",)]
     assert [p.id for p in params] == ["numpy", "cupy"]
     (skip,) = params[1].marks
     assert skip.args == (not backend.gpu_available,)
+
+
+def test_devices_offer_the_registered_standin_only_where_no_gpu_is(monkeypatch):
+    from tinygrad_lm.testing import backends
+
+    monkeypatch.setitem(backends._standin, "install", lambda mp: None)
+    monkeypatch.setattr(backend, "gpu_available", False)
+    params = devices()
+    assert [p.id for p in params] == ["numpy", "cupy", "cupy-standin"]
+    assert params[2].values == ("cuda",) and params[2].marks[0].name == "cupy_standin"
+    monkeypatch.setattr(backend, "gpu_available", True)  # a real GPU: "cuda" means the real one
+    assert [p.id for p in devices()] == ["numpy", "cupy"]
 
 
 def test_the_device_fixture_gives_a_usable_device(device):

@@ -5,7 +5,13 @@ Implements the three things the rest of the package needs to stay device-agnosti
   * `get_array_module(*arrays)`: pick NumPy or CuPy from the arrays themselves, so every op
     takes `xp` from its inputs and there is no module-level switch,
   * `to_device(array, device)` and `device_of(array)`: one path for moving raw arrays that
-    tensors, modules and optimizer state all share.
+    tensors, modules and optimizer state all share,
+  * `check_later(bad, make_error)`: a validity check on GPU data (an id out of range) that does
+    not stop the GPU to ask: the flag stays on the device and is read at the next moment the
+    host reads device data anyway (`to_device(..., "cpu")`, so `Tensor.item()` and
+    `.numpy()`), when the error is raised. Each immediate check would be a host sync per step,
+    the GPU idling while Python waits. PyTorch's CUDA kernels report such errors late too
+    (a device-side assert).
 
 Leaves out: multi-GPU placement (device "cuda" always means the current CUDA device) and
 any automatic fallback: asking for "cuda" without CuPy raises, it never silently runs on the CPU.
@@ -68,6 +74,35 @@ def check_device(device):
     return name
 
 
+_pending_checks = []  # (0-d device bool: True when bad, callable building the exception)
+_MAX_PENDING = 64  # read them all (one sync) when this many wait, so the list stays short
+
+
+def check_later(bad, make_error):
+    """Raise `make_error()` once `bad` (a 0-d bool array) is found True; a NumPy flag is read at
+    once, a device flag at the next device-to-host read (`raise_pending`)."""
+    if get_array_module(bad) is np:
+        if bool(bad):
+            raise make_error()
+        return
+    _pending_checks.append((bad, make_error))
+    if len(_pending_checks) >= _MAX_PENDING:
+        raise_pending()
+
+
+def raise_pending():
+    """Read the waiting device checks (one sync) and raise the first failed check's error."""
+    if not _pending_checks:
+        return
+    checks = list(_pending_checks)
+    _pending_checks.clear()
+    xp = get_array_module(checks[0][0])
+    failed = cupy.asnumpy(xp.stack([bad for bad, _ in checks])) if xp is not np else None
+    for (_, make_error), bad in zip(checks, failed):
+        if bad:
+            raise make_error()
+
+
 def to_device(array, device):
     """Return `array` as a NumPy ("cpu") or CuPy ("cuda") array; no copy when it is already there.
 
@@ -82,6 +117,7 @@ def to_device(array, device):
         return array
     if device == "cpu":
         if cupy is not None and isinstance(array, cupy.ndarray):
+            raise_pending()  # the host reads device data: the deferred checks are read with it
             return cupy.asnumpy(array)
         return np.asarray(array)
     return cupy.asarray(array)

@@ -9,7 +9,7 @@ Leaves out: convolution, pooling and everything else a GPT does not use.
 """
 import numpy as np
 
-from .backend import get_array_module, to_device
+from .backend import check_later, get_array_module, to_device
 from .ops import dropout, gelu, log_softmax, relu, softmax  # noqa: F401  (re-exported)
 from .tensor import Tensor
 
@@ -48,14 +48,29 @@ def linear(x, weight, bias=None):
 
 
 def check_ids(ids, n_rows, what="embedding", noun="id"):
-    """Raise IndexError naming an id outside 0..n_rows-1 (the smallest if below 0, else the largest)."""
+    """Raise IndexError naming an id outside 0..n_rows-1 (the smallest if below 0, else the largest).
+
+    NumPy ids are checked now. GPU ids are checked without stopping the GPU: the flag waits
+    on the device and the error is raised at the next host read (`backend.check_later`).
+    """
     if not ids.size:
         return
+    if get_array_module(ids) is not np:
+        check_later(((ids < 0) | (ids >= n_rows)).any(), lambda: _ids_error(to_device(ids, "cpu"), n_rows, what, noun))
+        return
+    error = _ids_error(ids, n_rows, what, noun)
+    if error is not None:
+        raise error
+
+
+def _ids_error(ids, n_rows, what, noun):
+    """The IndexError for NumPy `ids` out of range, or None when all are in range."""
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= n_rows:
         bad = lo if lo < 0 else hi
-        raise IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
-                         f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
+        return IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
+                          f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
+    return None
 
 
 def embedding(ids, weight):
@@ -127,8 +142,10 @@ def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoo
         return loss.reshape(targets.shape)
     if reduction == "sum":
         return loss.sum()
-    count = int(keep.sum())
-    return loss.sum() / count if count else loss.sum() * float("nan")  # nothing counted: NaN, as PyTorch
+    count = keep.sum()  # a device scalar on a GPU: dividing by it needs no host sync
+    if xp is np and count == 0:
+        return loss.sum() * float("nan")  # nothing counted: NaN, as PyTorch (a GPU's 0/0 gives it too)
+    return loss.sum() / count
 
 
 def check_attention(q, k, v):

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import checkpoint
-from .backend import get_array_module, to_device
+from .backend import device_of, get_array_module, to_device
 from .nn import (Block, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
                  SinusoidalPositionalEncoding)
 from .nn import init
@@ -181,7 +181,8 @@ class GPT(Module):
         return logits, self.loss_fn(logits, targets)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, use_cache=True):
-        """Append `max_new_tokens` sampled tokens to idx (B, T); returns a NumPy (B, T + n) array.
+        """Append `max_new_tokens` sampled tokens to idx (B, T); returns a (B, T + n) integer array
+        on idx's device (NumPy for lists and NumPy arrays, CuPy for a CuPy idx or a CUDA Tensor).
 
         With use_cache (the default) the prompt runs once and each later step feeds only the
         new token, the earlier keys and values coming from a `KVCache`; once the context would
@@ -200,7 +201,8 @@ class GPT(Module):
         if top_k is not None and top_k <= 0:
             raise ValueError(f"generate: top_k must be a positive integer, got {top_k}")
         rng = np.random.default_rng(seed) if seed is not None else get_rng(np)
-        out = np.array(to_device(idx.data if isinstance(idx, Tensor) else np.asarray(idx), "cpu"), dtype=np.int64)
+        idx = idx.data if isinstance(idx, Tensor) else idx
+        out = np.array(to_device(idx, "cpu"), dtype=np.int64)  # sampling runs on the host; a CuPy idx is copied
         if out.ndim == 1:
             out = out[None, :]
         was_training = self.training
@@ -220,7 +222,7 @@ class GPT(Module):
                     out = np.concatenate([out, _sample(logits, temperature, top_k, rng)[:, None]], axis=1)
         finally:
             self.train(was_training)
-        return out
+        return to_device(out, device_of(idx))  # on the device idx came from
 
 
 def _sample(logits, temperature, top_k, rng):

@@ -307,6 +307,7 @@ class Tensor:
         """The single element as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a single-element tensor, got shape {self.shape}")
+        backend.raise_pending()  # a host read: device-side checks waiting for one are read too
         return self.data.item()
 
     def tolist(self):

@@ -42,20 +42,25 @@ from ..backend import get_array_module
 from ..functional import _mask, check_attention
 from ..nn import CausalSelfAttention
 from ..nn.attention import key_padding_mask
-from ..rng import get_rng
+from ..rng import uniform
 from ..tensor import Function, Tensor
 from .rows import rowsum
 
-_causal_cache = {}
+_causal_cache = {}  # (T, S, device, dtype) -> mask; the oldest entry goes beyond _CACHE_SIZE
+_CACHE_SIZE = 16  # generation with a cache asks for a new (T, S) every token: keep a few only
 
 
 def causal_bias_t(T, S, xp, dtype):
-    """(S, T) additive mask in the transposed layout: -inf where key j > query i + (S - T)."""
-    key = (T, S, xp.__name__, np.dtype(dtype).str)
-    bias = _causal_cache.get(key)
+    """(S, T) additive mask in the transposed layout: -inf where key j > query i + (S - T).
+    Cached per size, dtype and device (each GPU keeps its own copy)."""
+    device = xp.cuda.get_device_id() if xp is not np else -1
+    key = (T, S, xp.__name__, device, np.dtype(dtype).str)
+    bias = _causal_cache.pop(key, None)
     if bias is None:
         bias = xp.ascontiguousarray(xp.triu(xp.full((T, S), -np.inf, dtype=dtype), k=S - T + 1).T)  # (S, T)
-        _causal_cache[key] = bias
+        if len(_causal_cache) >= _CACHE_SIZE:
+            del _causal_cache[next(iter(_causal_cache))]  # least recently used (dicts keep order)
+    _causal_cache[key] = bias  # (re)inserted last: most recently used
     return bias
 
 
@@ -110,8 +115,7 @@ class AttentionKernel(Function):
         pt *= 1.0 / denom  # P^T: each column sums to 1 over the keys
         self.pt = pt
         if self.dropout_p > 0.0:  # the reference's draw: same generator, dtype and (B, nh, T, S) layout
-            rng = self.rng if self.rng is not None else get_rng(xp)
-            keep = rng.random(pt.shape[:-2] + (T, S), dtype=pt.dtype) >= self.dropout_p
+            keep = uniform(pt.shape[:-2] + (T, S), pt.dtype, xp, self.rng) >= self.dropout_p
             self.drop = xp.ascontiguousarray(keep.swapaxes(-1, -2)) * pt.dtype.type(1.0 / (1.0 - self.dropout_p))
             pt = pt * self.drop
         else:

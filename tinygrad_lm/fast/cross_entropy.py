@@ -44,13 +44,16 @@ class CrossEntropyKernel(Function):
         p /= sum_exp[:, None]  # softmax, kept for backward
         self.p, self.rows, self.tk, self.keep = p, rows, tk, keep
         self.shape, self.logits = logits.shape, logits  # logits: only for a retained-graph re-run
-        self.count = int(keep.sum())
+        # rows kept: a host int on NumPy; on a GPU a device scalar, so that no step waits for it
+        self.count = int(keep.sum()) if xp.__name__ == "numpy" else keep.sum().astype(logits.dtype)
         if self.reduction == "none":
             return loss.reshape(self.targets.shape)
         total = loss.sum()
         if self.reduction == "sum":
             return total
-        return total / self.count if self.count else total * float("nan")
+        if isinstance(self.count, int) and not self.count:
+            return total * float("nan")  # nothing counted: NaN, as PyTorch (a GPU's 0/0 gives it too)
+        return total / self.count
 
     def backward(self, gy):
         g = self.p  # the softmax buffer becomes the gradient, in place
@@ -65,7 +68,8 @@ class CrossEntropyKernel(Function):
         if self.reduction == "none":
             scale = gy.reshape(-1) * self.keep
         else:
-            scale = self.keep * (gy / self.count if self.reduction == "mean" and self.count else gy)
+            counted = not isinstance(self.count, int) or self.count  # a GPU's 0 rows: NaN gradients
+            scale = self.keep * (gy / self.count if self.reduction == "mean" and counted else gy)
         g *= scale.astype(g.dtype)[:, None]
         self.p = None
         return g.reshape(self.shape)

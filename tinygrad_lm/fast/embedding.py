@@ -6,13 +6,16 @@ token ids repeat within a batch, so the gradient of a row is the sum over all it
 by sorting the ids and adding each run of equal ids with one `add.reduceat`, which is several
 times faster than `add.at`'s element-by-element scatter (`python
 scripts/bench_kernels.py` times both: 6.6x at V=65, 2.0x at V=1024 on the machine of
-BENCHMARKS.md's first section); on CuPy `add.at` is an atomic scatter and stays. Forward +
-backward against the reference (`weight[ids]`, whose backward is `add.at`): 5.8x faster.
+BENCHMARKS.md's first section). On a GPU the same sum is `ops/scatter.py`'s segment sum
+(sorted ids, float64 prefix sums, no atomics), so that it is deterministic: `add.at` there is
+an atomic add whose rounding changes from run to run. Forward + backward against the
+reference (`weight[ids]`, whose backward is `add.at`): 5.8x faster on the CPU.
 Leaves out: sparse gradients, max_norm renormalisation, padding_idx.
 """
 from ..backend import get_array_module
 from ..functional import _ids, check_ids
 from ..nn import Embedding
+from ..ops.scatter import segment_sum
 from ..tensor import Function
 
 
@@ -29,10 +32,11 @@ class EmbeddingKernel(Function):
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        gw = xp.zeros(self.weight_shape, dtype=self.dtype)
         ids, rows = self.ids.reshape(-1), gy.reshape(-1, self.weight_shape[1])  # (N,), (N, C)
-        if xp.__name__ != "numpy" or ids.size == 0:
-            xp.add.at(gw, ids, rows)
+        if xp.__name__ != "numpy":
+            return segment_sum(ids, rows, self.weight_shape[0])  # deterministic: no atomics
+        gw = xp.zeros(self.weight_shape, dtype=self.dtype)
+        if ids.size == 0:
             return gw
         order = xp.argsort(ids, kind="stable")
         sorted_ids = ids[order]

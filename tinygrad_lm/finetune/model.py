@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import checkpoint
-from ..backend import get_array_module, to_device
+from ..backend import check_later, get_array_module, to_device
 from ..model import GPTConfig, Transformer, init_gpt2_
 from ..nn import CrossEntropyLoss, Linear, Module
 from ..tensor import Tensor
@@ -113,11 +113,13 @@ class GPTForSequenceClassification(Module):
         logits = self.score(self.pool(h, attention_mask))  # (B, L)
         if labels is None:
             return logits, None
-        y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+        y = labels.data if isinstance(labels, Tensor) else labels
+        y = get_array_module(y).asarray(y)  # a CuPy array stays on its GPU
         if y.shape != (logits.shape[0],):
             raise ValueError(f"labels must have shape (B,) = ({logits.shape[0]},), got {y.shape}")
-        if y.size and (y.min() < 0 or y.max() >= self.num_labels):
-            raise ValueError(f"labels must be ids in 0..{self.num_labels - 1}, got {y.min()}..{y.max()}")
+        if y.size:  # checked at once on NumPy; on a GPU at the next host read (no sync per step)
+            check_later((y.min() < 0) | (y.max() >= self.num_labels), lambda: ValueError(
+                f"labels must be ids in 0..{self.num_labels - 1}, got {y.min().item()}..{y.max().item()}"))
         return logits, self.loss_fn(logits, to_device(y.astype(np.int64), self.device))
 
     def freeze_body(self, frozen=True):
@@ -201,11 +203,11 @@ def _check_mask(attention_mask, idx):
     if am.shape != tuple(np.shape(ids)):
         raise ValueError(f"attention_mask shape {am.shape} must equal the ids' shape {tuple(np.shape(ids))}")
     lengths = am.sum(axis=1)
-    if int(lengths.min()) == 0:
-        raise ValueError("attention_mask: a sequence has no real token (an all-zero row)")
+    # checked at once on NumPy; on a GPU at the next host read, with no sync per batch
+    check_later(lengths.min() == 0, lambda: ValueError("attention_mask: a sequence has no real token (an all-zero row)"))
     right_padded = xp.arange(am.shape[1])[None, :] < lengths[:, None]  # (B, T)
-    if not bool((am == right_padded).all()):
-        raise ValueError("attention_mask must be right-padded (ones, then zeros) for last-token pooling")
+    check_later(~(am == right_padded).all(), lambda: ValueError(
+        "attention_mask must be right-padded (ones, then zeros) for last-token pooling"))
     return am
 
 

@@ -13,6 +13,7 @@ from .. import backend
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from ._util import check_same_device
+from .scatter import scatter_add
 
 
 class Reshape(Function):
@@ -41,7 +42,7 @@ class Permute(Function):
         return x.transpose(self.axes)
 
     def backward(self, gy):
-        return gy.transpose(np.argsort([a % gy.ndim for a in self.axes]))
+        return gy.transpose(tuple(np.argsort([a % gy.ndim for a in self.axes]).tolist()))  # host ints, not an array
 
 
 def _raw_index(index):
@@ -50,6 +51,18 @@ def _raw_index(index):
         return index.data
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _index_on(index, xp):
+    """The index with its arrays (and lists) on `xp`'s device: a CuPy tensor indexed by a
+    NumPy array would otherwise mix host and device arrays."""
+    if xp is np:
+        return index
+    if isinstance(index, tuple):
+        return tuple(_index_on(i, xp) for i in index)
+    if isinstance(index, (list, np.ndarray)):
+        return xp.asarray(index)
     return index
 
 
@@ -65,18 +78,17 @@ class GetItem(Function):
 
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
+        self.index = _index_on(self.index, get_array_module(x))
         try:
             return x[self.index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        g = xp.zeros(self.x_shape, dtype=gy.dtype)
-        if _is_basic(self.index):
-            g[self.index] = gy
-        else:  # advanced indexing may repeat an element: accumulate, do not overwrite
-            xp.add.at(g, self.index, gy)
+        if not _is_basic(self.index):  # advanced indexing may repeat an element: accumulate
+            return scatter_add(self.x_shape, self.index, gy)  # np.add.at; deterministic on a GPU
+        g = get_array_module(gy).zeros(self.x_shape, dtype=gy.dtype)
+        g[self.index] = gy
         return g
 
 

@@ -22,13 +22,13 @@ hooks, and multi-tensor ("foreach") kernels.
 """
 import numpy as np
 
-from ..backend import cupy, device_of, get_array_module, to_device
+from ..backend import device_of, get_array_module, to_device
 
 
 def _to_numpy_copy(array):
     """A NumPy copy of a NumPy or CuPy array (never a view of optimizer state)."""
     if device_of(array) == "cuda":
-        return cupy.asnumpy(array)
+        return to_device(array, "cpu")  # a fresh host copy
     return np.array(array, copy=True)
 
 
