@@ -7,12 +7,15 @@ Layout (a NumPy zip archive; `numpy.load(path)` opens it anywhere):
     model/<name>       one array per parameter, GPT-2 names (`transformer.h.0.attn.c_attn.weight`)
     optim/<i>/<key>    the optimizer's per-parameter arrays (AdamW's exp_avg, exp_avg_sq, ...)
 Writing is atomic: the archive goes to a temporary file in the same folder, then
-`os.replace` puts it in place, so an interrupted write never leaves a half checkpoint.
+`os.replace` puts it in place, so an interrupted write never leaves a half checkpoint. A write
+that fails (a full disk) removes its temporary file and raises one OSError naming the file; a
+write killed outright (kill -9) leaves `.NAME.tmpPID`, which `remove_stale_temporaries` clears
+once that process is gone. Reading trusts nothing: a truncated, corrupted or foreign file, or
+metadata lacking a key the reader asks for, is a ValueError naming the file.
 Leaves out: sharded checkpoints and safetensors.
 """
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +70,49 @@ def save(path, model_state, optimizer_state=None, meta=None):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: one error, and the old file untouched
+        raise OSError(e.errno, f"{path}: could not write the checkpoint ({e.strerror or e}); the previous "
+                               f"{path.name}, if any, is unchanged. Free some space, then continue with --resume") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(folder):
+    """Delete `*.tmpPID` files in `folder` left by writes whose process no longer runs (a kill -9
+    in the middle of `save` or of a cache write). Returns the paths removed."""
+    removed = []
+    for tmp in Path(folder).glob("*.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass  # another process cleaned it first
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
+
+
+class Meta(dict):
+    """A checkpoint's metadata: a dict whose missing keys are a ValueError naming the file."""
+
+    def __init__(self, values, path):
+        super().__init__(values)
+        self.path = path
+
+    def __missing__(self, key):
+        raise ValueError(f"{self.path}: the checkpoint's metadata has no {key!r} entry (written by another "
+                         "version of tinygrad_lm, or damaged)")
 
 
 def load(path):
@@ -84,17 +127,24 @@ def load(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; pass a checkpoint file in it ({path / 'best.npz'} or "
+                                f"{path / 'ckpt.npz'})")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupted?): {e}") from None
+    except Exception as e:  # zip, .npy header (even a SyntaxError from a flipped bit), EOF: all "corrupt"
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupted?): "
+                         f"{type(e).__name__}: {e}") from None
     if "meta" not in files:
         raise ValueError(f"{path} is not a tinygrad_lm checkpoint (no 'meta' entry)")
     try:
         meta = json.loads(str(files.pop("meta")))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: the checkpoint's metadata is corrupted: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the checkpoint's metadata is corrupted (not a JSON object)")
+    meta = Meta(meta, path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tinygrad_lm checkpoint (format {meta.get('format')!r})")
     if meta.get("version") != VERSION:
@@ -102,6 +152,9 @@ def load(path):
                          f"this tinygrad_lm reads version {VERSION}")
     model_state = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
     optim_tree = meta.pop("optimizer", None)
-    optim_state = _join_state(optim_tree, files) if optim_tree is not None else None
+    try:
+        optim_state = _join_state(optim_tree, files) if optim_tree is not None else None
+    except KeyError as e:
+        raise ValueError(f"{path}: the optimizer state names array {e} that the file does not hold (damaged?)") from None
     return meta, model_state, optim_state
 

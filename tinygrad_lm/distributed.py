@@ -24,10 +24,10 @@ order of the sum, and runs agree with one process to float rounding.
 GPUs: CuPy buffers are summed by NCCL (`cupy.cuda.nccl`, its unique id sent over MPI) when CuPy
 has NCCL, otherwise copied to the host and summed by MPI. Each rank uses GPU (local rank mod the
 number of GPUs).
-Interrupts: Ctrl-C or SIGTERM on any rank only sets a flag, which rides in the gradient buffer,
-so every rank stops after the same step and rank 0 saves a checkpoint that resumes exactly. A
-second Ctrl-C, or an error on any rank, prints one message and ends every rank (MPI_Abort), so
-no process is left waiting in a collective.
+Interrupts: Ctrl-C or SIGTERM on any rank only sets a flag (loop.Run's handler), which rides in
+the gradient buffer, so every rank stops after the same step and rank 0 saves a checkpoint that
+resumes exactly. A second Ctrl-C, or an error on any rank, prints one message and ends every
+rank (MPI_Abort), so no process is left waiting in a collective.
 
 Leaves out: overlapping the Allreduce with backward (PyTorch DDP's gradient buckets), sharding
 the optimizer state (ZeRO), tensor and pipeline parallelism, and ranks joining or leaving.
@@ -35,7 +35,6 @@ the optimizer state (ZeRO), tensor and pipeline parallelism, and ranks joining o
 import inspect
 import json
 import os
-import signal
 import sys
 import time
 
@@ -94,18 +93,9 @@ class Group:
 
     def __init__(self, comm, device="cpu"):
         self.comm, self.rank, self.size, self.device = comm, comm.Get_rank(), comm.Get_size(), device
-        self.stop_requested = False  # this rank got Ctrl-C or SIGTERM
+        self.stop_requested = False  # this rank got Ctrl-C or SIGTERM (set by loop.Run's handler)
         self.stopping = False  # some rank did: set by all_reduce_grads, the same on every rank
-        self.torn = False  # a second signal stopped this rank in the middle of a step
         self._nccl = _nccl_communicator(comm) if device == "cuda" else None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._on_signal)
-
-    def _on_signal(self, signum, frame):
-        if self.stop_requested:  # the second one: stop now, without waiting for the step
-            self.torn = True
-            raise KeyboardInterrupt
-        self.stop_requested = True
 
     # ----------------------------------------------------------------- collectives
     def all_reduce_(self, buf):

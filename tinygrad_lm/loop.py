@@ -9,8 +9,20 @@ their step; this file holds the parts they share:
       .stop_if_not_finite(...)     a NaN/inf loss raises TrainingStopped before the update, so
                                    the last good checkpoint is what stays on disk
       .log_step(...)               every log_interval steps: a progress line and a log record
-      .evaluated(...)              an evaluation's record; ckpt.npz, and best.npz when improved
-      .interrupted(step)           Ctrl-C (KeyboardInterrupt): save ckpt.npz, say how to resume
+      .evaluated(...)              an evaluation's record; best.npz when improved, then ckpt.npz
+      .should_stop(step)           after a step: Ctrl-C or SIGTERM came (or stop_at was reached)
+      .interrupted(step)           save ckpt.npz, say how to resume (nothing, after a second Ctrl-C)
+
+Nothing is lost and nothing saved is half-done:
+  * Ctrl-C (SIGINT) and SIGTERM (what `timeout` and schedulers send) only set a flag; the loop
+    looks at it between steps, so the step in flight finishes whole and the checkpoint written
+    is exactly resumable. A second Ctrl-C stops at once and saves nothing (the step in flight is
+    torn), leaving the last checkpoint. The exit status is then 130 (SIGINT) or 143 (SIGTERM).
+  * best.npz is written before ckpt.npz, so the best loss ckpt.npz records is always best.npz's.
+  * An evaluation whose loss is NaN stops the run before anything is saved over the last good
+    checkpoint (TrainingStopped).
+  * A run folder left with temporary files by a killed write is cleaned when the next run
+    starts (`checkpoint.remove_stale_temporaries`).
 
 `save(path)` is the loop's own function writing a checkpoint of its current state, so this file
 knows nothing of models or data. The resumed config comes from `config.resumed`.
@@ -18,10 +30,16 @@ Leaves out: gradient accumulation, early stopping and experiment trackers (wandb
 """
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
+from .checkpoint import remove_stale_temporaries
 from .optim import cosine_warmup_lr
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
 
 
 class TrainingStopped(RuntimeError):
@@ -38,6 +56,28 @@ def learning_rate(step, optim):
     if optim.schedule == "constant":
         return optim.lr * min(1.0, (step + 1) / (warmup + 1))
     return cosine_warmup_lr(step, optim.lr, warmup, optim.max_iters, min(optim.min_lr, optim.lr))
+
+
+RUN_FILES = ("ckpt.npz", "best.npz", "log.jsonl")
+
+
+def claim_folder(out_dir, resume=False, overwrite=False, writer=True):
+    """Make sure starting a run in `out_dir` loses nothing.
+
+    A fresh run (not `resume`) in a folder holding a run's files is refused with an error that
+    says how to continue it (--resume) or start over (--overwrite); with `overwrite`, those files
+    are deleted first (by the writer, rank 0 over MPI).
+    """
+    if resume:
+        return
+    folder = Path(out_dir)
+    found = [name for name in RUN_FILES if (folder / name).exists()]
+    if found and not overwrite:
+        raise FileExistsError(f"{folder} holds a previous run ({', '.join(found)}); continue it with --resume, "
+                              "start over with --overwrite (deletes them), or choose another --out-dir")
+    if found and writer:
+        for name in found:
+            (folder / name).unlink()
 
 
 def _fmt_time(seconds):
@@ -57,16 +97,45 @@ class Run:
     """
 
     def __init__(self, cfg, save, start_step=0, group=None):
-        self.cfg, self.start_step = cfg, start_step
+        self.cfg, self.start_step, self.group = cfg, start_step, group
         self.writer = group is None or group.rank == 0
         self.save = save if self.writer else (lambda path: None)
         self.out_dir = Path(cfg.out_dir)
         self.log_file = None
         if self.writer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.out_dir)
             self.log_file = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")
         self.t_start = self.t_last = time.perf_counter()
         self.steps_timed = 0
+        self.stop_signal = None  # SIGINT or SIGTERM, once one asked the run to stop
+        self.torn = False  # a second signal stopped the run in the middle of a step
+        self._old_handlers = {}
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
+            for sig in EXIT_CODES:
+                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        if self.stop_signal is not None:  # the second one: stop now, in the middle of the step
+            self.torn = True
+            raise KeyboardInterrupt
+        self.stop_signal = signum
+        if self.group is not None:  # rides in the next gradient Allreduce to every rank
+            self.group.stop_requested = True
+        self.print(f"\n{signal.Signals(signum).name}: stopping after this step and saving "
+                   "(Ctrl-C again to stop at once, without saving)")
+
+    def should_stop(self, step, stop_at=None):
+        """True when the loop should stop before its next step: `stop_at` (tests) was reached,
+        or a signal came (over MPI: to any rank; all ranks learn it in the same step)."""
+        if stop_at is not None and step >= stop_at:
+            return True
+        return self.group.stopping if self.group is not None else self.stop_signal is not None
+
+    @property
+    def exit_code(self):
+        """130 or 143 after SIGINT or SIGTERM (the shell's convention), else 0."""
+        return EXIT_CODES.get(self.stop_signal, 0)
 
     def print(self, message):
         if not self.cfg.quiet and self.writer:
@@ -106,26 +175,48 @@ class Run:
         self.print(line + f" | ETA {_fmt_time(dt * (max_iters - step))}")
 
     def evaluated(self, record, improved, message):
-        """After an evaluation: its record, ckpt.npz, best.npz when `improved`, and a line."""
+        """After an evaluation: its record, best.npz when `improved`, then ckpt.npz, and a line.
+
+        best.npz goes first: ckpt.npz records the best loss, and must never name a best.npz that
+        a kill between the two writes left unwritten. A NaN loss saves nothing and stops the run.
+        """
+        losses = {k: v for k, v in record.items() if k.endswith("loss")}
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise TrainingStopped(f"evaluation at step {record['step']} gave {losses}; stopping without saving. The "
+                                  f"last good checkpoint ({self.out_dir / 'ckpt.npz'}) is kept; try a lower --lr")
         self.record(record)
-        self.save(self.out_dir / "ckpt.npz")
         if improved:
             self.save(self.out_dir / "best.npz")
+        self.save(self.out_dir / "ckpt.npz")
         self.print(message + (" (best, saved)" if improved else ""))
 
     def interrupted(self, step):
-        """Ctrl-C: save ckpt.npz so that `--resume` continues exactly from here."""
-        self.save(self.out_dir / "ckpt.npz")
-        self.print(f"\ninterrupted at step {step}: checkpoint saved to {self.out_dir / 'ckpt.npz'}; "
-                   "continue with --resume")
+        """Stopped between steps: save ckpt.npz so that `--resume` continues exactly from here.
+        Stopped by a second Ctrl-C in the middle of a step: save nothing (over MPI: end every rank)."""
+        last = self.out_dir / "ckpt.npz"
+        if self.torn:
+            if self.group is not None:
+                self.group.abort(f"interrupted twice: every rank stopped at once; resume from {last}", 130)
+            if self.writer:  # on stderr even with --quiet: the user must know nothing was saved
+                print(f"\ninterrupted twice, in the middle of step {step + 1}: nothing saved; "
+                      f"{'the last checkpoint is ' + str(last) if last.exists() else 'no checkpoint was written yet'}",
+                      file=sys.stderr, flush=True)
+            return
+        self.save(last)
+        self.print(f"\nstopped at step {step}: checkpoint saved to {last}; continue with the same command and "
+                   f"--resume (--out-dir {self.out_dir})")
 
     @property
     def seconds(self):
         return time.perf_counter() - self.t_start
 
     def close(self):
+        """Close log.jsonl and give Ctrl-C and SIGTERM back their previous handlers."""
         if self.log_file is not None:
             self.log_file.close()
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers = {}
 
 
-__all__ = ["Run", "TrainingStopped", "learning_rate"]
+__all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate"]

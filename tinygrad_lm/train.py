@@ -27,8 +27,13 @@ context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` 
 
 Reproducibility: `--resume` continues bit-for-bit, because the checkpoint holds the model,
 the optimizer state, the step, and both random streams (batches; dropout/init).
-Safety: Ctrl-C saves a checkpoint and exits cleanly; a NaN or infinite loss stops the run
-with a message naming the step and leaves the last good checkpoint untouched.
+Safety (loop.py): Ctrl-C or SIGTERM stops the run between two steps and saves a checkpoint
+that resumes exactly (exit status 130 or 143); a NaN or infinite loss stops the run with a
+message naming the step and leaves the last good checkpoint untouched; a run folder that holds
+a run already is refused unless `--resume` (continue it) or `--overwrite` (start over).
+`--resume` takes the saved run's settings; of the flags given with it, only those that cannot
+change what was computed so far (more --max-iters, evaluation and logging cadence, where and
+how it runs) apply, and any other that differs is refused by name.
 Several processes: `mpiexec -n N python -m tinygrad_lm train --dist mpi` runs this loop on N
 ranks (distributed.py); each takes its rows of every batch, and one line after `loss.backward()`
 sums their gradients.
@@ -44,7 +49,7 @@ from . import checkpoint, config, distributed, fast, rng
 from .backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
-from .loop import Run, TrainingStopped, learning_rate
+from .loop import Run, TrainingStopped, claim_folder, learning_rate
 from .model import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, param_groups
 from .tensor import no_grad
@@ -117,14 +122,15 @@ def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng):
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
 
 
-def _setup(cfg, resume):
+def _setup(cfg, resume, given=None):
     """Model, optimizer, data, tokenizer and training state: fresh, or from out_dir/ckpt.npz."""
     ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
     check_device(cfg.run.device)
+    notes = []
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
-        # a resumed run continues the saved run: only where and how it runs may change
-        cfg = config.resumed(meta["train_config"], cfg, f"{ckpt_path}: train_config")
+        # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
+        cfg, notes = config.resumed(meta["train_config"], cfg, f"{ckpt_path}: train_config", given, meta["step"])
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         text, _ = load_corpus(cfg.data)
     elif cfg.init_from:  # fine-tune a GPT-2 checkpoint: its size and its tokenizer
@@ -143,7 +149,7 @@ def _setup(cfg, resume):
     model = GPT(cfg.model).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
     optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
-    state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed)}
+    state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes}
     if cfg.init_from and not resume:
         model.load_state_dict(pretrained_state)
     if resume:
@@ -178,16 +184,20 @@ def _pretrained(cfg):
     return model_config, state, tokenizer
 
 
-def train(cfg, resume=False, stop_at=None):
+def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     """Pretrain a GPT as configured; returns a summary dict (final losses, history, paths).
 
     Args:
         cfg: TrainConfig (`config.from_flat(TrainConfig, n_layer=2, ...)` sets it by flag names).
         resume: continue from `cfg.run.out_dir/ckpt.npz` exactly where it stopped.
         stop_at: stop after this step as if interrupted (checkpoint saved), for tests.
+        overwrite: start over in an out_dir that holds a run (refused otherwise).
+        given: with resume, the flat names the user set (None: all of cfg's); those that differ
+            from the saved run must be safe to change (`config.resumed`).
     """
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume)
+    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
+    cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
     raw_model = model  # the GPT itself: what checkpoints hold and what samples
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
@@ -206,6 +216,8 @@ def train(cfg, resume=False, stop_at=None):
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
               + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
+    for note in state["notes"]:  # what --resume changed, as asked
+        run.print(f"resuming at step {step} with {note}")
     B, T, device = cfg.optim.batch_size, cfg.model.block_size, cfg.run.device
     losses, summary = [], {"out_dir": str(run.out_dir), "interrupted": False}
     try:
@@ -233,20 +245,18 @@ def train(cfg, resume=False, stop_at=None):
             losses.append(loss_value)
             # ---- progress line and log record every log_interval steps
             run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=B * T)
-            if stop_at is not None and step >= stop_at or dist and dist.stopping:
-                raise KeyboardInterrupt  # as Ctrl-C would (over MPI: some rank got Ctrl-C, all stop here)
+            if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
+                raise KeyboardInterrupt
         summary.update(_evaluate(model, data, cfg, step, state, run))
     except KeyboardInterrupt:
-        if dist and dist.torn:  # a second Ctrl-C, in the middle of a step: nothing safe to save
-            dist.abort(f"interrupted twice: every rank stopped at once; resume from {run.out_dir}/ckpt.npz", 130)
-        run.interrupted(step)
+        run.interrupted(step)  # saves ckpt.npz, unless a second Ctrl-C tore the step in flight
         summary["interrupted"] = True
     finally:
         run.close()
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
     summary.update(step=step, losses=losses, seconds=run.seconds, best_val=state["best_val"], model=raw_model,
-                   writer=run.writer,
+                   writer=run.writer, exit_code=run.exit_code,
                    tokenizer=tokenizer, bytes_per_token=data.bytes_per_token, config=cfg)
     return summary
 

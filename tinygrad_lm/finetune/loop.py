@@ -33,7 +33,7 @@ import numpy as np
 from .. import checkpoint, config, distributed, fast, rng
 from ..backend import check_device, to_device
 from ..config import OptimConfig, RunConfig
-from ..loop import Run, learning_rate
+from ..loop import Run, claim_folder, learning_rate
 from ..model import GPTConfig
 from ..optim import AdamW, clip_grad_norm_, param_groups
 from ..tensor import no_grad
@@ -184,16 +184,18 @@ def load_classifier(path, device="cpu"):
     return model.to(device=device), tokenizer_from_dict(meta["tokenizer"]), meta
 
 
-def _setup(cfg, resume):
+def _setup(cfg, resume, given=None):
     """Model, optimizer, tokenizer, data splits and the loop's state: fresh, or from out_dir/ckpt.npz."""
     check_device(cfg.run.device)
+    notes = []
     if resume:
         ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
         meta, state, optim_state = checkpoint.load(ckpt_path)
         if meta.get("kind") != KIND:
             raise ValueError(f"{ckpt_path} is not a fine-tuning checkpoint; cannot resume")
         # a resumed run continues the saved run: only where and how it runs may change
-        cfg = config.resumed(meta["finetune_config"], cfg, f"{ckpt_path}: finetune_config")
+        cfg, notes = config.resumed(meta["finetune_config"], cfg, f"{ckpt_path}: finetune_config", given,
+                                    meta["step"])
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
         model_config = GPTConfig(**meta["model_config"])
         train, val, test = load_splits(cfg, tokenizer, model_config.block_size, meta["label_names"])
@@ -202,7 +204,7 @@ def _setup(cfg, resume):
         if cfg.freeze_body:
             model.freeze_body()
         model.to(device=cfg.run.device)
-        state = {"step": meta["step"], "best": meta["best"]}
+        state = {"step": meta["step"], "best": meta["best"], "notes": notes}
     else:
         rng.manual_seed(cfg.run.seed)
         meta, _, _ = checkpoint.load(cfg.ckpt)
@@ -221,7 +223,7 @@ def _setup(cfg, resume):
                 model.freeze_body()
             if not cfg.run.quiet:
                 print(f"random initialisation (from scratch) with the tokenizer and size of {cfg.ckpt}", flush=True)
-        state = {"step": 0, "best": None}
+        state = {"step": 0, "best": None, "notes": notes}
     optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     if resume:
@@ -250,13 +252,15 @@ def _evaluate(model, val, cfg, step, state, run):
     return record
 
 
-def finetune(cfg, resume=False, stop_at=None):
+def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     """Fine-tune a classifier as configured; returns a summary dict.
 
     Args:
         cfg: FinetuneConfig (`config.from_flat(FinetuneConfig, ckpt=..., lr=1e-3)` sets it by flag names).
         resume: continue from `cfg.run.out_dir/ckpt.npz` exactly where it stopped.
         stop_at: stop after this step as if interrupted (checkpoint saved), for tests.
+        overwrite: start over in an out_dir that holds a run (refused otherwise).
+        given: with resume, the flat names the user set (None: all of cfg's); see `config.resumed`.
     Returns:
         dict with "model" (the best-validation weights), "tokenizer", "label_names", "val" and
         (when cfg.test is set) "test" metrics of the best model, "history" (training losses),
@@ -264,7 +268,8 @@ def finetune(cfg, resume=False, stop_at=None):
     """
     _check_config(cfg)
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    cfg, model, optimizer, tokenizer, (train, val, test), state = _setup(cfg, resume)
+    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
+    cfg, model, optimizer, tokenizer, (train, val, test), state = _setup(cfg, resume, given)
     raw_model = model  # the classifier itself: what checkpoints hold
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
@@ -285,6 +290,8 @@ def finetune(cfg, resume=False, stop_at=None):
     trainable = [p for _, p in raw_model.trainable_named_parameters()]
     run.print(f"model: {raw_model.num_params():,} parameters ({sum(p.size for p in trainable):,} trainable) | "
               f"{len(names)} labels | {'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}")
+    for note in state["notes"]:  # what --resume changed, as asked
+        run.print(f"resuming at step {step} with {note}")
     device = cfg.run.device
     history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "label_names": names, "evals": []}
     try:
@@ -313,20 +320,18 @@ def finetune(cfg, resume=False, stop_at=None):
             history.append(loss_value)
             # ---- progress line and log record every log_interval steps
             run.log_step(step, cfg.optim.max_iters, loss_value, lr)
-            if stop_at is not None and step >= stop_at or dist and dist.stopping:
-                raise KeyboardInterrupt  # as Ctrl-C would (over MPI: some rank got Ctrl-C, all stop here)
+            if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
+                raise KeyboardInterrupt
         summary["evals"].append(_evaluate(model, val, cfg, step, state, run))
     except KeyboardInterrupt:
-        if dist and dist.torn:  # a second Ctrl-C, in the middle of a step: nothing safe to save
-            dist.abort(f"interrupted twice: every rank stopped at once; resume from {run.out_dir}/ckpt.npz", 130)
-        run.interrupted(step)
+        run.interrupted(step)  # saves ckpt.npz, unless a second Ctrl-C tore the step in flight
         summary["interrupted"] = True
     finally:
         run.close()
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
     summary.update(step=step, history=history, best=state["best"], seconds=run.seconds, tokenizer=tokenizer,
-                   config=cfg, writer=run.writer)
+                   config=cfg, writer=run.writer, exit_code=run.exit_code)
     if summary["interrupted"] or not run.writer:  # over MPI, rank 0 alone reports (from its best.npz)
         summary["model"] = raw_model
         return summary
