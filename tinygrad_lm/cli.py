@@ -79,7 +79,7 @@ def build_parser():
 
 
 def _cmd_train(args):
-    from .config import from_args
+    from .config import from_args, given_flags
     from .model import sample_text
     from .train import TrainConfig, train
 
@@ -88,14 +88,27 @@ def _cmd_train(args):
 
         distributed.init(args.device)
     cfg = from_args(TrainConfig, args)
-    result = train(cfg, resume=args.resume)
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite, given=given_flags(args))
     if cfg.sample_tokens > 0 and not result["interrupted"] and result["writer"]:
         print("\n---- sample ----")
-        print(sample_text(result["model"], result["tokenizer"], max_new_tokens=cfg.sample_tokens,
-                          seed=cfg.run.seed))
+        print(sample_text(result["model"], result["tokenizer"], _start(result["tokenizer"]),
+                          max_new_tokens=cfg.sample_tokens, seed=cfg.run.seed))
         print("---- end of sample ----")
         print(f"checkpoints in {result['out_dir']}; sample again with: "
               f"python -m tinygrad_lm sample --ckpt {result['out_dir']}/best.npz --prompt \"The \"")
+    return result["exit_code"]
+
+
+def _start(tokenizer, prompt=""):
+    """The text sampling starts from: the prompt; else a newline; else (a char-level vocabulary
+    without one) the vocabulary's first token."""
+    if prompt:
+        return prompt
+    try:
+        tokenizer.encode("\n")
+        return "\n"
+    except ValueError:
+        return tokenizer.decode([0])
 
 
 def _cmd_sample(args):
@@ -111,8 +124,8 @@ def _cmd_sample(args):
         fast.fuse(model)  # the fused layers: about 1.2x the tokens/s of the reference (BENCHMARKS.md)
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i
-        print(sample_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, seed,
-                          use_cache=args.kv_cache))
+        print(sample_text(model, tokenizer, _start(tokenizer, args.prompt), args.max_new_tokens, args.temperature,
+                          args.top_k, seed, use_cache=args.kv_cache))
         if i + 1 < args.num_samples:
             print("-" * 40)
 
@@ -198,7 +211,7 @@ def _cmd_bench(args):
 def _cmd_finetune(args):
     from .finetune.command import run
 
-    run(args)
+    return run(args)["exit_code"]
 
 
 def main(argv=None):
@@ -207,19 +220,22 @@ def main(argv=None):
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
                 "finetune": _cmd_finetune, "export": _cmd_export}
     try:
-        commands[args.command](args)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, RuntimeError, ImportError) as e:
+        return commands[args.command](args) or 0  # 130 / 143 when a run stopped on Ctrl-C / SIGTERM
+    except (OSError, ValueError, RuntimeError, ImportError) as e:  # OSError: missing files, a full disk, ...
         if os.environ.get("TINYGRAD_LM_DEBUG"):
             raise
         _end_every_rank(e, 2, f"tinygrad-lm {args.command}: error")
         print(f"tinygrad-lm {args.command}: error: {e}", file=sys.stderr)
         print("(set TINYGRAD_LM_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
-    except BaseException as e:  # anything else (a bug, memory, a second Ctrl-C): over MPI, end every rank too
+    except KeyboardInterrupt as e:  # Ctrl-C outside a training loop's steps (loading, sampling): nothing to save
+        _end_every_rank(e, 130, f"tinygrad-lm {args.command}: stopped")
+        print(f"\ntinygrad-lm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as e:  # anything else (a bug, memory): over MPI, end every rank too
         if not isinstance(e, SystemExit):
-            _end_every_rank(e, 130 if isinstance(e, KeyboardInterrupt) else 1, f"tinygrad-lm {args.command}: stopped")
+            _end_every_rank(e, 1, f"tinygrad-lm {args.command}: stopped")
         raise
-    return 0
 
 
 def _end_every_rank(error, code, what):

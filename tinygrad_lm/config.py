@@ -11,7 +11,8 @@ Users never see the tree: every leaf field is one flat flag (`n_layer` -> `--n-l
 `from_flat(TrainConfig, n_layer=2, lr=3e-3)` and the command line name settings the same way.
 `add_flags` builds the argparse flags of either command from its dataclass, with one help
 table (`HELP`) and each default shown; `from_dict(cls, asdict(cfg))` rebuilds a config from
-the plain dict that checkpoints store, and `resumed` is the config a `--resume` continues with.
+the plain dict that checkpoints store, and `resumed` is the config a `--resume` continues with
+(the saved run's, plus the flags given with it that are safe to change).
 Leaves out: config files (pass flags) and nanoGPT's `exec`-a-Python-file configurator.
 """
 import argparse
@@ -74,13 +75,52 @@ class RunConfig:
 
 # what may change when a run is resumed: where and how it runs, never what it computes
 RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "quiet")
+# what a resumed run may change too, when asked: where it stops (the cosine schedule then ends at
+# the new max_iters, and its floor is min_lr) and how often it evaluates, logs and samples
+RESUMABLE = ("max_iters", "min_lr", "eval_interval", "log_interval", "eval_iters", "eval_batch_size", "sample_tokens")
 
 
-def resumed(saved, current, where="checkpoint"):
-    """The config a resumed run continues with: the saved run's (`saved`, the dict a checkpoint
-    holds), with only the RUN_SETTINGS (where and how it runs) taken from `current`."""
+def resumed(saved, current, where="checkpoint", given=None, step=0):
+    """The config a resumed run continues with, and notes on what changed.
+
+    The saved run's config (`saved`, the dict a checkpoint holds), with the RUN_SETTINGS (where
+    and how it runs) taken from `current`. Of the other settings, those named in `given` (the
+    flags the user typed; None: every setting of `current`) that differ from the saved run's
+    are applied when they are RESUMABLE, and refused by name otherwise: a resumed run must
+    compute what the saved run would have.
+
+    Args:
+        saved: the nested dict of the saved config.
+        current: the config asked for now (its class is the result's).
+        where: the file and key `saved` came from, for errors.
+        given: flat names given explicitly, or None.
+        step: the step the run resumes at (max_iters may not go below it).
+    Returns:
+        (config, notes): notes are lines such as "--max-iters 2000 -> 4000 ...".
+    """
     cfg = from_dict(type(current), saved, where)
-    return replace(cfg, run=replace(cfg.run, **{name: getattr(current.run, name) for name in RUN_SETTINGS}))
+    old, new = flat_dict(cfg), flat_dict(current)
+    names = sorted(new) if given is None else [name for name in given if name in new]
+    changes = {name: new[name] for name in names if name not in RUN_SETTINGS and new[name] != old[name]}
+    refused = [name for name in changes if name not in RESUMABLE]
+    if refused:
+        shown = ", ".join(f"--{n.replace('_', '-')} {new[n]!r} (the run has {old[n]!r})" for n in refused)
+        allowed = ", ".join("--" + n.replace("_", "-") for n in RESUMABLE)
+        raise ValueError(f"--resume continues the saved run as it was, but {shown} would change what it computes; "
+                         f"a resumed run may change only {allowed} and where it runs. To train differently, start "
+                         "a new run (another --out-dir, or --overwrite)")
+    if changes.get("max_iters", step) < step:
+        raise ValueError(f"--max-iters {changes['max_iters']} is below step {step}, where the saved run stands")
+    notes = [f"--{n.replace('_', '-')} {old[n]!r} -> {changes[n]!r}"
+             + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
+    tree = {}
+    for name, path, _, _ in flat_fields(type(current)):
+        if name in changes or name in RUN_SETTINGS:
+            node = tree
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[name] = new[name]
+    return _build(cfg, tree), notes
 
 
 def _is_int(value):
@@ -269,12 +309,30 @@ def add_flags(parser, cls, command, required=()):
         flag = "--" + name.replace("_", "-")
         help_text = f"{text} (default: {default})".replace("%", "%%")
         if isinstance(default, bool):
-            target.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            target.add_argument(flag, action=_given(argparse.BooleanOptionalAction), default=default, help=help_text)
         else:
             kind = TYPES.get(name) or {int: int, float: float}.get(type(default), str)
-            target.add_argument(flag, type=kind, default=default, choices=CHOICES.get(name),
-                                required=name in required, help=help_text)
-    parser.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT_DIR/ckpt.npz")
+            target.add_argument(flag, action=_given(argparse._StoreAction), type=kind, default=default,
+                                choices=CHOICES.get(name), required=name in required, help=help_text)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue bit-for-bit from OUT_DIR/ckpt.npz (with more --max-iters to extend it)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an OUT_DIR that holds a run (its ckpt.npz, best.npz, log.jsonl are deleted)")
+
+
+def _given(action):
+    """`action` that also records its setting's name in `namespace.given`: the flags the user
+    typed, which `--resume` compares with the saved run (a default is not a request)."""
+    class Given(action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            namespace.given = getattr(namespace, "given", set()) | {self.dest}
+            super().__call__(parser, namespace, values, option_string)
+    return Given
+
+
+def given_flags(args):
+    """The flat names of the settings given on the command line (see `_given`)."""
+    return set(getattr(args, "given", set()))
 
 
 def from_args(cls, args):

@@ -7,7 +7,7 @@ user can fix (bad JSONL line, unknown label, missing checkpoint) are ValueError/
 which `cli.main` prints as one line with exit status 2.
 Leaves out: a `classify` command for new texts (use `load_classifier` and `predict`).
 """
-from ..config import add_flags, from_args
+from ..config import add_flags, from_args, given_flags
 from .loop import FinetuneConfig
 
 
@@ -24,7 +24,8 @@ def run(args):
         from .. import distributed
 
         distributed.init(args.device)
-    result = finetune(from_args(FinetuneConfig, args), resume=args.resume)
+    result = finetune(from_args(FinetuneConfig, args), resume=args.resume, overwrite=args.overwrite,
+                      given=given_flags(args))
     if not result["interrupted"] and result["writer"]:
         print(f"fine-tuned classifier in {result['out_dir']}/best.npz (load it with "
               "tinygrad_lm.finetune.load_classifier)")
