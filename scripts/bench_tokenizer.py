@@ -17,6 +17,7 @@ The minbpe figures printed for reference are the anchors measured on this 2-core
 
     python scripts/bench_tokenizer.py
     python scripts/bench_tokenizer.py --data ../shared/data/tinyshakespeare.txt --vocab 512 1024 4096
+    python scripts/bench_tokenizer.py --long-chunks --vocab 1024
 """
 import argparse
 import os
@@ -62,6 +63,40 @@ def version(mod):
         return "not installed"
 
 
+def long_chunks(args):
+    """Time one chunk of L letters (one regex match: no spaces, no digits) and a base64 blob of L
+    characters, encoded by `_merge_long` (the heap, O(L log L)) and by the plain loop (O(L^2),
+    what every chunk took before), trained on the first 200 kB of --data to the largest --vocab."""
+    import base64
+    import random
+
+    from tinygrad_lm.tokenizer import bpe
+
+    tok = BPETokenizer(args.pattern)
+    tok.train(read_text(args.data)[:200_000], max(args.vocab))
+    print("== bench_tokenizer --long-chunks")
+    print(f"command : python {' '.join(sys.argv)}")
+    print(f"machine : {platform.platform()}, {cpu_name()}, {os.cpu_count()} cpus; best of {args.repeats}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    blob = base64.b64encode(random.Random(0).randbytes(90_000)).decode()
+    print(f"{'input':28s} {'heap (s)':>9s} {'plain loop (s)':>15s}  same ids")
+    for n in (5_000, 20_000, 80_000):
+        for name, text in ((f"{n:,} letters, one chunk", "etaoinshrdlu" * (n // 12 + 1)), (f"{n:,} base64", blob)):
+            text = text[:n]
+
+            def cold():  # an empty chunk cache: the chunk is merged, not looked up
+                tok._cache.clear()
+                return tok.encode_ordinary(text)
+
+            s_heap, ids_heap = best_of(cold, args.repeats)
+            saved, bpe.LONG_CHUNK = bpe.LONG_CHUNK, 10 ** 12  # every chunk through the plain loop
+            try:
+                s_loop, ids_loop = best_of(cold, 1)
+            finally:
+                bpe.LONG_CHUNK = saved
+            print(f"{name:28s} {s_heap:9.3f} {s_loop:15.3f}  {ids_heap == ids_loop}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "tinyshakespeare.txt"),
@@ -69,7 +104,12 @@ def main():
     p.add_argument("--vocab", type=int, nargs="+", default=[512, 1024, 4096])
     p.add_argument("--pattern", default="gpt4", help="gpt4, gpt2 or a regex")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--long-chunks", action="store_true",
+                   help="only: encode single long chunks (letters without spaces, a base64 blob) with the "
+                        "heap merge against the plain loop")
     args = p.parse_args()
+    if args.long_chunks:
+        return long_chunks(args)
 
     text = read_text(args.data)
     nbytes = len(text.encode("utf-8"))

@@ -10,6 +10,9 @@
 * `TokenData`: the text tokenized once into a memory-mapped token file (uint16 when the
   vocabulary fits, else uint32) under the cache directory, keyed by a hash of the text and
   the tokenizer, then split 90/10 into train and validation ids.
+Every cache file is written atomically with its SHA-256 and length beside it (`write_cached`),
+and checked against them when read (`read_cached`): a truncated or damaged cache is rebuilt,
+never trained on.
 * `get_batch(ids, batch_size, block_size, rng)`: B random windows x (B, T) and the windows
   shifted by one, y (B, T), as int64 arrays; the rng makes batches reproducible.
 Leaves out: sharded corpora, document boundaries (the corpus is one stream), and data
@@ -25,20 +28,56 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import remove_stale_temporaries
+
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
 
 def cache_dir():
-    """Where corpora and token files are cached: $TINYGRAD_LM_CACHE or ~/.cache/tinygrad_lm."""
+    """Where corpora and token files are cached: $TINYGRAD_LM_CACHE or ~/.cache/tinygrad_lm
+    (temporary files that killed writers left there are removed)."""
     path = Path(os.environ.get("TINYGRAD_LM_CACHE", Path.home() / ".cache" / "tinygrad_lm"))
     path.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     return path
 
 
 def _atomic_write_bytes(path, data):
+    """Write `data` to `path` through a temporary file and os.replace: never a half file."""
     tmp = Path(f"{path}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, f"{path}: could not write the cache file ({e.strerror or e}); free some space, or "
+                               "point TINYGRAD_LM_CACHE at another folder") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_cached(path, data):
+    """Cache `data` (bytes) at `path`, with `path.sha256` beside it: its digest and length."""
+    path = Path(path)
+    _atomic_write_bytes(path, data)
+    _atomic_write_bytes(Path(f"{path}.sha256"), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode())
+
+
+def read_cached(path):
+    """The bytes cached at `path` by `write_cached`, or None when they are missing or do not match
+    their digest (a truncated or damaged file, or one from before digests): the caller rebuilds."""
+    path, digest = Path(path), Path(f"{path}.sha256")
+    try:
+        want, size = digest.read_text(encoding="ascii").split()
+        data = path.read_bytes()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if len(data) != int(size) or hashlib.sha256(data).hexdigest() != want:
+        return None
+    return data
 
 
 def _stdlib_docstrings():
@@ -71,10 +110,11 @@ def builtin_corpus():
     """The built-in training text (str): stdlib docstrings, then the pydoc help topics."""
     version = f"{sys.implementation.name}{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     path = cache_dir() / f"builtin_corpus_{version}.txt"
-    if path.exists():
-        return path.read_text(encoding="utf-8")
+    cached = read_cached(path)
+    if cached is not None:
+        return cached.decode("utf-8")
     text = "\n\n".join([*_stdlib_docstrings(), *_pydoc_topics()]) + "\n"
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    write_cached(path, text.encode("utf-8"))
     return text
 
 
@@ -112,11 +152,12 @@ def build_tokenizer(kind, text, vocab_size=1024, cache=None):
         raise ValueError(f"unknown tokenizer {kind!r}: use 'char' or 'bpe'")
     key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
     path = Path(cache or cache_dir()) / f"bpe_{key}_{vocab_size}.json"
-    if path.exists():
-        return tokenizer_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    cached = read_cached(path)
+    if cached is not None:
+        return tokenizer_from_dict(json.loads(cached.decode("utf-8")))
     tok = BPETokenizer("gpt4")
     tok.train(text, vocab_size)
-    _atomic_write_bytes(path, json.dumps(tok.to_dict()).encode("utf-8"))
+    write_cached(path, json.dumps(tok.to_dict()).encode("utf-8"))
     return tok
 
 
@@ -146,9 +187,9 @@ class TokenData:
         dtype = token_dtype(tokenizer.vocab_size)
         key = hashlib.sha256(text.encode("utf-8") + json.dumps(tokenizer.to_dict(), sort_keys=True).encode())
         path = Path(cache or cache_dir()) / f"tokens_{key.hexdigest()[:20]}.{np.dtype(dtype).name}"
-        if not path.exists():
+        if read_cached(path) is None:  # missing, or truncated / damaged: tokenize again
             ids = np.asarray(tokenizer.encode(text), dtype=dtype)
-            _atomic_write_bytes(path, ids.tobytes())
+            write_cached(path, ids.tobytes())
         self.path = path
         ids = np.memmap(path, dtype=dtype, mode="r")
         n_val = max(1, int(len(ids) * val_fraction))

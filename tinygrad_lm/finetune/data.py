@@ -69,7 +69,9 @@ def read_jsonl(path):
                          '{"text": ..., "label": ...}')
     raw = read_text(path)
     rows = []
-    for n, line in enumerate(raw.splitlines(), start=1):
+    # split on "\n" only: str.splitlines also splits at U+2028, U+2029, U+0085 and others, which
+    # are valid inside a JSON string (json.dumps(..., ensure_ascii=False) writes them raw)
+    for n, line in enumerate(raw.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}, line {n}"

@@ -86,6 +86,7 @@ from .base import Tokenizer, read_text, render_token
 from .patterns import ASCII_PATTERNS, resolve_pattern
 
 FORMAT_HEADER = "tinygrad_lm bpe v1"
+LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorter ones in the plain loop
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
 
@@ -231,7 +232,9 @@ class BPETokenizer(Tokenizer):
     def _encode_chunk(self, data: bytes, max_rank: float = _INF) -> list[int]:
         """BPE one chunk the way tiktoken does: a chunk that is itself a token is that token;
         otherwise repeatedly fuse the leftmost adjacent pair whose concatenation is the token of
-        lowest rank (below ``max_rank``). O(L^2) for L bytes.
+        lowest rank (below ``max_rank``). The loop below is O(L^2) for L bytes, fastest for the
+        short chunks text is made of; a chunk longer than LONG_CHUNK bytes (a base64 blob, a
+        line without spaces) takes `_merge_long`, the same merges in O(L log L).
 
             >>> tok = BPETokenizer()
             >>> tok.train("aaabdaaabac", 259)
@@ -245,6 +248,8 @@ class BPETokenizer(Tokenizer):
         ids = list(data.translate(self._byte_ids))  # byte values -> their ids (the same for ours)
         if len(ids) < 2:
             return ids
+        if len(ids) > LONG_CHUNK:
+            return self._merge_long(ids, max_rank)
         get = self._pair_rank.get
         ranks = [get(p, _INF) for p in zip(ids, ids[1:])]   # ranks[i]: rank of ids[i]+ids[i+1]
         while True:
@@ -260,6 +265,39 @@ class BPETokenizer(Tokenizer):
                 ranks[i] = get((r, ids[i + 1]), _INF)
             if not ranks:
                 return ids
+
+    def _merge_long(self, ids: list[int], max_rank: float = _INF) -> list[int]:
+        """The merges of `_encode_chunk`, in O(L log L): a heap of (rank, position) of adjacent
+        pairs, and the tokens kept as a linked list of positions.
+
+        Popping the heap gives the lowest rank, leftmost first (positions keep their order), as
+        the quadratic loop picks. A popped pair whose tokens changed since it was pushed is
+        stale and skipped: a merge only makes pairs of higher rank (the token it makes was
+        learned after the pair's own), so a stale entry never matches a live pair.
+        """
+        get = self._pair_rank.get
+        n = len(ids)
+        tokens = list(ids)  # tokens[i]: the token starting at position i (valid while alive[i])
+        after = list(range(1, n + 1))  # next live position (n: none)
+        before = list(range(-1, n - 1))  # previous live position (-1: none)
+        alive = [True] * n
+        heap = [(r, i) for i in range(n - 1) if (r := get((tokens[i], tokens[i + 1]), _INF)) < max_rank]
+        heapq.heapify(heap)
+        while heap:
+            r, i = heapq.heappop(heap)
+            j = after[i]
+            if not alive[i] or j >= n or get((tokens[i], tokens[j]), _INF) != r:
+                continue  # stale: one of the two tokens was merged away since
+            tokens[i], alive[j] = r, False  # the pair becomes token r at position i
+            k = after[i] = after[j]
+            if k < n:
+                before[k] = i
+                if (rk := get((r, tokens[k]), _INF)) < max_rank:
+                    heapq.heappush(heap, (rk, i))
+            h = before[i]
+            if h >= 0 and (rh := get((tokens[h], r), _INF)) < max_rank:
+                heapq.heappush(heap, (rh, h))
+        return [t for t, live in zip(tokens, alive) if live]
 
     def _splitter(self, text: str):
         """The compiled split pattern; the stdlib-``re`` spelling when the text is ASCII."""
@@ -277,8 +315,10 @@ class BPETokenizer(Tokenizer):
             cache.clear()
         out: list[int] = []
         extend = out.extend
+        covered = 0
         try:
             for chunk in self._splitter(text).findall(text):
+                covered += len(chunk)
                 try:
                     extend(cache[chunk])
                 except KeyError:
@@ -289,7 +329,19 @@ class BPETokenizer(Tokenizer):
             # replace them with U+FFFD and encode again (such a text cannot round-trip)
             return self.encode_ordinary(
                 text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+        if covered != len(text):  # a custom pattern that skips characters would drop them silently
+            raise ValueError(self._uncovered(text))
         return out
+
+    def _uncovered(self, text: str) -> str:
+        """The error for a split pattern whose matches leave characters of `text` out."""
+        at = 0
+        for m in self._splitter(text).finditer(text):
+            if m.start() != at:
+                break
+            at = m.end()
+        return (f"the split pattern {self.pattern!r} matches no chunk at offset {at} ({text[at:at + 20]!r}), so "
+                "BPE would drop that text; use a pattern whose matches cover every character (gpt2 and gpt4 do)")
 
     def _special_re(self, specials) -> regex.Pattern:
         key = frozenset(specials)
