@@ -289,6 +289,20 @@ def test_a_truncated_token_cache_is_rebuilt_not_trained_on(corpus, tmp_path):
                                                                 second["model"].parameters()))
 
 
+def test_a_damaged_bpe_cache_is_rebuilt(corpus, tmp_path):
+    from tinygrad_lm.data import build_tokenizer
+
+    text = corpus.read_text(encoding="utf-8")
+    first = build_tokenizer("bpe", text, 300)
+    (cached,) = (tmp_path / "cache").glob("bpe_*.json")
+    raw = bytearray(cached.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one flipped bit: still JSON, perhaps, but not the tokenizer that was saved
+    cached.write_bytes(bytes(raw))
+    again = build_tokenizer("bpe", text, 300)
+    assert again.merges == first.merges
+    assert cached.read_bytes() != bytes(raw)  # rewritten
+
+
 def test_checkpoint_meta_missing_a_key_names_the_file_and_key(corpus, tmp_path):
     run_dir = tmp_path / "run"
     train(small_cfg(corpus, run_dir, max_iters=2))
