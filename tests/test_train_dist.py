@@ -87,6 +87,14 @@ def test_two_ranks_end_with_the_state_of_two_threads_bit_for_bit_with_dropout(co
     assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["best.npz", "ckpt.npz", "log.jsonl"]
 
 
+def test_other_ranks_print_only_when_asked(corpus, tmp_path):
+    common = ["train", "--data", corpus, "--dist", "mpi"] + FLAGS
+    rc, out = launch(common + ["--out-dir", "quiet"], tmp_path, ranks=2)
+    assert rc == 0 and "[rank 1]" not in out and out.count("step     8/8") == 1, out
+    rc, out = launch(common + ["--out-dir", "loud", "--all-ranks-print"], tmp_path, ranks=2)
+    assert rc == 0 and out.count("[rank 1] step     8/8") == 1 and out.count("step     8/8") == 2, out
+
+
 def test_two_ranks_agree_with_one_thread_to_float32_rounding(corpus, tmp_path):
     common = ["train", "--data", corpus, "--quiet"] + FLAGS
     rc, out = launch(common + ["--dist", "mpi", "--out-dir", "ranks"], tmp_path, ranks=2)

@@ -52,6 +52,7 @@ class RunConfig:
     threads: int = 1  # the fast path: split each batch over this many CPU threads
     reference: bool = False  # the textbook path: no fused kernels, no threads
     dist: str = None  # "mpi": data parallel over the ranks of `mpiexec -n N` (distributed.py)
+    all_ranks_print: bool = False  # over MPI, every rank prints its progress (rank 0 alone by default)
     quiet: bool = False
 
     def __post_init__(self):
@@ -74,7 +75,7 @@ class RunConfig:
 
 
 # what may change when a run is resumed: where and how it runs, never what it computes
-RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "quiet")
+RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "all_ranks_print", "quiet")
 # what a resumed run may change too, when asked: where it stops (the cosine schedule then ends at
 # the new max_iters, and its floor is min_lr) and how often it evaluates, logs and samples
 RESUMABLE = ("max_iters", "min_lr", "eval_interval", "log_interval", "eval_iters", "eval_batch_size", "sample_tokens")
@@ -280,6 +281,8 @@ HELP = {
                  "losses within float32 noise, slower",
     "dist": "mpi: data parallel over the processes of `mpiexec -n N` (pip install -e .[dist]); each rank takes "
             "its rows of every batch, --batch-size stays the global batch",
+    "all_ranks_print": "with --dist mpi, every rank prints its progress lines, prefixed with its rank (by default "
+                       "rank 0 alone prints)",
     "sample_tokens": "tokens to sample after training (0 skips)",
     "quiet": "print nothing but errors",
 }

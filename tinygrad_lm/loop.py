@@ -93,7 +93,8 @@ class Run:
         save: save(path) writes a checkpoint of the loop's current state.
         start_step: the step the run starts (or resumes) at.
         group: the distributed.Group of a run over MPI ranks, or None. Only rank 0 writes the
-            folder (logs, checkpoints) and prints; the other ranks run silently.
+            folder (logs, checkpoints) and prints; the other ranks run silently, unless the
+            RunConfig's all_ranks_print asks them to print too.
     """
 
     def __init__(self, cfg, save, start_step=0, group=None):
@@ -138,8 +139,12 @@ class Run:
         return EXIT_CODES.get(self.stop_signal, 0)
 
     def print(self, message):
-        if not self.cfg.quiet and self.writer:
+        if self.cfg.quiet:
+            return
+        if self.writer:
             print(message, flush=True)
+        elif getattr(self.cfg, "all_ranks_print", False):  # over MPI, asked for: every rank, labelled
+            print(f"[rank {self.group.rank}] {message.lstrip()}", flush=True)
 
     def record(self, record):
         """Append one JSON line to log.jsonl (flushed, so a crash keeps it)."""
@@ -188,7 +193,7 @@ class Run:
         if improved:
             self.save(self.out_dir / "best.npz")
         self.save(self.out_dir / "ckpt.npz")
-        self.print(message + (" (best, saved)" if improved else ""))
+        self.print(message + (" (best, saved)" if improved and self.writer else ""))
 
     def interrupted(self, step):
         """Stopped between steps: save ckpt.npz so that `--resume` continues exactly from here.
