@@ -120,11 +120,9 @@ class Run:
         if self.stop_signal is not None:  # the second one: stop now, in the middle of the step
             self.torn = True
             raise KeyboardInterrupt
-        self.stop_signal = signum
+        self.stop_signal = signum  # no printing here: the main thread may be inside a print
         if self.group is not None:  # rides in the next gradient Allreduce to every rank
             self.group.stop_requested = True
-        self.print(f"\n{signal.Signals(signum).name}: stopping after this step and saving "
-                   "(Ctrl-C again to stop at once, without saving)")
 
     def should_stop(self, step, stop_at=None):
         """True when the loop should stop before its next step: `stop_at` (tests) was reached,
@@ -208,7 +206,8 @@ class Run:
                       file=sys.stderr, flush=True)
             return
         self.save(last)
-        self.print(f"\nstopped at step {step}: checkpoint saved to {last}; continue with the same command and "
+        why = f" by {signal.Signals(self.stop_signal).name}" if self.stop_signal else ""
+        self.print(f"\nstopped{why} at step {step}: checkpoint saved to {last}; continue with the same command and "
                    f"--resume (--out-dir {self.out_dir})")
 
     @property
