@@ -16,6 +16,9 @@
     workers.py        persistent worker threads
     blas.py           limit BLAS's own threads
     alloc.py          keep freed activation memory in the process (glibc mallopt)
+    cuda/             fused CUDA kernels (layer norm, GELU, cross-entropy, causal softmax,
+                      multi-tensor AdamW) and opt-in TF32, used only for float32 CuPy arrays;
+                      each kernel's oracle is the NumPy code of the file it replaces
 
 A reader of the reference path (train.py, model.py, nn/, functional.py, ops/, tensor.py)
 never meets any of this; `python -m tinygrad_lm train` uses it unless `--reference` is given.

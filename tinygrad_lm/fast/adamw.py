@@ -7,12 +7,18 @@ array, and both bias corrections are folded into two scalars:
     lr * m_hat / (sqrt(v_hat) + eps) = (lr * sqrt(b2) / b1) * m / (sqrt(v) + eps * sqrt(b2))
 with b1 = 1 - beta1^t, b2 = 1 - beta2^t: one pass over the parameter fewer. The result equals
 the reference up to float rounding (tests/test_fast.py pins it over several steps).
-Leaves out: multi-tensor (foreach) kernels over all parameters at once.
+On a GPU (every parameter, gradient and moment a contiguous float32 CuPy array) `step` is
+one multi-tensor kernel launch over all parameters (`fast/cuda/adamw.py`), the same update
+with the same folded scalars; this file's per-parameter update is its oracle.
+Leaves out: multi-tensor updates on the CPU (NumPy has no kernel launches to save).
 """
 import math
 
 from ..backend import get_array_module
 from ..optim import Adam, AdamW
+from ..optim.optimizer import Optimizer
+from . import cuda
+from .cuda import adamw as cuda_adamw
 
 
 def fused_adam_update(self, group, p, grad, state):
@@ -42,13 +48,35 @@ def fused_adam_update(self, group, p, grad, state):
     w -= tmp
 
 
+def multi_tensor_step(self):
+    """`Optimizer.step`, as one CUDA launch over every parameter when they are all on a GPU in
+    float32; otherwise the per-parameter loop with `fused_adam_update`."""
+    items = [(group, p, i) for i, (group, p) in enumerate((g, p) for g in self.param_groups for p in g["params"])
+             if p.grad is not None]
+    arrays = [a for _, p, _ in items for a in (p.data, p.grad)]
+    if not items or not cuda.enabled(*arrays) or not all(a.flags.c_contiguous for a in arrays):
+        return Optimizer.step(self)
+    rows = []
+    for group, p, i in items:
+        lr, eps, wd, beta1, beta2, t, m, v = self._next_step(group, p, self.state[i])  # moments made here
+        rows.append(cuda_adamw.scalars_for(lr, eps, wd, beta1, beta2, t, self.decoupled))
+    ws, ms, vs = ([p.data for _, p, _ in items], [self.state[i]["exp_avg"] for _, _, i in items],
+                  [self.state[i]["exp_avg_sq"] for _, _, i in items])
+    tables = getattr(self, "_multi_tensor", None)
+    if tables is None or tables.key != cuda_adamw.key(ws, ms, vs):  # built once per set of arrays
+        tables = self._multi_tensor = cuda_adamw.MultiTensorAdamW(ws, ms, vs)
+    tables.step([p.grad for _, p, _ in items], rows)
+
+
 class FusedAdam(Adam):
     """`optim.Adam` with the in-place update (same state, state_dict and hyperparameters)."""
 
     _update = fused_adam_update
+    step = multi_tensor_step
 
 
 class FusedAdamW(AdamW):
     """`optim.AdamW` with the in-place update (same state, state_dict and hyperparameters)."""
 
     _update = fused_adam_update
+    step = multi_tensor_step

@@ -33,6 +33,9 @@ fast and reference agree exactly with dropout on too (tested).
 With a key/value cache (generation, `nn/kv_cache.py`) `FusedSelfAttention` splits the heads
 as the reference does, appends k and v to the cache and calls `AttentionKernel` on T new
 queries and S keys (the causal mask's bottom-right (T, S) corner): no graph is needed there.
+On a GPU (float32 CuPy arrays, causal, no padding mask) `PackedAttentionKernel` takes the
+plain layout instead, cuBLAS products around the fused causal softmax of
+`fast/cuda/attention.py`; this file's code is that path's oracle (`scripts/gpu_check.py`).
 Leaves out: the memory-saving tiled (flash) formulation; the attention matrix is
 materialised, which is fine at the context lengths this package trains.
 """
@@ -44,6 +47,8 @@ from ..nn import CausalSelfAttention
 from ..nn.attention import key_padding_mask
 from ..rng import uniform
 from ..tensor import Function, Tensor
+from . import cuda
+from .cuda import attention as cuda_attention
 from .rows import rowsum
 
 _causal_cache = {}  # (T, S, device, dtype) -> mask; the oldest entry goes beyond _CACHE_SIZE
@@ -172,6 +177,9 @@ class PackedAttentionKernel(AttentionKernel):
             raise ValueError(f"packed attention: qkv of shape {qkv.shape} must be (B, T, 3 * C) with C "
                              f"divisible by n_head={self.n_head}")
         qkv = xp.ascontiguousarray(qkv)
+        self.on_gpu = self.causal and self.mask is None and cuda.enabled(qkv)
+        if self.on_gpu:
+            return self._forward_gpu(qkv)
         q, k, v = self._heads(qkv, 3)
         y = xp.empty(qkv.shape[:2] + (qkv.shape[2] // 3,), dtype=qkv.dtype)  # (B, T, C)
         self._attend(q, k, v, out=self._heads(y, 1)[0])
@@ -181,12 +189,47 @@ class PackedAttentionKernel(AttentionKernel):
     def backward(self, gy):
         xp = get_array_module(gy)
         g = xp.empty(gy.shape[:2] + (3 * gy.shape[2],), dtype=gy.dtype)  # (B, T, 3C)
+        if self.on_gpu:
+            return self._backward_gpu(gy, g)
         gq, gk, gv = self._heads(g, 3)
         B, T, C = gy.shape
         # D = sum over each head's hs features of gy * y, from the merged arrays: one BLAS mat-vec
         d = rowsum((gy * self.y_merged).reshape(B, T, self.n_head, C // self.n_head))  # (B, T, nh, 1)
         d = d.transpose(0, 2, 1, 3)  # (B, nh, T, 1)
         self._grads(self._heads(gy, 1)[0], gq, gk, gv, d)  # gy viewed as (B, nh, T, hs)
+        return g
+
+
+    # ---- on a GPU: the plain (T, S) layout, cuBLAS products and the fused causal softmax of
+    # fast/cuda/attention.py (the transposed layout above only helps NumPy's reductions)
+    def _forward_gpu(self, qkv):
+        xp = get_array_module(qkv)
+        B, T, C3 = qkv.shape
+        q, k, v = (xp.ascontiguousarray(h) for h in self._heads(qkv, 3))  # 3 x (B, nh, T, hs)
+        self.scale = self.scale if self.scale is not None else 1.0 / np.sqrt(q.shape[-1])
+        p = cuda_attention.softmax_forward(q @ k.swapaxes(-1, -2), self.scale)  # (B, nh, T, T)
+        self.drop = None
+        if self.dropout_p > 0.0:  # the same draw as the NumPy path: (B, nh, T, S), same generator
+            keep = uniform(p.shape, p.dtype, xp, self.rng) >= self.dropout_p
+            self.drop = keep * p.dtype.type(1.0 / (1.0 - self.dropout_p))
+        p_used = p if self.drop is None else p * self.drop
+        self.gpu_saved = q, k, v, p, p_used
+        y = p_used @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
+        return y.transpose(0, 2, 1, 3).reshape(B, T, C3 // 3)  # (B, T, nh, hs) -> (B, T, C)
+
+    def _backward_gpu(self, gy, g):
+        q, k, v, p, p_used = self.gpu_saved
+        B, T, C = gy.shape
+        gy4 = gy.reshape(B, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)  # (B, nh, T, hs)
+        gv = p_used.swapaxes(-1, -2) @ gy4  # (B, nh, T, T) @ (B, nh, T, hs)
+        dp = gy4 @ v.swapaxes(-1, -2)  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
+        if self.drop is not None:
+            dp *= self.drop
+        ds = cuda_attention.softmax_backward(p, dp, self.scale)  # gradient of the raw scores q k^T
+        gq, gk, gview = ds @ k, ds.swapaxes(-1, -2) @ q, self._heads(g, 3)  # (B, nh, T, hs) each
+        for view, part in zip(gview, (gq, gk, gv)):
+            view[...] = part  # into the packed (B, T, 3C) gradient
+        self.gpu_saved = None
         return g
 
 

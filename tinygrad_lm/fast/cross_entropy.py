@@ -18,6 +18,8 @@ from ..backend import get_array_module
 from ..functional import _ids, check_cross_entropy
 from ..nn import CrossEntropyLoss
 from ..tensor import Function
+from . import cuda
+from .cuda import cross_entropy as cuda_cross_entropy
 
 
 class CrossEntropyKernel(Function):
@@ -30,6 +32,13 @@ class CrossEntropyKernel(Function):
         V = logits.shape[-1]
         z = logits.reshape(-1, V)  # (N, V)
         _, keep, tk = check_cross_entropy(logits, self.targets, self.ignore_index, self.reduction, self.smoothing)
+        self.on_gpu = cuda.enabled(logits)
+        if self.on_gpu:  # fused CUDA kernels (fast/cuda/cross_entropy.py), checked against the code below
+            loss, self.lse = cuda_cross_entropy.forward(z, tk, self.smoothing)
+            loss *= keep
+            self.z, self.tk, self.keep, self.shape = z, tk, keep, logits.shape
+            self.count = keep.sum().astype(logits.dtype)  # on the device: no sync
+            return self._reduce(loss)
         rows = xp.arange(z.shape[0])
         p = z - z.max(axis=1, keepdims=True)  # shifted logits, (N, V)
         picked = p[rows, tk]
@@ -46,6 +55,10 @@ class CrossEntropyKernel(Function):
         self.shape, self.logits = logits.shape, logits  # logits: only for a retained-graph re-run
         # rows kept: a host int on NumPy; on a GPU a device scalar, so that no step waits for it
         self.count = int(keep.sum()) if xp.__name__ == "numpy" else keep.sum().astype(logits.dtype)
+        return self._reduce(loss)
+
+    def _reduce(self, loss):
+        """The per-row losses (N,) reduced as asked."""
         if self.reduction == "none":
             return loss.reshape(self.targets.shape)
         total = loss.sum()
@@ -55,7 +68,17 @@ class CrossEntropyKernel(Function):
             return total * float("nan")  # nothing counted: NaN, as PyTorch (a GPU's 0/0 gives it too)
         return total / self.count
 
+    def _row_scale(self, gy):
+        """d(output)/d(loss_i) per row, (N,): gy, masked, divided by the count for "mean"."""
+        if self.reduction == "none":
+            return gy.reshape(-1) * self.keep
+        counted = not isinstance(self.count, int) or self.count  # a GPU's 0 rows: NaN gradients
+        return self.keep * (gy / self.count if self.reduction == "mean" and counted else gy)
+
     def backward(self, gy):
+        if self.on_gpu:
+            g = cuda_cross_entropy.backward(self.z, self.tk, self.lse, self._row_scale(gy), self.smoothing)
+            return g.reshape(self.shape)
         g = self.p  # the softmax buffer becomes the gradient, in place
         if g is None:  # a second backward through a retained graph: the first one consumed it
             xp = get_array_module(gy)
@@ -65,12 +88,7 @@ class CrossEntropyKernel(Function):
         g[self.rows, self.tk] -= 1.0 - self.smoothing
         if self.smoothing:
             g -= self.smoothing / g.shape[1]
-        if self.reduction == "none":
-            scale = gy.reshape(-1) * self.keep
-        else:
-            counted = not isinstance(self.count, int) or self.count  # a GPU's 0 rows: NaN gradients
-            scale = self.keep * (gy / self.count if self.reduction == "mean" and counted else gy)
-        g *= scale.astype(g.dtype)[:, None]
+        g *= self._row_scale(gy).astype(g.dtype)[:, None]
         self.p = None
         return g.reshape(self.shape)
 

@@ -7,7 +7,9 @@ fused model computes the same values and gradients as the reference (up to float
 pinned by tests/test_fast.py). `speed_up` is what the training loops call: fuse the model and the
 optimizer's update, keep freed activation memory in the process, and with threads > 1 split
 every batch and the optimizer step over CPU threads.
-Leaves out: fusing across layers (a whole block as one kernel) and CUDA kernels.
+On a GPU the fused layers run the CUDA kernels of `fast/cuda/` (float32 CuPy arrays; the
+switch is inside each kernel's Function, so fuse is the same call on either device).
+Leaves out: fusing across layers (a whole block as one kernel).
 """
 from .. import nn, optim
 from .adamw import FusedAdam, FusedAdamW

@@ -1,0 +1,160 @@
+"""The fused CUDA kernels of `tinygrad_lm/fast/cuda/`: every source compiles, everywhere nvcc is;
+each kernel matches its NumPy twin, where a GPU is.
+
+Compiling needs no GPU: nvcc (or, without it, CuPy's NVRTC) builds each source for sm_80
+(A100) and sm_90 (H100/H200), and a failure shows the compiler's message. The comparisons run
+the fast layer on the GPU in float32 (the kernels' dtype) against the same layer on the CPU in
+float64 (its NumPy code, pinned to the reference path by test_fast.py); they skip without a
+GPU, and `scripts/gpu_check.py` runs them there.
+"""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import tinygrad_lm
+from tinygrad_lm import Tensor, backend
+from tinygrad_lm.fast import cuda
+from tinygrad_lm.fast import functional as FAST
+
+ARCHS = ("sm_80", "sm_90")
+NVCC = shutil.which("nvcc")
+
+
+def _nvrtc():
+    try:
+        from cupy.cuda import compiler
+    except ImportError:
+        return None
+    return compiler
+
+
+@pytest.mark.skipif(NVCC is None and _nvrtc() is None, reason="neither nvcc nor CuPy's NVRTC is available")
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", sorted(cuda.SOURCES))
+def test_kernel_source_compiles(name, arch, tmp_path):
+    source = cuda.SOURCES[name]
+    if NVCC is not None:
+        path = tmp_path / f"{name}.cu"
+        path.write_text(source, encoding="utf-8")
+        run = subprocess.run([NVCC, f"-arch={arch}", "--std=c++17", "-ptx", str(path), "-o", str(tmp_path / "k.ptx")],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, f"nvcc -arch={arch} failed on fast/cuda/{name}.py:\n{run.stderr}"
+        assert ".entry" in (tmp_path / "k.ptx").read_text()  # the kernels are there, not compiled away
+    else:
+        _nvrtc().compile_using_nvrtc(source, options=(f"-arch=compute_{arch[3:]}", "--std=c++17"))
+
+
+def test_kernels_stay_off_for_numpy_and_for_the_standin(monkeypatch):
+    import cupy_standin
+
+    assert not cuda.enabled(np.ones(3, dtype=np.float32))
+    cupy_standin.install(monkeypatch)
+    assert not cuda.enabled(cupy_standin.asarray(np.ones(3, dtype=np.float32)))  # no RawModule: array code
+
+
+GPU = pytest.mark.skipif(not (backend.gpu_available and hasattr(backend.cupy, "RawModule")),
+                         reason="the kernels run only on a real GPU (CuPy with a device)")
+RTOL, ATOL = 2e-4, 2e-5  # float32 kernels against the float64 twin
+
+
+def _pair(*shapes, seed=0):
+    r = np.random.default_rng(seed)
+    arrays = [r.standard_normal(s) for s in shapes]
+    gpu = [Tensor(a.astype(np.float32), device="cuda", requires_grad=True) for a in arrays]
+    cpu = [Tensor(a, requires_grad=True) for a in arrays]
+    return gpu, cpu
+
+
+def _compare(fn, gpu, cpu, seed=1):
+    out_gpu, out_cpu = fn(*gpu), fn(*cpu)
+    assert cuda.enabled(gpu[0].data)
+    np.testing.assert_allclose(out_gpu.numpy(), out_cpu.numpy(), rtol=RTOL, atol=ATOL)
+    r = np.random.default_rng(seed).standard_normal(out_cpu.shape)
+    out_gpu.backward(Tensor(r.astype(np.float32), device="cuda"))
+    out_cpu.backward(Tensor(r))
+    for i, (g, c) in enumerate(zip(gpu, cpu)):
+        np.testing.assert_allclose(backend.to_device(g.grad, "cpu"), c.grad, rtol=RTOL, atol=ATOL, err_msg=f"input {i}")
+
+
+@GPU
+def test_layernorm_kernels_match_the_numpy_twin():
+    _compare(lambda x, w, b: FAST.layer_norm(x, w, b), *_pair((4, 7, 384), (384,), (384,)))
+
+
+@GPU
+def test_gelu_kernels_match_the_numpy_twin():
+    _compare(FAST.gelu, *_pair((4, 7, 96)))
+
+
+@GPU
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_kernels_match_the_numpy_twin(smoothing):
+    targets = np.random.default_rng(2).integers(0, 65, (4, 9))
+    targets[0, :3] = -1  # ignored rows
+    _compare(lambda z: FAST.cross_entropy(z, targets, label_smoothing=smoothing), *_pair((4, 9, 65)))
+
+
+@GPU
+@pytest.mark.parametrize("T", [5, 64])
+def test_attention_kernels_match_the_numpy_twin(T):
+    _compare(lambda qkv: FAST.packed_self_attention(qkv, 6), *_pair((2, T, 3 * 48)))
+
+
+@GPU
+def test_attention_dropout_on_the_gpu_uses_the_numpy_paths_draw():
+    gpu, cpu = _pair((2, 8, 3 * 16))
+    tinygrad_lm.manual_seed(3)
+    out_gpu = FAST.packed_self_attention(gpu[0], 2, dropout_p=0.3, rng=np.random.default_rng(5))
+    out_cpu = FAST.packed_self_attention(cpu[0], 2, dropout_p=0.3, rng=np.random.default_rng(5))
+    np.testing.assert_allclose(out_gpu.numpy(), out_cpu.numpy(), rtol=RTOL, atol=ATOL)
+
+
+@GPU
+@pytest.mark.parametrize("decoupled", [True, False], ids=["adamw", "adam"])
+def test_multi_tensor_adamw_matches_the_per_parameter_update(decoupled):
+    from tinygrad_lm import fast, optim
+
+    r = np.random.default_rng(0)
+    shapes = [(384, 1152), (384,), (7,), (65, 384)]
+    weights = [r.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[r.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    results = []
+    for device in ("cuda", "cpu"):
+        params = [Tensor(w, device=device, requires_grad=True) for w in weights]
+        cls = optim.AdamW if decoupled else optim.Adam
+        opt = fast.fuse(cls([{"params": params[:2], "weight_decay": 0.1}, {"params": params[2:], "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.99)))
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = backend.to_device(g, device)
+            opt.step()
+        results.append([p.numpy() for p in params])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@GPU
+def test_a_fast_float32_training_step_on_the_gpu_matches_the_cpu():
+    from tinygrad_lm import fast
+    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.optim import AdamW
+
+    cfg = GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64)
+    r = np.random.default_rng(0)
+    x, y = r.integers(0, 65, (4, 32)), r.integers(0, 65, (4, 32))
+    losses = []
+    for device in ("cuda", "cpu"):
+        tinygrad_lm.manual_seed(0)
+        model = fast.fuse(GPT(cfg)).to(device=device)
+        opt = fast.fuse(AdamW(model.parameters(), lr=1e-3))
+        run = []
+        for _ in range(3):
+            _, loss = model(backend.to_device(x, device), backend.to_device(y, device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run.append(loss.item())
+        losses.append(run)
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
