@@ -266,3 +266,14 @@ def test_the_causal_mask_cache_is_per_device_and_bounded(device):
     for t in range(1, 40):  # generation asks for a new (T, S) at every token
         attention.causal_bias_t(1, t, xp, np.float32)
     assert len(attention._causal_cache) == attention._CACHE_SIZE
+
+
+@pytest.mark.parametrize("device", CUDA)
+def test_gpt2_init_on_a_model_already_on_the_device_keeps_it_there(device):
+    from tinygrad_lm.model import init_gpt2_
+
+    model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=8)).to(device=device,
+                                                                                       dtype=np.float64)
+    init_gpt2_(model, 1)
+    assert {(p.device, p.dtype) for p in model.parameters()} == {("cuda", np.dtype(np.float64))}
+    model(on(device, [[1, 2]]), on(device, [[2, 3]]))[1].backward()

@@ -117,13 +117,14 @@ def init_gpt2_(model, n_layer):
     std_resid = 0.02 / math.sqrt(2 * n_layer)
     for name, p in model.named_parameters():
         if name.endswith("c_proj.weight"):
-            p.data = init.normal(p.shape, std_resid)
+            value = init.normal(p.shape, std_resid)
         elif name.endswith(".bias"):
-            p.data = np.zeros(p.shape, dtype=np.float32)
+            value = np.zeros(p.shape, dtype=np.float32)
         elif ".ln_" in name:
             continue  # LayerNorm weights stay 1
         else:
-            p.data = init.normal(p.shape, 0.02)
+            value = init.normal(p.shape, 0.02)
+        p.data = to_device(value.astype(p.dtype), p.device)  # drawn on the host, put where p lives
 
 
 class GPT(Module):

@@ -200,8 +200,9 @@ def _check_mask(attention_mask, idx):
     xp = get_array_module(am)
     am = xp.asarray(am).astype(bool)
     ids = idx.data if isinstance(idx, Tensor) else idx
-    if am.shape != tuple(np.shape(ids)):
-        raise ValueError(f"attention_mask shape {am.shape} must equal the ids' shape {tuple(np.shape(ids))}")
+    ids_shape = tuple(ids.shape) if hasattr(ids, "shape") else np.shape(ids)  # no np call on a device array
+    if am.shape != ids_shape:
+        raise ValueError(f"attention_mask shape {am.shape} must equal the ids' shape {ids_shape}")
     lengths = am.sum(axis=1)
     # checked at once on NumPy; on a GPU at the next host read, with no sync per batch
     check_later(lengths.min() == 0, lambda: ValueError("attention_mask: a sequence has no real token (an all-zero row)"))

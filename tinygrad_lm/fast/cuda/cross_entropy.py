@@ -80,7 +80,9 @@ def forward(z, targets, smoothing):
     N, V = z.shape
     z = xp.ascontiguousarray(z)
     loss, lse = xp.empty(N, dtype=xp.float32), xp.empty(N, dtype=xp.float32)
-    launch("cross_entropy", "cross_entropy_forward", (max(N, 1),), (THREADS,),
+    if N == 0:  # no rows: no blocks to launch
+        return loss, lse
+    launch("cross_entropy", "cross_entropy_forward", (N,), (THREADS,),
            (z, targets.astype(xp.int64), loss, lse, np.int32(V), np.float32(smoothing)))
     return loss, lse
 
@@ -93,7 +95,9 @@ def backward(z, targets, lse, scale, smoothing):
     xp = backend.cupy
     N, V = z.shape
     gz = xp.empty((N, V), dtype=xp.float32)
-    launch("cross_entropy", "cross_entropy_backward", (max(N, 1),), (THREADS,),
+    if N == 0:
+        return gz
+    launch("cross_entropy", "cross_entropy_backward", (N,), (THREADS,),
            (xp.ascontiguousarray(z), targets.astype(xp.int64), lse, scale.astype(xp.float32), gz, np.int32(V),
             np.float32(smoothing)))
     return gz
