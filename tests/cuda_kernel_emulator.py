@@ -134,7 +134,15 @@ def _adamw_multi_tensor(w_ptrs, g_ptrs, m_ptrs, v_ptrs, sizes, scalars, block_te
         w -= step * m / (np.sqrt(v) + eps)
 
 
-KERNELS = {"gelu_forward": _gelu_forward, "gelu_backward": lambda gy, d, gx, n: gx.__setitem__(..., gy * d),
+def _dropout_mask(out, n, key, counter, p, scale):
+    from tinygrad_lm.rng import CounterGenerator
+
+    gen = CounterGenerator(np)
+    gen.reserve = lambda m: (key, int(counter))  # the contract: CounterGenerator's numbers from counter on
+    out[...] = np.where(gen.random(out.shape, np.float32) >= p, scale, np.float32(0))
+
+
+KERNELS = {"dropout_mask": _dropout_mask, "gelu_forward": _gelu_forward, "gelu_backward": lambda gy, d, gx, n: gx.__setitem__(..., gy * d),
            "layernorm_forward": _layernorm_forward, "layernorm_backward_x": _layernorm_backward_x,
            "layernorm_backward_params": _layernorm_backward_params,
            "cross_entropy_forward": _cross_entropy_forward, "cross_entropy_backward": _cross_entropy_backward,

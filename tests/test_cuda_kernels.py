@@ -166,3 +166,29 @@ def test_a_fast_float32_training_step_on_the_gpu_matches_the_cpu(kernels):
             run.append(loss.item())
         losses.append(run)
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+def test_the_dropout_kernel_draws_the_array_codes_mask_bit_for_bit(kernels):
+    from tinygrad_lm import rng
+    from tinygrad_lm.fast.cuda.dropout import dropout_mask
+
+    xp = backend.cupy
+    rng.manual_seed(7)
+    gen = rng.get_rng(xp)
+    gen.random((5,))  # start mid-stream
+    state = dict(gen.state)
+    mask = dropout_mask((3, 4, 50), 0.2, gen)
+    assert gen.state["counter"] == state["counter"] + 600  # the stream advanced as the array code's would
+    gen.state = state
+    want = (gen.random((3, 4, 50), np.float32) >= 0.2) * np.float32(1 / 0.8)
+    np.testing.assert_array_equal(backend.to_device(mask, "cpu"), backend.to_device(want, "cpu"))
+
+
+def test_attention_dropout_from_the_global_generator_is_the_array_codes(kernels, monkeypatch):
+    gpu, _ = _pair((2, 8, 3 * 16))
+    outs = []
+    for switch in ("1", "0"):  # the kernels, then the CuPy array code
+        monkeypatch.setenv("TINYGRAD_LM_CUDA_KERNELS", switch)
+        tinygrad_lm.manual_seed(11)
+        outs.append(FAST.packed_self_attention(gpu[0], 2, dropout_p=0.3).numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=RTOL, atol=ATOL)

@@ -50,15 +50,21 @@ class CounterGenerator:
     def __init__(self, xp, seed=0, counter=0):
         self.xp, self.seed, self.counter = xp, int(seed), int(counter)
 
+    def reserve(self, n):
+        """Advance the stream by n numbers without drawing them: returns (key, counter before),
+        what a kernel needs to compute numbers counter + 1 .. counter + n itself."""
+        key = splitmix64(np.array([self.seed % 2 ** 64], dtype=np.uint64))[0]
+        start, self.counter = self.counter, self.counter + n
+        return key, start
+
     def random(self, shape, dtype=np.float32):
         """An array of `shape` of uniform [0, 1) numbers in `dtype` (float32 or float64)."""
         xp, dtype = self.xp, np.dtype(dtype)
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         n = int(np.prod(shape))
-        key = splitmix64(np.array([self.seed % 2 ** 64], dtype=np.uint64))[0]
-        i = xp.arange(1, n + 1, dtype=xp.uint64) + np.uint64(self.counter)
+        key, start = self.reserve(n)
+        i = xp.arange(1, n + 1, dtype=xp.uint64) + np.uint64(start)
         bits = splitmix64(i * _GOLDEN + key)
-        self.counter += n
         if dtype == np.float64:
             return ((bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53).reshape(shape)
         if dtype == np.float32:

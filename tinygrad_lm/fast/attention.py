@@ -45,10 +45,11 @@ from ..backend import get_array_module
 from ..functional import _mask, check_attention
 from ..nn import CausalSelfAttention
 from ..nn.attention import key_padding_mask
-from ..rng import uniform
+from ..rng import get_rng, uniform
 from ..tensor import Function, Tensor
 from . import cuda
 from .cuda import attention as cuda_attention
+from .cuda import dropout as cuda_dropout
 from .rows import rowsum
 
 _causal_cache = {}  # (T, S, device, dtype) -> mask; the oldest entry goes beyond _CACHE_SIZE
@@ -209,7 +210,9 @@ class PackedAttentionKernel(AttentionKernel):
         self.scale = self.scale if self.scale is not None else 1.0 / np.sqrt(q.shape[-1])
         p = cuda_attention.softmax_forward(q @ k.swapaxes(-1, -2), self.scale)  # (B, nh, T, T)
         self.drop = None
-        if self.dropout_p > 0.0:  # the same draw as the NumPy path: (B, nh, T, S), same generator
+        if self.dropout_p > 0.0 and self.rng is None:  # the global generator's mask, in one kernel
+            self.drop = cuda_dropout.dropout_mask(p.shape, self.dropout_p, get_rng(xp))
+        elif self.dropout_p > 0.0:  # the same draw as the NumPy path: (B, nh, T, S), same generator
             keep = uniform(p.shape, p.dtype, xp, self.rng) >= self.dropout_p
             self.drop = keep * p.dtype.type(1.0 / (1.0 - self.dropout_p))
         p_used = p if self.drop is None else p * self.drop

@@ -11,6 +11,7 @@ against (the fast layer's own kernels in `fast/*.py`, themselves pinned to the r
     attention.py      causal softmax over each query's row, one warp per row, forward and
                       backward; the products around it are cuBLAS (CuPy's matmul)
     adamw.py          one launch updates every parameter: pointer tables, one block per chunk
+    dropout.py        the GPU generator's numbers and the scaled mask in one pass
     tf32.py           opt-in TF32 matmuls (CuPy's CUPY_TF32)
 
 `enabled(array)` is the one switch: True for a float32 CuPy array when CuPy is real (it has
@@ -29,11 +30,12 @@ from ... import backend
 from .adamw import SOURCE as _ADAMW
 from .attention import SOURCE as _ATTENTION
 from .cross_entropy import SOURCE as _CROSS_ENTROPY
+from .dropout import SOURCE as _DROPOUT
 from .gelu import SOURCE as _GELU
 from .layernorm import SOURCE as _LAYERNORM
 
 SOURCES = {"layernorm": _LAYERNORM, "gelu": _GELU, "cross_entropy": _CROSS_ENTROPY, "attention": _ATTENTION,
-           "adamw": _ADAMW}
+           "adamw": _ADAMW, "dropout": _DROPOUT}
 _modules = {}  # (name, device id) -> compiled RawModule
 
 
