@@ -192,3 +192,28 @@ def test_attention_dropout_from_the_global_generator_is_the_array_codes(kernels,
         tinygrad_lm.manual_seed(11)
         outs.append(FAST.packed_self_attention(gpu[0], 2, dropout_p=0.3).numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=RTOL, atol=ATOL)
+
+
+def test_tf32_is_off_unless_asked_and_set_tf32_switches_cupys_float32_matmuls(monkeypatch):
+    import types
+
+    import cupy_standin
+    from tinygrad_lm.fast.cuda.tf32 import set_tf32, tf32_enabled
+
+    cupy_standin.install(monkeypatch)
+    modes = {}  # a test double for cupy._core._routines_linalg: remembers each dtype's compute type
+    linalg = types.SimpleNamespace(COMPUTE_TYPE_DEFAULT=0, COMPUTE_TYPE_TF32=4,
+                                   set_compute_type=lambda dtype, mode: modes.__setitem__(np.dtype(dtype), mode),
+                                   get_compute_type=lambda dtype: modes.get(np.dtype(dtype), 0))
+    monkeypatch.setattr(cupy_standin, "_core", types.SimpleNamespace(_routines_linalg=linalg), raising=False)
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    assert not tf32_enabled()  # float32 by default
+    assert set_tf32(True) and tf32_enabled()
+    assert modes == {np.dtype(np.float32): 4, np.dtype(np.complex64): 4} and cuda_env() == "1"
+    assert set_tf32(False) and not tf32_enabled() and cuda_env() == "0"
+
+
+def cuda_env():
+    import os
+
+    return os.environ["CUPY_TF32"]
