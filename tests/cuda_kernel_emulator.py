@@ -142,7 +142,11 @@ def _dropout_mask(out, n, key, counter, p, scale):
     out[...] = np.where(gen.random(out.shape, np.float32) >= p, scale, np.float32(0))
 
 
-KERNELS = {"dropout_mask": _dropout_mask, "gelu_forward": _gelu_forward, "gelu_backward": lambda gy, d, gx, n: gx.__setitem__(..., gy * d),
+def _gelu_backward(gy, dydx, gx, n):
+    gx[...] = gy * dydx
+
+
+KERNELS = {"dropout_mask": _dropout_mask, "gelu_forward": _gelu_forward, "gelu_backward": _gelu_backward,
            "layernorm_forward": _layernorm_forward, "layernorm_backward_x": _layernorm_backward_x,
            "layernorm_backward_params": _layernorm_backward_params,
            "cross_entropy_forward": _cross_entropy_forward, "cross_entropy_backward": _cross_entropy_backward,

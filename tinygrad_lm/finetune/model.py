@@ -205,7 +205,8 @@ def _check_mask(attention_mask, idx):
         raise ValueError(f"attention_mask shape {am.shape} must equal the ids' shape {ids_shape}")
     lengths = am.sum(axis=1)
     # checked at once on NumPy; on a GPU at the next host read, with no sync per batch
-    check_later(lengths.min() == 0, lambda: ValueError("attention_mask: a sequence has no real token (an all-zero row)"))
+    check_later(lengths.min() == 0,
+                lambda: ValueError("attention_mask: a sequence has no real token (an all-zero row)"))
     right_padded = xp.arange(am.shape[1])[None, :] < lengths[:, None]  # (B, T)
     check_later(~(am == right_padded).all(), lambda: ValueError(
         "attention_mask must be right-padded (ones, then zeros) for last-token pooling"))
