@@ -217,3 +217,25 @@ def cuda_env():
     import os
 
     return os.environ["CUPY_TF32"]
+
+
+def test_fused_dropout_on_the_gpu_is_the_reference_bit_for_bit(kernels):
+    from tinygrad_lm import fast, nn, rng
+
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 8, 16)).astype(np.float32), device="cuda",
+               requires_grad=True)
+    outs, states = [], []
+    for fused in (False, True):
+        layer = nn.Dropout(0.2)
+        if fused:
+            fast.fuse(layer)
+        rng.manual_seed(5)
+        y = layer(x)
+        y.backward(Tensor(np.ones((4, 8, 16), dtype=np.float32), device="cuda"))
+        outs.append((y.numpy(), backend.to_device(x.grad, "cpu")))
+        states.append(rng.get_state()["device"])
+        x.grad = None
+    assert type(layer).__name__ == "FusedDropout"
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    assert states[0] == states[1]  # the generator advanced alike: checkpoints do not depend on fusing

@@ -10,6 +10,7 @@
     attention.py      FusedSelfAttention one Function from packed qkv, transposed layout
     gelu.py           FusedGELU          forward and derivative together, in cache-sized blocks
     adamw.py          FusedAdam(W)       the optimizer update in place, one scratch array
+    dropout.py        FusedDropout       on a GPU, the mask drawn and scaled by one kernel
     rows.py           row and column sums as BLAS mat-vec products
     functional.py     the kernels as functions with `functional`'s names
     data_parallel.py  DataParallel: each batch split over CPU threads; split_optimizer_step

@@ -18,13 +18,15 @@ from .attention import FusedSelfAttention
 from .blas import set_blas_threads
 from .cross_entropy import FusedCrossEntropyLoss
 from .data_parallel import DataParallel, split_optimizer_step
+from .dropout import FusedDropout
 from .embedding import FusedEmbedding
 from .gelu import FusedGELU
 from .layernorm import FusedLayerNorm
 from .linear import FusedLinear
 
 FUSED = {nn.Linear: FusedLinear, nn.Embedding: FusedEmbedding, nn.LayerNorm: FusedLayerNorm, nn.GELU: FusedGELU,
-         nn.CausalSelfAttention: FusedSelfAttention, nn.CrossEntropyLoss: FusedCrossEntropyLoss}
+         nn.CausalSelfAttention: FusedSelfAttention, nn.CrossEntropyLoss: FusedCrossEntropyLoss,
+         nn.Dropout: FusedDropout}
 FUSED_OPTIMIZERS = {optim.Adam: FusedAdam, optim.AdamW: FusedAdamW}
 REFERENCE = {fused: reference for reference, fused in {**FUSED, **FUSED_OPTIMIZERS}.items()}
 

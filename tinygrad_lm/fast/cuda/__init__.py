@@ -11,7 +11,8 @@ against (the fast layer's own kernels in `fast/*.py`, themselves pinned to the r
     attention.py      causal softmax over each query's row, one warp per row, forward and
                       backward; the products around it are cuBLAS (CuPy's matmul)
     adamw.py          one launch updates every parameter: pointer tables, one block per chunk
-    dropout.py        the GPU generator's numbers and the scaled mask in one pass
+    dropout.py        the GPU generator's numbers and the scaled mask in one pass (attention
+                      dropout, and fast/dropout.py's FusedDropout)
     tf32.py           opt-in TF32 matmuls (CuPy's CUPY_TF32)
 
 `enabled(array)` is the one switch: True for a float32 CuPy array when CuPy is real (it has
