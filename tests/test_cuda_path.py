@@ -265,7 +265,7 @@ def test_the_causal_mask_cache_is_per_device_and_bounded(device):
     assert backend.device_of(cpu) == "cpu" and backend.device_of(gpu) == "cuda"
     for t in range(1, 40):  # generation asks for a new (T, S) at every token
         attention.causal_bias_t(1, t, xp, np.float32)
-    assert len(attention._causal_cache) == attention._CACHE_SIZE
+    assert len(attention._causal_cache) == attention._causal_cache.size
 
 
 @pytest.mark.parametrize("device", CUDA)

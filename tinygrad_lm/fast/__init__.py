@@ -1,6 +1,7 @@
 """The fast paths, beside the reference path and pinned to it by tests (llm.c's split of
 `train_gpt2.c` and `train_gpt2.cu`, within one package).
 
+    cache.py          small per-device caches of constant arrays (masks, ones), bounded
     fuse.py           fuse(model) / unfuse(model): swap layers (or an optimizer's update) in place;
                       speed_up(model, optimizer, threads): what the training loops call
     linear.py         FusedLinear        one GEMM for (B, T, C) @ (C, D), forward and backward

@@ -50,24 +50,17 @@ from ..tensor import Function, Tensor
 from . import cuda
 from .cuda import attention as cuda_attention
 from .cuda import dropout as cuda_dropout
+from .cache import DeviceCache
 from .rows import rowsum
 
-_causal_cache = {}  # (T, S, device, dtype) -> mask; the oldest entry goes beyond _CACHE_SIZE
-_CACHE_SIZE = 16  # generation with a cache asks for a new (T, S) every token: keep a few only
+_causal_cache = DeviceCache(16)  # generation asks for a new (T, S) every token: keep a few only
 
 
 def causal_bias_t(T, S, xp, dtype):
     """(S, T) additive mask in the transposed layout: -inf where key j > query i + (S - T).
     Cached per size, dtype and device (each GPU keeps its own copy)."""
-    device = xp.cuda.get_device_id() if xp is not np else -1
-    key = (T, S, xp.__name__, device, np.dtype(dtype).str)
-    bias = _causal_cache.pop(key, None)
-    if bias is None:
-        bias = xp.ascontiguousarray(xp.triu(xp.full((T, S), -np.inf, dtype=dtype), k=S - T + 1).T)  # (S, T)
-        if len(_causal_cache) >= _CACHE_SIZE:
-            del _causal_cache[next(iter(_causal_cache))]  # least recently used (dicts keep order)
-    _causal_cache[key] = bias  # (re)inserted last: most recently used
-    return bias
+    return _causal_cache.get((T, S, np.dtype(dtype).str), xp, lambda: xp.ascontiguousarray(
+        xp.triu(xp.full((T, S), -np.inf, dtype=dtype), k=S - T + 1).T))  # (T, S) -> (S, T)
 
 
 def _matmul(a, b, out=None):

@@ -9,17 +9,14 @@ Leaves out: nothing; these are only faster spellings of `sum`.
 import numpy as np
 
 from ..backend import get_array_module
+from .cache import DeviceCache
 
-_ones = {}
+_ones = DeviceCache(32)
 
 
 def ones_vector(n, dtype, xp):
     """A cached vector of n ones (dtype, on xp's device): the right operand of a BLAS sum."""
-    key = (n, np.dtype(dtype).str, xp.__name__)
-    v = _ones.get(key)
-    if v is None:
-        v = _ones[key] = xp.ones(n, dtype=dtype)
-    return v
+    return _ones.get((n, np.dtype(dtype).str), xp, lambda: xp.ones(n, dtype=dtype))
 
 
 def rowsum(a):
