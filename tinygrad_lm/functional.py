@@ -56,21 +56,18 @@ def check_ids(ids, n_rows, what="embedding", noun="id"):
     if not ids.size:
         return
     if get_array_module(ids) is not np:
-        check_later(((ids < 0) | (ids >= n_rows)).any(), lambda: _ids_error(to_device(ids, "cpu"), n_rows, what, noun))
-        return
-    error = _ids_error(ids, n_rows, what, noun)
-    if error is not None:
-        raise error
+        return check_later(((ids < 0) | (ids >= n_rows)).any(),
+                           lambda: _ids_error(to_device(ids, "cpu"), n_rows, what, noun))
+    if int(ids.min()) < 0 or int(ids.max()) >= n_rows:
+        raise _ids_error(ids, n_rows, what, noun)
 
 
 def _ids_error(ids, n_rows, what, noun):
-    """The IndexError for NumPy `ids` out of range, or None when all are in range."""
+    """The IndexError for NumPy `ids`, some of them out of range."""
     lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= n_rows:
-        bad = lo if lo < 0 else hi
-        return IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
-                          f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
-    return None
+    bad = lo if lo < 0 else hi
+    return IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
+                      f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
 
 
 def embedding(ids, weight):

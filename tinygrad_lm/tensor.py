@@ -307,7 +307,8 @@ class Tensor:
         """The single element as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a single-element tensor, got shape {self.shape}")
-        backend.raise_pending()  # a host read: device-side checks waiting for one are read too
+        if backend.device_of(self.data) != "cpu":
+            backend.raise_pending()  # a host read: device-side checks waiting for one are read too
         return self.data.item()
 
     def tolist(self):

@@ -46,20 +46,23 @@ def segment_sum(ids, values, n_rows):
 
 def scatter_add(shape, index, values):
     """A zero array of `shape` with `values` added at `index` (repeats accumulate): the gradient
-    of `x[index]` for an advanced (integer or boolean array) index.
+    of `x[index]` for an advanced (integer or boolean array) index. NumPy: `np.add.at`; a GPU:
+    `segment_sum` (deterministic), through `_scatter_add_segments`."""
+    if get_array_module(values) is not np:
+        return _scatter_add_segments(shape, index, values)
+    g = np.zeros(shape, dtype=values.dtype)
+    np.add.at(g, index, values)
+    return g
 
-    NumPy: `np.add.at`. CuPy: `segment_sum` over the rows (index a single integer array on
-    axis 0) or over flat element positions (any other advanced index).
-    """
+
+def _scatter_add_segments(shape, index, values):
+    """`scatter_add` as a segment sum over rows (index a single integer array on axis 0) or over
+    flat element positions (any other advanced index)."""
     xp = get_array_module(values)
-    if xp is np:
-        g = np.zeros(shape, dtype=values.dtype)
-        np.add.at(g, index, values)
-        return g
     if not isinstance(index, tuple) and getattr(index, "dtype", None) is not None \
             and np.issubdtype(index.dtype, np.integer):
         ids = index.reshape(-1) % shape[0]  # negative ids count from the end, as in indexing
-        rows = values.reshape((ids.shape[0],) + tuple(shape[1:]))  # (N, *row shape)
-        return segment_sum(ids, rows.reshape(ids.shape[0], -1), shape[0]).reshape(shape)
+        rows = values.reshape(ids.shape[0], -1)  # (N, row size)
+        return segment_sum(ids, rows, shape[0]).reshape(shape)
     positions = xp.arange(int(np.prod(shape))).reshape(shape)[index].reshape(-1)  # flat target of each value
     return segment_sum(positions, values.reshape(-1, 1), int(np.prod(shape))).reshape(shape)

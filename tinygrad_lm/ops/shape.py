@@ -57,8 +57,6 @@ def _raw_index(index):
 def _index_on(index, xp):
     """The index with its arrays (and lists) on `xp`'s device: a CuPy tensor indexed by a
     NumPy array would otherwise mix host and device arrays."""
-    if xp is np:
-        return index
     if isinstance(index, tuple):
         return tuple(_index_on(i, xp) for i in index)
     if isinstance(index, (list, np.ndarray)):
@@ -78,7 +76,8 @@ class GetItem(Function):
 
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
-        self.index = _index_on(self.index, get_array_module(x))
+        if backend.device_of(x) != "cpu":
+            self.index = _index_on(self.index, get_array_module(x))
         try:
             return x[self.index]
         except IndexError as e:
