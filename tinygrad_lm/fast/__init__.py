@@ -1,7 +1,6 @@
 """The fast paths, beside the reference path and pinned to it by tests (llm.c's split of
 `train_gpt2.c` and `train_gpt2.cu`, within one package).
 
-    cache.py          small per-device caches of constant arrays (masks, ones), bounded
     fuse.py           fuse(model) / unfuse(model): swap layers (or an optimizer's update) in place;
                       speed_up(model, optimizer, threads): what the training loops call
     linear.py         FusedLinear        one GEMM for (B, T, C) @ (C, D), forward and backward
@@ -13,13 +12,14 @@
     adamw.py          FusedAdam(W)       the optimizer update in place, one scratch array
     dropout.py        FusedDropout       on a GPU, the mask drawn and scaled by one kernel
     rows.py           row and column sums as BLAS mat-vec products
+    cache.py          small per-device caches of constant arrays (masks, ones), bounded
     functional.py     the kernels as functions with `functional`'s names
     data_parallel.py  DataParallel: each batch split over CPU threads; split_optimizer_step
     workers.py        persistent worker threads
     blas.py           limit BLAS's own threads
     alloc.py          keep freed activation memory in the process (glibc mallopt)
     cuda/             fused CUDA kernels (layer norm, GELU, cross-entropy, causal softmax,
-                      multi-tensor AdamW) and opt-in TF32, used only for float32 CuPy arrays;
+                      multi-tensor AdamW, dropout masks) and opt-in TF32, only for float32 CuPy arrays;
                       each kernel's oracle is the NumPy code of the file it replaces
 
 A reader of the reference path (train.py, model.py, nn/, functional.py, ops/, tensor.py)
