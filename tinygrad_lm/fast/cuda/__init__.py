@@ -53,7 +53,7 @@ def module(name):
     cupy = backend.cupy
     key = (name, cupy.cuda.get_device_id())
     if key not in _modules:
-        _modules[key] = cupy.RawModule(code=SOURCES[name], options=("--std=c++17",))
+        _modules[key] = cupy.RawModule(code=SOURCES[name])  # plain C kernels: CuPy's default options
     return _modules[key]
 
 
