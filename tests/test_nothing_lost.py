@@ -395,36 +395,38 @@ def test_long_chunks_merge_as_the_plain_loop_does():
 # ----------------------------------------------------------------- soak
 @pytest.mark.slow
 def test_soak_twenty_random_kills_then_resumes_end_bit_identical(corpus, tmp_path):
+    """20 rounds: start (or resume) the run, wait until it has logged 1 to 3 more records (200
+    steps each) and a random moment more, then kill -9, SIGINT or SIGTERM it. Waiting on the
+    log, not on the clock, lands every kill in the middle of the run however loaded the machine."""
     flags = list(FLAGS)
-    flags[flags.index("--max-iters") + 1] = "20000"  # about 15 s on 2 cores: 20 kills land mid-run
+    flags[flags.index("--max-iters") + 1] = "20000"
     flags[flags.index("--eval-interval") + 1] = "500"
-    flags[flags.index("--log-interval") + 1] = "500"
+    flags[flags.index("--log-interval") + 1] = "200"
     rc, out = run_cli(tmp_path, "train", "--data", corpus, "--out-dir", "whole", *flags, timeout=300)
     assert rc == 0, out
     rng = random.Random(1)
-    kinds = ["SIGKILL", "SIGINT", "SIGTERM"]
-    killed = 0
-    for round_ in range(60):
-        if killed == 20:
-            break
+    log = tmp_path / "soak" / "log.jsonl"
+    history = []  # (signal, exit status, step of ckpt.npz after) per round, for the failure message
+    for _ in range(20):
         resume = ["--resume"] if (tmp_path / "soak" / "ckpt.npz").exists() else ["--overwrite"]
+        lines = len(log.read_text().splitlines()) if log.exists() else 0
+        target = lines + rng.randint(1, 3)
         proc = subprocess.Popen([sys.executable, "-m", "tinygrad_lm", "train", "--data", str(corpus), "--out-dir",
                                  "soak", *resume, *flags], cwd=tmp_path, env=env(tmp_path),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(rng.uniform(0.3, 1.0))  # start-up takes about 0.3 s, a step under 1 ms
-        kind = rng.choice(kinds)
-        if proc.poll() is None:
-            proc.send_signal(getattr(signal, kind))
-            killed += 1
+        while proc.poll() is None and (not log.exists() or len(log.read_text().splitlines()) < target):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.1))  # a random moment inside the next steps
+        kind = rng.choice(["SIGKILL", "SIGINT", "SIGTERM"])
+        assert proc.poll() is None, f"the run ended before round {len(history) + 1}'s kill: {history}"
+        proc.send_signal(getattr(signal, kind))
         out, _ = proc.communicate(timeout=120)
-        assert proc.returncode in (0, 130, 143, -9), out
-        if proc.returncode == 0 and killed == 20:
-            break
-    assert killed == 20
-    while True:  # finish the run
-        rc, out = run_cli(tmp_path, "train", "--data", corpus, "--out-dir", "soak", "--resume", *flags, timeout=300)
-        assert rc == 0, out
-        if meta(tmp_path / "soak" / "ckpt.npz")["step"] == 20000:
-            break
+        step = meta(tmp_path / "soak" / "ckpt.npz")["step"] if (tmp_path / "soak" / "ckpt.npz").exists() else None
+        history.append((kind, proc.returncode, step))
+        expected = {"SIGKILL": -9, "SIGINT": 130, "SIGTERM": 143}[kind]
+        assert proc.returncode == expected, (history, out)
+    rc, out = run_cli(tmp_path, "train", "--data", corpus, "--out-dir", "soak", "--resume", *flags, timeout=300)
+    assert rc == 0, out
+    assert meta(tmp_path / "soak" / "ckpt.npz")["step"] == 20000
     assert_same_run(tmp_path / "soak", tmp_path / "whole")
     assert not leftovers(tmp_path / "soak", tmp_path / "cache")
