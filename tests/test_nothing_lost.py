@@ -430,3 +430,29 @@ def test_soak_twenty_random_kills_then_resumes_end_bit_identical(corpus, tmp_pat
     assert meta(tmp_path / "soak" / "ckpt.npz")["step"] == 20000
     assert_same_run(tmp_path / "soak", tmp_path / "whole")
     assert not leftovers(tmp_path / "soak", tmp_path / "cache")
+
+
+def test_generate_refuses_a_nan_temperature_and_nan_logits():
+    from tinygrad_lm.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=4))
+    with pytest.raises(ValueError, match="temperature must be a number >= 0, got nan"):
+        model.generate(np.zeros((1, 1), dtype=np.int64), 2, temperature=float("nan"))
+    model.lm_head.weight.data[...] = np.nan  # a diverged run's weights
+    for temperature in (0.0, 1.0):
+        with pytest.raises(ValueError, match="the model's logits are NaN or infinite"):
+            model.generate(np.zeros((1, 1), dtype=np.int64), 2, temperature=temperature)
+
+
+def test_a_checkpoint_whose_tokenizer_outgrows_its_model_is_refused(corpus, tmp_path):
+    from tinygrad_lm.model import load_model
+    from tinygrad_lm.tokenizer import CharTokenizer
+
+    run_dir = tmp_path / "run"
+    train(small_cfg(corpus, run_dir, max_iters=2))
+    m, model_state, optim_state = checkpoint.load(run_dir / "best.npz")
+    m["tokenizer"] = CharTokenizer("".join(chr(c) for c in range(40, 200))).to_dict()  # 160 characters
+    checkpoint.save(run_dir / "mixed.npz", model_state, optim_state,
+                    {k: v for k, v in m.items() if k not in ("format", "version")})
+    with pytest.raises(ValueError, match=r"mixed.npz: its tokenizer has 160 tokens but the model only \d+"):
+        load_model(run_dir / "mixed.npz")

@@ -283,3 +283,9 @@ def test_learning_rate_schedules():
     assert learning_rate(9, low) == pytest.approx(1e-5)
     with pytest.raises(ValueError, match="schedule must be 'cosine' or 'constant'"):
         OptimConfig(schedule="linear")
+
+
+def test_tf32_is_off_by_default_and_needs_cuda():
+    assert RunConfig().tf32 is False
+    with pytest.raises(ValueError, match="--tf32 makes CUDA matmuls use TF32 tensor cores; it needs --device cuda"):
+        from_flat(TrainConfig, tf32=True)

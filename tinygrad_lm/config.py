@@ -53,6 +53,7 @@ class RunConfig:
     reference: bool = False  # the textbook path: no fused kernels, no threads
     dist: str = None  # "mpi": data parallel over the ranks of `mpiexec -n N` (distributed.py)
     all_ranks_print: bool = False  # over MPI, every rank prints its progress (rank 0 alone by default)
+    tf32: bool = False  # CUDA float32 matmuls on TF32 tensor cores (fast/cuda/tf32.py)
     quiet: bool = False
 
     def __post_init__(self):
@@ -63,6 +64,8 @@ class RunConfig:
         if self.threads > 1 and self.reference:
             raise ValueError(f"--reference runs the plain textbook step on one thread; drop --threads "
                              f"{self.threads}, or drop --reference to split batches over threads")
+        if self.tf32 and self.device != "cuda":
+            raise ValueError("--tf32 makes CUDA matmuls use TF32 tensor cores; it needs --device cuda")
         if self.dist not in (None, "mpi"):
             raise ValueError(f"dist={self.dist!r}: the only distributed backend is 'mpi' (launch with mpiexec -n N)")
         if self.threads > 1 and self.device != "cpu":
@@ -75,7 +78,7 @@ class RunConfig:
 
 
 # what may change when a run is resumed: where and how it runs, never what it computes
-RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "all_ranks_print", "quiet")
+RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "all_ranks_print", "tf32", "quiet")
 # what a resumed run may change too, when asked: where it stops (the cosine schedule then ends at
 # the new max_iters, and its floor is min_lr) and how often it evaluates, logs and samples
 RESUMABLE = ("max_iters", "min_lr", "eval_interval", "log_interval", "eval_iters", "eval_batch_size", "sample_tokens")
@@ -283,6 +286,8 @@ HELP = {
             "its rows of every batch, --batch-size stays the global batch",
     "all_ranks_print": "with --dist mpi, every rank prints its progress lines, prefixed with its rank (by default "
                        "rank 0 alone prints)",
+    "tf32": "CUDA only: float32 matmuls on TF32 tensor cores (Ampere and later): faster, about 1e-3 relative error "
+            "per product instead of 1e-7; off by default",
     "sample_tokens": "tokens to sample after training (0 skips)",
     "quiet": "print nothing but errors",
 }

@@ -197,8 +197,8 @@ class GPT(Module):
         """
         from .rng import get_rng
 
-        if temperature < 0:
-            raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
+        if not temperature >= 0:  # NaN too: it would turn every probability into NaN, and token 0 out
+            raise ValueError(f"generate: temperature must be a number >= 0, got {temperature}")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"generate: top_k must be a positive integer, got {top_k}")
         rng = np.random.default_rng(seed) if seed is not None else get_rng(np)
@@ -228,6 +228,9 @@ class GPT(Module):
 
 def _sample(logits, temperature, top_k, rng):
     """One token id per row of logits (B, V): greedy, or from softmax(logits / temperature)."""
+    if not np.isfinite(logits).all():  # NaN weights: argmax and the cumulative sum would both say token 0
+        raise ValueError("generate: the model's logits are NaN or infinite (are its weights NaN? a run that "
+                         "diverged); nothing sensible can be sampled")
     if temperature == 0:
         return logits.argmax(axis=-1)
     logits = logits / temperature
@@ -254,7 +257,11 @@ def load_model(path, device="cpu"):
         model.load_state_dict(model_state)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
-    return model.to(device=device), tokenizer_from_dict(meta["tokenizer"]), meta
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    if tokenizer.vocab_size > config.vocab_size:  # ids the model has no row for: the parts do not belong together
+        raise ValueError(f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                         f"{config.vocab_size} (a tokenizer and a model from different runs?)")
+    return model.to(device=device), tokenizer, meta
 
 
 def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None,

@@ -126,6 +126,10 @@ def _setup(cfg, resume, given=None):
     """Model, optimizer, data, tokenizer and training state: fresh, or from out_dir/ckpt.npz."""
     ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
     check_device(cfg.run.device)
+    if cfg.run.device == "cuda":  # float32 matmuls: exact float32 unless --tf32 (fast/cuda/tf32.py)
+        from .fast.cuda.tf32 import set_tf32
+
+        set_tf32(cfg.run.tf32)
     notes = []
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)

@@ -188,6 +188,10 @@ def _setup(cfg, resume, given=None):
     """Model, optimizer, tokenizer, data splits and the loop's state: fresh, or from out_dir/ckpt.npz."""
     check_device(cfg.run.device)
     notes = []
+    if cfg.run.device == "cuda":  # float32 matmuls: exact float32 unless --tf32 (fast/cuda/tf32.py)
+        from ..fast.cuda.tf32 import set_tf32
+
+        set_tf32(cfg.run.tf32)
     if resume:
         ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
         meta, state, optim_state = checkpoint.load(ckpt_path)
