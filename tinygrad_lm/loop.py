@@ -32,7 +32,6 @@ import json
 import math
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -112,15 +111,17 @@ class Run:
         self.stop_signal = None  # SIGINT or SIGTERM, once one asked the run to stop
         self.torn = False  # a second signal stopped the run in the middle of a step
         self._old_handlers = {}
-        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
-            for sig in EXIT_CODES:
+        for sig in EXIT_CODES:
+            try:
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # called away from the program's main flow, where Python allows no handler
+                break
 
     def _on_signal(self, signum, frame):
         if self.stop_signal is not None:  # the second one: stop now, in the middle of the step
             self.torn = True
             raise KeyboardInterrupt
-        self.stop_signal = signum  # no printing here: the main thread may be inside a print
+        self.stop_signal = signum  # no printing here: the interrupted code may be inside a print
         if self.group is not None:  # rides in the next gradient Allreduce to every rank
             self.group.stop_requested = True
 
