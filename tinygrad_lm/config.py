@@ -117,14 +117,7 @@ def resumed(saved, current, where="checkpoint", given=None, step=0):
         raise ValueError(f"--max-iters {changes['max_iters']} is below step {step}, where the saved run stands")
     notes = [f"--{n.replace('_', '-')} {old[n]!r} -> {changes[n]!r}"
              + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
-    tree = {}
-    for name, path, _, _ in flat_fields(type(current)):
-        if name in changes or name in RUN_SETTINGS:
-            node = tree
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
-            node[name] = new[name]
-    return _build(cfg, tree), notes
+    return with_flat(cfg, **{name: new[name] for name in (*RUN_SETTINGS, *changes)}), notes
 
 
 def _is_int(value):
@@ -205,17 +198,23 @@ def from_flat(cls, **values):
     The names are the command line's (`--n-layer` is n_layer). An unknown name is a TypeError,
     as a dataclass gives; the other fields keep their defaults (each section's own defaults).
     """
-    paths = {name: path for name, path, _, _ in flat_fields(cls)}
+    return with_flat(cls(), **values)
+
+
+def with_flat(cfg, **values):
+    """A copy of the config `cfg` with the leaf fields named (by flat name) in `values` replaced,
+    validated as `from_flat` validates; every other field keeps `cfg`'s value."""
+    paths = {name: path for name, path, _, _ in flat_fields(type(cfg))}
     unknown = sorted(set(values) - set(paths))
     if unknown:
-        raise TypeError(f"{cls.__name__} has no setting(s) {unknown}")
+        raise TypeError(f"{type(cfg).__name__} has no setting(s) {unknown}")
     tree = {}
     for name, value in values.items():
         node = tree
         for key in paths[name][:-1]:
             node = node.setdefault(key, {})
         node[name] = value
-    return _build(cls(), tree)
+    return _build(cfg, tree)
 
 
 def flat_dict(cfg):
