@@ -47,8 +47,14 @@ def test_help_lists_every_option(command, tmp_path):
         text = " ".join(proc.stdout.split("options:", 1)[1].split())  # the table (argparse wraps its lines)
         for name, _, default, _ in flat_fields(TrainConfig if command == "train" else FinetuneConfig):
             flag = "--" + name.replace("_", "-")  # its entry: the flag, its metavar or choices, help, default
-            entry = re.search(flag + r"(?: [A-Z0-9_]+| \{[^}]*\}|, --no-" + flag[2:] + r") .*?\(default: (.*?)\)", text)
-            assert entry and entry.group(1) == str(default), name
+            entry = re.search(flag + r"(?: [A-Z0-9_]+| \{[^}]*\}|, --no-" + flag[2:] + r") .*?\((default: .*?|required)\)",
+                              text)
+            assert entry, name
+            if default is None:  # what leaving it out means, in words (never "None"), or that it is required
+                assert entry.group(1) not in ("default: None", "default: "), name
+            else:
+                assert entry.group(1) == f"default: {default}", name
+        assert "None" not in text  # a missing value is said in words
         assert "--reference" in text and "--threads" in text and "(default: 1)" in text
 
 

@@ -115,6 +115,15 @@ class Meta(dict):
                          "version of tinygrad_lm, or damaged)")
 
 
+CHECKPOINT_NAMES = ("best.npz", "ckpt.npz")  # what a run folder holds
+
+
+def _checkpoints_hint(folder, lead="; pass "):
+    """'; pass runs/x/best.npz or runs/x/ckpt.npz' when `folder` holds checkpoints, else ''."""
+    found = [str(Path(folder) / n) for n in CHECKPOINT_NAMES if (Path(folder) / n).is_file()]
+    return lead + " or ".join(found) if found else ""
+
+
 def load(path):
     """Read a checkpoint written by `save`.
 
@@ -126,10 +135,20 @@ def load(path):
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+        raise FileNotFoundError(f"{path}: no such checkpoint file{_checkpoints_hint(path.parent)}")
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; pass a checkpoint file in it ({path / 'best.npz'} or "
-                                f"{path / 'ckpt.npz'})")
+        found = [path / name for name in CHECKPOINT_NAMES if (path / name).is_file()]
+        if not found:
+            raise IsADirectoryError(f"{path} is a folder with no checkpoint in it (no {' or '.join(CHECKPOINT_NAMES)}); "
+                                    "pass the checkpoint file of a run, e.g. runs/NAME/best.npz")
+        raise IsADirectoryError(f"{path} is a folder; pass the checkpoint file in it: "
+                                + " or ".join(str(f) for f in found))
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if len(magic) == 4 and not magic.startswith(b"PK"):  # not a zip archive: some other file, not damage
+        raise ValueError(f"{path} is not a checkpoint (a .npz archive written by train or finetune), but some other "
+                         f"file{' (the run log)' if path.suffix == '.jsonl' else ''}; pass a checkpoint"
+                         f"{_checkpoints_hint(path.parent, ' such as ') or ' file: ckpt.npz or best.npz of a run'}")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}

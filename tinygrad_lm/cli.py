@@ -7,10 +7,15 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 lists them all. `--reference` runs the textbook layers instead of the fast path.
 Hugging Face GPT-2 folders: `sample --hf FOLDER` samples from one, `train --init-from FOLDER`
 fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one (hf/gpt2.py).
+`train --config run.toml` and `finetune --config run.toml` read settings from a TOML file
+(config.py); flags on the command line override it.
+`tokenize --save tok.model --encode-to train.bin` writes what `train --tokenizer-file tok.model
+--tokens train.bin` reads. `sample --start FILE` takes the prompt from a file, `--unknown-chars
+drop` drops prompt characters a char-level vocabulary lacks, `--num-samples N` prints N samples.
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
-Leaves out: config files (pass flags).
+Leaves out: several config files at once, and interactive sampling.
 """
 import argparse
 import os
@@ -35,11 +40,19 @@ def build_parser():
     source.add_argument("--ckpt", help="checkpoint file (ckpt.npz or best.npz of a run)")
     source.add_argument("--hf", metavar="FOLDER", help="Hugging Face GPT-2 folder: config.json, model.safetensors "
                         "and the tokenizer's vocab.json + merges.txt (needs pip install safetensors)")
-    p.add_argument("--prompt", default="", help="text to continue (default: a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate (default: 300)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--prompt", default="", help="text to continue (default: a newline)")
+    start.add_argument("--start", metavar="FILE", default=None,
+                       help="read the text to continue from this UTF-8 file (nanoGPT's --start=FILE:...)")
+    p.add_argument("--unknown-chars", choices=["error", "drop"], default="error",
+                   help="char-level checkpoints: a prompt character outside the vocabulary is an error, or is "
+                        "dropped (the count dropped is reported) (default: error)")
+    p.add_argument("--max-new-tokens", type=_count(0), default=300, help="tokens to generate (default: 300)")
     p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: 0.8)")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
-    p.add_argument("--num-samples", type=int, default=1, help="independent samples to print (default: 1)")
+    p.add_argument("--top-k", type=_count(1), default=None, help="sample among the k most likely tokens only "
+                   "(default: all tokens)")
+    p.add_argument("--num-samples", type=_count(1), default=1, help="independent samples to print, each under a "
+                   "header line (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default: cpu)")
     p.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
@@ -52,12 +65,13 @@ def build_parser():
                                    "a text file into a binary token file (--encode-to).")
     p.add_argument("--data", default=None, help="UTF-8 text file (default: the built-in corpus)")
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "char"], help="kind to train (default: bpe)")
-    p.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size (default: 1024)")
+    p.add_argument("--vocab-size", type=_count(1), default=1024, help="BPE vocabulary size (default: 1024)")
     p.add_argument("--pattern", default="gpt4", help="split pattern: gpt4, gpt2 or a regex (default: gpt4)")
     p.add_argument("--load", default=None, help="use a saved tokenizer file instead of training one")
-    p.add_argument("--save", default=None, help="write the trained tokenizer here")
+    p.add_argument("--save", default=None, help="write the trained tokenizer here (train --tokenizer-file reads it)")
     p.add_argument("--save-tiktoken", default=None, help="also write tiktoken's .tiktoken rank file here")
-    p.add_argument("--encode-to", default=None, help="encode --data into this token file (uint16/uint32)")
+    p.add_argument("--encode-to", default=None, help="encode --data into this token file (uint16/uint32; train "
+                   "--tokens reads it, with the tokenizer as --tokenizer-file)")
 
     p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels)",
                        description="Fine-tune a pretrained GPT checkpoint on {\"text\", \"label\"} JSONL lines; "
@@ -73,9 +87,25 @@ def build_parser():
 
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
-    p.add_argument("--steps", type=int, default=30, help="timed steps (default: 30)")
-    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: the library's choice)")
+    p.add_argument("--steps", type=_count(1), default=30, help="timed steps (default: 30)")
+    p.add_argument("--blas-threads", "--threads", dest="blas_threads", type=_count(1), default=None,
+                   help="threads of the BLAS library inside each matrix product (not train's --threads, which "
+                        "splits the batch); --threads is its old name (default: the library's choice)")
     return parser
+
+
+def _count(least):
+    """An argparse type: an integer >= `least`, else one error line naming the value."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is too small: use {least} or more")
+        return value
+    parse.__name__ = "integer"
+    return parse
 
 
 def _cmd_train(args):
@@ -122,16 +152,41 @@ def _cmd_sample(args):
         model, tokenizer, _ = load_model(args.ckpt, device=args.device)
     if not args.reference:
         fast.fuse(model)  # the fused layers: about 1.2x the tokens/s of the reference (BENCHMARKS.md)
+    prompt = args.prompt
+    if args.start is not None:
+        from .data import read_text
+
+        prompt = read_text(args.start)
+    prompt = _known_chars(tokenizer, prompt, args.unknown_chars, "--start " + args.start if args.start else "--prompt")
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i
-        print(sample_text(model, tokenizer, _start(tokenizer, args.prompt), args.max_new_tokens, args.temperature,
+        if args.num_samples > 1:
+            print(f"---- sample {i + 1}/{args.num_samples} ----")
+        print(sample_text(model, tokenizer, _start(tokenizer, prompt), args.max_new_tokens, args.temperature,
                           args.top_k, seed, use_cache=args.kv_cache))
-        if i + 1 < args.num_samples:
-            print("-" * 40)
+
+
+def _known_chars(tokenizer, prompt, unknown, where):
+    """The prompt for a char-level tokenizer: its characters outside the vocabulary dropped
+    (`unknown="drop"`, reported on stderr) or named in an error ("error"). Other tokenizers
+    encode any text: the prompt is returned unchanged."""
+    if not hasattr(tokenizer, "chars"):
+        return prompt
+    missing = sorted(set(prompt) - set(tokenizer.chars))
+    if not missing:
+        return prompt
+    shown = " ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    if unknown == "error":
+        raise ValueError(f"{where}: {len(missing)} character(s) are not in this char-level vocabulary: {shown}; "
+                         "drop them with --unknown-chars drop, or change the prompt")
+    vocab = set(tokenizer.chars)
+    kept = "".join(c for c in prompt if c in vocab)
+    print(f"dropped {len(prompt) - len(kept)} prompt character(s) outside the vocabulary: {shown}", file=sys.stderr)
+    return kept
 
 
 def _cmd_tokenize(args):
-    from .data import load_corpus
+    from .data import load_corpus, warn_short_vocab
     from .tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
     if args.load:
@@ -144,6 +199,7 @@ def _cmd_tokenize(args):
         else:
             tok = BPETokenizer(args.pattern)
             tok.train(text, args.vocab_size, verbose=True)
+            warn_short_vocab(tok, args.vocab_size, name, len(text.encode("utf-8")))
         print(f"trained a {args.tokenizer} tokenizer with {tok.vocab_size} tokens on {name}")
     if args.save:
         tok.save(args.save)
@@ -204,7 +260,7 @@ def _cmd_bench(args):
     if not script.exists():
         raise FileNotFoundError(f"{script}: the benchmark script ships with the source tree, not the wheel")
     sys.argv = [str(script), "--speed-only", "--steps", str(args.steps)] + (
-        ["--threads", str(args.threads)] if args.threads else [])
+        ["--threads", str(args.blas_threads)] if args.blas_threads else [])
     runpy.run_path(str(script), run_name="__main__")
 
 

@@ -13,16 +13,26 @@ Users never see the tree: every leaf field is one flat flag (`n_layer` -> `--n-l
 table (`HELP`) and each default shown; `from_dict(cls, asdict(cfg))` rebuilds a config from
 the plain dict that checkpoints store, and `resumed` is the config a `--resume` continues with
 (the saved run's, plus the flags given with it that are safe to change).
-Leaves out: config files (pass flags) and nanoGPT's `exec`-a-Python-file configurator.
+
+Config files: `--config run.toml` (added by `add_flags`, so both commands have it) reads any
+setting from a TOML file, keyed by its flat name (`n_layer = 4` or `n-layer = 4`), at the top
+level or inside a section table (`[model]`, `[optim]`, `[run]`); flags typed on the command
+line win over the file, whatever their order. A key that is no setting, a value of the wrong
+type, or a key in the wrong table is an error naming the key and the file. Settings read from
+the file count as given (`given_flags`), exactly as if typed, so `--resume` checks them too.
+TOML is read with the standard library's `tomllib` (Python 3.11+) or its backport `tomli`.
+Leaves out: nanoGPT's `exec`-a-Python-file configurator, and several config files at once.
 """
 import argparse
 import numbers
+import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
 
 
 @dataclass
 class OptimConfig:
     batch_size: int = 12
+    grad_accum: int = 1  # micro-batches of batch_size rows per optimizer step (nanoGPT's gradient_accumulation_steps)
     max_iters: int = 2000
     lr: float = 1e-3
     min_lr: float = 1e-4
@@ -34,7 +44,7 @@ class OptimConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self):
-        _check_positive(self, "batch_size", "max_iters")
+        _check_positive(self, "batch_size", "grad_accum", "max_iters")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if not (self.lr >= 0 and self.min_lr >= 0 and self.warmup_iters >= 0):
@@ -231,26 +241,31 @@ def flat_dict(cfg):
 # ---- flags: one table of help texts for both commands
 HELP = {
     # pretraining data
-    "data": {"train": "UTF-8 text file to train on; None: the built-in corpus of Python's own docstrings",
+    "data": {"train": "UTF-8 text file to train on (default: the built-in corpus of Python's own docstrings)",
              "finetune": "training JSONL file, one {\"text\": ..., \"label\": ...} object per line"},
     "tokenizer": "char (one token per character) or bpe (byte-level BPE, GPT-4 split pattern)",
     "vocab_size": "BPE vocabulary size (ignored for char)",
+    "tokenizer_file": "a tokenizer saved by `tokenize --save` (BPE or char) to use instead of training one; "
+                      "--tokenizer and --vocab-size are then ignored (default: train one)",
+    "tokens": "a token file written by `tokenize --encode-to` (or encode_file) to train on instead of --data; "
+              "needs the --tokenizer-file that wrote it (default: tokenize --data)",
     "init_from": "a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt) to fine-tune: "
-                 "its size, weights and tokenizer are used; --block-size crops its context, --dropout applies",
+                 "its size, weights and tokenizer are used; --block-size crops its context, --dropout applies "
+                 "(default: random weights)",
     # the model (GPTConfig)
     "block_size": "context length T in tokens",
     "n_layer": "number of Transformer blocks",
     "n_head": "attention heads per block",
     "n_embd": "embedding width C",
     "dropout": {"train": "dropout probability (0 disables)",
-                "finetune": "dropout probability; None: the checkpoint's"},
+                "finetune": "dropout probability (default: the checkpoint's)"},
     "bias": "use biases in Linear and LayerNorm layers",
     "pos_encoding": "learned (GPT-2) or sinusoidal (Vaswani et al.) position encodings",
     "tie_weights": "share the token embedding with the output layer",
     # fine-tuning data and starting point
     "ckpt": "pretrained GPT checkpoint (best.npz or ckpt.npz of a `train` run); its tokenizer and size are used",
-    "val": "validation JSONL file; None: hold out --val-fraction of --data",
-    "test": "test JSONL file, evaluated once at the end with the best-validation weights",
+    "val": "validation JSONL file (default: hold out --val-fraction of --data)",
+    "test": "test JSONL file, evaluated once at the end with the best-validation weights (default: none)",
     "val_fraction": "share of --data held out for validation when --val is not given",
     "init": "pretrained (load the checkpoint's body) or scratch (same size and tokenizer, random weights)",
     "freeze_body": "train only the classifier head (a linear probe of the pretrained features)",
@@ -258,6 +273,8 @@ HELP = {
     "pooling": "last (the last real token's hidden state, as GPT-2) or mean (average over real tokens)",
     # optimisation (OptimConfig)
     "batch_size": {"train": "sequences per step B", "finetune": "examples per step (right-padded to the longest)"},
+    "grad_accum": "micro-batches of --batch-size rows per optimisation step (gradient accumulation): the "
+                  "update of one batch grad_accum times larger, in the memory of one micro-batch",
     "max_iters": "optimisation steps",
     "lr": "peak learning rate (after warmup)",
     "min_lr": "final learning rate of the cosine schedule",
@@ -282,7 +299,7 @@ HELP = {
     "reference": "run the plain textbook layers (the code to read) instead of the fused fast path; same "
                  "losses within float32 noise, slower",
     "dist": "mpi: data parallel over the processes of `mpiexec -n N` (pip install -e .[dist]); each rank takes "
-            "its rows of every batch, --batch-size stays the global batch",
+            "its rows of every batch, --batch-size stays the global batch (default: one process)",
     "all_ranks_print": "with --dist mpi, every rank prints its progress lines, prefixed with its rank (by default "
                        "rank 0 alone prints)",
     "tf32": "CUDA only: float32 matmuls on TF32 tensor cores (Ampere and later): faster, about 1e-3 relative error "
@@ -298,14 +315,15 @@ SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "e
 
 
 def add_flags(parser, cls, command, required=()):
-    """Add one flag per flat setting of the config `cls` (`--n-layer` for n_layer), plus --resume.
+    """Add one flag per flat setting of the config `cls` (`--n-layer` for n_layer), plus --config,
+    --resume and --overwrite.
 
     Args:
         parser: an argparse parser (a subcommand's).
         cls: the config dataclass; its (nested) defaults are the flags' defaults, and each
             nested section (model, optimisation, run) is one group in `--help`.
         command: "train" or "finetune", to pick the help text where the two differ.
-        required: flat names the user must give.
+        required: flat names the user must give (on the command line or in the --config file).
     """
     groups = {}
     for name, path, default, section in flat_fields(cls):
@@ -314,17 +332,130 @@ def add_flags(parser, cls, command, required=()):
         text = HELP.get(name, name)
         text = text[command] if isinstance(text, dict) else text
         flag = "--" + name.replace("_", "-")
-        help_text = f"{text} (default: {default})".replace("%", "%%")
+        if name in required:
+            text += " (required)"
+        elif default is not None:  # a None default is a missing value: the help text says what that means
+            text += f" (default: {default})"
+        help_text = text.replace("%", "%%")
         if isinstance(default, bool):
             target.add_argument(flag, action=_given(argparse.BooleanOptionalAction), default=default, help=help_text)
         else:
             kind = TYPES.get(name) or {int: int, float: float}.get(type(default), str)
             target.add_argument(flag, action=_given(argparse._StoreAction), type=kind, default=default,
-                                choices=CHOICES.get(name), required=name in required, help=help_text)
+                                choices=CHOICES.get(name), help=help_text)
+    parser.add_argument("--config", metavar="FILE.toml", action=_ConfigFile, cls=cls,
+                        help="read settings from a TOML file: any flag as a key (n_layer = 4), at the top level or "
+                             "in [model], [optim], [run] tables; flags on the command line override it")
     parser.add_argument("--resume", action="store_true",
                         help="continue bit-for-bit from OUT_DIR/ckpt.npz (with more --max-iters to extend it)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start over in an OUT_DIR that holds a run (its ckpt.npz, best.npz, log.jsonl are deleted)")
+    parser.set_defaults(required_settings=tuple(required))
+
+
+def read_toml(path):
+    """The dict of a TOML file (tomllib, or the tomli backport before Python 3.11); errors name the file."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ImportError("reading --config files on Python 3.10 needs the tomli backport: pip install tomli") \
+                from None
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such config file; pass the path of a TOML file") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path} is a folder; pass the path of a TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
+def settings_from_toml(cls, path):
+    """{flat name: value} of the TOML file at `path` for the config `cls`.
+
+    Keys are flat names with underscores or dashes, at the top level or inside a table named
+    after the section holding them (`[model]`, `[optim]`, `[run]`). Values keep TOML's types: an
+    int setting takes an integer, a float setting a number, a str setting a string, a switch
+    true or false. Raises ValueError naming the key and the file for anything else.
+    """
+    table = read_toml(path)
+    fields_ = {name: (p, default) for name, p, default, _ in flat_fields(cls)}
+    sections = {p[0] for p, _ in fields_.values() if len(p) > 1}
+    out = {}
+
+    def put(key, value, section=None):
+        name = key.replace("-", "_")
+        where = f"{path}: " + (f"[{section}] " if section else "") + f"key {key!r}"
+        if name not in fields_:
+            close = [n for n in fields_ if n.startswith(name[:4])][:3]
+            raise ValueError(f"{where} is not a setting" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                             + "; the keys are the flags' names, as `--help` lists them")
+        setting_path, default = fields_[name]
+        if section is not None and setting_path[0] != section:
+            home = f"[{setting_path[0]}]" if len(setting_path) > 1 else "the top level"
+            raise ValueError(f"{where} belongs in {home}, not in [{section}]")
+        if name in out:
+            raise ValueError(f"{where} is set twice")
+        out[name] = _toml_value(name, default, value, where)
+
+    for key, value in table.items():
+        if isinstance(value, dict) and key in sections:
+            for sub_key, sub_value in value.items():
+                put(sub_key, sub_value, key)
+        else:
+            put(key, value)
+    return out
+
+
+def _toml_value(name, default, value, where):
+    """`value` checked against the setting's type (and choices); floats accept TOML integers."""
+    kind = TYPES.get(name) or type(default)
+    if kind is type(None):
+        kind = str
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = _is_int(value)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"{where}: {value!r} is not a{'n' if kind is int else ''} {kind.__name__}"
+                         + (" (true or false)" if kind is bool else ""))
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"{where}: {value!r} is not one of {CHOICES[name]}")
+    return value
+
+
+class _ConfigFile(argparse.Action):
+    """`--config FILE`: put the file's settings into the namespace, except those typed on the
+    command line (before or after --config); they count as given, as typed flags do."""
+
+    def __init__(self, option_strings, dest, cls=None, **kwargs):
+        self.cls = cls
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, "config_settings", None) is not None:
+            raise argparse.ArgumentError(self, "give one --config file")
+        try:
+            settings = settings_from_toml(self.cls, values)
+        except (OSError, ValueError, ImportError) as e:
+            raise argparse.ArgumentError(self, str(e)) from None
+        typed = getattr(namespace, "given", set())
+        for name, value in settings.items():
+            if name not in typed:
+                setattr(namespace, name, value)
+        namespace.config_settings = settings
+        setattr(namespace, self.dest, values)
 
 
 def _given(action):
@@ -338,14 +469,29 @@ def _given(action):
 
 
 def given_flags(args):
-    """The flat names of the settings given on the command line (see `_given`)."""
-    return set(getattr(args, "given", set()))
+    """The flat names of the settings given on the command line or in its --config file."""
+    return set(getattr(args, "given", set())) | set(getattr(args, "config_settings", None) or ())
 
 
 def from_args(cls, args):
-    """The config `cls` from parsed flags (the settings `add_flags` added)."""
+    """The config `cls` from parsed flags (the settings `add_flags` added, and its --config file's).
+
+    A required setting (add_flags' `required`) given neither way is a ValueError naming the flag.
+    """
+    missing = [n for n in getattr(args, "required_settings", ()) if getattr(args, n, None) is None]
+    if missing:
+        raise ValueError(f"{', '.join('--' + n.replace('_', '-') for n in missing)} must be given (on the command "
+                         "line, or as a key of the --config file)")
     return from_flat(cls, **{name: getattr(args, name) for name, *_ in flat_fields(cls)})
 
 
+def describe(cfg, defaults=None):
+    """One line of the settings of `cfg` that differ from `defaults` (those of `type(cfg)()`),
+    as flags: what a run's start prints, so that its effective config is on record."""
+    now, base = flat_dict(cfg), flat_dict(defaults if defaults is not None else type(cfg)())
+    changed = [f"--{n.replace('_', '-')} {now[n]}" for n in now if now[n] != base[n]]
+    return "config: " + (" ".join(changed) if changed else "the defaults") + " (all other settings at their defaults)"
+
+
 __all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "resumed", "from_dict", "from_flat", "flat_dict", "flat_fields",
-           "add_flags", "from_args", "HELP"]
+           "add_flags", "from_args", "given_flags", "describe", "read_toml", "settings_from_toml", "HELP"]

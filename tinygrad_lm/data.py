@@ -13,8 +13,15 @@
 Every cache file is written atomically with its SHA-256 and length beside it (`write_cached`),
 and checked against them when read (`read_cached`): a truncated or damaged cache is rebuilt,
 never trained on.
+* `TokenData.from_file(path, tokenizer)`: a token file written by `encode_file` (`tokenize
+  --encode-to`), memory-mapped as the tokenizer's dtype, checked (size, ids below vocab_size),
+  and split 90/10 as text is.
 * `get_batch(ids, batch_size, block_size, rng)`: B random windows x (B, T) and the windows
   shifted by one, y (B, T), as int64 arrays; the rng makes batches reproducible.
+* `micro_batches(targets, k)`: a batch's rows cut into k micro-batches, each with the weight
+  that makes the sum of their mean losses the whole batch's mean (gradient accumulation).
+* `file_sha256(path)`: the content hash a checkpoint records for its data, so `--resume`
+  can accept the same data at a new path.
 Leaves out: sharded corpora, document boundaries (the corpus is one stream), and data
 loading in a background thread (a batch is a few microseconds of fancy indexing).
 """
@@ -29,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import remove_stale_temporaries
+from .slices import slice_weights, split_rows
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
@@ -141,9 +149,19 @@ def load_corpus(path=None):
     return read_text(path), str(path)
 
 
-def build_tokenizer(kind, text, vocab_size=1024, cache=None):
+def file_sha256(path):
+    """The SHA-256 hex digest of the file at `path`, read 1 MB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_tokenizer(kind, text, vocab_size=1024, cache=None, name="the corpus"):
     """A tokenizer for `text`: "char" (its characters) or "bpe" (GPT-4 split pattern, trained
-    to `vocab_size` once and cached under the cache directory, keyed by the text's hash)."""
+    to `vocab_size` once and cached under the cache directory, keyed by the text's hash).
+    A BPE vocabulary smaller than asked (a short text runs out of pairs) prints a warning."""
     from .tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict
 
     if kind == "char":
@@ -154,11 +172,22 @@ def build_tokenizer(kind, text, vocab_size=1024, cache=None):
     path = Path(cache or cache_dir()) / f"bpe_{key}_{vocab_size}.json"
     cached = read_cached(path)
     if cached is not None:
-        return tokenizer_from_dict(json.loads(cached.decode("utf-8")))
-    tok = BPETokenizer("gpt4")
-    tok.train(text, vocab_size)
-    write_cached(path, json.dumps(tok.to_dict()).encode("utf-8"))
+        tok = tokenizer_from_dict(json.loads(cached.decode("utf-8")))
+    else:
+        tok = BPETokenizer("gpt4")
+        tok.train(text, vocab_size)
+        write_cached(path, json.dumps(tok.to_dict()).encode("utf-8"))
+    warn_short_vocab(tok, vocab_size, name, len(text.encode("utf-8")))
     return tok
+
+
+def warn_short_vocab(tokenizer, asked, name, n_bytes):
+    """Print a warning (stderr) when BPE training stopped below the vocabulary size asked for."""
+    if tokenizer.vocab_size < asked:
+        print(f"warning: asked for a BPE vocabulary of {asked} but {name} ({n_bytes:,} bytes) gives only "
+              f"{tokenizer.vocab_size}: after {len(tokenizer.merges)} merges every chunk of it (a word, as the split "
+              f"pattern cuts the text) is a single token, so no pair is left to merge; train on more text, or "
+              f"ask for --vocab-size {tokenizer.vocab_size} or less", file=sys.stderr)
 
 
 def token_dtype(vocab_size):
@@ -192,9 +221,43 @@ class TokenData:
             write_cached(path, ids.tobytes())
         self.path = path
         ids = np.memmap(path, dtype=dtype, mode="r")
+        self._split(ids, val_fraction)
+        self.bytes_per_token = len(text.encode("utf-8")) / max(len(ids), 1)
+
+    def _split(self, ids, val_fraction):
         n_val = max(1, int(len(ids) * val_fraction))
         self.train, self.val = ids[:-n_val], ids[-n_val:]
-        self.bytes_per_token = len(text.encode("utf-8")) / max(len(ids), 1)
+
+    @classmethod
+    def from_file(cls, path, tokenizer, val_fraction=0.1):
+        """The token file at `path` (raw little-endian ids, as `encode_file` writes them) as TokenData.
+
+        The file is read as the tokenizer's dtype (uint16 when vocab_size <= 65536, else uint32);
+        a size that is not a whole number of ids, an empty file, or an id >= vocab_size (a file
+        written by another tokenizer) is a ValueError naming the file.
+        """
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        path = Path(path)
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise FileNotFoundError(f"{path} {what}; pass a token file written by `tokenize --encode-to`")
+        dtype = np.dtype(token_dtype(tokenizer.vocab_size)).newbyteorder("<")
+        size = path.stat().st_size
+        if size == 0 or size % dtype.itemsize:
+            raise ValueError(f"{path}: {size} bytes is not a whole number of {dtype.name} ids (what a tokenizer of "
+                             f"{tokenizer.vocab_size} tokens writes); pass the token file this --tokenizer-file wrote")
+        self = cls.__new__(cls)
+        self.tokenizer, self.path = tokenizer, path
+        ids = np.memmap(path, dtype=dtype, mode="r")
+        top = int(ids.max())
+        if top >= tokenizer.vocab_size:
+            raise ValueError(f"{path} holds token id {top} but the tokenizer has only {tokenizer.vocab_size} tokens: "
+                             "the file was written by another tokenizer; pass the --tokenizer-file that wrote it")
+        self._split(ids, val_fraction)
+        lengths = token_byte_lengths(tokenizer)  # UTF-8 bytes each id stands for: bits per byte without the text
+        self.bytes_per_token = float(np.bincount(ids, minlength=len(lengths)) @ lengths) / len(ids)
+        return self
 
     def check_block_size(self, block_size):
         """Raise a clear error when a split is too short for one (block_size + 1) window."""
@@ -203,6 +266,32 @@ class TokenData:
                 raise ValueError(
                     f"the corpus is too short: its {name} split has {len(ids)} tokens but block_size={block_size} "
                     f"needs at least {block_size + 1}; use a longer text or a smaller --block-size")
+
+
+def token_byte_lengths(tokenizer):
+    """(vocab_size,) array: how many UTF-8 bytes of text each token id stands for."""
+    if hasattr(tokenizer, "vocab"):  # BPE: bytes per merged token, then the special tokens' strings
+        lengths = [len(b) for b in tokenizer.vocab]
+        for s, i in sorted(tokenizer.special_tokens.items(), key=lambda kv: kv[1]):
+            lengths += [0] * (i + 1 - len(lengths))
+            lengths[i] = len(s.encode("utf-8"))
+    else:  # char-level: each character's UTF-8 length
+        lengths = [len(tokenizer.decode([i]).encode("utf-8")) for i in range(tokenizer.vocab_size)]
+    return np.asarray(lengths[:tokenizer.vocab_size] + [0] * (tokenizer.vocab_size - len(lengths)), dtype=np.float64)
+
+
+def micro_batches(targets, k):
+    """[(rows, weight)] cutting a batch into `k` micro-batches of consecutive rows (gradient accumulation).
+
+    Each micro-batch's loss is a mean over its counted targets (not -1); its weight is its share
+    of the batch's counted targets, so the weighted losses sum to the whole batch's mean loss and
+    the gradients that backward() accumulates sum to the whole batch's gradient.
+
+        >>> [(r, w) for r, w in micro_batches(np.zeros((4, 3)), 2)]
+        [(slice(0, 2, None), 0.5), (slice(2, 4, None), 0.5)]
+    """
+    rows = split_rows(len(targets), k)
+    return list(zip(rows, slice_weights(targets, rows)))
 
 
 def get_batch(ids, batch_size, block_size, rng):

@@ -9,6 +9,11 @@ It follows nanoGPT's train.py. Each step:
     clip_grad_norm_(...)                  scale the gradients to a global norm of at most grad_clip
     optimizer.step()                      AdamW, weight decay on matrices only
 
+Gradient accumulation (`--grad-accum K`, nanoGPT's gradient_accumulation_steps): the step draws
+K*B windows, runs forward and backward on K micro-batches of B rows in turn, each loss weighted
+by its share of the targets (1/K), and `.grad` adds them up: the update of one K*B batch in the
+memory of a B batch. K=1 is the plain step above, bit for bit.
+
 Every `eval_interval` steps: average train and validation loss over `eval_iters` batches, report
 perplexity and bits per byte (so char-level and BPE runs compare), write a checkpoint, and
 keep the best-validation one beside it. A progress line shows step, loss, lr, tokens/s and
@@ -20,6 +25,12 @@ batch split over N cores); with `--reference` it runs the textbook layers of nn/
 Both reach the same loss within float32 noise, and their checkpoints are interchangeable.
 What this loop shares with fine-tuning (schedule, logging, checkpoints, Ctrl-C, the NaN stop)
 is in loop.py; the flat flags of the nested config in config.py.
+
+Data: `--data FILE` (UTF-8 text, tokenized once and cached) or the built-in corpus, with a char
+or BPE tokenizer trained on it, or `--tokenizer-file` (one saved by `tokenize --save`); or
+`--tokens FILE`, a token file written by `tokenize --encode-to`, with the `--tokenizer-file`
+that wrote it. The checkpoint records the data file's SHA-256, so `--resume --data NEW_PATH`
+accepts the same content moved elsewhere and refuses different content.
 
 Fine-tuning GPT-2: `--init-from FOLDER` starts from a Hugging Face GPT-2 folder instead of
 random weights (`GPT.from_pretrained`), with its tokenizer and size; `--block-size` crops its
@@ -37,7 +48,9 @@ how it runs) apply, and any other that differs is refused by name.
 Several processes: `mpiexec -n N python -m tinygrad_lm train --dist mpi` runs this loop on N
 ranks (distributed.py); each takes its rows of every batch, and one line after `loss.backward()`
 sums their gradients.
-Leaves out: gradient accumulation and mixed precision.
+Config files: `--config run.toml` (config.py); the start prints the settings that differ from
+the defaults, and every checkpoint holds the whole config (`train_config`).
+Leaves out: mixed precision.
 """
 import math
 from dataclasses import asdict, dataclass, field, replace
@@ -48,12 +61,12 @@ import numpy as np
 from . import checkpoint, config, distributed, fast, rng
 from .backend import check_device, to_device
 from .config import OptimConfig, RunConfig
-from .data import TokenData, build_tokenizer, get_batch, load_corpus
+from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
 from .loop import Run, TrainingStopped, claim_folder, learning_rate
 from .model import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, param_groups
 from .tensor import no_grad
-from .tokenizer import tokenizer_from_dict
+from .tokenizer import load_tokenizer, tokenizer_from_dict
 
 
 @dataclass
@@ -64,6 +77,8 @@ class TrainConfig:
     data: str = None  # path of a UTF-8 text file; None = the built-in corpus
     tokenizer: str = "char"  # "char" or "bpe"
     vocab_size: int = 1024  # BPE only: the size to train the tokenizer to (char-level takes the corpus's characters)
+    tokenizer_file: str = None  # a tokenizer saved by `tokenize --save`, used instead of training one
+    tokens: str = None  # a token file written by `tokenize --encode-to` (needs tokenizer_file), instead of data
     init_from: str = None  # a Hugging Face GPT-2 folder to fine-tune: its size, weights and tokenizer
     # the model, the optimisation, and how the run is carried out
     model: GPTConfig = field(default_factory=GPTConfig)  # its vocab_size is set from the tokenizer
@@ -73,6 +88,20 @@ class TrainConfig:
     eval_iters: int = 20  # batches per split in each evaluation
     dtype: str = "float32"
     sample_tokens: int = 200  # printed by `python -m tinygrad_lm train` at the end
+
+    def __post_init__(self):
+        if not config._is_int(self.eval_iters) or self.eval_iters <= 0:
+            raise ValueError(f"eval_iters must be a positive integer, got {self.eval_iters!r}")
+        if not config._is_int(self.sample_tokens) or self.sample_tokens < 0:
+            raise ValueError(f"sample_tokens must be 0 (no sample) or a positive integer, got {self.sample_tokens!r}")
+        if self.tokens is not None and self.tokenizer_file is None:
+            raise ValueError(f"--tokens {self.tokens} needs the tokenizer that wrote it: add --tokenizer-file "
+                             "(the file `tokenize --save` wrote with --encode-to)")
+        if self.tokens is not None and self.data is not None:
+            raise ValueError(f"--tokens {self.tokens} and --data {self.data} are two sources of training data; "
+                             "give one of them")
+        if self.init_from is not None and (self.tokens or self.tokenizer_file):
+            raise ValueError(f"--init-from {self.init_from} brings its own tokenizer; drop --tokenizer-file/--tokens")
 
     @classmethod
     def from_dict(cls, values, where="train_config"):
@@ -115,10 +144,10 @@ def _evaluate(model, data, cfg, step, state, run):
     return record
 
 
-def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng):
+def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng, data_sha256=None):
     meta = {"model_config": model.config.to_dict(), "train_config": asdict(cfg),
             "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val,
-            "rng": rng.get_state(), "batch_rng": batch_rng.bit_generator.state}
+            "rng": rng.get_state(), "batch_rng": batch_rng.bit_generator.state, "data_sha256": data_sha256}
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
 
 
@@ -130,42 +159,97 @@ def _setup(cfg, resume, given=None):
         from .fast.cuda.tf32 import set_tf32
 
         set_tf32(cfg.run.tf32)
-    notes = []
+    notes, tokenizer = [], None
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
-        cfg, notes = config.resumed(meta["train_config"], cfg, f"{ckpt_path}: train_config", given, meta["step"])
+        cfg, notes = _resumed_config(meta, cfg, given, ckpt_path)
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        text, _ = load_corpus(cfg.data)
     elif cfg.init_from:  # fine-tune a GPT-2 checkpoint: its size and its tokenizer
         rng.manual_seed(cfg.run.seed)
-        text, _ = load_corpus(cfg.data)
         model_config, pretrained_state, tokenizer = _pretrained(cfg)
         cfg = replace(cfg, model=model_config)
     else:
         rng.manual_seed(cfg.run.seed)
-        text, _ = load_corpus(cfg.data)
-        tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size)
+    data, tokenizer = _load_data(cfg, tokenizer)
     if not cfg.init_from:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size))
-    data = TokenData(text, tokenizer)
     data.check_block_size(cfg.model.block_size)
     model = GPT(cfg.model).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
     optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
-    state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes}
+    source = cfg.tokens or cfg.data  # the file trained on (None: the built-in corpus)
+    state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes,
+             "data_sha256": file_sha256(source) if source else None}
     if cfg.init_from and not resume:
         model.load_state_dict(pretrained_state)
     if resume:
         if meta["model_config"] != model.config.to_dict():
             raise ValueError(f"{ckpt_path}: checkpoint model config {meta['model_config']} does not match "
                              f"{model.config.to_dict()}")
+        recorded = meta.get("data_sha256")
+        if recorded and recorded != state["data_sha256"]:
+            raise ValueError(f"{source} has changed since {ckpt_path} was written (its SHA-256 differs from the one "
+                             "recorded): a resumed run must train on the same data; restore the file, or start a "
+                             "new run (another --out-dir)")
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
         rng.set_state(meta["rng"])
         state["batch_rng"].bit_generator.state = meta["batch_rng"]
         state["step"], state["best_val"] = meta["step"], meta["best_val"]
     return cfg, model, optimizer, data, tokenizer, state
+
+
+def _load_data(cfg, tokenizer=None):
+    """(TokenData, tokenizer): the token file --tokens, or the text of --data (the built-in corpus
+    when None) tokenized by `tokenizer`, else by the --tokenizer-file, else by one trained on it."""
+    if tokenizer is None and cfg.tokenizer_file:
+        tokenizer = load_tokenizer(cfg.tokenizer_file)
+    if cfg.tokens:
+        return TokenData.from_file(cfg.tokens, tokenizer), tokenizer
+    text, name = load_corpus(cfg.data)
+    if tokenizer is None:
+        tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
+    return TokenData(text, tokenizer), tokenizer
+
+
+def _resumed_config(meta, cfg, given, ckpt_path):
+    """`config.resumed` for a train checkpoint, where --data, --tokens and --tokenizer-file may
+    also name a new path: the same data moved (its SHA-256 matches the recorded one) or the same
+    tokenizer. Refused, naming both paths, when the content differs."""
+    saved = meta["train_config"]
+    moved, notes = {}, []
+    for name in ("data", "tokens", "tokenizer_file"):
+        old, new = saved.get(name), getattr(cfg, name)
+        if new == old or new is None or (given is not None and name not in given):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if old is None:
+            raise ValueError(f"{flag} {new}: the run in {ckpt_path} did not use {flag}; resume without it, "
+                             "or start a new run (another --out-dir)")
+        if not Path(new).is_file():
+            raise FileNotFoundError(f"{flag} {new}: no such file; the run in {ckpt_path} trained on {old}: pass its "
+                                    "path, or the path of a copy of it")
+        if name == "tokenizer_file":
+            same = load_tokenizer(new).to_dict() == meta["tokenizer"]
+        elif meta.get("data_sha256") is None:
+            raise ValueError(f"{flag} {new}: {ckpt_path} records no hash of its data {old} (written by an older "
+                             f"tinygrad_lm), so only that same path can be resumed: pass {flag} {old}")
+        else:
+            same = file_sha256(new) == meta["data_sha256"]
+        if not same:
+            raise ValueError(f"{flag} {new} is not what the run in {ckpt_path} trained on ({old}): their contents "
+                             f"differ; resume with {old} or a copy of it, or start a new run (another --out-dir)")
+        moved[name] = new
+        notes.append(f"{flag} {old!r} -> {new!r} (the same content)")
+        cfg = replace(cfg, **{name: old})
+    for name in ("data", "tokens"):
+        path = moved.get(name, saved.get(name))
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{path}: the run in {ckpt_path} trained on this file, which is not there any "
+                                    f"more; pass its new place with --{name} NEW_PATH (the content must be the same)")
+    cfg, more = config.resumed(saved, cfg, f"{ckpt_path}: train_config", given, meta["step"])
+    return replace(cfg, **moved), notes + more
 
 
 def _pretrained(cfg):
@@ -213,16 +297,17 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     batch_rng, step = state["batch_rng"], state["step"]
 
     def save(path):  # a checkpoint of the state right now (the step and streams as they stand)
-        _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng)
+        _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng, state["data_sha256"])
 
     run = Run(cfg.run, save, start_step=step, group=dist)  # over MPI, rank 0 alone writes and prints
     run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
               + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
+    run.print(config.describe(cfg, replace(TrainConfig(), model=replace(GPTConfig(), vocab_size=cfg.model.vocab_size))))
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
-    B, T, device = cfg.optim.batch_size, cfg.model.block_size, cfg.run.device
+    B, K, T, device = cfg.optim.batch_size, cfg.optim.grad_accum, cfg.model.block_size, cfg.run.device
     losses, summary = [], {"out_dir": str(run.out_dir), "interrupted": False}
     try:
         while step < cfg.optim.max_iters:
@@ -233,13 +318,16 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             lr = learning_rate(step, cfg.optim)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = get_batch(data.train, B, T, batch_rng)  # (B, T) windows and the next token of each position
-            x, y = to_device(x, device), to_device(y, device)
-            logits, loss = model(x, y)  # (B, T, V) and the mean cross-entropy
-            loss_value = loss.item()
-            run.stop_if_not_finite(loss_value, step)  # before the update: the weights stay the last good ones
+            x, y = get_batch(data.train, K * B, T, batch_rng)  # (K*B, T) windows and the next token of each position
             optimizer.zero_grad()
-            loss.backward()
+            loss_value = 0.0
+            # K micro-batches of B rows (K=1: the whole batch): backward() adds each one's gradient into
+            # .grad, weighted by its share of the targets, so the sum is the gradient of the K*B batch
+            for rows, weight in micro_batches(y, K):
+                logits, loss = model(to_device(x[rows], device), to_device(y[rows], device))  # (B, T, V), mean CE
+                run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
+                (loss * weight if K > 1 else loss).backward()
+                loss_value += weight * loss.item()
             if dist:
                 dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
             if cfg.optim.grad_clip > 0:
@@ -248,7 +336,7 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             step += 1
             losses.append(loss_value)
             # ---- progress line and log record every log_interval steps
-            run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=B * T)
+            run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=K * B * T)
             if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
                 raise KeyboardInterrupt
         summary.update(_evaluate(model, data, cfg, step, state, run))

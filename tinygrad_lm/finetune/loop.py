@@ -20,7 +20,10 @@ configs; `load_classifier(path)` reads them back, and `resume=True` continues a 
 and evaluation goes to `log.jsonl` in the run folder.
 Over MPI (`mpiexec -n N ... finetune --dist mpi`) each rank steps on its rows of every batch and
 the gradients are summed as in pretraining; every rank evaluates the whole validation split.
-Leaves out: gradient accumulation, class weighting, early stopping (the best checkpoint is
+Gradient accumulation (`grad_accum=K`, `--grad-accum K`): the step takes K*B examples and runs
+forward and backward on K micro-batches of B in turn (each padded to its own longest, each loss
+weighted by its share of the examples): the update of one K*B batch.
+Leaves out: class weighting, early stopping (the best checkpoint is
 kept instead), and layer-wise learning-rate decay.
 """
 import json
@@ -33,6 +36,7 @@ import numpy as np
 from .. import checkpoint, config, distributed, fast, rng
 from ..backend import check_device, to_device
 from ..config import OptimConfig, RunConfig
+from ..data import micro_batches
 from ..loop import Run, claim_folder, learning_rate
 from ..model import GPTConfig
 from ..optim import AdamW, clip_grad_norm_, param_groups
@@ -307,14 +311,18 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             lr = learning_rate(step, cfg.optim)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            sel = train_batch_indices(len(train), step, cfg.optim.batch_size, cfg.run.seed)  # this step's examples
-            ids, mask = pad_batch([train.ids[i] for i in sel])  # (B, T) right-padded ids, (B, T) real-token mask
-            ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel]
-            logits, loss = step_model(ids, mask, labels)  # (B, L) and the mean cross-entropy
-            loss_value = loss.item()
-            run.stop_if_not_finite(loss_value, step)  # before the update: the weights stay the last good ones
+            K = cfg.optim.grad_accum
+            sel = train_batch_indices(len(train), step, K * cfg.optim.batch_size, cfg.run.seed)  # this step's examples
             optimizer.zero_grad()
-            loss.backward()
+            loss_value = 0.0
+            # K micro-batches (K=1: the whole batch); backward() adds their weighted gradients into .grad
+            for rows, weight in micro_batches(train.labels[sel], K):
+                ids, mask = pad_batch([train.ids[i] for i in sel[rows]])  # (B, T) right-padded ids and real-token mask
+                ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel[rows]]
+                logits, loss = step_model(ids, mask, labels)  # (B, L) and the mean cross-entropy
+                run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
+                (loss * weight if K > 1 else loss).backward()
+                loss_value += weight * loss.item()
             if dist:
                 dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
             if cfg.optim.grad_clip > 0:
