@@ -380,7 +380,8 @@ def settings_from_toml(cls, path):
     """{flat name: value} of the TOML file at `path` for the config `cls`.
 
     Keys are flat names with underscores or dashes, at the top level or inside a table named
-    after the section holding them (`[model]`, `[optim]`, `[run]`). Values keep TOML's types: an
+    after the section holding them (`[model]`, `[optim]`, `[run]`; the command's own settings,
+    such as eval_iters, in any table). Values keep TOML's types: an
     int setting takes an integer, a float setting a number, a str setting a string, a switch
     true or false. Raises ValueError naming the key and the file for anything else.
     """
@@ -397,9 +398,8 @@ def settings_from_toml(cls, path):
             raise ValueError(f"{where} is not a setting" + (f" (did you mean {', '.join(close)}?)" if close else "")
                              + "; the keys are the flags' names, as `--help` lists them")
         setting_path, default = fields_[name]
-        if section is not None and setting_path[0] != section:
-            home = f"[{setting_path[0]}]" if len(setting_path) > 1 else "the top level"
-            raise ValueError(f"{where} belongs in {home}, not in [{section}]")
+        if section is not None and len(setting_path) > 1 and setting_path[0] != section:
+            raise ValueError(f"{where} belongs in [{setting_path[0]}], not in [{section}]")
         if name in out:
             raise ValueError(f"{where} is set twice")
         out[name] = _toml_value(name, default, value, where)
