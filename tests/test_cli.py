@@ -160,3 +160,22 @@ def test_export_a_char_level_checkpoint_keeps_its_tokenizer_beside(tmp_path):
     again = run(["sample", "--ckpt", str(out / "best.npz"), "--prompt", "The ", "--max-new-tokens", "10", "--seed", "1"],
                 tmp_path)
     assert proc.stdout == again.stdout and proc.stdout.startswith("The ")
+
+
+def test_bench_blas_threads_is_named_apart_from_train_threads():
+    from tinygrad_lm.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["bench", "--blas-threads", "1"]).blas_threads == 1
+    assert parser.parse_args(["bench", "--threads", "2"]).blas_threads == 2  # the old name still works
+    assert parser.parse_args(["train", "--threads", "2"]).threads == 2  # train's: the batch split
+
+
+@pytest.mark.parametrize("flags, message", [(["--eval-iters", "-5"], "eval_iters must be a positive integer, got -5"),
+                                            (["--max-iters", "-5"], "max_iters must be a positive integer, got -5"),
+                                            (["--grad-accum", "0"], "grad_accum must be a positive integer, got 0"),
+                                            (["--sample-tokens", "-1"], "sample_tokens must be 0 (no sample)")])
+def test_counts_below_their_least_are_one_line_errors(tmp_path, flags, message):
+    proc = run(["train", *flags, "--out-dir", str(tmp_path / "r")], tmp_path, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 2
