@@ -298,6 +298,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     trainable = [p for _, p in raw_model.trainable_named_parameters()]
     run.print(f"model: {raw_model.num_params():,} parameters ({sum(p.size for p in trainable):,} trainable) | "
               f"{len(names)} labels | {'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}")
+    run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
     device = cfg.run.device
