@@ -326,7 +326,7 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             for rows, weight in micro_batches(y, K):
                 logits, loss = model(to_device(x[rows], device), to_device(y[rows], device))  # (B, T, V), mean CE
                 run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
-                (loss * weight if K > 1 else loss).backward()
+                (loss * weight).backward()
                 loss_value += weight * loss.item()
             if dist:
                 dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient

@@ -322,7 +322,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
                 ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel[rows]]
                 logits, loss = step_model(ids, mask, labels)  # (B, L) and the mean cross-entropy
                 run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
-                (loss * weight if K > 1 else loss).backward()
+                (loss * weight).backward()
                 loss_value += weight * loss.item()
             if dist:
                 dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
