@@ -174,7 +174,9 @@ def test_bench_blas_threads_is_named_apart_from_train_threads():
 @pytest.mark.parametrize("flags, message", [(["--eval-iters", "-5"], "eval_iters must be a positive integer, got -5"),
                                             (["--max-iters", "-5"], "max_iters must be a positive integer, got -5"),
                                             (["--grad-accum", "0"], "grad_accum must be a positive integer, got 0"),
-                                            (["--sample-tokens", "-1"], "sample_tokens must be 0 (no sample)")])
+                                            (["--sample-tokens", "-1"], "sample_tokens must be 0 (no sample)"),
+                                            (["--seed", "-1"], "seed must be an integer >= 0"),
+                                            (["--grad-clip", "-1"], "grad_clip must be >= 0 (0 disables clipping)")])
 def test_counts_below_their_least_are_one_line_errors(tmp_path, flags, message):
     proc = run(["train", *flags, "--out-dir", str(tmp_path / "r")], tmp_path, check=False)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -50,6 +50,8 @@ class OptimConfig:
         if not (self.lr >= 0 and self.min_lr >= 0 and self.warmup_iters >= 0):
             raise ValueError(f"lr, min_lr and warmup_iters must be >= 0, got {self.lr}, {self.min_lr}, "
                              f"{self.warmup_iters}")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip}")
 
 
 @dataclass
@@ -68,6 +70,8 @@ class RunConfig:
 
     def __post_init__(self):
         _check_positive(self, "eval_interval", "log_interval")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0 (NumPy's generators take no negative seeds), got {self.seed!r}")
         if not _is_int(self.threads) or self.threads < 1:
             raise ValueError(f"threads={self.threads}: use 1, or more than 1 to split each batch across CPU "
                              "threads")
