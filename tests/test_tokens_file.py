@@ -89,6 +89,11 @@ def test_a_token_file_from_another_tokenizer_or_of_the_wrong_size_is_refused(tmp
         TokenData.from_file(tmp_path / "odd.bin", tok)
     with pytest.raises(FileNotFoundError, match=r"nope.bin does not exist"):
         TokenData.from_file(tmp_path / "nope.bin", tok)
+    with pytest.raises(FileNotFoundError, match=r"nope.model: no such file; --tokenizer-file takes the file"):
+        train(cfg(tmp_path / "r", tokens=str(tmp_path / "big.bin"), tokenizer_file=str(tmp_path / "nope.model")))
+    (tmp_path / "wide.bin").write_bytes(np.array([1, 2, 0, 1] * 8, dtype="<u4").tobytes())  # uint32 ids
+    with pytest.raises(ValueError, match=r"wide.bin looks like a uint32 token file"):
+        TokenData.from_file(tmp_path / "wide.bin", tok)
     data = TokenData.from_file(tmp_path / "big.bin", CharTokenizer("abcdefgh"))  # ids < 8: fine
     assert list(data.train) == [0, 1, 2] and list(data.val) == [7]
 

@@ -204,7 +204,11 @@ def _load_data(cfg, tokenizer=None):
     """(TokenData, tokenizer): the token file --tokens, or the text of --data (the built-in corpus
     when None) tokenized by `tokenizer`, else by the --tokenizer-file, else by one trained on it."""
     if tokenizer is None and cfg.tokenizer_file:
-        tokenizer = load_tokenizer(cfg.tokenizer_file)
+        path = Path(cfg.tokenizer_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; --tokenizer-file takes "
+                                    f"the file `python -m tinygrad_lm tokenize --data TEXT --save {path}` writes")
+        tokenizer = load_tokenizer(path)
     if cfg.tokens:
         return TokenData.from_file(cfg.tokens, tokenizer), tokenizer
     text, name = load_corpus(cfg.data)
