@@ -139,7 +139,8 @@ def load(path):
     if path.is_dir():
         found = [path / name for name in CHECKPOINT_NAMES if (path / name).is_file()]
         if not found:
-            raise IsADirectoryError(f"{path} is a folder with no checkpoint in it (no {' or '.join(CHECKPOINT_NAMES)}); "
+            names = " or ".join(CHECKPOINT_NAMES)
+            raise IsADirectoryError(f"{path} is a folder with no checkpoint in it (no {names}); "
                                     "pass the checkpoint file of a run, e.g. runs/NAME/best.npz")
         raise IsADirectoryError(f"{path} is a folder; pass the checkpoint file in it: "
                                 + " or ".join(str(f) for f in found))

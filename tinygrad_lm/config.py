@@ -71,7 +71,8 @@ class RunConfig:
     def __post_init__(self):
         _check_positive(self, "eval_interval", "log_interval")
         if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0 (NumPy's generators take no negative seeds), got {self.seed!r}")
+            raise ValueError(f"seed must be an integer >= 0 (NumPy's generators take no negative seeds), "
+                             f"got {self.seed!r}")
         if not _is_int(self.threads) or self.threads < 1:
             raise ValueError(f"threads={self.threads}: use 1, or more than 1 to split each batch across CPU "
                              "threads")

@@ -250,10 +250,10 @@ class TokenData:
         self = cls.__new__(cls)
         self.tokenizer, self.path = tokenizer, path
         ids = np.memmap(path, dtype=dtype, mode="r")
-        if dtype.itemsize == 2 and len(ids) >= 16 and not ids[1::2].any() and ids[::2].any():  # uint32 ids: high halves 0
-            raise ValueError(f"{path} looks like a uint32 token file (every second uint16 is 0), written by a tokenizer "
-                             f"of more than 65,536 tokens, but this one has {tokenizer.vocab_size} (uint16 ids); pass "
-                             "the --tokenizer-file that wrote it")
+        if dtype.itemsize == 2 and len(ids) >= 16 and not ids[1::2].any() and ids[::2].any():  # uint32's high halves
+            raise ValueError(f"{path} looks like a uint32 token file (every second uint16 is 0), written by a "
+                             f"tokenizer of more than 65,536 tokens, but this one has {tokenizer.vocab_size} (uint16 "
+                             "ids); pass the --tokenizer-file that wrote it")
         top = int(ids.max())
         if top >= tokenizer.vocab_size:
             raise ValueError(f"{path} holds token id {top} but the tokenizer has only {tokenizer.vocab_size} tokens: "

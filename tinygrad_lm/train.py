@@ -206,7 +206,8 @@ def _load_data(cfg, tokenizer=None):
     if tokenizer is None and cfg.tokenizer_file:
         path = Path(cfg.tokenizer_file)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; --tokenizer-file takes "
+            what = "a folder" if path.is_dir() else "no such file"
+            raise FileNotFoundError(f"{path}: {what}; --tokenizer-file takes "
                                     f"the file `python -m tinygrad_lm tokenize --data TEXT --save {path}` writes")
         tokenizer = load_tokenizer(path)
     if cfg.tokens:
