@@ -253,7 +253,7 @@ HELP = {
     "tokenizer_file": "a tokenizer saved by `tokenize --save` (BPE or char) to use instead of training one; "
                       "--tokenizer and --vocab-size are then ignored (default: train one)",
     "tokens": "a token file written by `tokenize --encode-to` (or encode_file) to train on instead of --data; "
-              "needs the --tokenizer-file that wrote it (default: tokenize --data)",
+              "needs the --tokenizer-file that wrote it (default: tokenize the text of --data)",
     "init_from": "a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt) to fine-tune: "
                  "its size, weights and tokenizer are used; --block-size crops its context, --dropout applies "
                  "(default: random weights)",
