@@ -97,3 +97,17 @@ def test_a_missing_checkpoint_lists_the_ones_beside_it(run_dir):
 def test_sample_counts_are_checked(run_dir, tmp_path, args, message):
     rc, _, err = cli(tmp_path, "sample", "--ckpt", run_dir / "best.npz", *args)
     assert rc == 2 and message in err, err
+
+
+def test_sampling_from_a_classifier_checkpoint_says_what_it_is(run_dir, tmp_path, monkeypatch):
+    import json
+
+    from tinygrad_lm.finetune.loop import FinetuneConfig, finetune
+
+    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
+    rows = [{"text": t, "label": lab} for t, lab in [("Speak, speak.", "a"), ("hear me", "b")] * 6]
+    (tmp_path / "ft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    finetune(from_flat(FinetuneConfig, ckpt=str(run_dir / "best.npz"), data=str(tmp_path / "ft.jsonl"), max_iters=1,
+                       eval_interval=1, quiet=True, out_dir=str(tmp_path / "ft")))
+    rc, _, err = cli(tmp_path, "sample", "--ckpt", tmp_path / "ft" / "best.npz")
+    assert rc == 2 and "best.npz is a fine-tuned classifier (written by `finetune`), not a language model" in err, err

@@ -248,6 +248,10 @@ def load_model(path, device="cpu"):
     from .tokenizer import tokenizer_from_dict
 
     meta, model_state, _ = checkpoint.load(path)
+    if meta.get("kind") == "sequence-classifier":  # a `finetune` checkpoint: a classifier head, no lm_head
+        raise ValueError(f"{path} is a fine-tuned classifier (written by `finetune`), not a language model: sample "
+                         "from the pretrained checkpoint it started from, or load it with "
+                         "tinygrad_lm.finetune.load_classifier")
     try:
         config = GPTConfig(**meta["model_config"])
     except (TypeError, KeyError) as e:
