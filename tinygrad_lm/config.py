@@ -18,7 +18,8 @@ Config files: `--config run.toml` (added by `add_flags`, so both commands have i
 setting from a TOML file, keyed by its flat name (`n_layer = 4` or `n-layer = 4`), at the top
 level or inside a section table (`[model]`, `[optim]`, `[run]`); flags typed on the command
 line win over the file, whatever their order. A key that is no setting, a value of the wrong
-type, or a key in the wrong table is an error naming the key and the file. Settings read from
+type, or a key in the wrong table is an error naming the key and the file. Paths in it are
+relative to the current folder, as on the command line (not to the file). Settings read from
 the file count as given (`given_flags`), exactly as if typed, so `--resume` checks them too.
 TOML is read with the standard library's `tomllib` (Python 3.11+) or its backport `tomli`.
 Leaves out: nanoGPT's `exec`-a-Python-file configurator, and several config files at once.
