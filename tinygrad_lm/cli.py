@@ -217,6 +217,10 @@ def _cmd_finetune(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "sample", "finetune"):  # BLAS on one thread unless asked: its spinning idle
+        from .fast.blas import default_blas_threads      # workers slow a busy machine down (fast/blas.py)
+
+        default_blas_threads()
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
                 "finetune": _cmd_finetune, "export": _cmd_export}
     try:
