@@ -111,18 +111,19 @@ def plot_runs(logs, out, log_y=False, title=None):
     run_handles = []
     for i, log in enumerate(logs):
         c = colours[i % len(colours)]
+        wider = 2.4 * (len(logs) - 1 - i) / max(len(logs) - 1, 1)  # earlier runs wider: coinciding runs all show
         if log.steps:
             ax_loss.plot(log.steps, log.losses, color=c, linewidth=0.8, alpha=0.45)
         evals = [e for e in log.evals if math.isfinite(e["val_loss"])]
         if evals:
-            ax_loss.plot([e["step"] for e in evals], [e["val_loss"] for e in evals], color=c, linewidth=2,
-                         marker="o", markersize=4)
+            ax_loss.plot([e["step"] for e in evals], [e["val_loss"] for e in evals], color=c, linewidth=2 + wider,
+                         marker="o", markersize=4 + wider)
             with_train = [e for e in evals if "train_loss" in e]
             if with_train:
                 ax_loss.plot([e["step"] for e in with_train], [e["train_loss"] for e in with_train], color=c,
-                             linewidth=1.5, linestyle="--", marker="s", markersize=3)
+                             linewidth=1.5 + wider, linestyle="--", marker="s", markersize=3 + wider)
         if has_lr:
-            axes[1, 0].plot(log.steps, log.lrs, color=c, linewidth=1.2)
+            axes[1, 0].plot(log.steps, log.lrs, color=c, linewidth=1.2 + wider)
         best = min((e["val_loss"] for e in evals), default=None)
         run_handles.append(Line2D([], [], color=c, linewidth=2, label=log.name + (
             f" (best val {best:.3f})" if best is not None else "")))
