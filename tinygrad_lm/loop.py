@@ -194,8 +194,9 @@ class Run:
         eval_interval steps and one at the end) at their mean time so far.
 
         The step time is an exponential moving average of the lines' `dt`, each of `steps` steps,
-        with a horizon of ETA_HORIZON steps: one slow step (a busy moment of the machine) moves the
-        ETA by a few percent, a lasting change takes over within a few hundred steps.
+        with a horizon of ETA_HORIZON steps: one step k times slower than the others (a busy moment
+        of the machine) raises it by about (k - 1) / ETA_HORIZON, and a lasting change takes over
+        within a few hundred steps.
         """
         weight = 1 - (1 - 1 / ETA_HORIZON) ** steps
         self.step_time = dt if self.step_time is None else self.step_time + weight * (dt - self.step_time)
