@@ -44,7 +44,17 @@ def test_a_damaged_line_is_skipped_with_a_warning_naming_file_and_line(tmp_path)
     warnings = []
     log = plot.read_log(folder, warn=warnings.append)
     assert log.steps[-1] == 40
-    assert len(warnings) == 1 and "log.jsonl:11" in warnings[0] and "skipped" in warnings[0]
+    assert len(warnings) == 1 and "log.jsonl: skipped 1 line(s)" in warnings[0] and "line 11;" in warnings[0]
+
+
+def test_many_damaged_lines_give_one_warning(tmp_path):
+    folder = write_run(tmp_path / "r1")
+    with open(folder / "log.jsonl", "a") as f:
+        f.write("".join(f'{{"step": {s}, "loss": "x", "lr": 1}}\n' for s in range(50, 60)))  # loss not a number
+    warnings = []
+    assert plot.read_log(folder, warn=warnings.append).steps[-1] == 40
+    assert len(warnings) == 1 and "skipped 10 line(s)" in warnings[0]
+    assert "line 11, 12, 13, 14, 15 and 5 more" in warnings[0]
 
 
 def test_a_resumed_run_replaces_the_steps_it_redid(tmp_path):
@@ -63,6 +73,7 @@ def test_a_resumed_run_replaces_the_steps_it_redid(tmp_path):
     (lambda d: d.mkdir(), "no log.jsonl in this folder"),
     (lambda d: (d.mkdir(), (d / "log.jsonl").write_text("")), "no step or evaluation records"),
     (lambda d: (d.mkdir(), (d / "log.jsonl").write_text("garbage\n")), "no step or evaluation records"),
+    (lambda d: (d.mkdir(), (d / "ckpt.npz").write_bytes(b"PK")), "no log.jsonl in this folder"),
 ])
 def test_errors_name_the_folder_in_one_line(tmp_path, capsys, make, message):
     folder = tmp_path / "myrun"
@@ -71,6 +82,13 @@ def test_errors_name_the_folder_in_one_line(tmp_path, capsys, make, message):
     err = capsys.readouterr().err
     assert message in err and str(folder) in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_file_other_than_a_log_is_refused(tmp_path, capsys):
+    (tmp_path / "ckpt.npz").write_bytes(b"PK\x03\x04")
+    assert cli.main(["plot", str(tmp_path / "ckpt.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "ckpt.npz: not a run folder or its log.jsonl" in err and len(err.strip().splitlines()) == 2
 
 
 def test_without_matplotlib_one_line_says_how_to_install_it(tmp_path, capsys, monkeypatch):

@@ -9,8 +9,8 @@ overlaid, one colour per run, labelled by folder name:
     bottom panel  the learning rate against steps (warmup, then the cosine)
 
 `read_log(path)` is the reading alone, without matplotlib: a step record is one with "loss"
-and "lr", an evaluation record one with "val_loss". A line that is not JSON (a run killed in
-the middle of writing it) is skipped with a warning naming the file and line. A run resumed
+and "lr", an evaluation record one with "val_loss". Lines that are neither (a run killed in
+the middle of writing one) are skipped with one warning naming the file and lines. A run resumed
 after being killed re-does the steps since its last checkpoint: the records written after a
 restart replace those of the same steps before it.
 matplotlib is an optional dependency (`pip install -e .[plot]`); without it the command prints
@@ -42,50 +42,65 @@ def _keep_before(records, step):
     return [r for r in records if r["step"] < step]
 
 
+def _kind(record):
+    """"step" for a step record (step, loss, lr numbers), "eval" for an evaluation (step, val_loss),
+    None for anything else."""
+    def number(key):
+        return isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool)
+
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        return None
+    if number("loss") and number("lr"):
+        return "step"
+    return "eval" if number("val_loss") else None
+
+
 def read_log(run_dir, warn=None):
     """Read a run's log.jsonl into a RunLog.
 
     Args:
         run_dir: the run folder (`--out-dir`), or its log.jsonl itself.
-        warn: called with a message for each line skipped (default: print it on stderr).
+        warn: called with one message naming the lines skipped, if any (default: print it on stderr).
     Raises:
         FileNotFoundError: no such folder, or no log.jsonl in it.
-        ValueError: the log holds no step or evaluation record.
+        ValueError: a file that is not a .jsonl log, or a log with no step or evaluation record.
     """
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
     path = Path(run_dir)
-    log = path if path.is_file() else path / "log.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run folder (give the --out-dir of a train or finetune run)")
+    if path.is_file() and path.suffix != ".jsonl":
+        raise ValueError(f"{path}: not a run folder or its log.jsonl; give the folder (--out-dir) of the run")
+    log = path if path.is_file() else path / "log.jsonl"
     if not log.is_file():
         raise FileNotFoundError(f"{path}: no log.jsonl in this folder; is it a run folder? `train --out-dir {path}` "
                                 "writes one")
-    steps, evals = [], []
+    steps, evals, skipped = [], [], []
     with open(log, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                ok = isinstance(record, dict) and isinstance(record.get("step"), int)
             except json.JSONDecodeError:
-                ok = False
-            if not ok:
-                warn(f"{log}:{lineno}: not a log record, skipped (a run killed while writing it?)")
+                record = None
+            kind = _kind(record)
+            if kind is None:
+                skipped.append(lineno)
                 continue
-            is_step = "loss" in record and "lr" in record
-            if not is_step and "val_loss" not in record:
-                warn(f"{log}:{lineno}: neither a step record (loss, lr) nor an evaluation (val_loss), skipped")
-                continue
-            same_kind = steps if is_step else evals
+            same_kind = steps if kind == "step" else evals
             if same_kind and record["step"] <= same_kind[-1]["step"]:  # a resumed run re-did these steps
                 steps, evals = _keep_before(steps, record["step"]), _keep_before(evals, record["step"])
-            (steps if is_step else evals).append(record)
+            (steps if kind == "step" else evals).append(record)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:5])) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        warn(f"{log}: skipped {len(skipped)} line(s) that are not step or evaluation records (line {shown}; "
+             "a run killed while writing one?)")
     if not steps and not evals:
         raise ValueError(f"{log}: no step or evaluation records yet (a run writes one every --log-interval steps)")
-    name = (log.parent if log.name == "log.jsonl" else log).name or str(path)
-    return RunLog(name, path, [r["step"] for r in steps], [r["loss"] for r in steps], [r["lr"] for r in steps],
-                  evals)
+    name = log.parent.name if log.name == "log.jsonl" else log.stem
+    return RunLog(name or str(path), path, [r["step"] for r in steps], [r["loss"] for r in steps],
+                  [r["lr"] for r in steps], evals)
 
 
 def _pyplot():
