@@ -1,4 +1,4 @@
-"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,export,bench} ...`
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,export,plot,bench} ...`
 (also installed as the `tinygrad-lm` console script).
 
 Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
@@ -84,6 +84,12 @@ def build_parser():
                                    "folder transformers.GPT2LMHeadModel.from_pretrained loads.")
     p.add_argument("--ckpt", required=True, help="checkpoint file (ckpt.npz or best.npz of a run)")
     p.add_argument("--hf-dir", required=True, help="folder to write (created)")
+
+    p = sub.add_parser("plot", help="draw the loss and learning-rate curves of runs into a PNG (needs matplotlib)",
+                       description="Draw train/val loss and the learning rate against steps from each run folder's "
+                                   "log.jsonl, several runs overlaid.")
+    from .plot import add_arguments as add_plot_arguments
+    add_plot_arguments(p)
 
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
@@ -270,11 +276,21 @@ def _cmd_finetune(args):
     return run(args)["exit_code"]
 
 
+def _cmd_plot(args):
+    from .plot import run
+
+    return run(args)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "sample", "finetune"):  # BLAS on one thread unless asked: its spinning idle
+        from .fast.blas import default_blas_threads      # workers slow a busy machine down (fast/blas.py)
+
+        default_blas_threads()
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
-                "finetune": _cmd_finetune, "export": _cmd_export}
+                "finetune": _cmd_finetune, "export": _cmd_export, "plot": _cmd_plot}
     try:
         return commands[args.command](args) or 0  # 130 / 143 when a run stopped on Ctrl-C / SIGTERM
     except (OSError, ValueError, RuntimeError, ImportError) as e:  # OSError: missing files, a full disk, ...

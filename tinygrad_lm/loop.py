@@ -8,7 +8,9 @@ their step; this file holds the parts they share:
       .should_evaluate(step)       every eval_interval steps, not at the step a run starts at
       .stop_if_not_finite(...)     a NaN/inf loss raises TrainingStopped before the update, so
                                    the last good checkpoint is what stays on disk
-      .log_step(...)               every log_interval steps: a progress line and a log record
+      .log_step(...)               every log_interval steps: a progress line and a log record;
+                                   ms/step leaves evaluations out, and the ETA is the steps left
+                                   at a smoothed step time plus the evaluations left
       .evaluated(...)              an evaluation's record; best.npz when improved, then ckpt.npz
       .should_stop(step)           after a step: Ctrl-C or SIGTERM came (or stop_at was reached)
       .interrupted(step)           save ckpt.npz, say how to resume (nothing, after a second Ctrl-C)
@@ -39,6 +41,7 @@ from .checkpoint import remove_stale_temporaries
 from .optim import cosine_warmup_lr
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
+ETA_HORIZON = 100  # steps: the smoothed step time forgets a step's weight by a factor e over about this many
 
 
 class TrainingStopped(RuntimeError):
@@ -108,6 +111,8 @@ class Run:
             self.log_file = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")
         self.t_start = self.t_last = time.perf_counter()
         self.steps_timed = 0
+        self.step_time = None  # seconds per step, smoothed over about ETA_HORIZON steps (the ETA's rate)
+        self.eval_began, self.eval_seconds, self.evals, self.eval_since_line = None, 0.0, 0, 0.0
         self.stop_signal = None  # SIGINT or SIGTERM, once one asked the run to stop
         self.torn = False  # a second signal stopped the run in the middle of a step
         self._old_handlers = {}
@@ -152,7 +157,11 @@ class Run:
             self.log_file.flush()
 
     def should_evaluate(self, step):
-        return step % self.cfg.eval_interval == 0 and step != self.start_step
+        """True every eval_interval steps; the time until `evaluated` counts as evaluation, not steps."""
+        due = step % self.cfg.eval_interval == 0 and step != self.start_step
+        if due:
+            self.eval_began = time.perf_counter()
+        return due
 
     def stop_if_not_finite(self, loss_value, step):
         if not math.isfinite(loss_value):
@@ -162,21 +171,38 @@ class Run:
     def log_step(self, step, max_iters, loss_value, lr, tokens_per_step=None):
         """Count a finished step; every log_interval steps (and at the last) print and record it.
 
-        `step` is the number of steps done; the time per step is averaged since the last line.
+        `step` is the number of steps done; the time per step is averaged since the last line,
+        evaluations left out.
         """
         self.steps_timed += 1
         if step % self.cfg.log_interval and step != max_iters:
             return
         now = time.perf_counter()
-        dt = (now - self.t_last) / self.steps_timed
-        self.t_last, self.steps_timed = now, 0
+        dt = (now - self.t_last - self.eval_since_line) / self.steps_timed
+        eta = self._eta(dt, self.steps_timed, step, max_iters)
+        self.t_last, self.steps_timed, self.eval_since_line = now, 0, 0.0
         record = {"step": step, "loss": loss_value, "lr": lr, "ms_per_step": dt * 1e3}
         line = f"step {step:5d}/{max_iters} | loss {loss_value:.4f} | lr {lr:.2e} | {dt * 1e3:6.1f} ms/step"
         if tokens_per_step is not None:
             record["tokens_per_s"] = tokens_per_step / dt
             line += f" | {record['tokens_per_s']:8,.0f} tok/s"
         self.record(record)
-        self.print(line + f" | ETA {_fmt_time(dt * (max_iters - step))}")
+        self.print(line + f" | ETA {_fmt_time(eta)}")
+
+    def _eta(self, dt, steps, step, max_iters):
+        """Seconds left: the steps left at the smoothed step time, plus the evaluations left (every
+        eval_interval steps and one at the end) at their mean time so far.
+
+        The step time is an exponential moving average of the lines' `dt`, each of `steps` steps,
+        with a horizon of ETA_HORIZON steps: one step k times slower than the others (a busy moment
+        of the machine) raises it by about (k - 1) / ETA_HORIZON, and a lasting change takes over
+        within a few hundred steps.
+        """
+        weight = 1 - (1 - 1 / ETA_HORIZON) ** steps
+        self.step_time = dt if self.step_time is None else self.step_time + weight * (dt - self.step_time)
+        every = self.cfg.eval_interval
+        evals_left = (max_iters - 1) // every - (step - 1) // every + 1
+        return self.step_time * (max_iters - step) + evals_left * (self.eval_seconds / max(self.evals, 1))
 
     def evaluated(self, record, improved, message):
         """After an evaluation: its record, best.npz when `improved`, then ckpt.npz, and a line.
@@ -193,6 +219,10 @@ class Run:
             self.save(self.out_dir / "best.npz")
         self.save(self.out_dir / "ckpt.npz")
         self.print(message + (" (best, saved)" if improved and self.writer else ""))
+        if self.eval_began is not None:  # timed from should_evaluate: its time is not the steps'
+            spent, self.eval_began = time.perf_counter() - self.eval_began, None
+            self.eval_seconds, self.evals, self.eval_since_line = (self.eval_seconds + spent, self.evals + 1,
+                                                                   self.eval_since_line + spent)
 
     def interrupted(self, step):
         """Stopped between steps: save ckpt.npz so that `--resume` continues exactly from here.

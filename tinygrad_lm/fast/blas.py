@@ -8,9 +8,18 @@ setter of the OpenBLAS library NumPy loaded (NumPy's Linux wheels ship OpenBLAS)
 OPENBLAS_NUM_THREADS / MKL_NUM_THREADS=1 before starting Python.
 Leaves out: MKL's and Apple Accelerate's setters (threadpoolctl covers them, as a dependency
 this package does not take).
+
+`default_blas_threads()` is the command line's default (cli.py calls it before `train`,
+`sample` and `finetune`): BLAS on one thread unless the environment names a count. OpenBLAS's
+idle workers spin on their cores waiting for the next product; on a machine where another
+busy process holds a core, they fight it and our own calling thread for the cores, and a
+default `train` step got several times slower than with one BLAS thread (measure it with
+`python scripts/bench_load.py`). One thread costs little when the machine is idle: this
+model's products are small. `--threads N` (data_parallel.py) is the way to use more cores.
 """
 import contextlib
 import ctypes
+import os
 import sys
 
 _blas = None  # (set, get) functions of the OpenBLAS NumPy loaded, found on first use
@@ -70,3 +79,20 @@ def set_blas_threads(n):
     previous = get_fn()
     set_fn(n)
     return previous
+
+
+ASK_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # how a user asks for a count
+
+
+def default_blas_threads(environ=None):
+    """The command line's BLAS default: one thread, unless the environment asks for a count.
+
+    With OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or MKL_NUM_THREADS set (OpenBLAS read it when
+    NumPy loaded it), the count asked for is left as it is. Returns a short description of
+    what BLAS runs on ("1 thread", "OPENBLAS_NUM_THREADS=4"), or None where no setter was found.
+    """
+    environ = os.environ if environ is None else environ
+    asked = next((name for name in ASK_VARIABLES if environ.get(name, "").strip()), None)
+    if asked is not None:
+        return f"{asked}={environ[asked].strip()}"
+    return "1 thread" if set_blas_threads(1) is not None else None
