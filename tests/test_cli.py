@@ -32,7 +32,7 @@ def test_train_20_steps_on_the_builtin_corpus_then_sample(tmp_path):
     assert again.stdout == proc.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "tokenize", "bench", "finetune", "export"])
+@pytest.mark.parametrize("command", ["train", "sample", "tokenize", "bench", "finetune", "export", "plot"])
 def test_help_lists_every_option(command, tmp_path):
     proc = run([command, "--help"], tmp_path)
     assert "usage:" in proc.stdout

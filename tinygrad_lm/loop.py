@@ -28,7 +28,7 @@ Nothing is lost and nothing saved is half-done:
 
 `save(path)` is the loop's own function writing a checkpoint of its current state, so this file
 knows nothing of models or data. The resumed config comes from `config.resumed`.
-Leaves out: gradient accumulation, early stopping and experiment trackers (wandb).
+Leaves out: early stopping and experiment trackers (wandb).
 """
 import json
 import math
