@@ -2,10 +2,11 @@
 
 The walk: each ```bash block is read top to bottom; a line ending in a backslash continues on
 the next; `a && b` is two commands; `# ...` comments are dropped (shlex). Every command must
-match exactly one rule: RUN (run it, made small by the SMALL table) or SKIP (not run, with the
-reason named). A command that matches neither fails `test_every_readme_command_is_run_or_skipped`
-with its README line, so a new command cannot go untested unnoticed: add it to RUN (and say in
-SMALL how to make it small) or to SKIP (with the reason).
+match a rule: first SKIP (not run, with the reason named), else RUN (run, made small by the
+SMALL table). A command that matches neither fails `test_every_readme_command_is_run_or_skipped`
+(the fast part, run by default) with its README line, so a new command cannot go untested
+unnoticed: add it to RUN (and say in SMALL how to make it small) or to SKIP (with the reason).
+RUN names each subcommand it runs, so a new subcommand (`plot`, say) is unhandled until added.
 
 How the walk is made small and offline (`test_readme_walk`, marked slow: ~20 processes):
   * SMALL rewrites the step and evaluation flags of `train`, `finetune` and `sample` (given
@@ -16,7 +17,9 @@ How the walk is made small and offline (`test_readme_walk`, marked slow: ~20 pro
     the walk skips without it), and https_proxy/http_proxy point at a closed local port, so
     any attempt to reach the network fails instead of passing by luck.
   * The commands run in a temporary folder, cwd = tmp_path, with PYTHONPATH = this checkout,
-    `scripts/` linked in, `python` meaning this interpreter, and TINYGRAD_LM_CACHE in tmp_path.
+    `scripts/` linked in, `python` meaning this interpreter (also after `mpiexec -n 2`),
+    TINYGRAD_LM_CACHE in tmp_path, and one BLAS thread (the machine is shared).
+  * Each command must exit 0; the walk prints each one's wall and CPU seconds (`pytest -s`).
 """
 import os
 import re
