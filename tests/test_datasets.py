@@ -6,6 +6,8 @@ SHA-256 computed here); the ones about the real file read ../shared and skip wit
 """
 import hashlib
 import io
+import os
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -167,3 +169,16 @@ def test_speaker_dataset_reads_input_txt_by_default(tmp_path, monkeypatch, capsy
     assert sorted(p.name for p in (tmp_path / "spk").iterdir()) == [
         "info.json", "pretrain.txt", "test.jsonl", "train.jsonl", "val.jsonl"]
     assert "speakers: ANNE, BOB" in capsys.readouterr().out
+
+
+def test_get_shakespeare_script_offline_is_one_line_not_a_traceback(tmp_path):
+    """The old script, now a wrapper of `data shakespeare`, run as a user would, with the network
+    unreachable (a proxy on a closed local port): exit 2, and a message saying how to get the file."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY", "TINYGRAD_LM_DEBUG", datasets.SHAKESPEARE.env):
+        env.pop(name, None)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "get_shakespeare.py"), "--out", str(tmp_path / "in.txt")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "could not download shakespeare" in r.stderr and "data shakespeare --from FILE" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "in.txt").exists()
