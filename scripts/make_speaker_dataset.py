@@ -36,7 +36,8 @@ ROMEO, MENENIUS, PETRUCHIO and CORIOLANUS: five plays, with two speakers (Meneni
 Coriolanus) from the same play, so topic alone does not solve the task.
 Leaves out: any normalisation of the text (it is kept verbatim, newlines included).
 
-    python scripts/make_speaker_dataset.py --data ../shared/data/tinyshakespeare.txt --out runs/speaker/data
+    python -m tinygrad_lm data shakespeare                 # writes input.txt (see tinygrad_lm/datasets.py)
+    python scripts/make_speaker_dataset.py --data input.txt --out runs/speaker/data
 """
 import argparse
 import collections
@@ -44,6 +45,8 @@ import json
 import sys
 from pathlib import Path
 
+DEFAULT_TEXT = "input.txt"  # what `python -m tinygrad_lm data shakespeare` writes
+# the developers' shared copy, scripts/bench_finetune.py's default (this script's default is DEFAULT_TEXT)
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 SPLITS = ("train", "val", "test")
 
@@ -138,7 +141,8 @@ def write(out_dir, examples, pretrain_text, info):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help=f"Tiny Shakespeare text (default: {DEFAULT_DATA})")
+    ap.add_argument("--data", default=DEFAULT_TEXT,
+                    help=f"Tiny Shakespeare text, from `python -m tinygrad_lm data shakespeare` (default: {DEFAULT_TEXT})")
     ap.add_argument("--out", default="runs/speaker/data", help="output folder (default: runs/speaker/data)")
     ap.add_argument("--k", type=int, default=6, help="number of most frequent speakers kept (default: 6)")
     ap.add_argument("--chunks", type=int, default=200, help="contiguous regions the file is cut into (default: 200)")
@@ -148,8 +152,25 @@ def main(argv=None):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tinygrad_lm.data import read_text
 
-    examples, pretrain_text, info = build(read_text(args.data), args.k, args.chunks, args.split)
-    write(args.out, examples, pretrain_text, info)
+    if not Path(args.data).exists():
+        ap.exit(2, f"{ap.prog}: error: {args.data}: no such file; get Tiny Shakespeare with `python -m tinygrad_lm "
+                   f"data shakespeare --out {args.data}` (offline: add --from FILE), or pass --data PATH\n")
+    # a bad option, file or folder: one line naming it, no traceback
+    if args.k < 2 or args.chunks < 10:
+        ap.error(f"--k must be at least 2 speakers and --chunks at least 10, got {args.k} and {args.chunks}")
+    try:
+        parse_split(args.split)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
+        text = read_text(args.data)
+        examples, pretrain_text, info = build(text, args.k, args.chunks, args.split)
+    except (OSError, ValueError) as e:
+        ap.exit(2, f"{ap.prog}: error: {e if str(args.data) in str(e) else f'{args.data}: {e}'}\n")
+    try:
+        write(args.out, examples, pretrain_text, info)
+    except OSError as e:
+        ap.exit(2, f"{ap.prog}: error: could not write {args.out}: {e}\n")
     print(f"speakers: {', '.join(info['speakers'])}")
     for split in SPLITS:
         print(f"{split:5s}: {info['examples'][split]:4d} speeches  {info['counts'][split]}")

@@ -79,6 +79,11 @@ def build_parser():
     from .finetune.command import add_arguments as add_finetune_arguments
     add_finetune_arguments(p)
 
+    p = sub.add_parser("data", help="fetch a text corpus, checked (shakespeare: Tiny Shakespeare into input.txt)",
+                       description="Download a known corpus (or check and copy a local copy, --from) into a file.")
+    from .datasets import add_arguments as add_data_arguments
+    add_data_arguments(p)
+
     p = sub.add_parser("export", help="write a checkpoint as a Hugging Face GPT-2 folder (transformers loads it)",
                        description="Write a checkpoint as config.json + model.safetensors (+ its tokenizer), a "
                                    "folder transformers.GPT2LMHeadModel.from_pretrained loads.")
@@ -270,6 +275,12 @@ def _cmd_bench(args):
     runpy.run_path(str(script), run_name="__main__")
 
 
+def _cmd_data(args):
+    from .datasets import run
+
+    return run(args)
+
+
 def _cmd_finetune(args):
     from .finetune.command import run
 
@@ -290,7 +301,7 @@ def main(argv=None):
 
         default_blas_threads()
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
-                "finetune": _cmd_finetune, "export": _cmd_export, "plot": _cmd_plot}
+                "finetune": _cmd_finetune, "export": _cmd_export, "plot": _cmd_plot, "data": _cmd_data}
     try:
         return commands[args.command](args) or 0  # 130 / 143 when a run stopped on Ctrl-C / SIGTERM
     except (OSError, ValueError, RuntimeError, ImportError) as e:  # OSError: missing files, a full disk, ...
