@@ -6,10 +6,12 @@ match a rule: first SKIP (not run, with the reason named), else RUN (run, made s
 SMALL table). A command that matches neither fails `test_every_readme_command_is_run_or_skipped`
 (the fast part, run by default) with its README line, so a new command cannot go untested
 unnoticed: add it to RUN (and say in SMALL how to make it small) or to SKIP (with the reason).
-RUN names each subcommand it runs, so a new subcommand (`plot`, say) is unhandled until added.
+RUN names each subcommand it runs, so a new subcommand is unhandled until added. A heredoc
+(`cat > run.toml <<'TOML'` ... `TOML`) and a `printf '...' > FILE` are SHELL commands: bash runs
+them as written, since they only write a file that the next command reads.
 
-How the walk is made small and offline (`test_readme_walk`, marked slow: 18 commands, 26 s at
-load 4 on the 2-core machine):
+How the walk is made small and offline (`test_readme_walk`, in the default run so the README
+cannot drift: about half a minute on the 2-core machine):
   * SMALL rewrites the step and evaluation flags of `train`, `finetune` and `sample` (given
     values shrink; on a new run, absent ones are added at the shrunk default; a `--resume`
     keeps its saved settings, so only flags it gives are shrunk). Nothing else is changed.
@@ -22,6 +24,7 @@ load 4 on the 2-core machine):
     TINYGRAD_LM_CACHE in tmp_path, and one BLAS thread (the machine is shared).
   * Each command must exit 0; the walk prints each one's wall and CPU seconds (`pytest -s`).
 """
+import importlib.util
 import os
 import re
 import resource
@@ -49,11 +52,17 @@ SKIP = [
     (r"--device cuda\b", "needs an NVIDIA GPU and CuPy", ALWAYS),
     (r"^mpiexec -f ", "needs the several hosts its hostfile names", ALWAYS),
     (r"^mpiexec\b", "needs mpiexec (pip install -e .[dist])", lambda: shutil.which("mpiexec") is None),
+    (r"^python -m tinygrad_lm plot\b", "needs matplotlib (pip install -e .[plot])",
+     lambda: importlib.util.find_spec("matplotlib") is None),
 ]
 
 # ---- commands run: (regex matched at the start of the command, what it is)
+SHELL = [  # run by bash as written, not split into words: they write a file the next command reads
+    (r"cat > \S+ <<'\w+'\n", "a heredoc writing a file"),
+    (r"printf '[^']*' > \S+$", "printf writing a file"),
+]
 RUN = [
-    (r"python -m tinygrad_lm (train|sample|tokenize|finetune|export|data)\b", "a tinygrad_lm subcommand"),
+    (r"python -m tinygrad_lm (train|sample|tokenize|finetune|export|data|plot)\b", "a tinygrad_lm subcommand"),
     (r"mpiexec -n \d+ python -m tinygrad_lm (train|finetune)\b", "a subcommand over MPI ranks"),
     (r"python scripts/make_speaker_dataset\.py\b", "builds the fine-tuning dataset"),
 ]
@@ -72,15 +81,28 @@ SMALL = {
 
 def readme_commands(text):
     """[(README line number, command text)] of every ```bash block, in order."""
-    commands, in_bash, pending, start = [], False, "", 0
+    commands, in_bash, pending, start, heredoc, heredoc_tag = [], False, "", 0, None, None
     for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("```"):
             in_bash = line.strip() == "```bash"
             continue
         if not in_bash:
             continue
+        if heredoc is not None:  # `cat > FILE <<'TAG'` ... `TAG`: one shell command, run as written
+            heredoc += "\n" + line
+            if line.strip() == heredoc_tag:
+                commands.append((start, heredoc))
+                heredoc = None
+            continue
         if not pending:
             start = number
+        opens = re.match(r"cat > \S+ <<'(\w+)'$", line.strip())
+        if opens and not pending:
+            heredoc, heredoc_tag = line.strip(), opens.group(1)
+            continue
+        if line.startswith("printf ") and not pending:  # a redirection: kept as written, for bash
+            commands.append((start, line.split(" #")[0].strip()))
+            continue
         pending += line.rstrip()
         if pending.endswith("\\"):
             pending = pending[:-1] + " "
@@ -100,6 +122,9 @@ def classify(command):
     for pattern, reason, applies in SKIP:
         if re.search(pattern, command) and (applies is None or applies()):
             return "skip", reason
+    for pattern, what in SHELL:
+        if re.match(pattern, command):
+            return "shell", what
     for pattern, what in RUN:
         if re.match(pattern, command):
             return "run", what
@@ -134,12 +159,14 @@ def test_every_readme_command_is_run_or_skipped():
 def test_the_parser_and_the_table_on_a_made_up_readme():
     text = ("```bash\npip install -e . && python -m tinygrad_lm train   # comment\n```\n```python\nx = 1\n```\n"
             "```bash\npython -m tinygrad_lm finetune --ckpt a.npz \\\n    --max-iters 300 --prompt \"A: b\"\n"
-            "python -m tinygrad_lm plot runs/a\n```\n")
+            "python -m tinygrad_lm frobnicate runs/a\n"
+            "printf 'A:\\n' > p.txt   # a prompt\ncat > r.toml <<'TOML'\nlr = 1e-3\nTOML\n```\n")
     commands = readme_commands(text)
     assert commands == [(2, "pip install -e ."), (2, "python -m tinygrad_lm train"),
                         (8, "python -m tinygrad_lm finetune --ckpt a.npz --max-iters 300 --prompt 'A: b'"),
-                        (10, "python -m tinygrad_lm plot runs/a")]
-    assert [classify(c)[0] for _, c in commands] == ["skip", "run", "run", None]
+                        (10, "python -m tinygrad_lm frobnicate runs/a"), (11, "printf 'A:\\n' > p.txt"),
+                        (12, "cat > r.toml <<'TOML'\nlr = 1e-3\nTOML")]
+    assert [classify(c)[0] for _, c in commands] == ["skip", "run", "run", None, "shell", "shell"]
     assert make_small(shlex.split(commands[1][1])) == [
         "python", "-m", "tinygrad_lm", "train", "--max-iters", "10", "--eval-interval", "5", "--eval-iters", "2",
         "--sample-tokens", "20"]
@@ -166,7 +193,6 @@ def walk_env(tmp_path):
     return env
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt (offline `data`)")
 def test_readme_walk(tmp_path):
     (tmp_path / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
@@ -178,7 +204,10 @@ def test_readme_walk(tmp_path):
         if kind == "skip":
             skipped.append(f"line {number}: {command} ({why})")
             continue
-        words = [sys.executable if w == "python" else w for w in make_small(shlex.split(command))]
+        if kind == "shell":
+            words = ["bash", "-c", command]
+        else:
+            words = [sys.executable if w == "python" else w for w in make_small(shlex.split(command))]
         t, cpu = time.perf_counter(), children_cpu()
         r = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         ran.append(f"{time.perf_counter() - t:5.1f} s ({children_cpu() - cpu:5.1f} s CPU)  line {number}: "
