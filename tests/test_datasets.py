@@ -182,3 +182,13 @@ def test_get_shakespeare_script_offline_is_one_line_not_a_traceback(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "could not download shakespeare" in r.stderr and "data shakespeare --from FILE" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "in.txt").exists()
+
+
+def test_a_missing_input_txt_points_at_the_data_command(tmp_path):
+    from tinygrad_lm.data import load_corpus
+
+    with pytest.raises(FileNotFoundError, match=r"data shakespeare --out .*input\.txt"):
+        load_corpus(str(tmp_path / "input.txt"))
+    with pytest.raises(FileNotFoundError) as other:
+        load_corpus(str(tmp_path / "notes.txt"))
+    assert "shakespeare" not in str(other.value)  # the hint is only for the README's file name

@@ -130,8 +130,10 @@ def read_text(path):
     """Read a UTF-8 text file, with errors that name the path and say what to do."""
     path = Path(path)
     if not path.exists():
+        hint = (f"; `python -m tinygrad_lm data shakespeare --out {path}` writes Tiny Shakespeare there"
+                if path.name == "input.txt" else "")
         raise FileNotFoundError(f"{path}: no such file; pass the path of a UTF-8 text file "
-                                "(or omit --data to use the built-in corpus)")
+                                f"(or omit --data to use the built-in corpus){hint}")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; pass the path of a UTF-8 text file")
     from .tokenizer.base import read_text as read_utf8  # names the path and the first bad byte's offset
