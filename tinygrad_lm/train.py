@@ -21,6 +21,13 @@ Both reach the same loss within float32 noise, and their checkpoints are interch
 What this loop shares with fine-tuning (schedule, logging, checkpoints, Ctrl-C, the NaN stop)
 is in loop.py; the flat flags of the nested config in config.py.
 
+Masked-language-model pretraining: `--objective mlm` trains a BERT encoder (bert.py) of the
+same size flags instead of the GPT (`--objective clm`, the default). The loop is the same; the
+objective decides three things before it starts (`_model`, `_batches`): the tokenizer gains
+[CLS] [SEP] [MASK] [PAD], the model is `BertForMaskedLM`, and each batch is [CLS] window [SEP]
+sequences with 15% of the positions picked and corrupted (mlm.py); evaluations add the
+masked-token accuracy.
+
 Fine-tuning GPT-2: `--init-from FOLDER` starts from a Hugging Face GPT-2 folder instead of
 random weights (`GPT.from_pretrained`), with its tokenizer and size; `--block-size` crops its
 context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` applies.
@@ -45,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, distributed, fast, rng
+from . import checkpoint, config, distributed, fast, mlm, rng
 from .backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, get_batch, load_corpus
@@ -65,6 +72,7 @@ class TrainConfig:
     tokenizer: str = "char"  # "char" or "bpe"
     vocab_size: int = 1024  # BPE only: the size to train the tokenizer to (char-level takes the corpus's characters)
     init_from: str = None  # a Hugging Face GPT-2 folder to fine-tune: its size, weights and tokenizer
+    objective: str = "clm"  # "clm": a GPT predicts the next token; "mlm": a BERT encoder predicts masked tokens
     # the model, the optimisation, and how the run is carried out
     model: GPTConfig = field(default_factory=GPTConfig)  # its vocab_size is set from the tokenizer
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -80,9 +88,23 @@ class TrainConfig:
         return config.from_dict(cls, values, where)
 
 
+def next_token_batch(ids, batch_size, block_size, rng):
+    """The GPT's batch as the model's keyword arguments: B windows and the next token of each position."""
+    x, y = get_batch(ids, batch_size, block_size, rng)  # (B, T), (B, T)
+    return {"idx": x, "targets": y}
+
+
+def _batches(cfg, tokenizer):
+    """The objective's batch function `(ids, B, T, rng) -> the model's keyword arguments`."""
+    if cfg.objective == "mlm":  # [CLS] window [SEP], 15% of the positions picked and corrupted
+        return mlm.MLMCollator(tokenizer).get_batch
+    return next_token_batch
+
+
 @no_grad()
-def estimate_loss(model, data, cfg, step):
-    """Mean loss over `eval_iters` batches of each split, in eval mode (nanoGPT's estimate_loss).
+def estimate_loss(model, data, cfg, step, batches=next_token_batch):
+    """Mean loss over `eval_iters` batches of each split, in eval mode (nanoGPT's estimate_loss);
+    with masked-language-model batches also the masked-token accuracy ("train_acc", "val_acc").
 
     The batches depend on (seed, step, split) only, so evaluating leaves the training batches alone.
     """
@@ -90,33 +112,43 @@ def estimate_loss(model, data, cfg, step):
     out = {}
     for split, ids in (("train", data.train), ("val", data.val)):
         batch_rng = np.random.default_rng([cfg.run.seed, step, split == "val"])
-        losses = []
+        losses, right, picked = [], 0, 0
         for _ in range(cfg.eval_iters):
-            x, y = get_batch(ids, cfg.optim.batch_size, cfg.model.block_size, batch_rng)
-            _, loss = model(to_device(x, cfg.run.device), to_device(y, cfg.run.device))
+            batch = batches(ids, cfg.optim.batch_size, cfg.model.block_size, batch_rng)
+            logits, loss = model(**{k: to_device(v, cfg.run.device) for k, v in batch.items()})
             losses.append(float(loss.item()))
+            if "labels" in batch:  # masked LM: count the picked positions predicted right
+                r, n = mlm.masked_accuracy(logits, batch["labels"])
+                right, picked = right + r, picked + n
         out[split] = float(np.mean(losses))
+        if picked:
+            out[f"{split}_acc"] = right / picked
     model.train()
     return out
 
 
-def _evaluate(model, data, cfg, step, state, run):
+def _evaluate(model, data, cfg, step, state, run, batches=next_token_batch):
     """Evaluate, log, checkpoint (best.npz when the val loss improved); returns the record."""
-    losses = estimate_loss(model, data, cfg, step)
+    losses = estimate_loss(model, data, cfg, step, batches)
     val = losses["val"]
-    bpb = val / math.log(2) / data.bytes_per_token
-    record = {"step": step, "train_loss": losses["train"], "val_loss": val, "val_ppl": math.exp(min(val, 700)),
-              "val_bpb": bpb}
+    record = {"step": step, "train_loss": losses["train"], "val_loss": val, "val_ppl": math.exp(min(val, 700))}
+    if cfg.objective == "mlm":  # the loss is over masked tokens only: bits per byte of the text do not apply
+        record.update(train_acc=losses["train_acc"], val_acc=losses["val_acc"])
+        message = (f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, masked-token accuracy "
+                   f"train {record['train_acc']:.4f} val {record['val_acc']:.4f}")
+    else:
+        record["val_bpb"] = val / math.log(2) / data.bytes_per_token
+        message = (f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, "
+                   f"val ppl {record['val_ppl']:.2f}, val bits/byte {record['val_bpb']:.3f}")
     improved = val < state["best_val"]
     if improved:
         state["best_val"] = val
-    run.evaluated(record, improved, f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, "
-                                    f"val ppl {record['val_ppl']:.2f}, val bits/byte {bpb:.3f}")
+    run.evaluated(record, improved, message)
     return record
 
 
 def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng):
-    meta = {"model_config": model.config.to_dict(), "train_config": asdict(cfg),
+    meta = {"objective": cfg.objective, "model_config": model.config.to_dict(), "train_config": asdict(cfg),
             "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val,
             "rng": rng.get_state(), "batch_rng": batch_rng.bit_generator.state}
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
@@ -131,6 +163,7 @@ def _setup(cfg, resume, given=None):
 
         set_tf32(cfg.run.tf32)
     notes = []
+    _check_objective(cfg)
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
@@ -146,11 +179,13 @@ def _setup(cfg, resume, given=None):
         rng.manual_seed(cfg.run.seed)
         text, _ = load_corpus(cfg.data)
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size)
+        if cfg.objective == "mlm":
+            mlm.add_special_tokens(tokenizer)  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary
     if not cfg.init_from:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size))
     data = TokenData(text, tokenizer)
     data.check_block_size(cfg.model.block_size)
-    model = GPT(cfg.model).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
+    model = _model(cfg, tokenizer).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
     optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes}
@@ -166,6 +201,26 @@ def _setup(cfg, resume, given=None):
         state["batch_rng"].bit_generator.state = meta["batch_rng"]
         state["step"], state["best_val"] = meta["step"], meta["best_val"]
     return cfg, model, optimizer, data, tokenizer, state
+
+
+def _check_objective(cfg):
+    if cfg.objective not in ("clm", "mlm"):
+        raise ValueError(f"objective must be 'clm' (GPT, next token) or 'mlm' (BERT, masked tokens), got "
+                         f"{cfg.objective!r}")
+    if cfg.objective == "mlm" and cfg.init_from:
+        raise ValueError("--init-from loads a GPT-2 folder, which --objective mlm cannot continue; drop one of them")
+    if cfg.objective == "mlm" and cfg.run.dist:
+        raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
+                         "drop --dist")
+
+
+def _model(cfg, tokenizer):
+    """The objective's model: a GPT (clm), or a BERT encoder with the MLM head of the same size (mlm)."""
+    if cfg.objective == "mlm":
+        from .bert import BertForMaskedLM
+
+        return BertForMaskedLM(mlm.encoder_config(cfg.model, tokenizer))
+    return GPT(cfg.model)
 
 
 def _pretrained(cfg):
@@ -211,6 +266,7 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
         model = distributed.Sharded(model, dist)
     batch_rng, step = state["batch_rng"], state["step"]
+    batches = _batches(cfg, tokenizer)  # the objective's batches (masking draws from batch_rng too)
 
     def save(path):  # a checkpoint of the state right now (the step and streams as they stand)
         _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng)
@@ -228,14 +284,13 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         while step < cfg.optim.max_iters:
             # ---- evaluate and checkpoint every eval_interval steps (not at the step the run starts at)
             if run.should_evaluate(step):
-                _evaluate(model, data, cfg, step, state, run)
+                _evaluate(model, data, cfg, step, state, run, batches)
             # ---- one optimisation step
             lr = learning_rate(step, cfg.optim)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = get_batch(data.train, B, T, batch_rng)  # (B, T) windows and the next token of each position
-            x, y = to_device(x, device), to_device(y, device)
-            logits, loss = model(x, y)  # (B, T, V) and the mean cross-entropy
+            batch = batches(data.train, B, T, batch_rng)  # {"idx": (B, T), "targets" (clm) or "labels" (mlm) ...}
+            logits, loss = model(**{k: to_device(v, device) for k, v in batch.items()})  # (B, T, V), mean CE
             loss_value = loss.item()
             run.stop_if_not_finite(loss_value, step)  # before the update: the weights stay the last good ones
             optimizer.zero_grad()
@@ -251,7 +306,7 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=B * T)
             if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
                 raise KeyboardInterrupt
-        summary.update(_evaluate(model, data, cfg, step, state, run))
+        summary.update(_evaluate(model, data, cfg, step, state, run, batches))
     except KeyboardInterrupt:
         run.interrupted(step)  # saves ckpt.npz, unless a second Ctrl-C tore the step in flight
         summary["interrupted"] = True
@@ -265,4 +320,4 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     return summary
 
 
-__all__ = ["TrainConfig", "TrainingStopped", "estimate_loss", "train"]
+__all__ = ["TrainConfig", "TrainingStopped", "estimate_loss", "next_token_batch", "train"]
