@@ -224,3 +224,22 @@ def test_fused_bert_equals_the_reference_logits_loss_and_every_gradient(dropout)
 
     check_against(run(fused), run(ref), idx, labels, atol=1e-11, rtol=1e-9,
                   params=(dict(fused.named_parameters()), dict(ref.named_parameters())))
+
+
+@pytest.mark.parametrize("labelled_rows", [(0, 1, 3), (0, 1)], ids=["every-slice", "a-slice-without-labels"])
+def test_the_thread_split_gives_the_reference_loss_and_gradients(labelled_rows):
+    """`train --threads 2` wraps the fused model in DataParallel: each half of the batch in a thread."""
+    ref, par = tiny(), fast.fuse(tiny())
+    split = fast.DataParallel(par, 2)
+    idx, mask, types = batch(4, B=4)
+    labels = np.full(idx.shape, IGNORE_INDEX)
+    for r in labelled_rows:
+        labels[r, r % 3] = 3 + r
+    _, loss = ref(idx, mask, types, labels=labels)
+    loss.backward()
+    _, split_loss = split(idx, mask, types, labels=labels)
+    split_loss.backward()
+    assert split_loss.item() == pytest.approx(loss.item(), rel=1e-12)
+    for (name, p), q in zip(ref.named_parameters(), par.parameters()):
+        if p.grad is not None:  # the pooler is not part of the MLM loss
+            np.testing.assert_allclose(q.grad, p.grad, rtol=1e-9, atol=1e-13, err_msg=name)
