@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_lm import Tensor, fast, functional as F, manual_seed
+from tinygrad_lm import Tensor, backend, fast, functional as F, manual_seed
 from tinygrad_lm.bert import IGNORE_INDEX, Bert, BertConfig, BertForMaskedLM
 from tinygrad_lm.nn import SelfAttention
 from tinygrad_lm.ops import erf, gelu_erf
 from tinygrad_lm.ops.erf import erf_array
 from tinygrad_lm.testing import check_against, check_gradients
+from tinygrad_lm.testing.backends import cuda_devices
 
 TINY = dict(vocab_size=13, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=12,
             max_position_embeddings=7, type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -243,3 +244,27 @@ def test_the_thread_split_gives_the_reference_loss_and_gradients(labelled_rows):
     for (name, p), q in zip(ref.named_parameters(), par.parameters()):
         if p.grad is not None:  # the pooler is not part of the MLM loss
             np.testing.assert_allclose(q.grad, p.grad, rtol=1e-9, atol=1e-13, err_msg=name)
+
+
+# ----------------------------------------------------------------- on the GPU (or the CuPy stand-in)
+
+@pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
+def test_bert_on_the_device_gives_the_hosts_logits_loss_and_gradients(device, fused):
+    host, dev = tiny(), tiny().to(device=device)
+    if fused:
+        fast.fuse(host), fast.fuse(dev)
+    idx, mask, types = batch(6)
+    labels = np.where(np.random.default_rng(6).random(idx.shape) < 0.5, idx, IGNORE_INDEX)
+    labels[0, 0] = 1
+    logits, loss = host(idx, mask, types, labels=labels)
+    loss.backward()
+    on = lambda a: backend.to_device(a, device)  # noqa: E731
+    dev_logits, dev_loss = dev(on(idx), on(mask), on(types), labels=on(labels))
+    dev_loss.backward()
+    assert dev_logits.device == "cuda"
+    np.testing.assert_allclose(backend.to_device(dev_logits.data, "cpu"), logits.data, rtol=1e-10, atol=1e-12)
+    assert dev_loss.item() == pytest.approx(loss.item(), rel=1e-10)
+    for (name, p), q in zip(host.named_parameters(), dev.parameters()):
+        if p.grad is not None:
+            np.testing.assert_allclose(backend.to_device(q.grad, "cpu"), p.grad, rtol=1e-9, atol=1e-12, err_msg=name)
