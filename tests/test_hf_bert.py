@@ -81,6 +81,7 @@ def test_config_round_trips():
     ({"hidden_act": "gelu_new"}, r"config\.json: hidden_act='gelu_new' is not supported"),
     ({"position_embedding_type": "relative_key"}, r"position_embedding_type='relative_key' is not supported"),
     ({"is_decoder": True}, r"is_decoder=True is not supported"),
+    ({"tie_word_embeddings": False}, r"tie_word_embeddings=False is not supported"),
     ({"hidden_size": "32"}, r"config\.json: key 'hidden_size' must be int"),
     ({"num_attention_heads": 5}, r"config\.json: BertConfig: hidden_size=32 must be divisible"),
 ])

@@ -8,7 +8,8 @@ Our parameter names and layouts are already transformers' (bert.py: Linear weigh
     `hidden_dropout_prob`, `attention_probs_dropout_prob`, `initializer_range`, `pad_token_id`
     are BertConfig's fields of the same names. model_type must be "bert", `hidden_act` "gelu"
     (the exact erf GELU, ours), `position_embedding_type` "absolute", and the model an encoder
-    (`is_decoder` and `add_cross_attention` false); anything else is a ValueError naming the
+    (`is_decoder` and `add_cross_attention` false) with its decoder tied to the word embeddings
+    (`tie_word_embeddings` true, the default); anything else is a ValueError naming the
     file and the key, since our encoder would compute something different.
   * Tied tensors: the file holds `bert.embeddings.word_embeddings.weight` and
     `cls.predictions.bias` once; `cls.predictions.decoder.weight` / `.decoder.bias` are the
@@ -54,7 +55,8 @@ def config_from_hf(hf, where="config.json"):
     unsupported = {"hidden_act": (hf.get("hidden_act", "gelu"), "gelu"),
                    "position_embedding_type": (hf.get("position_embedding_type", "absolute"), "absolute"),
                    "is_decoder": (hf.get("is_decoder", False), False),
-                   "add_cross_attention": (hf.get("add_cross_attention", False), False)}
+                   "add_cross_attention": (hf.get("add_cross_attention", False), False),
+                   "tie_word_embeddings": (hf.get("tie_word_embeddings", True), True)}
     for key, (value, allowed) in unsupported.items():
         if value != allowed:
             raise ValueError(f"{where}: {key}={value!r} is not supported; tinygrad_lm's BERT computes {allowed!r}")
