@@ -34,7 +34,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import get_array_module, to_device
-from .nn import CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, SelfAttention
+from .nn import CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, SelfAttention
 from .nn import init
 from .tensor import Tensor
 
@@ -75,7 +75,8 @@ class BertConfig:
             raise ValueError(f"BertConfig: layer_norm_eps ({self.layer_norm_eps}) and initializer_range "
                              f"({self.initializer_range}) must be positive")
         if not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"BertConfig.pad_token_id={self.pad_token_id} must be a token id in 0..{self.vocab_size - 1}")
+            raise ValueError(f"BertConfig.pad_token_id={self.pad_token_id} must be a token id in "
+                             f"0..{self.vocab_size - 1}")
 
     def to_dict(self):
         return asdict(self)
@@ -345,4 +346,4 @@ class BertForMaskedLM(Module):
         save_pretrained(self, path)
 
 
-__all__ = ["BertConfig", "Bert", "BertForMaskedLM", "IGNORE_INDEX", "Parameter"]
+__all__ = ["BertConfig", "Bert", "BertForMaskedLM", "IGNORE_INDEX", "init_bert_"]

@@ -84,7 +84,8 @@ def hf_shapes(config, pooler=True):
     once); with the pooler's when `pooler`."""
     C, V, I = config.hidden_size, config.vocab_size, config.intermediate_size
     e = "bert.embeddings."
-    shapes = {e + "word_embeddings.weight": (V, C), e + "position_embeddings.weight": (config.max_position_embeddings, C),
+    shapes = {e + "word_embeddings.weight": (V, C),
+              e + "position_embeddings.weight": (config.max_position_embeddings, C),
               e + "token_type_embeddings.weight": (config.type_vocab_size, C),
               e + "LayerNorm.weight": (C,), e + "LayerNorm.bias": (C,)}
     for i in range(config.num_hidden_layers):
