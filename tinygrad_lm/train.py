@@ -209,6 +209,9 @@ def _check_objective(cfg):
                          f"{cfg.objective!r}")
     if cfg.objective == "mlm" and cfg.init_from:
         raise ValueError("--init-from loads a GPT-2 folder, which --objective mlm cannot continue; drop one of them")
+    if cfg.objective == "mlm" and cfg.model.block_size < 3:
+        raise ValueError(f"--block-size {cfg.model.block_size} leaves no room for a token between [CLS] and [SEP]; "
+                         "use at least 3")
     if cfg.objective == "mlm" and cfg.run.dist:
         raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
                          "drop --dist")
