@@ -357,18 +357,18 @@ def main(argv=None):
     saved = {"labels": {"val": val_d.labels.tolist()} | ({"test": test_d.labels.tolist()} if use_test else {}),
              "label_names": names, "systems": {}}
 
-    def add_row(name, key, val_preds, test_preds, seconds, seeds=None, save=True):
+    def add_row(name, key, val_preds, test_preds, seconds, seeds=None):
         rows.append({"name": name, "key": key, "val": [np.asarray(p) for p in val_preds],
                      "test": [np.asarray(p) for p in test_preds] if use_test else None,
                      "seconds": seconds, "seeds": seeds})
-        if save:
-            saved["systems"][name] = {"key": key, "seeds": seeds, "seconds": seconds,
-                                      "val": [np.asarray(p).tolist() for p in val_preds]} | (
-                {"test": [np.asarray(p).tolist() for p in test_preds]} if use_test else {})
+        saved["systems"][name] = {"key": key, "seeds": seeds, "seconds": seconds,
+                                  "val": [np.asarray(p).tolist() for p in val_preds]} | (
+            {"test": [np.asarray(p).tolist() for p in test_preds]} if use_test else {})
 
     def add_earlier_rows(path):
         """The systems of an earlier run (--compare-with), put first: same examples, checked by their
-        labels. Read when the report is due, so that run may still be going when this one starts."""
+        labels. Read when the report is due, so that run may still be going when this one starts.
+        They are saved in this run's predictions.json too, so runs can be chained."""
         if not Path(path).is_file():
             print(f"--compare-with {path}: no such file (yet); the table shows this run's systems only")
             return
@@ -379,12 +379,16 @@ def main(argv=None):
             print(f"--compare-with {path}: its labels differ from this dataset's (another --split, --data or "
                   "--no-test?); left out")
             return
-        ours = list(rows)
+        ours, ours_saved = list(rows), dict(saved["systems"])
         rows.clear()
+        saved["systems"].clear()
         for name, r in earlier["systems"].items():
-            add_row(f"{name} [earlier run]", r.get("key", _key_of(name)), r["val"],
-                    r["test"] if use_test else [None], r.get("seconds"), r["seeds"], save=False)
+            if name not in ours_saved:  # a system run again here replaces the earlier one
+                add_row(name, r.get("key", _key_of(name)), r["val"], r["test"] if use_test else [None],
+                        r.get("seconds"), r["seeds"])
+        print(f"from --compare-with {path}: {', '.join(saved['systems'])}")
         rows.extend(ours)
+        saved["systems"].update(ours_saved)
 
     # ---- 1. majority class
     if "majority" in systems:
@@ -478,6 +482,7 @@ def main(argv=None):
     (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")  # before anything can fail
     if args.compare_with:
         add_earlier_rows(args.compare_with)
+        (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")
     def cell(values):
         return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
 
@@ -522,7 +527,6 @@ def main(argv=None):
     if use_test:
         print("(val figures are optimistic: each run keeps its best-val checkpoint and the settings were chosen "
               "on val; test is the unbiased split)")
-    (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")
     if gpt_needed:
         print(f"pretraining: {pretrain_seconds:.0f} s ({'reused ' + str(ckpt) if args.pretrained_ckpt else ckpt}, "
               f"block {block_size}, val loss {meta.get('best_val', float('nan')):.3f})")
