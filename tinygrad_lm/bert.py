@@ -43,8 +43,10 @@ IGNORE_INDEX = -100  # labels equal to it are not predicted (Hugging Face's and 
 
 @dataclass
 class BertConfig:
-    """BERT's sizes, with Hugging Face's names. The defaults are a tiny model (as GPTConfig's),
-    not bert-base (vocab_size=30522, hidden_size=768, 12 layers, 12 heads, intermediate_size=3072)."""
+    """BERT's sizes, with Hugging Face's names. The defaults are a tiny model like GPTConfig's (its 65
+    characters plus [CLS] [SEP] [MASK] [PAD]), not bert-base (vocab_size=30522, hidden_size=768,
+    12 layers, 12 heads, intermediate_size=3072, max_position_embeddings=512); the dropouts are
+    BERT's 0.1."""
 
     vocab_size: int = 69
     hidden_size: int = 128
