@@ -61,8 +61,9 @@ Masked-language-model pretraining (issue #18), `--systems mlm,mlm_scratch`:
      pooler (`finetune.BertForSequenceClassification`), lr chosen on val from `--lr-mlm`;
   6. the same BERT from scratch (random weights, same tokenizer), lr from `--lr-mlm-scratch`.
 BERT reads [CLS] + the first 126 tokens of a speech + [SEP]. `--compare-with PREDICTIONS.json`
-adds the systems of an earlier run of this script (same data and --split; its labels are
-checked) to the table and to the paired comparisons, so the GPT systems need not be rerun:
+(one or more files) adds the systems of earlier runs of this script (same data and --split;
+their labels are checked) to the table and to the paired comparisons, so the GPT systems need
+not be rerun:
 
     python scripts/bench_finetune.py --systems mlm,mlm_scratch --out runs/speaker_mlm \
         --compare-with runs/speaker/predictions.json
@@ -264,8 +265,8 @@ def main(argv=None):
                          "the seeds wins (default: 3e-4,1e-3)")
     ap.add_argument("--lr-mlm-scratch", type=_floats, default=[1e-3],
                     help="the same for BERT from scratch (default: 1e-3, the GPT scratch's lr)")
-    ap.add_argument("--compare-with", default=None,
-                    help="predictions.json of an earlier run of this script on the same data and split: its "
+    ap.add_argument("--compare-with", nargs="+", default=[], metavar="PREDICTIONS_JSON",
+                    help="predictions.json of earlier runs of this script on the same data and split: their "
                          "systems join the table and the paired comparisons")
     ap.add_argument("--no-test", action="store_true",
                     help="never evaluate the test split (for choosing settings on validation)")
@@ -480,8 +481,9 @@ def main(argv=None):
 
     # ---- report
     (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")  # before anything can fail
+    for path in reversed(args.compare_with):  # each file's systems go first: the first file's lead the table
+        add_earlier_rows(path)
     if args.compare_with:
-        add_earlier_rows(args.compare_with)
         (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")
     def cell(values):
         return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
