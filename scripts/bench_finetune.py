@@ -1,4 +1,5 @@
-"""Does pretraining help? Speaker attribution on Tiny Shakespeare, four systems end to end.
+"""Does pretraining help? Speaker attribution on Tiny Shakespeare, four systems end to end
+(six with the masked-language-model encoder of issue #18: `--systems mlm,mlm_scratch`).
 
 Runs, on the dataset of `scripts/make_speaker_dataset.py` (6 speakers, speeches, positional
 split; rebuilt into OUT/data):
@@ -50,6 +51,22 @@ Choices, all made on the VALIDATION split (recorded here and in BENCHMARKS.md):
     python scripts/bench_finetune.py            # everything, 5 seeds, ~19 min on one CPU core
     python scripts/bench_finetune.py --pretrained-ckpt runs/speaker/pretrain/best.npz   # reuse
     python scripts/bench_finetune.py --no-test --lr-grid 3e-4,1e-3 --seeds 2   # choose lrs on val
+Masked-language-model pretraining (issue #18), `--systems mlm,mlm_scratch`:
+  5. BERT pretrained with `train --objective mlm` at equal pretraining compute: the same corpus
+     (train regions), BPE merges (1024 tokens, plus [CLS] [SEP] [MASK] [PAD]), width, depth,
+     heads, context (128 positions, so 126 text tokens between [CLS] and [SEP]), dropout,
+     learning-rate schedule, steps and sequences per step as the GPT, so the same 128 x 6 x 6000
+     positions go through an encoder of the same size (the MLM loss is taken on the ~15% picked
+     positions; the decoder runs on all, as in the GPT's loss); then fine-tuned with the [CLS]
+     pooler (`finetune.BertForSequenceClassification`), lr chosen on val from `--lr-mlm`;
+  6. the same BERT from scratch (random weights, same tokenizer), lr from `--lr-mlm-scratch`.
+BERT reads [CLS] + the first 126 tokens of a speech + [SEP]. `--compare-with PREDICTIONS.json`
+(one or more files) adds the systems of earlier runs of this script (same data and --split;
+their labels are checked) to the table and to the paired comparisons, so the GPT systems need
+not be rerun:
+
+    python scripts/bench_finetune.py --systems mlm,mlm_scratch --out runs/speaker_mlm \
+        --compare-with runs/speaker/predictions.json
 Leaves out: a larger test set than ~185 speeches (one speech ~0.5 point of accuracy).
 """
 import argparse
@@ -69,11 +86,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import make_speaker_dataset  # noqa: E402
 
+from tinygrad_lm import checkpoint  # noqa: E402
 from tinygrad_lm.config import from_flat  # noqa: E402
 from tinygrad_lm.data import read_text  # noqa: E402
 from tinygrad_lm.finetune import (BagOfWordsLogReg, FinetuneConfig, accuracy, evaluate, finetune,  # noqa: E402
                                   load_labeled, macro_f1, majority_baseline)
+from tinygrad_lm.mlm import SpecialIds  # noqa: E402
 from tinygrad_lm.model import load_model  # noqa: E402
+from tinygrad_lm.tokenizer import tokenizer_from_dict  # noqa: E402
 from tinygrad_lm.train import TrainConfig, train  # noqa: E402
 
 
@@ -201,6 +221,14 @@ def _floats(spec):
 
 
 SYSTEMS = ("majority", "bow", "scratch", "pretrained")
+MLM_SYSTEMS = ("mlm", "mlm_scratch")  # issue #18; not run unless named in --systems
+NAME_KEYS = (("majority class", "majority"), ("bag-of-words", "bow"), ("GPT fine-tuned, scratch", "scratch"),
+             ("GPT fine-tuned, pretrained", "pretrained"), ("BERT fine-tuned, MLM-pretrained", "mlm"),
+             ("BERT fine-tuned, scratch", "mlm_scratch"))  # row names -> keys, for --compare-with files
+
+
+def _key_of(name):
+    return next((key for prefix, key in NAME_KEYS if name.startswith(prefix)), name)
 
 
 def main(argv=None):
@@ -228,14 +256,27 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds per GPT system (default: 5)")
     ap.add_argument("--seed", type=int, default=1337, help="pretraining seed and first fine-tuning seed")
     ap.add_argument("--systems", default=",".join(SYSTEMS),
-                    help=f"comma-separated systems to run, of {', '.join(SYSTEMS)} (default: all)")
+                    help=f"comma-separated systems to run, of {', '.join(SYSTEMS + MLM_SYSTEMS)} "
+                         f"(default: {','.join(SYSTEMS)})")
+    ap.add_argument("--mlm-ckpt", default=None, help="reuse this `train --objective mlm` checkpoint (skip MLM "
+                                                     "pretraining); its context must equal --block-size")
+    ap.add_argument("--lr-mlm", type=_floats, default=[3e-4, 1e-3],
+                    help="fine-tuning lr(s) of the MLM-pretrained BERT; several: the best mean val macro-F1 over "
+                         "the seeds wins (default: 3e-4,1e-3)")
+    ap.add_argument("--lr-mlm-scratch", type=_floats, default=[1e-3],
+                    help="the same for BERT from scratch (default: 1e-3, the GPT scratch's lr)")
+    ap.add_argument("--compare-with", nargs="+", default=[], metavar="PREDICTIONS_JSON",
+                    help="predictions.json of earlier runs of this script on the same data and split: their "
+                         "systems join the table and the paired comparisons")
     ap.add_argument("--no-test", action="store_true",
                     help="never evaluate the test split (for choosing settings on validation)")
     ap.add_argument("--quiet", action="store_true", help="only the final table")
     args = ap.parse_args(argv)
     systems = [x.strip() for x in args.systems.split(",") if x.strip()]
-    if not systems or set(systems) - set(SYSTEMS):
-        ap.error(f"--systems must name some of {', '.join(SYSTEMS)}, got {args.systems!r}")
+    if not systems or set(systems) - set(SYSTEMS + MLM_SYSTEMS):
+        ap.error(f"--systems must name some of {', '.join(SYSTEMS + MLM_SYSTEMS)}, got {args.systems!r}")
+    # the GPT is pretrained for its own systems, or for the tokenizer of the baselines when no BERT runs
+    gpt_needed = bool({"scratch", "pretrained"} & set(systems)) or not set(systems) & set(MLM_SYSTEMS)
     t0 = time.perf_counter()
     out = Path(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -249,7 +290,7 @@ def main(argv=None):
 
     # ---- the pretrained GPT (train regions only)
     t = time.perf_counter()
-    if args.pretrained_ckpt is None:
+    if args.pretrained_ckpt is None and gpt_needed:
         say(f"\n== pretraining on {d / 'pretrain.txt'} for {args.pretrain_iters} steps")
         train(from_flat(TrainConfig, data=str(d / "pretrain.txt"), tokenizer=args.tokenizer, vocab_size=1024,
                         n_layer=4, n_head=4, n_embd=128, block_size=args.block_size, dropout=0.1,
@@ -258,21 +299,57 @@ def main(argv=None):
                         log_interval=250, out_dir=str(out / "pretrain"), seed=args.seed, sample_tokens=0,
                         quiet=args.quiet))
         ckpt = out / "pretrain" / "best.npz"
-    else:
+    elif gpt_needed:
         ckpt = Path(args.pretrained_ckpt)
     pretrain_seconds = time.perf_counter() - t
-    gpt, tokenizer, meta = load_model(ckpt)
-    block_size = gpt.config.block_size
-    if block_size != args.block_size:
-        raise SystemExit(f"{ckpt} has block size {block_size}, not --block-size {args.block_size}; pass "
-                         f"--block-size {block_size} to reuse it")
-    say(f"pretrained checkpoint: {ckpt} (step {meta.get('step')}, val loss {meta.get('best_val', float('nan')):.4f})")
+    block_size, meta = args.block_size, {}
+    if gpt_needed:
+        gpt, tokenizer, meta = load_model(ckpt)
+        block_size = gpt.config.block_size
+        if block_size != args.block_size:
+            raise SystemExit(f"{ckpt} has block size {block_size}, not --block-size {args.block_size}; pass "
+                             f"--block-size {block_size} to reuse it")
+        say(f"pretrained checkpoint: {ckpt} (step {meta.get('step')}, val loss "
+            f"{meta.get('best_val', float('nan')):.4f})")
+
+    # ---- the BERT pretrained with the masked-LM objective at the GPT's compute (issue #18)
+    mlm_seconds = 0.0
+    if set(systems) & set(MLM_SYSTEMS):
+        t = time.perf_counter()
+        if args.mlm_ckpt is None:
+            say(f"\n== masked-LM pretraining on {d / 'pretrain.txt'} for {args.pretrain_iters} steps")
+            train(from_flat(TrainConfig, data=str(d / "pretrain.txt"), objective="mlm", tokenizer=args.tokenizer,
+                            vocab_size=1024, n_layer=4, n_head=4, n_embd=128, block_size=args.block_size, dropout=0.1,
+                            batch_size=args.pretrain_batch, max_iters=args.pretrain_iters, lr=1e-3, min_lr=1e-4,
+                            warmup_iters=100, eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10,
+                            log_interval=250, out_dir=str(out / "pretrain_mlm"), seed=args.seed, quiet=args.quiet))
+            mlm_ckpt = out / "pretrain_mlm" / "best.npz"
+        else:
+            mlm_ckpt = Path(args.mlm_ckpt)
+        mlm_seconds = time.perf_counter() - t
+        mlm_meta, _, _ = checkpoint.load(mlm_ckpt)
+        if mlm_meta.get("objective") != "mlm":
+            raise SystemExit(f"{mlm_ckpt} is not a `train --objective mlm` checkpoint")
+        mlm_tokenizer = tokenizer_from_dict(mlm_meta["tokenizer"])
+        if mlm_meta["model_config"]["max_position_embeddings"] != args.block_size:
+            raise SystemExit(f"{mlm_ckpt} has context {mlm_meta['model_config']['max_position_embeddings']}, not "
+                             f"--block-size {args.block_size}")
+        say(f"masked-LM checkpoint: {mlm_ckpt} (step {mlm_meta.get('step')}, val loss "
+            f"{mlm_meta.get('best_val', float('nan')):.4f})")
+        if not gpt_needed:
+            tokenizer = mlm_tokenizer  # the same merges as the GPT's (the BPE is cached by text and size)
 
     # ---- the labelled splits, as the GPT sees them (first block_size tokens of each speech)
     train_d = load_labeled(d / "train.jsonl", tokenizer, block_size)
     names = train_d.label_names
     val_d = load_labeled(d / "val.jsonl", tokenizer, block_size, names, d / "train.jsonl")
     test_d = load_labeled(d / "test.jsonl", tokenizer, block_size, names, d / "train.jsonl") if use_test else None
+    if set(systems) & set(MLM_SYSTEMS):  # as BERT sees them: [CLS] + the first block_size - 2 tokens + [SEP]
+        specials = SpecialIds.of(mlm_tokenizer)
+        bert_val = load_labeled(d / "val.jsonl", mlm_tokenizer, block_size, names, d / "train.jsonl",
+                                specials=specials)
+        bert_test = (load_labeled(d / "test.jsonl", mlm_tokenizer, block_size, names, d / "train.jsonl",
+                                  specials=specials) if use_test else None)
     splits = (("train", train_d), ("val", val_d)) + ((("test", test_d),) if use_test else ())
     seen = {split: [tokenizer.decode(ids.tolist()) for ids in data.ids] for split, data in splits}
     L = len(names)
@@ -285,8 +362,34 @@ def main(argv=None):
         rows.append({"name": name, "key": key, "val": [np.asarray(p) for p in val_preds],
                      "test": [np.asarray(p) for p in test_preds] if use_test else None,
                      "seconds": seconds, "seeds": seeds})
-        saved["systems"][name] = {"seeds": seeds, "val": [np.asarray(p).tolist() for p in val_preds]} | (
+        saved["systems"][name] = {"key": key, "seeds": seeds, "seconds": seconds,
+                                  "val": [np.asarray(p).tolist() for p in val_preds]} | (
             {"test": [np.asarray(p).tolist() for p in test_preds]} if use_test else {})
+
+    def add_earlier_rows(path):
+        """The systems of an earlier run (--compare-with), put first: same examples, checked by their
+        labels. Read when the report is due, so that run may still be going when this one starts.
+        They are saved in this run's predictions.json too, so runs can be chained."""
+        if not Path(path).is_file():
+            print(f"--compare-with {path}: no such file (yet); the table shows this run's systems only")
+            return
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+        same = earlier["labels"].get("val") == val_d.labels.tolist() and earlier["label_names"] == names and (
+            not use_test or earlier["labels"].get("test") == test_d.labels.tolist())
+        if not same:
+            print(f"--compare-with {path}: its labels differ from this dataset's (another --split, --data or "
+                  "--no-test?); left out")
+            return
+        ours, ours_saved = list(rows), dict(saved["systems"])
+        rows.clear()
+        saved["systems"].clear()
+        for name, r in earlier["systems"].items():
+            if name not in ours_saved:  # a system run again here replaces the earlier one
+                add_row(name, r.get("key", _key_of(name)), r["val"], r["test"] if use_test else [None],
+                        r.get("seconds"), r["seeds"])
+        print(f"from --compare-with {path}: {', '.join(saved['systems'])}")
+        rows.extend(ours)
+        saved["systems"].update(ours_saved)
 
     # ---- 1. majority class
     if "majority" in systems:
@@ -343,7 +446,45 @@ def main(argv=None):
         test_preds = [evaluate(m, test_d)["predictions"] for m in models] if use_test else [None] * len(models)
         add_row(f"GPT fine-tuned, {init} (lr {chosen:g})", init, val_preds, test_preds, seconds, seeds)
 
+    # ---- 5 and 6. BERT fine-tuned from the masked-LM checkpoint, and from scratch (issue #18)
+    for key, init, lrs in (("mlm", "pretrained", args.lr_mlm), ("mlm_scratch", "scratch", args.lr_mlm_scratch)):
+        if key not in systems:
+            continue
+        runs = {}
+        for lr in lrs:
+            models, val_preds, f1s, accs = [], [], [], []
+            t = time.perf_counter()
+            for seed in seeds:
+                say(f"\n== fine-tuning BERT ({init}, [CLS] pooler, lr {lr:g}, seed {seed})")
+                r = finetune(from_flat(FinetuneConfig, ckpt=str(mlm_ckpt), data=str(d / "train.jsonl"),
+                                       val=str(d / "val.jsonl"), init=init, max_iters=args.finetune_iters, lr=lr,
+                                       min_lr=lr / 10, batch_size=16, eval_interval=50,
+                                       out_dir=str(out / f"finetune_{key}_lr{lr:g}_{seed}"), seed=seed,
+                                       quiet=args.quiet))
+                models.append(r["model"])
+                val_preds.append(r["val"]["predictions"])
+                f1s.append(r["val"]["macro_f1"])
+                accs.append(r["val"]["accuracy"])
+            runs[lr] = (models, val_preds, f1s, accs, time.perf_counter() - t)
+        chosen = max(lrs, key=lambda lr: np.mean(runs[lr][2]))  # first listed wins ties
+        for lr in lrs:
+            grid_lines.append(f"  {key:10s} lr {lr:<8g} val macro-F1 {np.mean(runs[lr][2]):.4f} ± "
+                              f"{np.std(runs[lr][2]):.4f}, val accuracy {np.mean(runs[lr][3]):.4f} "
+                              f"(per seed {[round(f, 3) for f in runs[lr][2]]})"
+                              + ("  <- chosen" if len(lrs) > 1 and lr == chosen else ""))
+        models, val_preds, _, _, seconds = runs[chosen]
+        if not np.array_equal(bert_val.labels, val_d.labels):
+            raise SystemExit("BERT's validation labels differ from the GPT's: the paired comparisons would be wrong")
+        test_preds = [evaluate(m, bert_test)["predictions"] for m in models] if use_test else [None] * len(models)
+        what = "MLM-pretrained" if init == "pretrained" else "scratch"
+        add_row(f"BERT fine-tuned, {what} (lr {chosen:g})", key, val_preds, test_preds, seconds, seeds)
+
     # ---- report
+    (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")  # before anything can fail
+    for path in reversed(args.compare_with):  # each file's systems go first: the first file's lead the table
+        add_earlier_rows(path)
+    if args.compare_with:
+        (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")
     def cell(values):
         return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
 
@@ -364,19 +505,22 @@ def main(argv=None):
           f"{'val macro-F1':>15s} {'seconds':>8s}")
     for row in rows:
         test_cells = (cell(metric(row, "test", acc)), cell(metric(row, "test", f1))) if use_test else ("-", "-")
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.0f}"
         print(f"{row['name']:40s} {test_cells[0]:>15s} {test_cells[1]:>15s} {cell(metric(row, 'val', acc)):>15s} "
-              f"{cell(metric(row, 'val', f1)):>15s} {row['seconds']:8.0f}")
+              f"{cell(metric(row, 'val', f1)):>15s} {seconds:>8s}")
     for row in rows:
         if row["seeds"] is None:
             continue
         print(f"  {row['name']}: per-seed val accuracy {[round(a, 3) for a in metric(row, 'val', acc)]}"
               + (f", test accuracy {[round(a, 3) for a in metric(row, 'test', acc)]}, "
                  f"test macro-F1 {[round(f, 3) for f in metric(row, 'test', f1)]}" if use_test else ""))
-    if args.lr_grid:
+    if args.lr_grid or any(key in systems and len(lrs) > 1
+                           for key, lrs in (("mlm", args.lr_mlm), ("mlm_scratch", args.lr_mlm_scratch))):
         print(f"learning-rate grid (chosen per system by mean val macro-F1 over seeds {seeds}):")
         print("\n".join(grid_lines))
     by_key = {row["key"]: row for row in rows}
-    comparisons = [("pretrained", "scratch"), ("pretrained", "bow"), ("scratch", "bow")]
+    comparisons = [("pretrained", "scratch"), ("pretrained", "bow"), ("scratch", "bow"), ("mlm", "pretrained"),
+                   ("mlm", "scratch"), ("mlm", "bow"), ("mlm", "mlm_scratch"), ("mlm_scratch", "scratch")]
     for split in (("val", "test") if use_test else ("val",)):
         y = (val_d if split == "val" else test_d).labels
         for a, b in comparisons:
@@ -385,10 +529,13 @@ def main(argv=None):
     if use_test:
         print("(val figures are optimistic: each run keeps its best-val checkpoint and the settings were chosen "
               "on val; test is the unbiased split)")
-    (out / "predictions.json").write_text(json.dumps(saved) + "\n", encoding="utf-8")
-    print(f"pretraining: {pretrain_seconds:.0f} s ({'reused ' + str(ckpt) if args.pretrained_ckpt else ckpt}, "
-          f"block {block_size}, val loss {meta.get('best_val', float('nan')):.3f}); "
-          f"total {time.perf_counter() - t0:.0f} s; per-example predictions in {out / 'predictions.json'}")
+    if gpt_needed:
+        print(f"pretraining: {pretrain_seconds:.0f} s ({'reused ' + str(ckpt) if args.pretrained_ckpt else ckpt}, "
+              f"block {block_size}, val loss {meta.get('best_val', float('nan')):.3f})")
+    if set(systems) & set(MLM_SYSTEMS):
+        print(f"masked-LM pretraining: {mlm_seconds:.0f} s ({'reused ' if args.mlm_ckpt else ''}{mlm_ckpt}, "
+              f"val loss {mlm_meta.get('best_val', float('nan')):.3f} on the picked positions)")
+    print(f"total {time.perf_counter() - t0:.0f} s; per-example predictions in {out / 'predictions.json'}")
     print(f"command: python scripts/bench_finetune.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"machine: {machine()}")
     return rows

@@ -255,6 +255,8 @@ HELP = {
                       "--tokenizer and --vocab-size are then ignored (default: train one)",
     "tokens": "a token file written by `tokenize --encode-to` (or encode_file) to train on instead of --data; "
               "needs the --tokenizer-file that wrote it (default: tokenize the text of --data)",
+    "objective": "clm (causal LM: a GPT predicts the next token) or mlm (masked LM: a BERT encoder of the same "
+                 "size predicts 15% of the tokens, masked; the tokenizer gains [CLS] [SEP] [MASK] [PAD])",
     "init_from": "a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt) to fine-tune: "
                  "its size, weights and tokenizer are used; --block-size crops its context, --dropout applies "
                  "(default: random weights)",
@@ -269,14 +271,16 @@ HELP = {
     "pos_encoding": "learned (GPT-2) or sinusoidal (Vaswani et al.) position encodings",
     "tie_weights": "share the token embedding with the output layer",
     # fine-tuning data and starting point
-    "ckpt": "pretrained GPT checkpoint (best.npz or ckpt.npz of a `train` run); its tokenizer and size are used",
+    "ckpt": "pretrained checkpoint (best.npz or ckpt.npz of a `train` run, GPT or --objective mlm); its tokenizer "
+            "and size are used",
     "val": "validation JSONL file (default: hold out --val-fraction of --data)",
     "test": "test JSONL file, evaluated once at the end with the best-validation weights (default: none)",
     "val_fraction": "share of --data held out for validation when --val is not given",
     "init": "pretrained (load the checkpoint's body) or scratch (same size and tokenizer, random weights)",
     "freeze_body": "train only the classifier head (a linear probe of the pretrained features)",
     "unknown_chars": "char tokenizers: error on a character the checkpoint never saw, or drop it",
-    "pooling": "last (the last real token's hidden state, as GPT-2) or mean (average over real tokens)",
+    "pooling": "GPT checkpoints: last (the last real token's hidden state, as GPT-2) or mean (average over real "
+               "tokens); MLM checkpoints: cls ([CLS] through the pooler, as BERT) (default: last for GPT, cls for MLM)",
     # optimisation (OptimConfig)
     "batch_size": {"train": "sequences per step B", "finetune": "examples per step (right-padded to the longest)"},
     "grad_accum": "micro-batches of --batch-size rows per optimisation step (gradient accumulation): the "
@@ -314,9 +318,9 @@ HELP = {
     "quiet": "print nothing but errors",
 }
 CHOICES = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"], "dtype": ["float32", "float64"],
-           "device": ["cpu", "cuda"], "init": ["pretrained", "scratch"], "pooling": ["last", "mean"],
-           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"], "dist": ["mpi"]}
-TYPES = {"dropout": float, "val_fraction": float}  # fields whose default (None) does not show their type
+           "device": ["cpu", "cuda"], "init": ["pretrained", "scratch"], "pooling": ["last", "mean", "cls"],
+           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"], "dist": ["mpi"], "objective": ["clm", "mlm"]}
+TYPES = {"dropout": float, "val_fraction": float, "pooling": str}  # fields whose default (None) does not show their type
 SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "evaluation, checkpoints and the run"}
 
 

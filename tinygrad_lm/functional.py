@@ -10,7 +10,8 @@ Leaves out: convolution, pooling and everything else a GPT does not use.
 import numpy as np
 
 from .backend import check_later, get_array_module, to_device
-from .ops import dropout, gelu, log_softmax, relu, softmax  # noqa: F401  (re-exported)
+from .ops import dropout, erf, gelu_erf, log_softmax, relu, softmax  # noqa: F401  (re-exported)
+from .ops import gelu as _gelu_tanh
 from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -32,6 +33,21 @@ def _mask(mask, like):
         return None
     data = mask.data if isinstance(mask, Tensor) else mask
     return to_device(get_array_module(data).asarray(data, dtype=bool), like.device)
+
+
+def gelu(x, approximate="tanh"):
+    """GELU, x Phi(x) (Hendrycks & Gimpel 2016), with PyTorch's `approximate` argument.
+
+    Args:
+        approximate: "tanh" (the default here, GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))))
+            or "none" (exact, through erf: BERT's). PyTorch's own default is "none"; the package
+            keeps "tanh" because its GPT was built on it.
+    """
+    if approximate == "tanh":
+        return _gelu_tanh(x)
+    if approximate == "none":
+        return gelu_erf(x)
+    raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
 
 
 def check_linear(x, weight):

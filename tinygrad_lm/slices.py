@@ -6,7 +6,7 @@ over MPI (`distributed.py`). Both use these three rules, which is why a 2-rank r
 agree bit for bit:
 
     split_rows(8, 2)               -> [slice(0, 4), slice(4, 8)]     nearly equal runs of rows
-    slice_weights(targets, cuts)   -> [n_0 / N, n_1 / N]             counted targets (not -1) per slice
+    slice_weights(targets, cuts)   -> [n_0 / N, n_1 / N]             counted targets (>= 0) per slice
     slice_generators(2)            -> two NumPy Generators, seeded from the global one in order
 
 A slice's loss is the mean over its n_i counted targets, so weighting it by n_i / N makes
@@ -25,16 +25,16 @@ def split_rows(n, parts):
 
 
 def slice_weights(targets, slices):
-    """n_i / N per slice: n_i its entries of `targets` that are not -1 (its rows when targets is None).
+    """n_i / N per slice: n_i its entries of `targets` that are >= 0 (its rows when targets is None).
 
     Args:
-        targets: the batch's target ids (an array, -1 = ignored), or None.
+        targets: the batch's target ids (an array; negative = ignored: the GPT's -1, the masked LM's -100), or None.
         slices: the row slices of `split_rows`.
     """
     if targets is None:
         counts = [s.stop - s.start for s in slices]
     else:
-        counts = [int((targets[s] != -1).sum()) for s in slices]
+        counts = [int((targets[s] >= 0).sum()) for s in slices]
     total = sum(counts)
     if total == 0:  # nothing counted anywhere: every slice's mean is NaN, as the whole batch's is
         counts = [s.stop - s.start for s in slices]

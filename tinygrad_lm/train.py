@@ -3,8 +3,8 @@
 It follows nanoGPT's train.py. Each step:
 
     lr = learning_rate(step)              linear warmup, then cosine decay
-    x, y = get_batch(...)                 B random windows and the same windows shifted by one
-    logits, loss = model(x, y)            forward: mean cross-entropy of the next tokens
+    batch = batches(...)                  B random windows x and the same windows shifted by one, y
+    logits, loss = model(**batch)         forward, model(x, y): mean cross-entropy of the next tokens
     loss.backward()                       backward: every parameter's .grad
     clip_grad_norm_(...)                  scale the gradients to a global norm of at most grad_clip
     optimizer.step()                      AdamW, weight decay on matrices only
@@ -32,6 +32,13 @@ or BPE tokenizer trained on it, or `--tokenizer-file` (one saved by `tokenize --
 that wrote it. The checkpoint records the data file's SHA-256, so `--resume --data NEW_PATH`
 accepts the same content moved elsewhere and refuses different content.
 
+Masked-language-model pretraining: `--objective mlm` trains a BERT encoder (bert.py) of the
+same size flags instead of the GPT (`--objective clm`, the default). The loop is the same; the
+objective decides three things before it starts (`_model`, `_batches`): the tokenizer gains
+[CLS] [SEP] [MASK] [PAD], the model is `BertForMaskedLM`, and each batch is [CLS] window [SEP]
+sequences with 15% of the positions picked and corrupted (mlm.py); evaluations add the
+masked-token accuracy.
+
 Fine-tuning GPT-2: `--init-from FOLDER` starts from a Hugging Face GPT-2 folder instead of
 random weights (`GPT.from_pretrained`), with its tokenizer and size; `--block-size` crops its
 context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` applies.
@@ -58,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, distributed, fast, rng
+from . import checkpoint, config, distributed, fast, mlm, rng
 from .backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
@@ -80,6 +87,7 @@ class TrainConfig:
     tokenizer_file: str = None  # a tokenizer saved by `tokenize --save`, used instead of training one
     tokens: str = None  # a token file written by `tokenize --encode-to` (needs tokenizer_file), instead of data
     init_from: str = None  # a Hugging Face GPT-2 folder to fine-tune: its size, weights and tokenizer
+    objective: str = "clm"  # "clm": a GPT predicts the next token; "mlm": a BERT encoder predicts masked tokens
     # the model, the optimisation, and how the run is carried out
     model: GPTConfig = field(default_factory=GPTConfig)  # its vocab_size is set from the tokenizer
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -109,9 +117,23 @@ class TrainConfig:
         return config.from_dict(cls, values, where)
 
 
+def next_token_batch(ids, batch_size, block_size, rng):
+    """The GPT's batch as the model's keyword arguments: B windows and the next token of each position."""
+    x, y = get_batch(ids, batch_size, block_size, rng)  # (B, T), (B, T)
+    return {"idx": x, "targets": y}
+
+
+def _batches(cfg, tokenizer):
+    """The objective's batch function `(ids, B, T, rng) -> the model's keyword arguments`."""
+    if cfg.objective == "mlm":  # [CLS] window [SEP], 15% of the positions picked and corrupted
+        return mlm.MLMCollator(tokenizer).get_batch
+    return next_token_batch
+
+
 @no_grad()
-def estimate_loss(model, data, cfg, step):
-    """Mean loss over `eval_iters` batches of each split, in eval mode (nanoGPT's estimate_loss).
+def estimate_loss(model, data, cfg, step, batches=next_token_batch):
+    """Mean loss over `eval_iters` batches of each split, in eval mode (nanoGPT's estimate_loss);
+    with masked-language-model batches also the masked-token accuracy ("train_acc", "val_acc").
 
     The batches depend on (seed, step, split) only, so evaluating leaves the training batches alone.
     """
@@ -119,33 +141,43 @@ def estimate_loss(model, data, cfg, step):
     out = {}
     for split, ids in (("train", data.train), ("val", data.val)):
         batch_rng = np.random.default_rng([cfg.run.seed, step, split == "val"])
-        losses = []
+        losses, right, picked = [], 0, 0
         for _ in range(cfg.eval_iters):
-            x, y = get_batch(ids, cfg.optim.batch_size, cfg.model.block_size, batch_rng)
-            _, loss = model(to_device(x, cfg.run.device), to_device(y, cfg.run.device))
+            batch = batches(ids, cfg.optim.batch_size, cfg.model.block_size, batch_rng)
+            logits, loss = model(**{k: to_device(v, cfg.run.device) for k, v in batch.items()})
             losses.append(float(loss.item()))
+            if "labels" in batch:  # masked LM: count the picked positions predicted right
+                r, n = mlm.masked_accuracy(logits, batch["labels"])
+                right, picked = right + r, picked + n
         out[split] = float(np.mean(losses))
+        if picked:
+            out[f"{split}_acc"] = right / picked
     model.train()
     return out
 
 
-def _evaluate(model, data, cfg, step, state, run):
+def _evaluate(model, data, cfg, step, state, run, batches=next_token_batch):
     """Evaluate, log, checkpoint (best.npz when the val loss improved); returns the record."""
-    losses = estimate_loss(model, data, cfg, step)
+    losses = estimate_loss(model, data, cfg, step, batches)
     val = losses["val"]
-    bpb = val / math.log(2) / data.bytes_per_token
-    record = {"step": step, "train_loss": losses["train"], "val_loss": val, "val_ppl": math.exp(min(val, 700)),
-              "val_bpb": bpb}
+    record = {"step": step, "train_loss": losses["train"], "val_loss": val, "val_ppl": math.exp(min(val, 700))}
+    if cfg.objective == "mlm":  # the loss is over masked tokens only: bits per byte of the text do not apply
+        record.update(train_acc=losses["train_acc"], val_acc=losses["val_acc"])
+        message = (f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, masked-token accuracy "
+                   f"train {record['train_acc']:.4f} val {record['val_acc']:.4f}")
+    else:
+        record["val_bpb"] = val / math.log(2) / data.bytes_per_token
+        message = (f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, "
+                   f"val ppl {record['val_ppl']:.2f}, val bits/byte {record['val_bpb']:.3f}")
     improved = val < state["best_val"]
     if improved:
         state["best_val"] = val
-    run.evaluated(record, improved, f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, "
-                                    f"val ppl {record['val_ppl']:.2f}, val bits/byte {bpb:.3f}")
+    run.evaluated(record, improved, message)
     return record
 
 
 def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng, data_sha256=None):
-    meta = {"model_config": model.config.to_dict(), "train_config": asdict(cfg),
+    meta = {"objective": cfg.objective, "model_config": model.config.to_dict(), "train_config": asdict(cfg),
             "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val,
             "rng": rng.get_state(), "batch_rng": batch_rng.bit_generator.state, "data_sha256": data_sha256}
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
@@ -160,6 +192,7 @@ def _setup(cfg, resume, given=None):
 
         set_tf32(cfg.run.tf32)
     notes, tokenizer = [], None
+    _check_objective(cfg)
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
@@ -175,7 +208,7 @@ def _setup(cfg, resume, given=None):
     if not cfg.init_from:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size))
     data.check_block_size(cfg.model.block_size)
-    model = GPT(cfg.model).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
+    model = _model(cfg, tokenizer).to(device=cfg.run.device, dtype=np.dtype(cfg.dtype))
     optimizer = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     source = cfg.tokens or cfg.data  # the file trained on (None: the built-in corpus)
@@ -211,10 +244,14 @@ def _load_data(cfg, tokenizer=None):
                                     f"the file `python -m tinygrad_lm tokenize --data TEXT --save {path}` writes")
         tokenizer = load_tokenizer(path)
     if cfg.tokens:
+        if cfg.objective == "mlm":
+            mlm.add_special_tokens(tokenizer)  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary
         return TokenData.from_file(cfg.tokens, tokenizer), tokenizer
     text, name = load_corpus(cfg.data)
     if tokenizer is None:
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
+    if cfg.objective == "mlm":
+        mlm.add_special_tokens(tokenizer)  # (a resumed run's tokenizer has them already)
     return TokenData(text, tokenizer), tokenizer
 
 
@@ -255,6 +292,29 @@ def _resumed_config(meta, cfg, given, ckpt_path):
                                     f"more; pass its new place with --{name} NEW_PATH (the content must be the same)")
     cfg, more = config.resumed(saved, cfg, f"{ckpt_path}: train_config", given, meta["step"])
     return replace(cfg, **moved), notes + more
+
+
+def _check_objective(cfg):
+    if cfg.objective not in ("clm", "mlm"):
+        raise ValueError(f"objective must be 'clm' (GPT, next token) or 'mlm' (BERT, masked tokens), got "
+                         f"{cfg.objective!r}")
+    if cfg.objective == "mlm" and cfg.init_from:
+        raise ValueError("--init-from loads a GPT-2 folder, which --objective mlm cannot continue; drop one of them")
+    if cfg.objective == "mlm" and cfg.model.block_size < 3:
+        raise ValueError(f"--block-size {cfg.model.block_size} leaves no room for a token between [CLS] and [SEP]; "
+                         "use at least 3")
+    if cfg.objective == "mlm" and cfg.run.dist:
+        raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
+                         "drop --dist")
+
+
+def _model(cfg, tokenizer):
+    """The objective's model: a GPT (clm), or a BERT encoder with the MLM head of the same size (mlm)."""
+    if cfg.objective == "mlm":
+        from .bert import BertForMaskedLM
+
+        return BertForMaskedLM(mlm.encoder_config(cfg.model, tokenizer))
+    return GPT(cfg.model)
 
 
 def _pretrained(cfg):
@@ -300,6 +360,7 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
         model = distributed.Sharded(model, dist)
     batch_rng, step = state["batch_rng"], state["step"]
+    batches = _batches(cfg, tokenizer)  # the objective's batches (masking draws from batch_rng too)
 
     def save(path):  # a checkpoint of the state right now (the step and streams as they stand)
         _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng, state["data_sha256"])
@@ -318,18 +379,18 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         while step < cfg.optim.max_iters:
             # ---- evaluate and checkpoint every eval_interval steps (not at the step the run starts at)
             if run.should_evaluate(step):
-                _evaluate(model, data, cfg, step, state, run)
+                _evaluate(model, data, cfg, step, state, run, batches)
             # ---- one optimisation step
             lr = learning_rate(step, cfg.optim)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = get_batch(data.train, K * B, T, batch_rng)  # (K*B, T) windows and the next token of each position
+            batch = batches(data.train, K * B, T, batch_rng)  # {"idx": (K*B, T), "targets" (clm) or "labels" (mlm), ...}
             optimizer.zero_grad()
             loss_value = 0.0
             # K micro-batches of B rows (K=1: the whole batch): backward() adds each one's gradient into
             # .grad, weighted by its share of the targets, so the sum is the gradient of the K*B batch
-            for rows, weight in micro_batches(y, K):
-                logits, loss = model(to_device(x[rows], device), to_device(y[rows], device))  # (B, T, V), mean CE
+            for rows, weight in micro_batches(batch["labels" if "labels" in batch else "targets"], K):
+                logits, loss = model(**{k: to_device(v[rows], device) for k, v in batch.items()})  # (B, T, V), mean CE
                 run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
                 (loss * weight).backward()
                 loss_value += weight * loss.item()
@@ -344,7 +405,7 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=K * B * T)
             if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
                 raise KeyboardInterrupt
-        summary.update(_evaluate(model, data, cfg, step, state, run))
+        summary.update(_evaluate(model, data, cfg, step, state, run, batches))
     except KeyboardInterrupt:
         run.interrupted(step)  # saves ckpt.npz, unless a second Ctrl-C tore the step in flight
         summary["interrupted"] = True
@@ -358,4 +419,4 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     return summary
 
 
-__all__ = ["TrainConfig", "TrainingStopped", "estimate_loss", "train"]
+__all__ = ["TrainConfig", "TrainingStopped", "estimate_loss", "next_token_batch", "train"]

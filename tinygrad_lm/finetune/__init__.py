@@ -1,7 +1,9 @@
-"""Fine-tuning a pretrained GPT for text classification, one concept per file.
+"""Fine-tuning a pretrained GPT (or BERT encoder) for text classification, one concept per file.
 
     model.py      GPTForSequenceClassification: GPT body + linear head on the last real token;
                   from_pretrained (load a GPT checkpoint by name, report), freeze_body
+    bert_model.py BertForSequenceClassification: BERT encoder + pooler on [CLS] + dropout + linear
+                  classifier, for checkpoints of `train --objective mlm` (chosen from the checkpoint)
     data.py       labelled JSONL files with line-numbered errors, the label set, encoding,
                   right-padded batches with attention masks, shuffled-epoch batch indices
     metrics.py    accuracy, macro_f1, confusion_matrix (pure NumPy) and a confusion table
@@ -22,9 +24,10 @@ from .baselines import BagOfWordsLogReg, majority_baseline
 from .data import LabeledData, load_labeled, pad_batch, read_jsonl
 from .loop import FinetuneConfig, evaluate, finetune, format_report, load_classifier, predict
 from .metrics import accuracy, confusion_matrix, format_confusion, macro_f1
+from .bert_model import BertForSequenceClassification
 from .model import GPTForSequenceClassification, LoadReport
 
-__all__ = ["GPTForSequenceClassification", "LoadReport", "FinetuneConfig", "finetune", "evaluate", "predict",
+__all__ = ["GPTForSequenceClassification", "BertForSequenceClassification", "LoadReport", "FinetuneConfig", "finetune", "evaluate", "predict",
            "load_classifier", "format_report", "LabeledData", "load_labeled", "read_jsonl", "pad_batch",
            "accuracy", "macro_f1", "confusion_matrix", "format_confusion", "BagOfWordsLogReg",
            "majority_baseline"]

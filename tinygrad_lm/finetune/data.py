@@ -12,7 +12,8 @@ the training set, and a file with no examples at all.
 
 Tokenization uses the pretrained checkpoint's tokenizer. Texts longer than `block_size`
 tokens keep their FIRST block_size tokens (the classifier reads the last kept token, see
-`model.py`). A character-level tokenizer cannot encode a character that was not in its
+`model.py`). For a BERT encoder (`specials` given) each text becomes [CLS] text [SEP], its
+first block_size - 2 tokens between the two, and batches are padded with [PAD]. A character-level tokenizer cannot encode a character that was not in its
 training text: by default that is an error naming the character, file and line;
 `unknown="drop"` instead removes such characters (counted in `LabeledData.dropped_chars`).
 Batches are right-padded to the longest sequence of the batch with an attention mask
@@ -114,10 +115,11 @@ def label_names_from(rows, path):
     return names
 
 
-def encode_text(tokenizer, text, block_size, unknown="error", where=""):
+def encode_text(tokenizer, text, block_size, unknown="error", where="", specials=None):
     """(token ids as int64 array, truncated?, characters dropped) for one text.
 
-    Keeps the first `block_size` tokens. `unknown` is "error" or "drop" (module doc).
+    Keeps the first `block_size` tokens. `unknown` is "error" or "drop" (module doc). With
+    `specials` (mlm.SpecialIds, for a BERT encoder): [CLS] + the first block_size - 2 tokens + [SEP].
     """
     dropped = 0
     if unknown == "drop" and hasattr(tokenizer, "chars"):  # char-level: remove characters it lacks
@@ -135,10 +137,13 @@ def encode_text(tokenizer, text, block_size, unknown="error", where=""):
         raise ValueError(f"{where}: {e}; the pretrained checkpoint's tokenizer cannot encode this text "
                          "(use unknown='drop' / --unknown-chars drop to remove such characters)") from None
     ids = np.asarray(ids, dtype=np.int64)
+    if specials is not None:
+        kept = np.concatenate([[specials.cls], ids[:block_size - 2], [specials.sep]]).astype(np.int64)
+        return kept, len(ids) > block_size - 2, dropped
     return ids[:block_size], len(ids) > block_size, dropped
 
 
-def load_labeled(path, tokenizer, block_size, label_names=None, train_path=None, unknown="error"):
+def load_labeled(path, tokenizer, block_size, label_names=None, train_path=None, unknown="error", specials=None):
     """Read, check and encode a labelled JSONL file.
 
     Args:
@@ -149,6 +154,7 @@ def load_labeled(path, tokenizer, block_size, label_names=None, train_path=None,
             label set is then taken from it).
         train_path: the training file's name, for error messages about unknown labels.
         unknown: "error" or "drop" for characters a char-level tokenizer lacks.
+        specials: mlm.SpecialIds for a BERT encoder ([CLS] text [SEP]), None for a GPT.
     Returns:
         LabeledData.
     """
@@ -162,7 +168,7 @@ def load_labeled(path, tokenizer, block_size, label_names=None, train_path=None,
         if label not in index:
             raise ValueError(f"{where}: label {label!r} is not in the training set"
                              f"{f' ({train_path})' if train_path else ''}, whose labels are {list(label_names)}")
-        ids, cut, dropped = encode_text(tokenizer, text, block_size, unknown, where)
+        ids, cut, dropped = encode_text(tokenizer, text, block_size, unknown, where, specials)
         data.texts.append(text)
         data.labels[k] = index[label]
         data.ids.append(ids)

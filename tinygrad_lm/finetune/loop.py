@@ -1,6 +1,7 @@
 """Fine-tuning: one plain loop, `finetune(config)`, shaped like the pretraining loop `train.train`.
 
-    model  = GPTForSequenceClassification.from_pretrained(cfg.ckpt, L)   (or random init: init="scratch")
+    model  = GPTForSequenceClassification.from_pretrained(cfg.ckpt, L)   (or random init: init="scratch");
+             BertForSequenceClassification for a checkpoint of `train --objective mlm`
     data   = train / val (/ test) JSONL files, encoded with the checkpoint's tokenizer
     repeat max_iters times:
         lr (linear warmup, then cosine to min_lr, or constant)
@@ -8,6 +9,10 @@
         logits, loss = model(ids, mask, labels); loss.backward(); clip grad norm; optimizer.step()
         every eval_interval steps: val loss, accuracy, macro-F1; checkpoint; keep the best
     reload the best-validation weights; print the val (and test) report with confusion matrix
+
+A masked-language-model checkpoint (`train --objective mlm`) is fine-tuned by the same lines:
+its classifier (bert_model.py) reads [CLS] text [SEP] + [PAD] and pools [CLS] through BERT's
+pooler; `_classifier_class` picks the class from the checkpoint, once, before the loop.
 
 As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default) and on
 the textbook layers (`reference=True`, `--reference`); the schedule, logging, checkpoint
@@ -41,7 +46,9 @@ from ..loop import Run, claim_folder, learning_rate
 from ..model import GPTConfig
 from ..optim import AdamW, clip_grad_norm_, param_groups
 from ..tensor import no_grad
+from ..mlm import SpecialIds
 from ..tokenizer import tokenizer_from_dict
+from .bert_model import BertForSequenceClassification
 from .data import LabeledData, load_labeled, pad_batch, train_batch_indices
 from .metrics import accuracy, confusion_matrix, format_confusion, macro_f1
 from .model import GPTForSequenceClassification
@@ -60,7 +67,7 @@ def _run_defaults():
 @dataclass
 class FinetuneConfig:
     # data and starting point
-    ckpt: str = None  # pretrained GPT checkpoint: its tokenizer and model size are used
+    ckpt: str = None  # pretrained checkpoint (GPT, or BERT from --objective mlm): its tokenizer and size are used
     data: str = None  # training JSONL, one {"text": ..., "label": ...} per line
     val: str = None  # validation JSONL; None = hold out val_fraction of the training file
     test: str = None  # optional test JSONL, evaluated once at the end with the best weights
@@ -69,7 +76,7 @@ class FinetuneConfig:
     freeze_body: bool = False  # train the head only (a linear probe of the pretrained features)
     unknown_chars: str = "error"  # char tokenizers: "error" on an unseen character, or "drop" it
     dropout: float = None  # None keeps the checkpoint's dropout
-    pooling: str = "last"  # "last" real token (GPT-2 / Hugging Face) or "mean" over real tokens
+    pooling: str = None  # GPT: "last" real token (GPT-2 / Hugging Face, the default) or "mean"; BERT: "cls"
     # the optimisation and how the run is carried out (shared with pretraining; other defaults)
     optim: OptimConfig = field(default_factory=_optim_defaults)
     run: RunConfig = field(default_factory=_run_defaults)
@@ -86,8 +93,8 @@ def _check_config(cfg):
         raise ValueError("fine-tuning needs a pretrained checkpoint (--ckpt) and a labelled JSONL file (--data)")
     if cfg.init not in ("pretrained", "scratch"):
         raise ValueError(f"init must be 'pretrained' or 'scratch', got {cfg.init!r}")
-    if cfg.pooling not in ("last", "mean"):
-        raise ValueError(f"pooling must be 'last' or 'mean', got {cfg.pooling!r}")
+    if cfg.pooling not in (None, "last", "mean", "cls"):
+        raise ValueError(f"pooling must be 'last' or 'mean' (GPT), 'cls' (BERT) or None, got {cfg.pooling!r}")
     if cfg.unknown_chars not in ("error", "drop"):
         raise ValueError(f"unknown_chars must be 'error' or 'drop', got {cfg.unknown_chars!r}")
     if not isinstance(cfg.eval_batch_size, numbers.Integral) or cfg.eval_batch_size <= 0:
@@ -101,12 +108,55 @@ def _subset(data, idx, path):
                        [data.ids[i] for i in idx], [data.lines[i] for i in idx])
 
 
-def load_splits(cfg, tokenizer, block_size, label_names=None):
-    """(train, val, test or None) LabeledData; val is carved from train when cfg.val is None."""
-    train = load_labeled(cfg.data, tokenizer, block_size, label_names, unknown=cfg.unknown_chars)
+def _classifier_class(meta):
+    """The classifier a checkpoint needs: BERT's for a masked-LM pretraining checkpoint (or a
+    BERT classifier's), the GPT's otherwise."""
+    if meta.get("objective") == "mlm" or meta.get("model_type") == "bert":
+        return BertForSequenceClassification
+    return GPTForSequenceClassification
+
+
+def _model_config(cls, meta, path):
+    """(config, block_size) of the body a checkpoint holds."""
+    if cls is BertForSequenceClassification:
+        from .bert_model import config_from_meta
+
+        config = config_from_meta(meta, path)
+        return config, config.max_position_embeddings
+    try:
+        config = GPTConfig(**meta["model_config"])
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: checkpoint has no usable GPT model config: {e}") from None
+    return config, config.block_size
+
+
+def _pooling(cfg, cls):
+    """cfg.pooling, or the body's own (last token for a GPT, [CLS] for BERT); mismatches refused."""
+    if cls is BertForSequenceClassification:
+        if cfg.pooling not in (None, "cls"):
+            raise ValueError(f"--pooling {cfg.pooling} is for GPT checkpoints; {cfg.ckpt} is a masked-LM (BERT) "
+                             "checkpoint, whose classifier pools [CLS] through its pooler: use --pooling cls or "
+                             "leave it unset")
+        return "cls"
+    if cfg.pooling == "cls":
+        raise ValueError(f"--pooling cls is BERT's [CLS] pooler; {cfg.ckpt} is a GPT checkpoint (no [CLS]): use "
+                         "--pooling last or mean")
+    return cfg.pooling or "last"
+
+
+def _pad_id(model):
+    """The id padding is written with: BERT's [PAD], 0 for a GPT (the mask hides it either way)."""
+    return getattr(model.config, "pad_token_id", 0)
+
+
+def load_splits(cfg, tokenizer, block_size, label_names=None, specials=None):
+    """(train, val, test or None) LabeledData; val is carved from train when cfg.val is None.
+    `specials` (mlm.SpecialIds) wraps every text as [CLS] text [SEP], for a BERT encoder."""
+    train = load_labeled(cfg.data, tokenizer, block_size, label_names, unknown=cfg.unknown_chars, specials=specials)
     names = train.label_names
     if cfg.val is not None:
-        val = load_labeled(cfg.val, tokenizer, block_size, names, train_path=cfg.data, unknown=cfg.unknown_chars)
+        val = load_labeled(cfg.val, tokenizer, block_size, names, train_path=cfg.data, unknown=cfg.unknown_chars,
+                           specials=specials)
     else:
         n = len(train)
         n_val = int(round(n * cfg.val_fraction))
@@ -116,8 +166,8 @@ def load_splits(cfg, tokenizer, block_size, label_names=None):
         train_full = train
         train = _subset(train_full, np.sort(perm[n_val:]), f"{cfg.data} (train part)")
         val = _subset(train_full, np.sort(perm[:n_val]), f"{cfg.data} (held-out {n_val})")
-    test = (load_labeled(cfg.test, tokenizer, block_size, names, train_path=cfg.data, unknown=cfg.unknown_chars)
-            if cfg.test is not None else None)
+    test = (load_labeled(cfg.test, tokenizer, block_size, names, train_path=cfg.data, unknown=cfg.unknown_chars,
+                         specials=specials) if cfg.test is not None else None)
     return train, val, test
 
 
@@ -135,7 +185,7 @@ def predict(model, ids_list, batch_size=64):
     try:
         for start in range(0, len(order), batch_size):
             sel = order[start:start + batch_size]
-            ids, mask = pad_batch([ids_list[i] for i in sel])  # (b, T), (b, T)
+            ids, mask = pad_batch([ids_list[i] for i in sel], _pad_id(model))  # (b, T), (b, T)
             logits, _ = model(to_device(ids, model.device), to_device(mask, model.device))
             out.append(to_device(logits.data, "cpu").astype(np.float64))
     finally:
@@ -166,7 +216,8 @@ def format_report(name, metrics, label_names):
 
 
 def _save(path, model, optimizer, cfg, step, best, tokenizer):
-    meta = {"kind": KIND, "model_config": model.config.to_dict(), "num_labels": model.num_labels,
+    meta = {"kind": KIND, "model_type": model.model_type, "model_config": model.config.to_dict(),
+            "num_labels": model.num_labels,
             "pooling": model.pooling,
             "label_names": model.label_names, "finetune_config": asdict(cfg), "tokenizer": tokenizer.to_dict(),
             "step": step, "best": best, "rng": rng.get_state()}
@@ -179,8 +230,9 @@ def load_classifier(path, device="cpu"):
     if meta.get("kind") != KIND:
         raise ValueError(f"{path} is not a fine-tuned classifier checkpoint (a pretrained GPT? use "
                          "GPTForSequenceClassification.from_pretrained)")
-    model = GPTForSequenceClassification(GPTConfig(**meta["model_config"]), meta["num_labels"], meta["label_names"],
-                                         meta.get("pooling", "last"))
+    cls = _classifier_class(meta)
+    model = cls(_model_config(cls, meta, path)[0], meta["num_labels"], meta["label_names"],
+                meta.get("pooling", "last"))
     try:
         model.load_state_dict(state)
     except ValueError as e:
@@ -205,9 +257,11 @@ def _setup(cfg, resume, given=None):
         cfg, notes = config.resumed(meta["finetune_config"], cfg, f"{ckpt_path}: finetune_config", given,
                                     meta["step"])
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        model_config = GPTConfig(**meta["model_config"])
-        train, val, test = load_splits(cfg, tokenizer, model_config.block_size, meta["label_names"])
-        model = GPTForSequenceClassification(model_config, meta["num_labels"], meta["label_names"], cfg.pooling)
+        cls = _classifier_class(meta)
+        model_config, block_size = _model_config(cls, meta, ckpt_path)
+        specials = SpecialIds.of(tokenizer) if cls is BertForSequenceClassification else None
+        train, val, test = load_splits(cfg, tokenizer, block_size, meta["label_names"], specials)
+        model = cls(model_config, meta["num_labels"], meta["label_names"], _pooling(cfg, cls))
         model.load_state_dict(state)
         if cfg.freeze_body:
             model.freeze_body()
@@ -217,16 +271,17 @@ def _setup(cfg, resume, given=None):
         rng.manual_seed(cfg.run.seed)
         meta, _, _ = checkpoint.load(cfg.ckpt)
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        block_size = GPTConfig(**meta["model_config"]).block_size
-        train, val, test = load_splits(cfg, tokenizer, block_size)
+        cls = _classifier_class(meta)  # GPT, or BERT for a masked-LM checkpoint
+        pooling = _pooling(cfg, cls)
+        _, block_size = _model_config(cls, meta, cfg.ckpt)
+        specials = SpecialIds.of(tokenizer) if cls is BertForSequenceClassification else None
+        train, val, test = load_splits(cfg, tokenizer, block_size, specials=specials)
         names = train.label_names
         if cfg.init == "pretrained":
-            model = GPTForSequenceClassification.from_pretrained(
-                cfg.ckpt, len(names), cfg.freeze_body, names, cfg.dropout, verbose=not cfg.run.quiet,
-                device=cfg.run.device, pooling=cfg.pooling)
+            model = cls.from_pretrained(cfg.ckpt, len(names), cfg.freeze_body, names, cfg.dropout,
+                                        verbose=not cfg.run.quiet, device=cfg.run.device, pooling=pooling)
         else:
-            model = GPTForSequenceClassification.from_scratch_like(cfg.ckpt, len(names), names, cfg.dropout,
-                                                                   cfg.run.device, cfg.pooling)
+            model = cls.from_scratch_like(cfg.ckpt, len(names), names, cfg.dropout, cfg.run.device, pooling)
             if cfg.freeze_body:
                 model.freeze_body()
             if not cfg.run.quiet:
@@ -301,7 +356,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
-    device = cfg.run.device
+    device, pad_id = cfg.run.device, _pad_id(raw_model)
     history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "label_names": names, "evals": []}
     try:
         while step < cfg.optim.max_iters:
@@ -318,9 +373,9 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             loss_value = 0.0
             # K micro-batches (K=1: the whole batch); backward() adds their weighted gradients into .grad
             for rows, weight in micro_batches(train.labels[sel], K):
-                ids, mask = pad_batch([train.ids[i] for i in sel[rows]])  # (B, T) right-padded ids and real-token mask
+                ids, mask = pad_batch([train.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids and real-token mask
                 ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel[rows]]
-                logits, loss = step_model(ids, mask, labels)  # (B, L) and the mean cross-entropy
+                logits, loss = step_model(ids, mask, labels=labels)  # (B, L) and the mean cross-entropy
                 run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
                 (loss * weight).backward()
                 loss_value += weight * loss.item()

@@ -41,9 +41,10 @@ class LoadReport:
     initialized: list = field(default_factory=list)  # model keys the checkpoint lacked (the new head)
     unused: list = field(default_factory=list)  # checkpoint keys the model has no use for (lm_head.weight)
     frozen: int = 0  # parameters (elements) with gradients turned off
+    head: str = "score."  # the prefix of the new head's keys (BERT's classifier: "classifier.")
 
     def __str__(self):
-        body_missing = [k for k in self.initialized if not k.startswith("score.")]
+        body_missing = [k for k in self.initialized if not k.startswith(self.head)]
         lines = [f"loaded {len(self.loaded)} tensors from {self.path}",
                  f"newly initialised: {', '.join(self.initialized) or 'none'}",
                  f"unused checkpoint keys: {', '.join(self.unused) or 'none'}"]
@@ -63,6 +64,7 @@ class GPTForSequenceClassification(Module):
         label_names: optional list of L names (saved in checkpoints, used for reports).
         pooling: "last" (the last real token's hidden state) or "mean" (the mean over real tokens).
     """
+    model_type = "gpt"  # what fine-tuning checkpoints record (BertForSequenceClassification: "bert")
 
     def __init__(self, config, num_labels, label_names=None, pooling="last"):
         super().__init__()

@@ -5,6 +5,8 @@
                         naming the file and the key
     gpt2.py             GPT-2's names and layouts: `transformers.GPT2LMHeadModel` <-> our `GPT`
                         (`GPT.from_pretrained`, `GPT.save_pretrained`), and the tokenizer files
+    bert.py             BERT's config and tied/pooler tensors: `transformers.BertForMaskedLM` <->
+                        our `BertForMaskedLM` (`from_pretrained`, `save_pretrained`)
 
 Nothing here needs torch or transformers; safetensors is the optional extra `hf`
 (`pip install -e .[hf]`). Leaves out: sharded checkpoints (`model.safetensors.index.json`),

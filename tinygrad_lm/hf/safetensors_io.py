@@ -5,8 +5,8 @@ JSON object in `config.json` and its tensors in `model.safetensors`: a little-en
 header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {...}}, then
 the raw bytes. The `safetensors` package reads and writes it as NumPy arrays
 (`safetensors.numpy.load_file` / `save_file`), so no torch is needed. This file is generic:
-the mapping of one model's names and layouts lives beside it (gpt2.py), and other models
-(a BERT) can share these functions.
+the mapping of one model's names and layouts lives beside it (gpt2.py, bert.py), which share
+these functions.
 
 Errors a user can fix name the file (and the key): a missing folder or file, a config that
 is not a JSON object, a key missing or of the wrong type, a tensor file safetensors cannot

@@ -3,13 +3,13 @@
     module.py      Module, Parameter, ModuleList, ModuleDict
     layers.py      Linear, Embedding, LayerNorm, Dropout, GELU, MLP
     positional.py  SinusoidalPositionalEncoding, LearnedPositionalEmbedding
-    attention.py   CausalSelfAttention
+    attention.py   CausalSelfAttention (GPT-2), SelfAttention (bidirectional, BERT)
     block.py       Block (pre-LN Transformer block)
     loss.py        CrossEntropyLoss
     kv_cache.py    KVCache (each layer's keys and values, for generation)
 """
 from .. import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
-from .attention import CausalSelfAttention
+from .attention import CausalSelfAttention, SelfAttention
 from .block import Block
 from .kv_cache import KVCache
 from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear
@@ -20,5 +20,5 @@ from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 __all__ = [
     "Module", "Parameter", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm",
     "Dropout", "GELU", "MLP", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
-    "sinusoidal_table", "CausalSelfAttention", "Block", "CrossEntropyLoss", "KVCache", "functional",
+    "sinusoidal_table", "CausalSelfAttention", "SelfAttention", "Block", "CrossEntropyLoss", "KVCache", "functional",
 ]

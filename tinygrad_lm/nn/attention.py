@@ -1,4 +1,6 @@
-"""Multi-head causal self-attention, laid out as GPT-2 (one c_attn for q, k, v; one c_proj).
+"""Multi-head self-attention: causal as GPT-2 (`CausalSelfAttention`), bidirectional as BERT (`SelfAttention`).
+
+`CausalSelfAttention` is laid out as GPT-2 (one c_attn for q, k, v; one c_proj).
 
 Written out from primitive ops, as nanoGPT's model.py does:
     x (B, T, C) -> c_attn -> q, k, v, each split into nh heads (B, nh, T, hs), hs = C / nh
@@ -13,7 +15,11 @@ With a `kv_cache` (generation, `kv_cache.py`), k and v of the T new positions ar
 the S - T cached ones and the T queries attend to all S keys: query i sits at position
 S - T + i, so the causal mask is the bottom-right (T, S) corner of the full one.
 The fused twin (`tinygrad_lm/fast/attention.py`) computes the same y in one Function.
-Leaves out: grouped-query attention, and a padding mask together with a cache.
+`SelfAttention` is BERT's (Devlin et al. 2018; Hugging Face's `BertSelfAttention` names):
+separate `query`, `key`, `value` Linear layers, every query attends to every real key (no
+causal mask; padded keys masked by `attention_mask`), dropout on the weights, and no output
+projection: BERT's `attention.output.dense` belongs to the residual sublayer around it.
+Leaves out: grouped-query attention, a padding mask together with a cache, relative positions.
 """
 import math
 
@@ -63,6 +69,45 @@ class CausalSelfAttention(Module):
 
     def extra_repr(self):
         return f"n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout}"
+
+
+class SelfAttention(Module):
+    """Bidirectional multi-head self-attention (BERT's): (B, T, C) -> (B, T, C), heads merged.
+
+    att = softmax(q k^T / sqrt(hs)) over keys, padded keys (attention_mask 0) at -inf first;
+    a query whose keys are all padding gets zero weights (a zero output), not NaN.
+    """
+
+    def __init__(self, hidden_size, num_heads, dropout=0.0, bias=True):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"SelfAttention: hidden_size={hidden_size} is not divisible by num_heads={num_heads}")
+        self.hidden_size, self.num_heads, self.dropout_p = hidden_size, num_heads, dropout
+        self.query = Linear(hidden_size, hidden_size, bias=bias)
+        self.key = Linear(hidden_size, hidden_size, bias=bias)
+        self.value = Linear(hidden_size, hidden_size, bias=bias)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x, attention_mask=None):
+        B, T, C = x.shape
+        nh, hs = self.num_heads, C // self.num_heads
+        q = self.query(x).reshape(B, T, nh, hs).transpose(1, 2)  # (B, T, nh, hs) -> (B, nh, T, hs)
+        k = self.key(x).reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.value(x).reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
+        blocked = key_padding_mask(attention_mask, x)  # (B, 1, 1, T): True at padded keys, or None
+        if blocked is None:
+            att = att.softmax(axis=-1)
+        else:
+            empty = blocked.all(axis=-1, keepdims=True)  # (B, 1, 1, 1): rows with no real key at all
+            att = att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1)
+            att = att.masked_fill(empty, 0.0)  # they attend to nothing: zero weights, not NaN
+        att = self.dropout(att)
+        y = att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
+        return y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
+
+    def extra_repr(self):
+        return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}, dropout={self.dropout_p}"
 
 
 def key_padding_mask(attention_mask, x):

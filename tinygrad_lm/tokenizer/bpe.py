@@ -457,6 +457,26 @@ class BPETokenizer(Tokenizer):
         """
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
+    def add_special_tokens(self, tokens: Iterable[str]) -> int:
+        """Give each of ``tokens`` not yet special an id after the current vocabulary, in order
+        (Hugging Face's ``add_special_tokens``: the merges and every existing id stay as they are).
+
+        Returns the number of tokens added. Masked-language-model pretraining adds
+        ``[CLS] [SEP] [MASK] [PAD]`` this way (``tinygrad_lm/mlm.py``).
+
+            >>> tok = BPETokenizer()
+            >>> tok.add_special_tokens(["[CLS]", "[SEP]"]), tok.special_tokens
+            (2, {'[CLS]': 256, '[SEP]': 257})
+        """
+        tokens = list(tokens)
+        _check_specials(tokens)
+        new = [t for t in tokens if t not in self.special_tokens]
+        for t in new:
+            self.special_tokens[t] = self.vocab_size
+            self.vocab_size += 1
+        self._rebuild()
+        return len(new)
+
     # ------------------------------------------------------------------------------------------
     # saving and loading
 

@@ -4,6 +4,10 @@ What this file implements: ``CharTokenizer(text)``, whose vocabulary is the sort
 characters of ``text`` (id = position in that sorted list), as used for char-level runs such as
 nanoGPT's shakespeare_char. It has ``encode``/``decode``, ``to_dict``/``from_dict`` for model
 checkpoints, ``save``/``load`` (a small JSON file) and ``encode_file`` (from ``base.py``).
+``add_special_tokens`` appends extra ids after the characters (masked-language-model pretraining
+adds ``[CLS] [SEP] [MASK] [PAD]``): they are written by id, decode to their string, and are kept
+by ``to_dict``/``save``; ``encode`` never produces them (the text ``"[CLS]"`` is five characters).
+A tokenizer without special tokens writes exactly the dict and file it always did.
 
 What it leaves out: unknown-character handling (an unseen character is an error, never mapped
 to an "unk" id), normalisation, and merges of any kind (see ``bpe.py``).
@@ -39,6 +43,27 @@ class CharTokenizer(Tokenizer):
         self.chars = "".join(sorted(set(text)))
         self._stoi = {c: i for i, c in enumerate(self.chars)}
         self.vocab_size = len(self.chars)
+        self.special_tokens: dict[str, int] = {}  # str -> id, after the characters (add_special_tokens)
+
+    def add_special_tokens(self, tokens: Iterable[str]) -> int:
+        """Give each of ``tokens`` not yet special the next id after the vocabulary, in order
+        (Hugging Face's ``add_special_tokens``); returns how many were added.
+
+            >>> tok = CharTokenizer("ab")
+            >>> tok.add_special_tokens(["[MASK]"]), tok.special_tokens, tok.decode([0, 2])
+            (1, {'[MASK]': 2}, 'a[MASK]')
+        """
+        tokens = list(tokens)
+        for t in tokens:
+            if not isinstance(t, str) or not t:
+                raise ValueError(f"special tokens must be non-empty strings, got {t!r}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(f"special tokens must be distinct, got {tokens}")
+        new = [t for t in tokens if t not in self.special_tokens]
+        for t in new:
+            self.special_tokens[t] = self.vocab_size
+            self.vocab_size += 1
+        return len(new)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "CharTokenizer":
@@ -63,22 +88,40 @@ class CharTokenizer(Tokenizer):
         if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
             bad = [i for i in ids if not 0 <= i < self.vocab_size]
             raise ValueError(f"unknown token id(s) {bad[:5]} for vocab_size {self.vocab_size}")
+        if self.special_tokens:
+            table = list(chars) + list(self.special_tokens)  # ids in order: characters, then specials
+            return "".join([table[i] for i in ids])
         return "".join([chars[i] for i in ids])
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (for model checkpoints)."""
-        return {"type": "char", "version": 1, "chars": self.chars}
+        d = {"type": "char", "version": 1, "chars": self.chars}
+        if self.special_tokens:
+            d["special_tokens"] = dict(self.special_tokens)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "CharTokenizer":
         if d.get("type") != "char" or d.get("version", 1) != 1:
             raise ValueError(f"not a version-1 char tokenizer dict: type={d.get('type')!r}")
-        return cls(d["chars"])
+        return cls._with_specials(d["chars"], d.get("special_tokens", {}), "char tokenizer dict")
+
+    @classmethod
+    def _with_specials(cls, chars, specials, where):
+        tok = cls(chars)
+        want = list(range(tok.vocab_size, tok.vocab_size + len(specials)))
+        if not isinstance(specials, dict) or sorted(specials.values()) != want:
+            raise ValueError(f"{where}: special token ids {specials} must be {want}, the ids after the "
+                             f"{tok.vocab_size} characters")
+        tok.add_special_tokens(sorted(specials, key=specials.get))
+        return tok
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``{"format": "tinygrad_lm char v1", "chars": ...}`` as UTF-8 JSON."""
-        Path(path).write_text(json.dumps({"format": FORMAT, "chars": self.chars},
-                                         ensure_ascii=False) + "\n", encoding="utf-8")
+        d = {"format": FORMAT, "chars": self.chars}
+        if self.special_tokens:
+            d["special_tokens"] = self.special_tokens
+        Path(path).write_text(json.dumps(d, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CharTokenizer":
@@ -89,7 +132,8 @@ class CharTokenizer(Tokenizer):
         except (ValueError, KeyError, TypeError, AssertionError):
             raise ValueError(f"{path} is not a '{FORMAT}' file written by CharTokenizer.save") \
                 from None
-        return cls(d["chars"])
+        return cls._with_specials(d["chars"], d.get("special_tokens", {}), str(path))
 
     def __repr__(self):
-        return f"CharTokenizer(vocab_size={self.vocab_size})"
+        specials = f", specials={list(self.special_tokens)}" if self.special_tokens else ""
+        return f"CharTokenizer(vocab_size={self.vocab_size}{specials})"
