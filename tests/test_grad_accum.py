@@ -83,7 +83,9 @@ def test_weighted_micro_batch_gradients_sum_to_the_big_batch_gradient_with_ignor
     assert not np.allclose(big[0], model.parameters()[0].grad, rtol=1e-3)
 
 
-@pytest.mark.parametrize("path", [dict(reference=True), dict(), dict(threads=2)], ids=["reference", "fast", "threads"])
+@pytest.mark.parametrize("path", [dict(reference=True), dict(), dict(threads=2), dict(objective="mlm"),
+                                  dict(objective="mlm", reference=True)],
+                         ids=["reference", "fast", "threads", "mlm", "mlm-reference"])
 def test_k_micro_batches_give_the_big_batch_gradient_loss_and_update(text_file, tmp_path, monkeypatch, path):
     big_grads, big = first_step_grads(cfg64(text_file, tmp_path / "big", batch_size=4, **path), monkeypatch)
     for k in (2, 4):
@@ -201,3 +203,25 @@ def test_two_mpi_ranks_with_grad_accum_end_as_two_threads(text_file, tmp_path):
         for k in a.files:
             if k != "meta":
                 np.testing.assert_allclose(a[k], b[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_mlm_micro_batches_with_no_picked_position_are_skipped_not_nan(text_file, tmp_path, monkeypatch):
+    """Masked LM picks 15% of the positions, so a micro-batch of one short row often has none:
+    its loss would be 0/0. The loop skips it (its weight is 0), and the update is still the big batch's."""
+    kw = dict(objective="mlm", block_size=4)  # 2 positions per row between [CLS] and [SEP]
+    big_grads, big = first_step_grads(cfg64(text_file, tmp_path / "big", batch_size=8, **kw), monkeypatch)
+    grads, acc = first_step_grads(cfg64(text_file, tmp_path / "k8", batch_size=1, grad_accum=8, **kw), monkeypatch)
+    from tinygrad_lm import mlm
+
+    labels = mlm.MLMCollator(big["tokenizer"]).get_batch(big_ids(text_file, big), 8, 4,
+                                                           np.random.default_rng(big["config"].run.seed))["labels"]
+    assert (labels < 0).all(axis=1).any(), "the test needs a row with no picked position"
+    assert np.isfinite(acc["losses"][0]) and acc["losses"][0] == pytest.approx(big["losses"][0], rel=1e-13)
+    for a, b in zip(big_grads, grads):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+
+
+def big_ids(text_file, result):
+    from tinygrad_lm.data import TokenData
+
+    return TokenData(text_file.read_text(encoding="utf-8"), result["tokenizer"]).train

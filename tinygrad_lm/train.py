@@ -390,6 +390,8 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             # K micro-batches of B rows (K=1: the whole batch): backward() adds each one's gradient into
             # .grad, weighted by its share of the targets, so the sum is the gradient of the K*B batch
             for rows, weight in micro_batches(batch["labels" if "labels" in batch else "targets"], K):
+                if weight == 0:  # no target counted in these rows (masked LM can pick none): nothing to add
+                    continue
                 logits, loss = model(**{k: to_device(v[rows], device) for k, v in batch.items()})  # (B, T, V), mean CE
                 run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
                 (loss * weight).backward()
