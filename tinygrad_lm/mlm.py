@@ -196,5 +196,20 @@ def encoder_config(model_cfg, tokenizer):
                       pad_token_id=SpecialIds.of(tokenizer).pad)
 
 
+def check_objective(cfg):
+    """Refuse, in one line, a TrainConfig whose --objective cannot run as asked."""
+    if cfg.objective not in ("clm", "mlm"):
+        raise ValueError(f"objective must be 'clm' (GPT, next token) or 'mlm' (BERT, masked tokens), got "
+                         f"{cfg.objective!r}")
+    if cfg.objective == "mlm" and cfg.init_from:
+        raise ValueError("--init-from loads a GPT-2 folder, which --objective mlm cannot continue; drop one of them")
+    if cfg.objective == "mlm" and cfg.model.block_size < 3:
+        raise ValueError(f"--block-size {cfg.model.block_size} leaves no room for a token between [CLS] and [SEP]; "
+                         "use at least 3")
+    if cfg.objective == "mlm" and cfg.run.dist:
+        raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
+                         "drop --dist")
+
+
 __all__ = ["SPECIAL_TOKENS", "IGNORE_INDEX", "SpecialIds", "add_special_tokens", "MLMCollator", "masked_accuracy",
-           "encoder_config"]
+           "encoder_config", "check_objective"]

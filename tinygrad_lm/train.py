@@ -192,7 +192,7 @@ def _setup(cfg, resume, given=None):
 
         set_tf32(cfg.run.tf32)
     notes, tokenizer = [], None
-    _check_objective(cfg)
+    mlm.check_objective(cfg)
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
@@ -292,20 +292,6 @@ def _resumed_config(meta, cfg, given, ckpt_path):
                                     f"more; pass its new place with --{name} NEW_PATH (the content must be the same)")
     cfg, more = config.resumed(saved, cfg, f"{ckpt_path}: train_config", given, meta["step"])
     return replace(cfg, **moved), notes + more
-
-
-def _check_objective(cfg):
-    if cfg.objective not in ("clm", "mlm"):
-        raise ValueError(f"objective must be 'clm' (GPT, next token) or 'mlm' (BERT, masked tokens), got "
-                         f"{cfg.objective!r}")
-    if cfg.objective == "mlm" and cfg.init_from:
-        raise ValueError("--init-from loads a GPT-2 folder, which --objective mlm cannot continue; drop one of them")
-    if cfg.objective == "mlm" and cfg.model.block_size < 3:
-        raise ValueError(f"--block-size {cfg.model.block_size} leaves no room for a token between [CLS] and [SEP]; "
-                         "use at least 3")
-    if cfg.objective == "mlm" and cfg.run.dist:
-        raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
-                         "drop --dist")
 
 
 def _model(cfg, tokenizer):
