@@ -260,6 +260,10 @@ def main(argv=None):
                          f"(default: {','.join(SYSTEMS)})")
     ap.add_argument("--mlm-ckpt", default=None, help="reuse this `train --objective mlm` checkpoint (skip MLM "
                                                      "pretraining); its context must equal --block-size")
+    ap.add_argument("--mlm-pretrain-lr", type=float, default=1e-3,
+                    help="masked-LM pretraining peak lr (default: 1e-3, the GPT's); the floor is a tenth of it")
+    ap.add_argument("--mlm-warmup", type=int, default=100,
+                    help="masked-LM pretraining warmup steps (default: 100, the GPT's)")
     ap.add_argument("--lr-mlm", type=_floats, default=[3e-4, 1e-3],
                     help="fine-tuning lr(s) of the MLM-pretrained BERT; several: the best mean val macro-F1 over "
                          "the seeds wins (default: 3e-4,1e-3)")
@@ -320,8 +324,9 @@ def main(argv=None):
             say(f"\n== masked-LM pretraining on {d / 'pretrain.txt'} for {args.pretrain_iters} steps")
             train(from_flat(TrainConfig, data=str(d / "pretrain.txt"), objective="mlm", tokenizer=args.tokenizer,
                             vocab_size=1024, n_layer=4, n_head=4, n_embd=128, block_size=args.block_size, dropout=0.1,
-                            batch_size=args.pretrain_batch, max_iters=args.pretrain_iters, lr=1e-3, min_lr=1e-4,
-                            warmup_iters=100, eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10,
+                            batch_size=args.pretrain_batch, max_iters=args.pretrain_iters, lr=args.mlm_pretrain_lr,
+                            min_lr=args.mlm_pretrain_lr / 10, warmup_iters=args.mlm_warmup,
+                            eval_interval=max(args.pretrain_iters // 3, 1), eval_iters=10,
                             log_interval=250, out_dir=str(out / "pretrain_mlm"), seed=args.seed, quiet=args.quiet))
             mlm_ckpt = out / "pretrain_mlm" / "best.npz"
         else:

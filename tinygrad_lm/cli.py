@@ -32,8 +32,10 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="pretrain a GPT (default: built-in corpus, a few minutes on a laptop CPU)",
-                       description="Pretrain a GPT, evaluate it, checkpoint it and print a sample.")
+    p = sub.add_parser("train", help="pretrain a GPT (default: built-in corpus, a few minutes on a laptop CPU), or "
+                                     "a BERT encoder with --objective mlm",
+                       description="Pretrain a GPT, evaluate it, checkpoint it and print a sample; with --objective "
+                                   "mlm, a BERT encoder on masked tokens (no sample: fine-tune it instead).")
     add_flags(p, TrainConfig, "train")  # every setting as a flat flag, plus --resume
 
     p = sub.add_parser("sample", help="sample text from a checkpoint or a Hugging Face GPT-2 folder",
@@ -76,8 +78,9 @@ def build_parser():
                    "--tokens reads it, with the tokenizer as --tokenizer-file)")
 
     p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels)",
-                       description="Fine-tune a pretrained GPT checkpoint on {\"text\", \"label\"} JSONL lines; "
-                                   "reports accuracy, macro-F1 and the confusion matrix.")
+                       description="Fine-tune a pretrained checkpoint (a GPT, or a BERT of --objective mlm, pooled "
+                                   "on [CLS]) on {\"text\", \"label\"} JSONL lines; reports accuracy, macro-F1 and "
+                                   "the confusion matrix.")
     from .finetune.command import add_arguments as add_finetune_arguments
     add_finetune_arguments(p)
 
