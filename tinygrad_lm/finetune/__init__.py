@@ -1,5 +1,7 @@
 """Fine-tuning a pretrained GPT (or BERT encoder) for text classification, one concept per file.
 
+    classifier.py SequenceClassifier: what both classifiers share (labels, loss, freeze_body,
+                  from_pretrained with its LoadReport)
     model.py      GPTForSequenceClassification: GPT body + linear head on the last real token;
                   from_pretrained (load a GPT checkpoint by name, report), freeze_body
     bert_model.py BertForSequenceClassification: BERT encoder + pooler on [CLS] + dropout + linear
@@ -25,9 +27,10 @@ from .data import LabeledData, load_labeled, pad_batch, read_jsonl
 from .loop import FinetuneConfig, evaluate, finetune, format_report, load_classifier, predict
 from .metrics import accuracy, confusion_matrix, format_confusion, macro_f1
 from .bert_model import BertForSequenceClassification
-from .model import GPTForSequenceClassification, LoadReport
+from .classifier import LoadReport, SequenceClassifier
+from .model import GPTForSequenceClassification
 
-__all__ = ["GPTForSequenceClassification", "BertForSequenceClassification", "LoadReport", "FinetuneConfig", "finetune", "evaluate", "predict",
-           "load_classifier", "format_report", "LabeledData", "load_labeled", "read_jsonl", "pad_batch",
-           "accuracy", "macro_f1", "confusion_matrix", "format_confusion", "BagOfWordsLogReg",
-           "majority_baseline"]
+__all__ = ["GPTForSequenceClassification", "BertForSequenceClassification", "SequenceClassifier", "LoadReport",
+           "FinetuneConfig", "finetune", "evaluate", "predict", "load_classifier", "format_report", "LabeledData",
+           "load_labeled", "read_jsonl", "pad_batch", "accuracy", "macro_f1", "confusion_matrix", "format_confusion",
+           "BagOfWordsLogReg", "majority_baseline"]

@@ -373,7 +373,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
             loss_value = 0.0
             # K micro-batches (K=1: the whole batch); backward() adds their weighted gradients into .grad
             for rows, weight in micro_batches(train.labels[sel], K):
-                ids, mask = pad_batch([train.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids and real-token mask
+                ids, mask = pad_batch([train.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids, real mask
                 ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel[rows]]
                 logits, loss = step_model(ids, mask, labels=labels)  # (B, L) and the mean cross-entropy
                 run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones

@@ -20,42 +20,19 @@ is copied, `lm_head.weight` is not used, and the new head `score` (Hugging Face'
 initialised N(0, 0.02) with a zero bias (unlike Hugging Face, the head has a bias: it lets the
 classifier learn the class priors directly). The load returns a report of what was loaded.
 `freeze_body=True` turns off gradients of the body, so only the head trains (a linear probe).
+The label checks, the loss, freezing and loading are classifier.py's, shared with BERT's.
 Leaves out: attention pooling, left padding, and multi-label heads.
 """
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from .. import checkpoint
 from ..backend import check_later, get_array_module, to_device
 from ..model import GPTConfig, Transformer, init_gpt2_
-from ..nn import CrossEntropyLoss, Linear, Module
+from ..nn import CrossEntropyLoss, Linear
 from ..tensor import Tensor
+from .classifier import SequenceClassifier
 
 
-@dataclass
-class LoadReport:
-    """What `from_pretrained` did with the checkpoint's keys."""
-    path: str
-    loaded: list = field(default_factory=list)  # model keys copied from the checkpoint
-    initialized: list = field(default_factory=list)  # model keys the checkpoint lacked (the new head)
-    unused: list = field(default_factory=list)  # checkpoint keys the model has no use for (lm_head.weight)
-    frozen: int = 0  # parameters (elements) with gradients turned off
-    head: str = "score."  # the prefix of the new head's keys (BERT's classifier: "classifier.")
-
-    def __str__(self):
-        body_missing = [k for k in self.initialized if not k.startswith(self.head)]
-        lines = [f"loaded {len(self.loaded)} tensors from {self.path}",
-                 f"newly initialised: {', '.join(self.initialized) or 'none'}",
-                 f"unused checkpoint keys: {', '.join(self.unused) or 'none'}"]
-        if body_missing:
-            lines.append(f"WARNING: the checkpoint lacks body keys, which start from random values: {body_missing}")
-        if self.frozen:
-            lines.append(f"body frozen: {self.frozen:,} parameters get no gradient")
-        return "\n".join(lines)
-
-
-class GPTForSequenceClassification(Module):
+class GPTForSequenceClassification(SequenceClassifier):
     """A GPT body (GPT-2 parameter names) plus a linear head on the last real token.
 
     Args:
@@ -65,18 +42,14 @@ class GPTForSequenceClassification(Module):
         pooling: "last" (the last real token's hidden state) or "mean" (the mean over real tokens).
     """
     model_type = "gpt"  # what fine-tuning checkpoints record (BertForSequenceClassification: "bert")
+    body, head, default_pooling = "transformer", "score", "last"  # for classifier.py's shared methods
 
     def __init__(self, config, num_labels, label_names=None, pooling="last"):
         super().__init__()
-        if not isinstance(num_labels, (int, np.integer)) or num_labels < 2:
-            raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}")
-        if label_names is not None and len(label_names) != num_labels:
-            raise ValueError(f"label_names has {len(label_names)} names for num_labels={num_labels}")
+        self._set_labels(num_labels, label_names)
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
-        self.pooling = pooling
-        self.config, self.num_labels = config, int(num_labels)
-        self.label_names = list(label_names) if label_names is not None else list(range(num_labels))
+        self.pooling, self.config = pooling, config
         self.transformer = Transformer(config)  # the GPT body, under GPT's names
         self.score = Linear(config.n_embd, self.num_labels)
         self.loss_fn = CrossEntropyLoss()
@@ -113,77 +86,12 @@ class GPTForSequenceClassification(Module):
             attention_mask = _check_mask(attention_mask, idx)
         h = self.transformer(idx, attention_mask)  # (B, T, C)
         logits = self.score(self.pool(h, attention_mask))  # (B, L)
-        if labels is None:
-            return logits, None
-        y = labels.data if isinstance(labels, Tensor) else labels
-        y = get_array_module(y).asarray(y)  # a CuPy array stays on its GPU
-        if y.shape != (logits.shape[0],):
-            raise ValueError(f"labels must have shape (B,) = ({logits.shape[0]},), got {y.shape}")
-        if y.size:  # checked at once on NumPy; on a GPU at the next host read (no sync per step)
-            check_later((y.min() < 0) | (y.max() >= self.num_labels), lambda: ValueError(
-                f"labels must be ids in 0..{self.num_labels - 1}, got {y.min().item()}..{y.max().item()}"))
-        return logits, self.loss_fn(logits, to_device(y.astype(np.int64), self.device))
+        return self._logits_and_loss(logits, labels)
 
-    def freeze_body(self, frozen=True):
-        """Turn gradients of every body parameter off (or back on); returns the elements affected."""
-        n = 0
-        for _, p in self.transformer.named_parameters():
-            p.requires_grad = not frozen
-            p.grad = None
-            n += p.size
-        return n
-
-    def trainable_named_parameters(self):
-        """(name, Parameter) of the parameters that train (all, or only the head when frozen)."""
-        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-
-    @classmethod
-    def from_pretrained(cls, path, num_labels, freeze_body=False, label_names=None, dropout=None,
-                        verbose=True, device="cpu", pooling="last"):
-        """A classifier whose body is the pretrained GPT checkpoint at `path`.
-
-        Every checkpoint key the classifier also has (`transformer.*`) is loaded by name; the
-        head `score` is newly initialised; keys the classifier lacks (`lm_head.weight`) are
-        reported as unused. The checkpoint's tokenizer is attached as `model.tokenizer` and
-        the report as `model.load_report` (printed when verbose).
-
-        Args:
-            path: a checkpoint written by `tinygrad_lm.train` (ckpt.npz or best.npz).
-            num_labels: number of classes; label_names: optional names.
-            freeze_body: turn off gradients of the body (train the head only).
-            dropout: override the body's dropout probability (None keeps the checkpoint's).
-            pooling: "last" or "mean" (see the class).
-        """
-        from ..tokenizer import tokenizer_from_dict
-
-        meta, state, _ = checkpoint.load(path)
-        config = _config_from_meta(meta, path, dropout)
-        model = cls(config, num_labels, label_names, pooling)
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        loaded = [k for k, _ in model.named_parameters(remove_duplicate=False) if k not in missing]
-        report = LoadReport(str(path), loaded, list(missing), list(unexpected))
-        if freeze_body:
-            report.frozen = model.freeze_body()
-        model.to(device=device)
-        object.__setattr__(model, "tokenizer", tokenizer_from_dict(meta["tokenizer"]))
-        object.__setattr__(model, "load_report", report)
-        if verbose:
-            print(report, flush=True)
-        return model
-
-    @classmethod
-    def from_scratch_like(cls, path, num_labels, label_names=None, dropout=None, device="cpu", pooling="last"):
-        """The same-size classifier with the same tokenizer as the checkpoint, but random weights:
-        the control that shows what pretraining adds. Uses the package's seeded generator."""
-        from ..tokenizer import tokenizer_from_dict
-
-        meta, _, _ = checkpoint.load(path)
-        model = cls(_config_from_meta(meta, path, dropout), num_labels, label_names, pooling).to(device=device)
-        object.__setattr__(model, "tokenizer", tokenizer_from_dict(meta["tokenizer"]))
-        return model
+    @staticmethod
+    def config_from_meta(meta, path, dropout=None):
+        """The GPTConfig of a pretraining checkpoint's meta (dropout overridden if given)."""
+        return _config_from_meta(meta, path, dropout)
 
 
 def _config_from_meta(meta, path, dropout=None):
