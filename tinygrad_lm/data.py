@@ -50,8 +50,10 @@ def cache_dir():
     return path
 
 
-def _atomic_write_bytes(path, data):
-    """Write `data` to `path` through a temporary file and os.replace: never a half file."""
+def atomic_write_bytes(path, data, what="the cache file",
+                       fix="free some space, or point TINYGRAD_LM_CACHE at another folder"):
+    """Write `data` to `path` through a temporary file and os.replace: never a half file.
+    A failure is an OSError naming the path, `what` it is, and the `fix`."""
     tmp = Path(f"{path}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -60,8 +62,7 @@ def _atomic_write_bytes(path, data):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        raise OSError(e.errno, f"{path}: could not write the cache file ({e.strerror or e}); free some space, or "
-                               "point TINYGRAD_LM_CACHE at another folder") from None
+        raise OSError(e.errno, f"{path}: could not write {what} ({e.strerror or e}); {fix}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -70,8 +71,8 @@ def _atomic_write_bytes(path, data):
 def write_cached(path, data):
     """Cache `data` (bytes) at `path`, with `path.sha256` beside it: its digest and length."""
     path = Path(path)
-    _atomic_write_bytes(path, data)
-    _atomic_write_bytes(Path(f"{path}.sha256"), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode())
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(Path(f"{path}.sha256"), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode())
 
 
 def read_cached(path):

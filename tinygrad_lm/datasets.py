@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data import atomic_write_bytes
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -81,19 +83,7 @@ def write_atomic(path, data):
     path = Path(path)
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OSError(e.errno, f"{path}: could not write it ({e.strerror or e}); free some space or pass "
-                               "another --out") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, data, what="it", fix="free some space or pass another --out")
 
 
 def fetch(corpus, out, source=None, force=False):
