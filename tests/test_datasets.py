@@ -70,7 +70,7 @@ def test_offline_says_in_one_line_how_to_get_it(tmp_path, monkeypatch, capsys, n
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("tinygrad-lm data: error: could not download shakespeare from https://")
     assert "Temporary failure in name resolution" in err[0]
-    assert "python -m tinygrad_lm data shakespeare --from FILE" in err[0]
+    assert f"python -m tinygrad_lm data shakespeare --from FILE --out {out}" in err[0]  # the command to rerun
     assert "Traceback" not in "\n".join(err) and len(err) == 2  # the message, then the usual debug hint
     assert not out.exists()
 

@@ -55,9 +55,9 @@ def check(data, corpus, where):
                          f"changed download, or another file: fetch it again from {corpus.url})")
 
 
-def download(corpus):
+def download(corpus, out="input.txt"):
     """The corpus's bytes from its URL; offline, a ConnectionError (an OSError) whose message says
-    how to get the file another way."""
+    how to get the file another way (the command to rerun names `out` unless it is the default)."""
     try:
         with urllib.request.urlopen(corpus.url, timeout=TIMEOUT_S) as r:
             return r.read()
@@ -65,7 +65,8 @@ def download(corpus):
         reason = getattr(e, "reason", None) or e
         raise ConnectionError(f"could not download {corpus.name} from {corpus.url} ({reason}); on a machine that is "
                               f"online, fetch that URL and bring the file here, then run: python -m tinygrad_lm "
-                              f"data {corpus.name} --from FILE") from None
+                              f"data {corpus.name} --from FILE"
+                              + (f" --out {out}" if Path(out) != Path("input.txt") else "")) from None
 
 
 def read_local(path, corpus):
@@ -106,7 +107,7 @@ def fetch(corpus, out, source=None, force=False):
     if source is not None:
         data, where = read_local(source, corpus), str(source)
     else:
-        data, where = download(corpus), corpus.url
+        data, where = download(corpus, out), corpus.url
     check(data, corpus, where)
     write_atomic(out, data)
     return f"wrote {out} ({corpus.size:,} bytes, SHA-256 checked) from {where}"
