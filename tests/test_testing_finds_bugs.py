@@ -81,8 +81,13 @@ def mul_test(shapes_ab, data, device="cpu"):
 def test_broadcast_bug_is_found_and_shrinks_to_one_size_1_axis(seed_value, device):
     strategies = {"shapes_ab": broadcast_pair(), "data": st.data(), "device": st.just(device)}
     example, error = run_hunt(strategies, mul_test, seed_value)
-    assert example["shapes_ab"] == ((2,), (1,)), example
-    assert "ForgetfulMul.backward returned a gradient of shape (2,) for its input 1 of shape (1,)" in str(error)
+    sa, sb = example["shapes_ab"]
+    # minimal in size: two elements against one size-1 axis, (2,) and (1,), or with a leading
+    # size-1 axis on both, (1, 2) and (1, 1): which of the two the shrinker stops at depends on
+    # the Hypothesis release and on what ran before in the process (seen in a full run)
+    assert (int(np.prod(sa)), int(np.prod(sb))) == (2, 1) and len(sb) == len(sa) <= 2, example
+    assert (f"ForgetfulMul.backward returned a gradient of shape {sa} for its input 1 of shape {sb}"
+            in str(error)), error
 
 
 def test_the_correct_mul_passes_the_same_hunt():
