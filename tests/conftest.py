@@ -1,5 +1,6 @@
-"""Shared test fixtures: a hypothesis profile, global seeding, the Shakespeare corpus path, and
-the CuPy stand-in (`cupy_standin.py`, a test double) for the "cuda" tests where no GPU is.
+"""Shared test fixtures: a hypothesis profile, global seeding, the Shakespeare corpus path, the
+CuPy stand-in (`cupy_standin.py`, a test double) for the "cuda" tests where no GPU is, and for
+the training tests a cache folder per test and a small corpus file (`isolated_cache`, `text_file`).
 
 Keep this file small: fixtures used by one test file belong in that file.
 """
@@ -62,3 +63,18 @@ def shakespeare_path():
     if not SHAKESPEARE.is_file():
         pytest.skip(f"corpus not found at {SHAKESPEARE}")
     return SHAKESPEARE
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """TINYGRAD_LM_CACHE inside the test's tmp_path: the token files and tokenizers one test caches
+    never reach another test (use with `pytestmark = pytest.mark.usefixtures("isolated_cache")`)."""
+    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def text_file(tmp_path, request):
+    """`corpus.txt` in tmp_path holding the test module's TEXT (a few hundred words of play text)."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(request.module.TEXT, encoding="utf-8")
+    return path

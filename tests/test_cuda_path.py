@@ -32,9 +32,7 @@ def on(device, array):
     return backend.to_device(np.asarray(array), device)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # conftest.py: a cache per test
 
 
 # ------------------------------------------------------------------ arrays stay on their device

@@ -29,9 +29,7 @@ CORPUS = "the cat sat on the mat.\nthe dog ran to the log.\n" * 30
 TINY = GPTConfig(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=8)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # conftest.py: a cache per test
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,7 @@ TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
         "Second Citizen:\nWould you proceed especially against Caius Marcius?\n\n") * 30
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "corpus.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # conftest.py: a cache per test
 
 
 def char_tokenizer():

@@ -17,16 +17,7 @@ from tinygrad_lm.train import TrainConfig, TrainingStopped, train
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "corpus.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # conftest.py: a cache per test
 
 
 def tiny_cfg(text_file, out_dir, **kw):
