@@ -420,34 +420,46 @@ def main(argv=None):
     # ---- 3 and 4. the GPT fine-tuned from scratch and from the pretrained checkpoint
     seeds = [args.seed + k for k in range(args.seeds)]
     grid_lines = []
-    for init in ("scratch", "pretrained"):
-        if init not in systems:
-            continue
-        lrs = args.lr_grid or [args.lr_scratch if init == "scratch" else args.lr_pretrained]
+
+    def choose_lr(name, lrs, run_one):
+        """Fine-tune every seed at every lr of `lrs` (`run_one(lr, seed)` returns finetune's result);
+        the lr with the best mean val macro-F1 wins, the first listed on ties (validation only: the
+        test split is never handed to the loop). Returns (lr, models, val predictions, seconds)."""
         runs = {}  # lr -> (models, val predictions, val macro-F1s, val accuracies, seconds)
         for lr in lrs:
             models, val_preds, f1s, accs = [], [], [], []
             t = time.perf_counter()
             for seed in seeds:
-                say(f"\n== fine-tuning the GPT ({init}, {args.pooling} pooling, lr {lr:g}, seed {seed})")
-                # the test split is never handed to the loop: it is read below, once the lr is fixed
-                r = finetune(from_flat(FinetuneConfig, ckpt=str(ckpt), data=str(d / "train.jsonl"),
-                                       val=str(d / "val.jsonl"), init=init, pooling=args.pooling,
-                                       max_iters=args.finetune_iters, lr=lr, min_lr=lr / 10, batch_size=16,
-                                       eval_interval=50, out_dir=str(out / f"finetune_{init}_lr{lr:g}_{seed}"),
-                                       seed=seed, quiet=args.quiet))
+                r = run_one(lr, seed)
                 models.append(r["model"])
                 val_preds.append(r["val"]["predictions"])
                 f1s.append(r["val"]["macro_f1"])
                 accs.append(r["val"]["accuracy"])
             runs[lr] = (models, val_preds, f1s, accs, time.perf_counter() - t)
-        chosen = max(lrs, key=lambda lr: np.mean(runs[lr][2]))  # first listed wins ties
+        chosen = max(lrs, key=lambda lr: np.mean(runs[lr][2]))
         for lr in lrs:
-            grid_lines.append(f"  {init:10s} lr {lr:<8g} val macro-F1 {np.mean(runs[lr][2]):.4f} ± "
+            grid_lines.append(f"  {name:10s} lr {lr:<8g} val macro-F1 {np.mean(runs[lr][2]):.4f} ± "
                               f"{np.std(runs[lr][2]):.4f}, val accuracy {np.mean(runs[lr][3]):.4f} "
                               f"(per seed {[round(f, 3) for f in runs[lr][2]]})"
                               + ("  <- chosen" if len(lrs) > 1 and lr == chosen else ""))
         models, val_preds, _, _, seconds = runs[chosen]
+        return chosen, models, val_preds, seconds
+
+    # ---- 3 and 4. the GPT fine-tuned from scratch and from the pretrained checkpoint
+    for init in ("scratch", "pretrained"):
+        if init not in systems:
+            continue
+
+        def gpt_run(lr, seed, init=init):
+            say(f"\n== fine-tuning the GPT ({init}, {args.pooling} pooling, lr {lr:g}, seed {seed})")
+            return finetune(from_flat(FinetuneConfig, ckpt=str(ckpt), data=str(d / "train.jsonl"),
+                                      val=str(d / "val.jsonl"), init=init, pooling=args.pooling,
+                                      max_iters=args.finetune_iters, lr=lr, min_lr=lr / 10, batch_size=16,
+                                      eval_interval=50, out_dir=str(out / f"finetune_{init}_lr{lr:g}_{seed}"),
+                                      seed=seed, quiet=args.quiet))
+
+        lrs = args.lr_grid or [args.lr_scratch if init == "scratch" else args.lr_pretrained]
+        chosen, models, val_preds, seconds = choose_lr(init, lrs, gpt_run)
         test_preds = [evaluate(m, test_d)["predictions"] for m in models] if use_test else [None] * len(models)
         add_row(f"GPT fine-tuned, {init} (lr {chosen:g})", init, val_preds, test_preds, seconds, seeds)
 
@@ -455,29 +467,16 @@ def main(argv=None):
     for key, init, lrs in (("mlm", "pretrained", args.lr_mlm), ("mlm_scratch", "scratch", args.lr_mlm_scratch)):
         if key not in systems:
             continue
-        runs = {}
-        for lr in lrs:
-            models, val_preds, f1s, accs = [], [], [], []
-            t = time.perf_counter()
-            for seed in seeds:
-                say(f"\n== fine-tuning BERT ({init}, [CLS] pooler, lr {lr:g}, seed {seed})")
-                r = finetune(from_flat(FinetuneConfig, ckpt=str(mlm_ckpt), data=str(d / "train.jsonl"),
-                                       val=str(d / "val.jsonl"), init=init, max_iters=args.finetune_iters, lr=lr,
-                                       min_lr=lr / 10, batch_size=16, eval_interval=50,
-                                       out_dir=str(out / f"finetune_{key}_lr{lr:g}_{seed}"), seed=seed,
-                                       quiet=args.quiet))
-                models.append(r["model"])
-                val_preds.append(r["val"]["predictions"])
-                f1s.append(r["val"]["macro_f1"])
-                accs.append(r["val"]["accuracy"])
-            runs[lr] = (models, val_preds, f1s, accs, time.perf_counter() - t)
-        chosen = max(lrs, key=lambda lr: np.mean(runs[lr][2]))  # first listed wins ties
-        for lr in lrs:
-            grid_lines.append(f"  {key:10s} lr {lr:<8g} val macro-F1 {np.mean(runs[lr][2]):.4f} ± "
-                              f"{np.std(runs[lr][2]):.4f}, val accuracy {np.mean(runs[lr][3]):.4f} "
-                              f"(per seed {[round(f, 3) for f in runs[lr][2]]})"
-                              + ("  <- chosen" if len(lrs) > 1 and lr == chosen else ""))
-        models, val_preds, _, _, seconds = runs[chosen]
+
+        def bert_run(lr, seed, key=key, init=init):
+            say(f"\n== fine-tuning BERT ({init}, [CLS] pooler, lr {lr:g}, seed {seed})")
+            return finetune(from_flat(FinetuneConfig, ckpt=str(mlm_ckpt), data=str(d / "train.jsonl"),
+                                      val=str(d / "val.jsonl"), init=init, max_iters=args.finetune_iters, lr=lr,
+                                      min_lr=lr / 10, batch_size=16, eval_interval=50,
+                                      out_dir=str(out / f"finetune_{key}_lr{lr:g}_{seed}"), seed=seed,
+                                      quiet=args.quiet))
+
+        chosen, models, val_preds, seconds = choose_lr(key, lrs, bert_run)
         if not np.array_equal(bert_val.labels, val_d.labels):
             raise SystemExit("BERT's validation labels differ from the GPT's: the paired comparisons would be wrong")
         test_preds = [evaluate(m, bert_test)["predictions"] for m in models] if use_test else [None] * len(models)
