@@ -51,7 +51,8 @@ SKIP = [
     (r"\bruns/gpt2-ft\b", "continues the GPT-2 fine-tuning run, which needs the download", ALWAYS),
     (r"--device cuda\b", "needs an NVIDIA GPU and CuPy", ALWAYS),
     (r"^mpiexec -f ", "needs the several hosts its hostfile names", ALWAYS),
-    (r"^mpiexec\b", "needs mpiexec (pip install -e .[dist])", lambda: shutil.which("mpiexec") is None),
+    (r"^mpiexec\b", "needs mpiexec and mpi4py (pip install -e .[dist])",
+     lambda: shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None),
     (r"^python -m tinygrad_lm plot\b", "needs matplotlib (pip install -e .[plot])",
      lambda: importlib.util.find_spec("matplotlib") is None),
 ]
