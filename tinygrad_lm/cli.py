@@ -6,7 +6,8 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 `finetune` command's are, so the dataclasses are the single source of defaults and `--help`
 lists them all. `--reference` runs the textbook layers instead of the fast path.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
-`export` refuse its checkpoints with a message (an encoder does not generate; `finetune` takes them).
+`export` refuse its checkpoints with a message (model.load_model: an encoder does not generate;
+`finetune` takes them).
 Hugging Face GPT-2 folders: `sample --hf FOLDER` samples from one, `train --init-from FOLDER`
 fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one (hf/gpt2.py).
 `train --config run.toml` and `finetune --config run.toml` read settings from a TOML file
@@ -169,7 +170,6 @@ def _cmd_sample(args):
         model, tokenizer = _load_hf(args.hf)
         model.to(device=args.device)
     else:
-        _refuse_encoder(args.ckpt, "sample")
         model, tokenizer, _ = load_model(args.ckpt, device=args.device)
     if not args.reference:
         fast.fuse(model)  # the fused layers: about 1.2x the tokens/s of the reference (BENCHMARKS.md)
@@ -261,7 +261,6 @@ def _cmd_export(args):
     from .hf.gpt2 import fits_gpt2_files
     from .model import load_model
 
-    _refuse_encoder(args.ckpt, "export")
     model, tokenizer, _ = load_model(args.ckpt)
     gpt2_like = fits_gpt2_files(tokenizer)
     model.save_pretrained(args.hf_dir, tokenizer=tokenizer if gpt2_like else None)
@@ -272,18 +271,6 @@ def _cmd_export(args):
         print(f"wrote {args.hf_dir}: config.json, model.safetensors, and {OWN_TOKENIZER} (this tokenizer has no "
               f"GPT-2 file form; `sample --hf {args.hf_dir}` reads it, transformers ignores it)")
     print(f"load it with: transformers.GPT2LMHeadModel.from_pretrained({str(args.hf_dir)!r})")
-
-
-def _refuse_encoder(path, command):
-    """A clear error when `path` is a masked-language-model (BERT) checkpoint, which `command` cannot use."""
-    from . import checkpoint
-
-    meta, _, _ = checkpoint.load(path)
-    if meta.get("objective", "clm") == "mlm":
-        what = ("an encoder does not generate text" if command == "sample" else
-                "export writes GPT-2 folders; save it with tinygrad_lm.bert.BertForMaskedLM.save_pretrained")
-        raise ValueError(f"{path} is a masked-language-model (BERT) checkpoint (train --objective mlm): {what}; "
-                         f"fine-tune it with `python -m tinygrad_lm finetune --ckpt {path} --data LABELLED.jsonl`")
 
 
 def _cmd_bench(args):
