@@ -75,8 +75,6 @@ def test_finetuning_an_mlm_checkpoint_pools_cls_and_beats_chance(toy, tmp_path, 
 
 
 def test_texts_become_cls_text_sep_and_batches_pad_with_pad(toy):
-    from tinygrad_lm.finetune.bert_model import config_from_meta
-
     meta, _, _ = checkpoint.load(toy / "pre" / "best.npz")
     from tinygrad_lm.tokenizer import tokenizer_from_dict
 
@@ -86,7 +84,7 @@ def test_texts_become_cls_text_sep_and_batches_pad_with_pad(toy):
     first = data.ids[0]
     assert first[0] == ids.cls and first[-1] == ids.sep and len(first) == 16  # 14 characters kept of the text
     assert tok.decode(first[1:-1].tolist()) == data.texts[0][:14] and data.truncated == len(data)
-    model = BertForSequenceClassification(config_from_meta(meta, "x"), 2).eval()
+    model = BertForSequenceClassification(BertForSequenceClassification.config_from_meta(meta, "x"), 2).eval()
     short = np.array([ids.cls, 3, 4, ids.sep])
     batch, mask = pad_batch([short, first], ids.pad)  # (2, 16)
     assert (batch[0, 4:] == ids.pad).all()

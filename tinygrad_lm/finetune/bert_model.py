@@ -68,16 +68,11 @@ class BertForSequenceClassification(SequenceClassifier):
 
     @staticmethod
     def config_from_meta(meta, path, dropout=None):
-        """The BertConfig of an MLM checkpoint's meta (both dropouts overridden if given)."""
-        return config_from_meta(meta, path, dropout)
-
-
-def config_from_meta(meta, path, dropout=None):
-    """The BertConfig a checkpoint's meta holds, with both dropout probabilities set to `dropout` if given."""
-    try:
-        config = BertConfig.from_dict(dict(meta["model_config"]))
-    except (TypeError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: checkpoint has no usable BERT model config: {e}") from None
-    if dropout is not None:
-        config = replace(config, hidden_dropout_prob=float(dropout), attention_probs_dropout_prob=float(dropout))
-    return config
+        """The BertConfig a checkpoint's meta holds, with both dropout probabilities set to `dropout` if given."""
+        try:
+            config = BertConfig.from_dict(dict(meta["model_config"]))
+        except (TypeError, KeyError, ValueError) as e:
+            raise ValueError(f"{path}: checkpoint has no usable BERT model config: {e}") from None
+        if dropout is not None:
+            config = replace(config, hidden_dropout_prob=float(dropout), attention_probs_dropout_prob=float(dropout))
+        return config

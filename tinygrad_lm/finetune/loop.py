@@ -43,7 +43,6 @@ from ..backend import check_device, to_device
 from ..config import OptimConfig, RunConfig
 from ..data import micro_batches
 from ..loop import Run, claim_folder, learning_rate
-from ..model import GPTConfig
 from ..optim import AdamW, clip_grad_norm_, param_groups
 from ..tensor import no_grad
 from ..mlm import SpecialIds
@@ -117,17 +116,9 @@ def _classifier_class(meta):
 
 
 def _model_config(cls, meta, path):
-    """(config, block_size) of the body a checkpoint holds."""
-    if cls is BertForSequenceClassification:
-        from .bert_model import config_from_meta
-
-        config = config_from_meta(meta, path)
-        return config, config.max_position_embeddings
-    try:
-        config = GPTConfig(**meta["model_config"])
-    except (TypeError, KeyError) as e:
-        raise ValueError(f"{path}: checkpoint has no usable GPT model config: {e}") from None
-    return config, config.block_size
+    """(config, block_size) of the body a checkpoint holds (the classifier class reads its config)."""
+    config = cls.config_from_meta(meta, path)
+    return config, (config.max_position_embeddings if cls is BertForSequenceClassification else config.block_size)
 
 
 def _pooling(cfg, cls):

@@ -91,17 +91,13 @@ class GPTForSequenceClassification(SequenceClassifier):
     @staticmethod
     def config_from_meta(meta, path, dropout=None):
         """The GPTConfig of a pretraining checkpoint's meta (dropout overridden if given)."""
-        return _config_from_meta(meta, path, dropout)
-
-
-def _config_from_meta(meta, path, dropout=None):
-    try:
-        cfg = dict(meta["model_config"])
-        if dropout is not None:
-            cfg["dropout"] = float(dropout)
-        return GPTConfig(**cfg)
-    except (TypeError, KeyError) as e:
-        raise ValueError(f"{path}: checkpoint has no usable GPT model config: {e}") from None
+        try:
+            cfg = dict(meta["model_config"])
+            if dropout is not None:
+                cfg["dropout"] = float(dropout)
+            return GPTConfig(**cfg)
+        except (TypeError, KeyError) as e:
+            raise ValueError(f"{path}: checkpoint has no usable GPT model config: {e}") from None
 
 
 def _check_mask(attention_mask, idx):
