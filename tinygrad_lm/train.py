@@ -110,6 +110,7 @@ class TrainConfig:
                              "give one of them")
         if self.init_from is not None and (self.tokens or self.tokenizer_file):
             raise ValueError(f"--init-from {self.init_from} brings its own tokenizer; drop --tokenizer-file/--tokens")
+        mlm.check_objective(self)  # --objective and what it cannot run with
 
     @classmethod
     def from_dict(cls, values, where="train_config"):
@@ -192,7 +193,6 @@ def _setup(cfg, resume, given=None):
 
         set_tf32(cfg.run.tf32)
     notes, tokenizer = [], None
-    mlm.check_objective(cfg)
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
@@ -243,16 +243,13 @@ def _load_data(cfg, tokenizer=None):
             raise FileNotFoundError(f"{path}: {what}; --tokenizer-file takes "
                                     f"the file `python -m tinygrad_lm tokenize --data TEXT --save {path}` writes")
         tokenizer = load_tokenizer(path)
-    if cfg.tokens:
-        if cfg.objective == "mlm":
-            mlm.add_special_tokens(tokenizer)  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary
-        return TokenData.from_file(cfg.tokens, tokenizer), tokenizer
-    text, name = load_corpus(cfg.data)
-    if tokenizer is None:
+    text, name = (None, None) if cfg.tokens else load_corpus(cfg.data)
+    if tokenizer is None:  # (--tokens always comes with its --tokenizer-file)
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
-    if cfg.objective == "mlm":
-        mlm.add_special_tokens(tokenizer)  # (a resumed run's tokenizer has them already)
-    return TokenData(text, tokenizer), tokenizer
+    if cfg.objective == "mlm":  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary (a resumed run's has them)
+        mlm.add_special_tokens(tokenizer)
+    data = TokenData.from_file(cfg.tokens, tokenizer) if cfg.tokens else TokenData(text, tokenizer)
+    return data, tokenizer
 
 
 def _resumed_config(meta, cfg, given, ckpt_path):
