@@ -177,18 +177,11 @@ def encoder_config(model_cfg, tokenizer):
     Width, depth, heads, context and dropout are the GPT flags' (--n-embd, --n-layer, --n-head,
     --block-size, --dropout), so the two objectives compare at equal size; the feed-forward
     width is 4 x n_embd (as GPT-2 and BERT); the vocabulary is the tokenizer's.
-    BERT has learned positions, biases and a tied decoder: other values of those flags are refused.
+    BERT has learned positions, biases and a tied decoder (`check_objective` refuses other values
+    of those flags when the config is made).
     """
     from .bert import BertConfig
 
-    refused = [(flag, value) for flag, value, want in (("--pos-encoding", model_cfg.pos_encoding, "learned"),
-                                                       ("--bias", model_cfg.bias, True),
-                                                       ("--tie-weights", model_cfg.tie_weights, True))
-               if value != want]
-    if refused:
-        shown = ", ".join(f"{flag} {value}" for flag, value in refused)
-        raise ValueError(f"--objective mlm builds a BERT encoder (learned positions, biases, decoder tied to the "
-                         f"embedding); drop {shown}")
     return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=model_cfg.n_embd,
                       num_hidden_layers=model_cfg.n_layer, num_attention_heads=model_cfg.n_head,
                       intermediate_size=4 * model_cfg.n_embd, max_position_embeddings=model_cfg.block_size,
@@ -209,6 +202,15 @@ def check_objective(cfg):
     if cfg.objective == "mlm" and cfg.run.dist:
         raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
                          "drop --dist")
+    model = cfg.model
+    refused = [(flag, value) for flag, value, want in (("--pos-encoding", model.pos_encoding, "learned"),
+                                                       ("--bias", model.bias, True),
+                                                       ("--tie-weights", model.tie_weights, True))
+               if cfg.objective == "mlm" and value != want]
+    if refused:
+        shown = ", ".join(f"{flag} {value}" for flag, value in refused)
+        raise ValueError(f"--objective mlm builds a BERT encoder (learned positions, biases, decoder tied to the "
+                         f"embedding); drop {shown}")
 
 
 __all__ = ["SPECIAL_TOKENS", "IGNORE_INDEX", "SpecialIds", "add_special_tokens", "MLMCollator", "masked_accuracy",
