@@ -157,6 +157,16 @@ def iter_text_pieces(path: str | os.PathLike, piece_bytes: int = 4 << 20) -> Ite
 
 
 # ----------------------------------------------------------------------------------------------
+def check_specials(specials: list[str]) -> None:
+    """Special tokens must be distinct, non-empty strings: a ValueError naming the offenders."""
+    for s in specials:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+    dup = sorted({s for s in specials if specials.count(s) > 1})
+    if dup:
+        raise ValueError(f"special tokens must be distinct; repeated: {dup}")
+
+
 # the base class
 
 class Tokenizer:
@@ -173,6 +183,25 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def add_special_tokens(self, tokens: Iterable[str]) -> int:
+        """Give each of ``tokens`` not yet special the next id after the current vocabulary, in
+        order (Hugging Face's ``add_special_tokens``: every existing id stays as it is); returns
+        how many were added. Masked-language-model pretraining adds ``[CLS] [SEP] [MASK] [PAD]``
+        this way (``tinygrad_lm/mlm.py``). Subclasses keep ``special_tokens`` (str -> id) and
+        recompute what depends on it in ``_specials_changed``.
+        """
+        tokens = list(tokens)
+        check_specials(tokens)
+        new = [t for t in tokens if t not in self.special_tokens]
+        for t in new:
+            self.special_tokens[t] = self.vocab_size
+            self.vocab_size += 1
+        self._specials_changed()
+        return len(new)
+
+    def _specials_changed(self) -> None:
+        """Called after ``add_special_tokens``; nothing depends on the specials by default."""
 
     def token_dtype(self) -> np.dtype:
         """uint16 when every id fits (vocab_size <= 65536, ids 0..65535), else uint32."""

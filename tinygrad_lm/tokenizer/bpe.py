@@ -82,7 +82,7 @@ from typing import Iterable
 
 import regex
 
-from .base import Tokenizer, read_text, render_token
+from .base import Tokenizer, check_specials, read_text, render_token
 from .patterns import ASCII_PATTERNS, resolve_pattern
 
 FORMAT_HEADER = "tinygrad_lm bpe v1"
@@ -122,7 +122,7 @@ class BPETokenizer(Tokenizer):
         self.merges: dict[tuple[int, int], int] = {}    # (id1, id2) -> new id, in merge order
         self.byte_order: tuple[int, ...] = tuple(range(256))   # id i < 256 is byte byte_order[i]
         specials = list(special_tokens or [])
-        _check_specials(specials)
+        check_specials(specials)
         self.special_tokens = {s: 256 + i for i, s in enumerate(specials)}   # str -> id
         self._rebuild()
 
@@ -457,25 +457,14 @@ class BPETokenizer(Tokenizer):
         """
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    def add_special_tokens(self, tokens: Iterable[str]) -> int:
-        """Give each of ``tokens`` not yet special an id after the current vocabulary, in order
-        (Hugging Face's ``add_special_tokens``: the merges and every existing id stay as they are).
-
-        Returns the number of tokens added. Masked-language-model pretraining adds
-        ``[CLS] [SEP] [MASK] [PAD]`` this way (``tinygrad_lm/mlm.py``).
+    def _specials_changed(self):
+        """After ``add_special_tokens`` (base.py): the id tables and the special-token pattern.
 
             >>> tok = BPETokenizer()
             >>> tok.add_special_tokens(["[CLS]", "[SEP]"]), tok.special_tokens
             (2, {'[CLS]': 256, '[SEP]': 257})
         """
-        tokens = list(tokens)
-        _check_specials(tokens)
-        new = [t for t in tokens if t not in self.special_tokens]
-        for t in new:
-            self.special_tokens[t] = self.vocab_size
-            self.vocab_size += 1
         self._rebuild()
-        return len(new)
 
     # ------------------------------------------------------------------------------------------
     # saving and loading
@@ -511,7 +500,7 @@ class BPETokenizer(Tokenizer):
         if len(merges) != len(merge_pairs):
             raise ValueError("the merge list contains the same pair twice")
         tok.merges = merges
-        _check_specials(list(special_tokens))
+        check_specials(list(special_tokens))
         tok.special_tokens = {str(s): int(i) for s, i in special_tokens.items()}
         tok._rebuild()
         return tok
@@ -834,12 +823,3 @@ def _merge_pair(w: list[int], a: int, b: int, idx: int) -> list[int] | None:
                 out.append(w[i])
             i += 1
     return out
-
-
-def _check_specials(specials: list[str]) -> None:
-    for s in specials:
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
-    dup = sorted({s for s in specials if specials.count(s) > 1})
-    if dup:
-        raise ValueError(f"special tokens must be distinct; repeated: {dup}")

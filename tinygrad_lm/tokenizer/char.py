@@ -45,26 +45,6 @@ class CharTokenizer(Tokenizer):
         self.vocab_size = len(self.chars)
         self.special_tokens: dict[str, int] = {}  # str -> id, after the characters (add_special_tokens)
 
-    def add_special_tokens(self, tokens: Iterable[str]) -> int:
-        """Give each of ``tokens`` not yet special the next id after the vocabulary, in order
-        (Hugging Face's ``add_special_tokens``); returns how many were added.
-
-            >>> tok = CharTokenizer("ab")
-            >>> tok.add_special_tokens(["[MASK]"]), tok.special_tokens, tok.decode([0, 2])
-            (1, {'[MASK]': 2}, 'a[MASK]')
-        """
-        tokens = list(tokens)
-        for t in tokens:
-            if not isinstance(t, str) or not t:
-                raise ValueError(f"special tokens must be non-empty strings, got {t!r}")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError(f"special tokens must be distinct, got {tokens}")
-        new = [t for t in tokens if t not in self.special_tokens]
-        for t in new:
-            self.special_tokens[t] = self.vocab_size
-            self.vocab_size += 1
-        return len(new)
-
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "CharTokenizer":
         """Build from a UTF-8 file (clear error with the byte offset if it is not UTF-8)."""
