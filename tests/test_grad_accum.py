@@ -24,17 +24,24 @@ def cfg64(text_file, out_dir, **kw):
     return from_flat(TrainConfig, **values)
 
 
-def first_step_grads(cfg, monkeypatch):
-    """The gradients the first optimizer step sees (recorded where the loop clips them), and the run."""
+def record_clipped_grads(loop_module, monkeypatch):
+    """A list that gets, at every step of the loop in `loop_module`, float64 copies of the
+    gradients it hands to clip_grad_norm_ (the step's whole gradient, before the update)."""
     seen = []
-    clip = train_module.clip_grad_norm_
+    clip = loop_module.clip_grad_norm_
 
     def record(params, max_norm):
         params = list(params)
         seen.append([np.array(p.grad, dtype=np.float64) for p in params])
         return clip(params, max_norm)
 
-    monkeypatch.setattr(train_module, "clip_grad_norm_", record)
+    monkeypatch.setattr(loop_module, "clip_grad_norm_", record)
+    return seen
+
+
+def first_step_grads(cfg, monkeypatch):
+    """The gradients the first optimizer step sees, and the run."""
+    seen = record_clipped_grads(train_module, monkeypatch)
     result = train(cfg)
     return seen[0], result
 
@@ -139,15 +146,7 @@ def test_finetune_micro_batches_give_the_big_batch_gradient(tmp_path, monkeypatc
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     def grads(out, **kw):
-        seen = []
-        clip = ft_loop.clip_grad_norm_
-
-        def record(params, max_norm):
-            params = list(params)
-            seen.append([np.array(p.grad, dtype=np.float64) for p in params])
-            return clip(params, max_norm)
-
-        monkeypatch.setattr(ft_loop, "clip_grad_norm_", record)
+        seen = record_clipped_grads(ft_loop, monkeypatch)
         cfg = from_flat(FinetuneConfig, ckpt=str(tmp_path / "pre" / "ckpt.npz"), data=str(jsonl), max_iters=1,
                         eval_interval=100, quiet=True, out_dir=str(tmp_path / out), dropout=0.0, warmup_iters=0,
                         val_fraction=0.25, pooling="mean", **kw)
