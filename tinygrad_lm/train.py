@@ -376,9 +376,10 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
                 if weight == 0:  # no target counted in these rows (masked LM can pick none): nothing to add
                     continue
                 logits, loss = model(**{k: to_device(v[rows], device) for k, v in batch.items()})  # (B, T, V), mean CE
-                run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
+                value = loss.item()  # one host read per micro-batch
+                run.stop_if_not_finite(value, step)  # before the update: the weights stay the last good ones
                 (loss * weight).backward()
-                loss_value += weight * loss.item()
+                loss_value += weight * value
             if dist:
                 dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
             if cfg.optim.grad_clip > 0:

@@ -367,9 +367,10 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
                 ids, mask = pad_batch([train.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids, real mask
                 ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel[rows]]
                 logits, loss = step_model(ids, mask, labels=labels)  # (B, L) and the mean cross-entropy
-                run.stop_if_not_finite(loss.item(), step)  # before the update: the weights stay the last good ones
+                value = loss.item()  # one host read per micro-batch
+                run.stop_if_not_finite(value, step)  # before the update: the weights stay the last good ones
                 (loss * weight).backward()
-                loss_value += weight * loss.item()
+                loss_value += weight * value
             if dist:
                 dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
             if cfg.optim.grad_clip > 0:
