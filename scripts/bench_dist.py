@@ -53,7 +53,7 @@ def worker(args):
 
     import tinygrad_lm
     from tinygrad_lm import distributed, fast
-    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
     from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups
 
     n_layer, n_head, n_embd, block, batch, vocab = CONFIGS[args.worker]

@@ -1,4 +1,4 @@
-"""How erf is computed on NumPy, measured: the numbers quoted in tinygrad_lm/ops/erf.py.
+"""How erf is computed on NumPy, measured: the numbers quoted in tinygrad_lm/engine/ops/erf.py.
 
 Times, on one array of float32 GELU-sized inputs (standard normal / sqrt(2)), the choices
 ops/erf.py weighed, and reports each one's worst error against `math.erf` in float64:
@@ -21,8 +21,8 @@ import numpy as np
 from numpy.polynomial import chebyshev
 
 from tinygrad_lm import Tensor
-from tinygrad_lm import functional as F
-from tinygrad_lm.ops.erf import _FAR, _NEAR, erf_array
+from tinygrad_lm.engine import functional as F
+from tinygrad_lm.engine.ops.erf import _FAR, _NEAR, erf_array
 
 
 def best_ms(fn, reps):

@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinygrad_lm import fast, manual_seed  # noqa: E402
-from tinygrad_lm.model import GPT, GPTConfig  # noqa: E402
+from tinygrad_lm.models.gpt import GPT, GPTConfig  # noqa: E402
 
 GPT2_SMALL = dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
 

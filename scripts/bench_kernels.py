@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinygrad_lm import Tensor, fast  # noqa: E402
-from tinygrad_lm import functional as F  # noqa: E402
+from tinygrad_lm.engine import functional as F  # noqa: E402
 from tinygrad_lm.fast import functional as FAST  # noqa: E402
 from tinygrad_lm.fast import gelu as fast_gelu  # noqa: E402
 from tinygrad_lm.fast.embedding import EmbeddingKernel  # noqa: E402

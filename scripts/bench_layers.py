@@ -227,7 +227,7 @@ def timed(reset, step):
 def function_classes():
     """Every Function subclass the package defines (ops and fused), found by walking subclasses."""
     import tinygrad_lm.fast  # noqa: F401
-    import tinygrad_lm.ops  # noqa: F401
+    import tinygrad_lm.engine.ops  # noqa: F401
 
     seen, stack = [], [tinygrad_lm.Function]
     while stack:

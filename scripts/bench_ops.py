@@ -49,7 +49,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tinygrad_lm import Function, Tensor, no_grad, ops  # noqa: E402
+from tinygrad_lm import Function, Tensor, no_grad  # noqa: E402
+from tinygrad_lm.engine import ops  # noqa: E402
 from tinygrad_lm.fast import functional as FAST  # noqa: E402
 
 

@@ -60,7 +60,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygrad_lm  # noqa: E402
-from tinygrad_lm.model import GPT, GPTConfig  # noqa: E402
+from tinygrad_lm.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups  # noqa: E402
 from tinygrad_lm import fast  # noqa: E402
 from tinygrad_lm.fast.blas import blas_threads, set_blas_threads  # noqa: E402
@@ -305,8 +305,8 @@ def full_val_loss(model, ids, block_size, batch=64):
 
 
 def bench_quality(tokenizer):
-    from tinygrad_lm.config import from_flat
-    from tinygrad_lm.train import TrainConfig, train
+    from tinygrad_lm.run.config import from_flat
+    from tinygrad_lm.run.train import TrainConfig, train
 
     data = Path(ARGS.data) if ARGS.data else DEFAULT_DATA
     if not data.exists():
@@ -323,7 +323,7 @@ def bench_quality(tokenizer):
 
     evals = [json.loads(line) for line in open(Path(cfg.run.out_dir) / "log.jsonl") if "val_loss" in line]
     last = evals[-1]
-    from tinygrad_lm.data import TokenData, load_corpus
+    from tinygrad_lm.run.data import TokenData, load_corpus
 
     text, _ = load_corpus(str(data))
     val_ids = TokenData(text, result["tokenizer"]).val
@@ -342,7 +342,7 @@ def bench_torch_quality():
     """nanoGPT's CPU recipe on the PyTorch twin, same batches and schedule as ours (char-level)."""
     import torch
 
-    from tinygrad_lm.data import TokenData, get_batch, load_corpus
+    from tinygrad_lm.run.data import TokenData, get_batch, load_corpus
     from tinygrad_lm.optim import cosine_warmup_lr
     from tinygrad_lm.tokenizer import CharTokenizer
 

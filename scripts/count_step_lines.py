@@ -8,14 +8,15 @@ checkout, e.g. a `git worktree`); its path is printed in the header.
 
 Definition (issue #12, item 7):
 
-* The real CLI runs in-process: `tinygrad_lm.cli.main(["train", "--max-iters", "1", "--eval-interval",
+* The real CLI runs in-process: `tinygrad_lm.run.cli.main(["train", "--max-iters", "1", "--eval-interval",
   "1000", "--sample-tokens", "0", "--quiet", "--out-dir", TMP, *EXTRA])`, where TMP is a temporary
   folder removed afterwards and EXTRA is whatever follows `--` on this script's command line.
   `--reference` is added automatically when `python -m tinygrad_lm train --help` mentions it
   (the output says whether it was). `--all-modes` also measures without `--reference`; each mode
   then runs in a fresh child process, so that one mode's first-call work does not hide the other's.
 * The run is traced with `sys.settrace`. The step is every Python call made while the frame of
-  `train` (code name `train`, file ending in `tinygrad_lm/train.py`) is on a line of the body of
+  `train` (code name `train`, in the pretraining module: `tinygrad_lm/run/train.py`, or `tinygrad_lm/train.py`
+  in the tree before issue #25) is on a line of the body of
   the first `while` loop of `train` (found with `ast`). With `--max-iters 1` and a large eval
   interval this is exactly one optimisation step. A call is in the step if walking `f_back` from
   the called frame reaches that train frame while the train frame's current line is in that range.
@@ -63,7 +64,6 @@ from pathlib import Path
 
 BASE_ARGS = ["train", "--max-iters", "1", "--eval-interval", "1000", "--sample-tokens", "0", "--quiet"]
 SPEED_WORDS = ("thread", "threading", "mallopt", "allocator", "blas", "openblas")
-TRAIN_FILE_SUFFIX = "tinygrad_lm/train.py"
 _NON_CODE_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
                     tokenize.ENCODING, tokenize.ENDMARKER}
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -198,7 +198,12 @@ def trace_step(cli_main, argv, train_file, loop_first, loop_last, package_dir):
     package_prefix = os.path.join(os.path.realpath(package_dir), "")
     train_file = os.path.realpath(train_file)
     reached = set()
-    in_package = {}
+    in_package, train_files = {}, {}
+
+    def is_train_file(filename):
+        if filename not in train_files:
+            train_files[filename] = os.path.realpath(filename) == train_file
+        return train_files[filename]
 
     def tracer(frame, event, arg):
         if event != "call":
@@ -213,8 +218,8 @@ def trace_step(cli_main, argv, train_file, loop_first, loop_last, package_dir):
         f = frame.f_back
         while f is not None:
             fc = f.f_code
-            if fc.co_name == "train" and fc.co_filename.replace(os.sep, "/").endswith(TRAIN_FILE_SUFFIX):
-                if loop_first <= f.f_lineno <= loop_last and os.path.realpath(fc.co_filename) == train_file:
+            if fc.co_name == "train" and is_train_file(fc.co_filename):
+                if loop_first <= f.f_lineno <= loop_last:
                     reached.add((os.path.realpath(filename), code.co_name, code.co_firstlineno))
                 break
             f = f.f_back
@@ -314,22 +319,26 @@ def supports_reference(package_dir):
 
 def measure(reference, extra):
     """Trace one step in this process; return the figures as a JSON-ready dict."""
-    import tinygrad_lm
-    import tinygrad_lm.cli
-    import tinygrad_lm.train
+    import importlib
 
+    import tinygrad_lm
+
+    try:  # the layered tree (run/); before issue #25 the modules sat at the top of the package
+        cli, train_module = (importlib.import_module("tinygrad_lm.run." + m) for m in ("cli", "train"))
+    except ModuleNotFoundError:
+        cli, train_module = (importlib.import_module("tinygrad_lm." + m) for m in ("cli", "train"))
     package_dir = Path(tinygrad_lm.__file__).resolve().parent
-    train_path = Path(tinygrad_lm.train.__file__).resolve()
+    train_path = Path(train_module.__file__).resolve()
     train_src = SourceFile(train_path)
     _, loop_first, loop_last = find_train_loop(train_src)
     out_dir = tempfile.mkdtemp(prefix="count_step_lines_")
     argv = BASE_ARGS + ["--out-dir", out_dir] + (["--reference"] if reference else []) + list(extra)
     try:
-        reached, rc, stdout = trace_step(tinygrad_lm.cli.main, argv, train_path, loop_first, loop_last, package_dir)
+        reached, rc, stdout = trace_step(cli.main, argv, train_path, loop_first, loop_last, package_dir)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     if rc not in (0, None):
-        raise SystemExit(f"tinygrad_lm.cli.main({argv}) returned {rc}; output:\n{stdout}")
+        raise SystemExit(f"tinygrad_lm.run.cli.main({argv}) returned {rc}; output:\n{stdout}")
     if not reached:
         raise SystemExit("no package code was called inside the while loop of train(): did the step run?")
     sources = {str(train_path): train_src}
@@ -353,7 +362,7 @@ def report(result, supported):
     mode = "reference" if result["reference"] else "default (no --reference)"
     lines = [f"mode: {mode}; --reference {'passed' if result['reference'] else 'not passed'}"
              f" ({'train --help mentions it' if supported else 'train --help does not mention it'})",
-             "cli: tinygrad_lm.cli.main(" + " ".join(result["argv"]) + ")",
+             "cli: tinygrad_lm.run.cli.main(" + " ".join(result["argv"]) + ")",
              f"step: calls made while train() was on lines {result['train_loop_lines'][0]}-"
              f"{result['train_loop_lines'][1]} (its while body); {result['code_objects_reached']} "
              "package code objects reached", ""]

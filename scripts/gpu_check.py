@@ -100,7 +100,8 @@ def suite(budget):
 
 # ---------------------------------------------------------------- (b) kernels against twins
 def kernels():
-    from tinygrad_lm import Tensor, backend, fast
+    from tinygrad_lm import Tensor, fast
+    from tinygrad_lm.engine import backend
     from tinygrad_lm.fast import functional as FAST
     from tinygrad_lm.optim import AdamW
 
@@ -194,9 +195,10 @@ def _time_layer(fn, inputs, cp, kernels_on, reps=20):
 def ours_step_fn(vocab, fused, tf32, seed=0):
     """A training step of our GPT at CONFIG on the GPU: returns step(x, y, lr) -> loss (float)."""
     import tinygrad_lm
-    from tinygrad_lm import backend, fast
+    from tinygrad_lm.engine import backend
+    from tinygrad_lm import fast
     from tinygrad_lm.fast.cuda.tf32 import set_tf32
-    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
     from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups
 
     set_tf32(tf32)
@@ -223,7 +225,7 @@ def ours_step_fn(vocab, fused, tf32, seed=0):
 
 
 def time_ours(vocab, fused, tf32, batches, warmup=3):
-    from tinygrad_lm import backend
+    from tinygrad_lm.engine import backend
 
     cp = backend.cupy
     pool = cp.get_default_memory_pool()
@@ -360,9 +362,9 @@ def speed(train_ids, vocab, iters):
 
 # ---------------------------------------------------------------- (d) training to the deadline
 def training(train_ids, val_ids, vocab, budget, tf32):
-    from tinygrad_lm import backend
+    from tinygrad_lm.engine import backend
     from tinygrad_lm.optim.schedule import cosine_warmup_lr
-    from tinygrad_lm.tensor import no_grad
+    from tinygrad_lm.engine.tensor import no_grad
 
     model, step = ours_step_fn(vocab, True, tf32)
     rng, val_rng = np.random.default_rng(2), np.random.default_rng(3)
@@ -404,7 +406,7 @@ def main():
     parser.add_argument("--skip-suite", action="store_true", help="leave out (a)")
     args = parser.parse_args()
 
-    from tinygrad_lm import backend
+    from tinygrad_lm.engine import backend
 
     if not backend.gpu_available:
         sys.exit("gpu_check: no usable GPU (CuPy missing or no device); this check is for a GPU machine")

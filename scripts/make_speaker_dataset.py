@@ -36,7 +36,7 @@ ROMEO, MENENIUS, PETRUCHIO and CORIOLANUS: five plays, with two speakers (Meneni
 Coriolanus) from the same play, so topic alone does not solve the task.
 Leaves out: any normalisation of the text (it is kept verbatim, newlines included).
 
-    python -m tinygrad_lm data shakespeare                 # writes input.txt (see tinygrad_lm/datasets.py)
+    python -m tinygrad_lm data shakespeare                 # writes input.txt (see tinygrad_lm/run/datasets.py)
     python scripts/make_speaker_dataset.py --data input.txt --out runs/speaker/data
 """
 import argparse
@@ -150,7 +150,7 @@ def main(argv=None):
                     help="train,val,test regions of every 10 (default: 6,2,2; the first benchmark used 8,1,1)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tinygrad_lm.data import read_text
+    from tinygrad_lm.run.data import read_text
 
     if not Path(args.data).exists():
         ap.exit(2, f"{ap.prog}: error: {args.data}: no such file; get Tiny Shakespeare with `python -m tinygrad_lm "

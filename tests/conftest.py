@@ -31,7 +31,7 @@ SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinysha
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cupy_standin: runs with tests/cupy_standin.py (a CuPy test double) "
-                            "installed as tinygrad_lm.backend.cupy")
+                            "installed as tinygrad_lm.engine.backend.cupy")
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,7 @@ def _cupy_standin(request, monkeypatch):
     if request.node.get_closest_marker("cupy_standin") is not None:
         cupy_standin.install(monkeypatch)
     yield
-    tinygrad_lm.backend._pending_checks.clear()  # a device check no host read collected stays with its test
+    tinygrad_lm.engine.backend._pending_checks.clear()  # a device check no host read collected stays with its test
 
 
 @pytest.fixture(autouse=True)

@@ -135,7 +135,7 @@ def _adamw_multi_tensor(w_ptrs, g_ptrs, m_ptrs, v_ptrs, sizes, scalars, block_te
 
 
 def _dropout_mask(out, n, key, counter, p, scale):
-    from tinygrad_lm.rng import CounterGenerator
+    from tinygrad_lm.engine.rng import CounterGenerator
 
     gen = CounterGenerator(np)
     gen.reserve = lambda m: (key, int(counter))  # the contract: CounterGenerator's numbers from counter on

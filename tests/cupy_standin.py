@@ -21,7 +21,7 @@ What it copies from CuPy's behaviour:
 What it leaves out: streams, memory pools, kernels (`RawModule`, `ElementwiseKernel`: absent,
 so the fast layer's CUDA kernels are not selected under it), cuBLAS settings, and anything
 the package does not call. `random` is absent too: the package's device generator is built
-from plain array ops (`tinygrad_lm/rng.py`).
+from plain array ops (`tinygrad_lm/engine/rng.py`).
 """
 import sys
 import types
@@ -291,9 +291,9 @@ cuda = types.SimpleNamespace(
 
 
 def install(monkeypatch):
-    """Make this module `tinygrad_lm.backend.cupy` with a 'GPU' present, for one test (pytest's
+    """Make this module `tinygrad_lm.engine.backend.cupy` with a 'GPU' present, for one test (pytest's
     monkeypatch undoes it). Returns the module."""
-    from tinygrad_lm import backend
+    from tinygrad_lm.engine import backend
 
     module = sys.modules[__name__]
     monkeypatch.setattr(backend, "cupy", module)

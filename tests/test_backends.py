@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, backend
-from tinygrad_lm import functional as F
+from tinygrad_lm import Tensor
+from tinygrad_lm.engine import backend
+from tinygrad_lm.engine import functional as F
 from tinygrad_lm.fast import functional as FAST
 from tinygrad_lm.testing import check_gradients, devices
 from tinygrad_lm.testing.backends import cuda_devices
@@ -84,7 +85,7 @@ def test_op_gradcheck_and_agreement_with_numpy(device, name, fn, shapes, positiv
 @pytest.mark.parametrize("device", BACKENDS)
 def test_training_step_matches_the_cpu_in_float64(device, fused):
     from tinygrad_lm import fast
-    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
     from tinygrad_lm.optim import AdamW, clip_grad_norm_
 
     cfg = GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)

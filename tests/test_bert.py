@@ -1,4 +1,4 @@
-"""The BERT encoder and its MLM head (tinygrad_lm/bert.py) and the erf ops under them (ops/erf.py):
+"""The BERT encoder and its MLM head (tinygrad_lm/models/bert.py) and the erf ops under them (ops/erf.py):
 gradients against finite differences in float64, erf against math.erf, padding that leaves the
 real positions alone, the Hugging Face layout (names, shapes, tying), the fast path pinned to the
 reference, and clear errors for bad input. The comparison with transformers is test_hf_bert.py.
@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_lm import Tensor, backend, fast, functional as F, manual_seed
-from tinygrad_lm.bert import IGNORE_INDEX, Bert, BertConfig, BertForMaskedLM
+from tinygrad_lm import Tensor, fast, manual_seed
+from tinygrad_lm.engine import backend, functional as F
+from tinygrad_lm.models.bert import IGNORE_INDEX, Bert, BertConfig, BertForMaskedLM
 from tinygrad_lm.nn import SelfAttention
-from tinygrad_lm.ops import erf, gelu_erf
-from tinygrad_lm.ops.erf import erf_array
+from tinygrad_lm.engine.ops import erf, gelu_erf
+from tinygrad_lm.engine.ops.erf import erf_array
 from tinygrad_lm.testing import check_against, check_gradients
 from tinygrad_lm.testing.backends import cuda_devices
 

@@ -2,7 +2,7 @@
 one BLAS thread unless the environment asks for a count, for the commands that compute."""
 import pytest
 
-from tinygrad_lm import cli
+from tinygrad_lm.run import cli
 from tinygrad_lm.fast import blas
 
 

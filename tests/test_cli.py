@@ -40,9 +40,9 @@ def test_help_lists_every_option(command, tmp_path):
         for flag in ["--data", "--tokenizer", "--n-layer", "--lr", "--resume", "--device", "--out-dir", "--grad-clip"]:
             assert flag in proc.stdout
     if command in ("train", "finetune"):  # every setting of the (nested) config, each with its default
-        from tinygrad_lm.config import flat_fields
-        from tinygrad_lm.finetune import FinetuneConfig
-        from tinygrad_lm.train import TrainConfig
+        from tinygrad_lm.run.config import flat_fields
+        from tinygrad_lm.run.finetune import FinetuneConfig
+        from tinygrad_lm.run.train import TrainConfig
 
         text = " ".join(proc.stdout.split("options:", 1)[1].split())  # the table (argparse wraps its lines)
         for name, _, default, _ in flat_fields(TrainConfig if command == "train" else FinetuneConfig):
@@ -96,7 +96,7 @@ def test_hf_commands_report_bad_paths_in_one_line(tmp_path):
 def gpt2_folder(tmp_path):
     """A tiny random GPT-2 with a small GPT-2-style tokenizer, saved as a Hugging Face folder."""
     pytest.importorskip("safetensors")
-    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
     from tinygrad_lm.tokenizer import BPETokenizer
 
     text = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me!\n" * 40
@@ -123,7 +123,8 @@ def test_init_from_a_hf_folder_then_export_it(gpt2_folder, tmp_path):
     import numpy as np
 
     from tinygrad_lm.hf.gpt2 import load_tokenizer
-    from tinygrad_lm.model import GPT, load_model
+    from tinygrad_lm.models.gpt import GPT
+    from tinygrad_lm.run.checkpoint import load_model
 
     folder, text = gpt2_folder
     out = tmp_path / "ft"
@@ -163,7 +164,7 @@ def test_export_a_char_level_checkpoint_keeps_its_tokenizer_beside(tmp_path):
 
 
 def test_bench_blas_threads_is_named_apart_from_train_threads():
-    from tinygrad_lm.cli import build_parser
+    from tinygrad_lm.run.cli import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["bench", "--blas-threads", "1"]).blas_threads == 1

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_lm import checkpoint
-from tinygrad_lm.cli import build_parser
-from tinygrad_lm.config import from_args, given_flags
-from tinygrad_lm.finetune import FinetuneConfig
-from tinygrad_lm.train import TrainConfig
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.run.cli import build_parser
+from tinygrad_lm.run.config import from_args, given_flags
+from tinygrad_lm.run.finetune import FinetuneConfig
+from tinygrad_lm.run.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)

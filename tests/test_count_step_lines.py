@@ -144,7 +144,7 @@ def test_speed_words_ignore_comments_and_docstrings(csl, fake_package):
 def test_real_package_one_step(csl, tmp_path, capsys):
     """The whole script on the installed package: train.py and the ops are counted."""
     try:
-        import tinygrad_lm.cli  # noqa: F401
+        import tinygrad_lm.run.cli  # noqa: F401
     except ImportError as e:  # pragma: no cover - a tree mid-refactor
         pytest.skip(f"tinygrad_lm does not import: {e}")
     out = tmp_path / "figures.json"
@@ -154,7 +154,7 @@ def test_real_package_one_step(csl, tmp_path, capsys):
     assert " lines in " in text and "about threads, allocators or BLAS:" in text
     result = json.loads(out.read_text())["measurements"][0]
     files = {row["file"]: row for row in result["files"]}
-    assert "train" in files["train.py"]["reached"]
+    assert "train" in files["run/train.py"]["reached"]
     assert result["total_lines"] == sum(row["lines"] for row in result["files"]) > 100
     assert sys.gettrace() is trace_before  # the tracer was taken off again
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, backend
+from tinygrad_lm import Tensor
+from tinygrad_lm.engine import backend
 from tinygrad_lm.fast import cuda
 from tinygrad_lm.fast import functional as FAST
 
@@ -146,7 +147,7 @@ def test_multi_tensor_adamw_matches_the_per_parameter_update(kernels, decoupled)
 
 def test_a_fast_float32_training_step_on_the_gpu_matches_the_cpu(kernels):
     from tinygrad_lm import fast
-    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
     from tinygrad_lm.optim import AdamW
 
     cfg = GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64)
@@ -169,7 +170,7 @@ def test_a_fast_float32_training_step_on_the_gpu_matches_the_cpu(kernels):
 
 
 def test_the_dropout_kernel_draws_the_array_codes_mask_bit_for_bit(kernels):
-    from tinygrad_lm import rng
+    from tinygrad_lm.engine import rng
     from tinygrad_lm.fast.cuda.dropout import dropout_mask
 
     xp = backend.cupy
@@ -220,7 +221,8 @@ def cuda_env():
 
 
 def test_fused_dropout_on_the_gpu_is_the_reference_bit_for_bit(kernels):
-    from tinygrad_lm import fast, nn, rng
+    from tinygrad_lm import fast, nn
+    from tinygrad_lm.engine import rng
 
     x = Tensor(np.random.default_rng(0).standard_normal((4, 8, 16)).astype(np.float32), device="cuda",
                requires_grad=True)

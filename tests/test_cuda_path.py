@@ -14,15 +14,18 @@ import numpy as np
 import pytest
 
 import tinygrad_lm
-from tinygrad_lm import Tensor, backend, checkpoint, fast, gradcheck, nn, rng
-from tinygrad_lm import functional as F
-from tinygrad_lm.config import from_flat
+from tinygrad_lm import Tensor, fast, nn
+from tinygrad_lm import gradcheck
+from tinygrad_lm.engine import backend, rng
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.engine import functional as F
+from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.fast import functional as FAST
-from tinygrad_lm.model import GPT, GPTConfig
-from tinygrad_lm.ops.scatter import scatter_add, segment_sum
+from tinygrad_lm.models.gpt import GPT, GPTConfig
+from tinygrad_lm.engine.ops.scatter import scatter_add, segment_sum
 from tinygrad_lm.testing import check_gradients
 from tinygrad_lm.testing.backends import cuda_devices
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run.train import TrainConfig, train
 
 CUDA = cuda_devices()  # the real GPU (skipped without one) and, where no GPU is, the stand-in
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 30
@@ -48,7 +51,7 @@ def test_generate_takes_a_device_idx_and_answers_on_that_device(device):
 
 @pytest.mark.parametrize("device", CUDA)
 def test_classifier_takes_device_labels(device):
-    from tinygrad_lm.finetune import GPTForSequenceClassification
+    from tinygrad_lm.models.gpt_classifier import GPTForSequenceClassification
 
     model = GPTForSequenceClassification(GPTConfig(vocab_size=7, block_size=6, n_layer=1, n_head=2, n_embd=8), 3)
     model.to(device=device)
@@ -230,7 +233,7 @@ def test_training_on_the_device_resumes_bit_for_bit_with_dropout_on(device, tmp_
 
 @pytest.mark.parametrize("device", CUDA)
 def test_finetuning_on_the_device_learns_and_resumes_bit_for_bit(device, tmp_path):
-    from tinygrad_lm.finetune import FinetuneConfig, finetune
+    from tinygrad_lm.run.finetune import FinetuneConfig, finetune
 
     text = tmp_path / "corpus.txt"
     text.write_text("the cat sat on the mat.\nthe dog ran to the log.\n" * 30, encoding="utf-8")
@@ -268,7 +271,7 @@ def test_the_causal_mask_cache_is_per_device_and_bounded(device):
 
 @pytest.mark.parametrize("device", CUDA)
 def test_gpt2_init_on_a_model_already_on_the_device_keeps_it_there(device):
-    from tinygrad_lm.model import init_gpt2_
+    from tinygrad_lm.models.gpt import init_gpt2_
 
     model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=8)).to(device=device,
                                                                                        dtype=np.float64)

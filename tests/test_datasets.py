@@ -1,4 +1,4 @@
-"""`python -m tinygrad_lm data shakespeare` (tinygrad_lm/datasets.py) and the scripts that use it.
+"""`python -m tinygrad_lm data shakespeare` (tinygrad_lm/run/datasets.py) and the scripts that use it.
 
 No test touches the network: downloads are replaced by a fake `urlopen` that returns chosen
 bytes or fails as an offline machine does. Most tests use a small made-up corpus (its size and
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_lm import datasets
-from tinygrad_lm.cli import main
+from tinygrad_lm.run import datasets
+from tinygrad_lm.run.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -185,7 +185,7 @@ def test_get_shakespeare_script_offline_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_a_missing_input_txt_points_at_the_data_command(tmp_path):
-    from tinygrad_lm.data import load_corpus
+    from tinygrad_lm.run.data import load_corpus
 
     with pytest.raises(FileNotFoundError, match=r"data shakespeare --out .*input\.txt"):
         load_corpus(str(tmp_path / "input.txt"))

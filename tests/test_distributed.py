@@ -24,7 +24,7 @@ PRELUDE = """
 import numpy as np
 import tinygrad_lm
 from tinygrad_lm import distributed, fast
-from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.models.gpt import GPT, GPTConfig
 group = distributed.init()
 cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8, dropout=0.2)
 rng = np.random.default_rng(0)

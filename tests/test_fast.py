@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm import Tensor, fast, functional as F, manual_seed, nn
+from tinygrad_lm import Tensor, fast, manual_seed, nn
+from tinygrad_lm.engine import functional as F
 from tinygrad_lm.fast import functional as FAST
-from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.models.gpt import GPT, GPTConfig
 from tinygrad_lm.testing import check_against
 
 SETTINGS = settings(max_examples=15, deadline=None)
@@ -137,7 +138,7 @@ def test_fused_gpt_equals_the_reference_gpt_loss_and_every_gradient(dropout):
 
 
 def test_fused_classifier_equals_the_reference_on_a_padded_batch():
-    from tinygrad_lm.finetune.model import GPTForSequenceClassification
+    from tinygrad_lm.models.gpt_classifier import GPTForSequenceClassification
 
     manual_seed(4)
     cfg = GPTConfig(vocab_size=9, block_size=5, n_layer=1, n_head=2, n_embd=8)

@@ -11,18 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm import checkpoint
-from tinygrad_lm.finetune import (BagOfWordsLogReg, FinetuneConfig, GPTForSequenceClassification, accuracy,
-                                  confusion_matrix, evaluate, finetune, format_confusion, load_classifier,
-                                  load_labeled, macro_f1, majority_baseline, pad_batch, read_jsonl)
-from tinygrad_lm.finetune.data import encode_text, epoch_order, train_batch_indices
-from tinygrad_lm.finetune.metrics import f1_per_class
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.model import GPTConfig, load_model
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.models.baselines import BagOfWordsLogReg, majority_baseline
+from tinygrad_lm.run.finetune import FinetuneConfig, evaluate, finetune, load_classifier
+from tinygrad_lm.models.gpt_classifier import GPTForSequenceClassification
+from tinygrad_lm.run.metrics import accuracy, confusion_matrix, format_confusion, macro_f1
+from tinygrad_lm.run.labeled import load_labeled, pad_batch, read_jsonl
+from tinygrad_lm.run.labeled import encode_text, epoch_order, train_batch_indices
+from tinygrad_lm.run.metrics import f1_per_class
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.models.gpt import GPTConfig
+from tinygrad_lm.run.checkpoint import load_model
 from tinygrad_lm.optim import param_groups
 from tinygrad_lm.tokenizer import CharTokenizer
 from tinygrad_lm.testing import check_gradients
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = "the cat sat on the mat.\nthe dog ran to the log.\n" * 30

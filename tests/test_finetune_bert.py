@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from tinygrad_lm import checkpoint
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.finetune import BertForSequenceClassification, FinetuneConfig, finetune, load_classifier, predict
-from tinygrad_lm.finetune.data import load_labeled, pad_batch
-from tinygrad_lm.mlm import SpecialIds
-from tinygrad_lm.tensor import no_grad
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.models.bert_classifier import BertForSequenceClassification
+from tinygrad_lm.run.finetune import FinetuneConfig, finetune, load_classifier, predict
+from tinygrad_lm.run.labeled import load_labeled, pad_batch
+from tinygrad_lm.run.mlm import SpecialIds
+from tinygrad_lm.engine.tensor import no_grad
+from tinygrad_lm.run.train import TrainConfig, train
 
 FRUIT = "apple pear plum fig grape lemon lime melon".split()
 METAL = "iron steel tin lead zinc gold copper nickel".split()

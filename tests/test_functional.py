@@ -1,5 +1,5 @@
 """functional: gradchecks and behaviour of every layer function, run on both the reference
-(`tinygrad_lm.functional`, composed from primitive ops) and the fast kernels
+(`tinygrad_lm.engine.functional`, composed from primitive ops) and the fast kernels
 (`tinygrad_lm.fast.functional`), a NumPy reference for cross-entropy and attention, and the
 edge cases (masked rows, ignored targets). Tests that only the fast kernels pass (a query with
 no key gives zeros, GELU's cache blocks, packed attention) say so in their names.
@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm import Tensor, functional as F
+from tinygrad_lm import Tensor
+from tinygrad_lm.engine import functional as F
 from tinygrad_lm.testing import check_gradients
 from tinygrad_lm.fast import functional as FAST
 

@@ -4,11 +4,11 @@ threads), in pretraining and fine-tuning; resume stays bit for bit."""
 import numpy as np
 import pytest
 
-from tinygrad_lm import train as train_module
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.data import micro_batches
-from tinygrad_lm.model import GPT, GPTConfig
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run import train as train_module
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.run.data import micro_batches
+from tinygrad_lm.models.gpt import GPT, GPTConfig
+from tinygrad_lm.run.train import TrainConfig, train
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
@@ -133,8 +133,8 @@ def test_grad_accum_must_be_positive(bad):
 def test_finetune_micro_batches_give_the_big_batch_gradient(tmp_path, monkeypatch):
     import json
 
-    from tinygrad_lm.finetune import loop as ft_loop
-    from tinygrad_lm.finetune.loop import FinetuneConfig, finetune
+    from tinygrad_lm.run import finetune as ft_loop
+    from tinygrad_lm.run.finetune import FinetuneConfig, finetune
 
     text = tmp_path / "corpus.txt"
     text.write_text(TEXT, encoding="utf-8")
@@ -201,7 +201,7 @@ def test_mlm_micro_batches_with_no_picked_position_are_skipped_not_nan(text_file
     kw = dict(objective="mlm", block_size=4)  # 2 positions per row between [CLS] and [SEP]
     big_grads, big = first_step_grads(cfg64(text_file, tmp_path / "big", batch_size=8, **kw), monkeypatch)
     grads, acc = first_step_grads(cfg64(text_file, tmp_path / "k8", batch_size=1, grad_accum=8, **kw), monkeypatch)
-    from tinygrad_lm import mlm
+    from tinygrad_lm.run import mlm
 
     labels = mlm.MLMCollator(big["tokenizer"]).get_batch(big_ids(text_file, big), 8, 4,
                                                            np.random.default_rng(big["config"].run.seed))["labels"]
@@ -212,6 +212,6 @@ def test_mlm_micro_batches_with_no_picked_position_are_skipped_not_nan(text_file
 
 
 def big_ids(text_file, result):
-    from tinygrad_lm.data import TokenData
+    from tinygrad_lm.run.data import TokenData
 
     return TokenData(text_file.read_text(encoding="utf-8"), result["tokenizer"]).train

@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_lm import Function, Tensor, gradcheck
-from tinygrad_lm.backend import get_array_module
+from tinygrad_lm import Function, Tensor
+from tinygrad_lm import gradcheck
+from tinygrad_lm.engine.backend import get_array_module
 
 
 def leaf(a):

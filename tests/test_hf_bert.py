@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tinygrad_lm import fast, manual_seed
-from tinygrad_lm.bert import BertConfig, BertForMaskedLM
+from tinygrad_lm.models.bert import BertConfig, BertForMaskedLM
 from tinygrad_lm.hf import safetensors_io as io
 from tinygrad_lm.hf.bert import config_from_hf, config_to_hf, hf_shapes, state_from_hf, state_to_hf
 

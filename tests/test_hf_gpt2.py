@@ -17,7 +17,7 @@ import pytest
 from tinygrad_lm import fast
 from tinygrad_lm.hf import safetensors_io as io
 from tinygrad_lm.hf.gpt2 import config_from_hf, config_to_hf, hf_shapes, state_from_hf, state_to_hf
-from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.models.gpt import GPT, GPTConfig
 
 TINY = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=8)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinygrad_lm import Tensor, fast, no_grad
-from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.models.gpt import GPT, GPTConfig
 from tinygrad_lm.nn.kv_cache import KVCache
 
 BOTH = pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])

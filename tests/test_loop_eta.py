@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from tinygrad_lm import loop
-from tinygrad_lm.config import RunConfig
+from tinygrad_lm.run import loop
+from tinygrad_lm.run.config import RunConfig
 
 
 class Clock:

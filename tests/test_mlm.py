@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_lm import checkpoint
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.mlm import IGNORE_INDEX, SPECIAL_TOKENS, MLMCollator, SpecialIds, add_special_tokens, masked_accuracy
-from tinygrad_lm.tensor import Tensor
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.run.mlm import (IGNORE_INDEX, SPECIAL_TOKENS, MLMCollator, SpecialIds, add_special_tokens,
+                                 masked_accuracy)
+from tinygrad_lm.engine.tensor import Tensor
 from tinygrad_lm.tokenizer import BPETokenizer, CharTokenizer
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run.train import TrainConfig, train
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
         "Second Citizen:\nWould you proceed especially against Caius Marcius?\n\n") * 30

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lm
 from tinygrad_lm.testing import check_gradients
-from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.models.gpt import GPT, GPTConfig
 
 
 def tiny(**kw):

@@ -175,7 +175,7 @@ def test_to_casts_in_place_and_drops_stale_grads():
         b.to(device="tpu")
 
 
-@pytest.mark.skipif(tinygrad_lm.backend.gpu_available, reason="this machine has a GPU")
+@pytest.mark.skipif(tinygrad_lm.engine.backend.gpu_available, reason="this machine has a GPU")
 def test_to_cuda_without_a_gpu_explains():
     with pytest.raises(RuntimeError, match="CuPy"):
         nn.Linear(2, 2).to(device="cuda")

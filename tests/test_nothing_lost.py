@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_lm import checkpoint, cli
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run import checkpoint, cli
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.run.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the cat sat on a mat while the dog ran to the log and nobody saw them go".split()
@@ -40,9 +40,9 @@ FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "1
 
 WORKER = r'''
 import os, signal, sys
-from tinygrad_lm import cli, loop, train as T
+from tinygrad_lm.run import cli, loop, train as T
 from tinygrad_lm.fast import adamw
-from tinygrad_lm.tensor import Tensor
+from tinygrad_lm.engine.tensor import Tensor
 
 point, after, signals = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
 done = {"steps": -1, "fired": False}  # steps finished so far (set once the loop logs one)
@@ -90,7 +90,7 @@ def estimate_loss(*a, **k):
 T.estimate_loss = estimate_loss
 
 if point == "save-gap":  # die (as kill -9 would) between writing best.npz and ckpt.npz
-    from tinygrad_lm import checkpoint
+    from tinygrad_lm.run import checkpoint
     real_save = checkpoint.save
     def save(path, *a, **k):
         if str(path).endswith("ckpt.npz") and done["steps"] == after:
@@ -290,7 +290,7 @@ def test_a_truncated_token_cache_is_rebuilt_not_trained_on(corpus, tmp_path):
 
 
 def test_a_damaged_bpe_cache_is_rebuilt(corpus, tmp_path):
-    from tinygrad_lm.data import build_tokenizer
+    from tinygrad_lm.run.data import build_tokenizer
 
     text = corpus.read_text(encoding="utf-8")
     first = build_tokenizer("bpe", text, 300)
@@ -328,8 +328,8 @@ def test_a_flipped_byte_in_an_array_header_is_a_clear_error(corpus, tmp_path):
 
 # ----------------------------------------------------------------- the small cases
 def test_evaluation_that_gives_nan_saves_nothing(corpus, tmp_path, monkeypatch):
-    from tinygrad_lm import train as T
-    from tinygrad_lm.loop import TrainingStopped
+    from tinygrad_lm.run import train as T
+    from tinygrad_lm.run.loop import TrainingStopped
 
     run_dir = tmp_path / "run"
     train(small_cfg(corpus, run_dir, max_iters=2))
@@ -353,7 +353,7 @@ def test_a_char_corpus_without_newlines_trains_and_samples(tmp_path):
 
 
 def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
-    from tinygrad_lm.finetune.data import read_jsonl
+    from tinygrad_lm.run.labeled import read_jsonl
 
     rows = [{"text": "one\u2028two", "label": "a"}, {"text": "three\u2029four\u0085", "label": "b"}, {"x": 1}]
     path = tmp_path / "d.jsonl"
@@ -433,7 +433,7 @@ def test_soak_twenty_random_kills_then_resumes_end_bit_identical(corpus, tmp_pat
 
 
 def test_generate_refuses_a_nan_temperature_and_nan_logits():
-    from tinygrad_lm.model import GPT, GPTConfig
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=4))
     with pytest.raises(ValueError, match="temperature must be a number >= 0, got nan"):
@@ -445,7 +445,7 @@ def test_generate_refuses_a_nan_temperature_and_nan_logits():
 
 
 def test_a_checkpoint_whose_tokenizer_outgrows_its_model_is_refused(corpus, tmp_path):
-    from tinygrad_lm.model import load_model
+    from tinygrad_lm.run.checkpoint import load_model
     from tinygrad_lm.tokenizer import CharTokenizer
 
     run_dir = tmp_path / "run"

@@ -17,7 +17,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm import Function, Tensor, ops
+from tinygrad_lm import Function, Tensor
+from tinygrad_lm.engine import ops
 from tinygrad_lm.testing import arrays, away_from, broadcastable_shapes, check_gradients, shapes
 from tinygrad_lm.testing import positive as positive_values
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tinygrad_lm.fast.adamw import FusedAdam, FusedAdamW
 from tinygrad_lm.optim import (SGD, Adam, AdamW, CosineWarmupLR, clip_grad_norm_, cosine_warmup_lr,
                                param_groups)
-from tinygrad_lm.tensor import Tensor
+from tinygrad_lm.engine.tensor import Tensor
 
 
 def param(shape, seed, dtype=np.float64):

@@ -11,7 +11,7 @@ import tinygrad_lm
 from tinygrad_lm import Tensor, fast, nn, no_grad
 from tinygrad_lm.fast import blas, data_parallel, workers
 from tinygrad_lm.fast.data_parallel import DataParallel
-from tinygrad_lm.model import GPT, GPTConfig
+from tinygrad_lm.models.gpt import GPT, GPTConfig
 
 
 def tiny_gpt(dropout=0.0, seed=0):
@@ -127,7 +127,7 @@ def test_dropout_is_reproducible_under_the_global_seed():
         model = tiny_gpt(dropout=0.3, seed=5)
         tinygrad_lm.manual_seed(7)
         loss = split_step(model, x, y, threads=2)
-        runs.append((loss, grads(model), tinygrad_lm.rng.get_state()))
+        runs.append((loss, grads(model), tinygrad_lm.engine.rng.get_state()))
     (l1, g1, s1), (l2, g2, s2) = runs
     assert l1 == l2 and s1 == s2
     for name in g1:

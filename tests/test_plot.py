@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from tinygrad_lm import cli, plot
-from tinygrad_lm.config import RunConfig
-from tinygrad_lm.loop import Run
+from tinygrad_lm.run import cli, plot
+from tinygrad_lm.run.config import RunConfig
+from tinygrad_lm.run.loop import Run
 
 
 def write_run(folder, max_iters=40, eval_interval=20, log_interval=5, lr=1e-3, finetune=False):

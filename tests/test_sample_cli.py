@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_lm import checkpoint
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.run.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
@@ -102,7 +102,7 @@ def test_sample_counts_are_checked(run_dir, tmp_path, args, message):
 def test_sampling_from_a_classifier_checkpoint_says_what_it_is(run_dir, tmp_path, monkeypatch):
     import json
 
-    from tinygrad_lm.finetune.loop import FinetuneConfig, finetune
+    from tinygrad_lm.run.finetune import FinetuneConfig, finetune
 
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
     rows = [{"text": t, "label": lab} for t, lab in [("Speak, speak.", "a"), ("hear me", "b")] * 6]

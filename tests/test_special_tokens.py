@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tinygrad_lm.mlm import SPECIAL_TOKENS, SpecialIds, add_special_tokens
+from tinygrad_lm.run.mlm import SPECIAL_TOKENS, SpecialIds, add_special_tokens
 from tinygrad_lm.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer, tokenizer_from_dict
 
 TEXT = "the quick brown fox jumps over the lazy dog; the dog sleeps. " * 10

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_lm import Function, Tensor, backend, enable_grad, is_grad_enabled, no_grad
+from tinygrad_lm import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from tinygrad_lm.engine import backend
 
 
 def leaf(values, dtype=np.float64):
@@ -481,7 +482,7 @@ def test_a_backward_returning_a_wrong_shaped_gradient_is_named_at_once():
         def backward(self, gy):
             return gy * self.b, gy * self.a
 
-    from tinygrad_lm.tensor import GradientShapeError
+    from tinygrad_lm.engine.tensor import GradientShapeError
 
     a = Tensor(np.ones((2, 3)), requires_grad=True)
     for b in (Tensor(np.ones(3), requires_grad=True),  # a leaf

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm import Function, Tensor, backend, nn
+from tinygrad_lm import Function, Tensor, nn
+from tinygrad_lm.engine import backend
 from tinygrad_lm.testing import (arrays, away_from, broadcastable_shapes, check_against, check_gradients, device,
                                  devices, positive, probabilities, shapes, tensors, token_ids)
 

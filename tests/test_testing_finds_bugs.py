@@ -17,7 +17,7 @@ from hypothesis import Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tinygrad_lm import Function
-from tinygrad_lm.backend import to_device
+from tinygrad_lm.engine.backend import to_device
 from tinygrad_lm.testing import (arrays, broadcastable_shapes, check_gradients, devices, positive, shapes,
                                  tensors)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_lm import checkpoint
-from tinygrad_lm.config import from_flat
-from tinygrad_lm.data import TokenData, build_tokenizer
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm.run.config import from_flat
+from tinygrad_lm.run.data import TokenData, build_tokenizer
 from tinygrad_lm.tokenizer import BPETokenizer, CharTokenizer
-from tinygrad_lm.train import TrainConfig, train
+from tinygrad_lm.run.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)

@@ -11,7 +11,7 @@ import torch.nn as tnn  # noqa: E402
 import torch.nn.functional as tF  # noqa: E402
 
 import tinygrad_lm  # noqa: E402
-from tinygrad_lm.model import GPT, GPTConfig  # noqa: E402
+from tinygrad_lm.models.gpt import GPT, GPTConfig  # noqa: E402
 
 
 class TorchBlock(tnn.Module):

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as TF  # noqa: E402
 
-from tinygrad_lm import Tensor, functional as F, nn  # noqa: E402
+from tinygrad_lm import Tensor, nn  # noqa: E402
+from tinygrad_lm.engine import functional as F  # noqa: E402
 from tinygrad_lm.fast import functional as FAST  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-12

@@ -7,12 +7,14 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from tinygrad_lm import checkpoint, fast
-from tinygrad_lm.config import OptimConfig, RunConfig, flat_dict, from_dict, from_flat
-from tinygrad_lm.data import TokenData, builtin_corpus, get_batch, read_text
-from tinygrad_lm.loop import learning_rate
-from tinygrad_lm.model import GPT, load_model, sample_text
-from tinygrad_lm.train import TrainConfig, TrainingStopped, train
+from tinygrad_lm.run import checkpoint
+from tinygrad_lm import fast
+from tinygrad_lm.run.config import OptimConfig, RunConfig, flat_dict, from_dict, from_flat
+from tinygrad_lm.run.data import TokenData, builtin_corpus, get_batch, read_text
+from tinygrad_lm.run.loop import learning_rate
+from tinygrad_lm.models.gpt import GPT, sample_text
+from tinygrad_lm.run.checkpoint import load_model
+from tinygrad_lm.run.train import TrainConfig, TrainingStopped, train
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
@@ -123,7 +125,7 @@ def test_reference_with_threads_is_a_clear_error(text_file, tmp_path):
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
-    from tinygrad_lm import model as model_module
+    from tinygrad_lm.models import gpt as model_module
 
     cfg = tiny_cfg(text_file, tmp_path / "run", max_iters=30)
     original = model_module.GPT.forward
@@ -227,7 +229,7 @@ def test_builtin_corpus_is_deterministic_and_large():
 
 # ----------------------------------------------------------------------------- configs and schedule
 def test_configs_round_trip_through_asdict_and_flat_names():
-    from tinygrad_lm.finetune import FinetuneConfig
+    from tinygrad_lm.run.finetune import FinetuneConfig
 
     cfg = from_flat(TrainConfig, n_layer=2, lr=3e-3, threads=2, tokenizer="bpe", dropout=0.1)
     assert cfg.model.n_layer == 2 and cfg.optim.lr == 3e-3 and cfg.run.threads == 2 and cfg.tokenizer == "bpe"

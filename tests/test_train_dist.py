@@ -110,8 +110,8 @@ def test_two_ranks_agree_with_one_thread_to_float32_rounding(corpus, tmp_path):
 
 RESUME = """
     import sys
-    from tinygrad_lm.config import from_flat
-    from tinygrad_lm.train import TrainConfig, train
+    from tinygrad_lm.run.config import from_flat
+    from tinygrad_lm.run.train import TrainConfig, train
     cfg = from_flat(TrainConfig, data=sys.argv[1], dist="mpi", out_dir=sys.argv[2], quiet=True, dropout=0.2,
                     n_layer=2, n_embd=16, n_head=2, block_size=16, batch_size=4, max_iters=8, eval_interval=4,
                     eval_iters=2, log_interval=1, sample_tokens=0, warmup_iters=2)
@@ -146,8 +146,8 @@ def test_an_interrupted_two_rank_run_resumes_bit_for_bit(corpus, tmp_path):
 CTRL_C = """
     import os, signal, sys, threading
     from tinygrad_lm import distributed
-    from tinygrad_lm.config import from_flat
-    from tinygrad_lm.train import TrainConfig, train
+    from tinygrad_lm.run.config import from_flat
+    from tinygrad_lm.run.train import TrainConfig, train
     group = distributed.init()
     if group.rank == 1:  # Ctrl-C reaches rank 1 alone, in the middle of the run
         threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGINT)).start()
@@ -220,8 +220,8 @@ def test_a_rank_that_fails_ends_every_rank_with_its_message(corpus, tmp_path):
 FINETUNE = """
     import json, sys
     import numpy as np
-    from tinygrad_lm.config import from_flat
-    from tinygrad_lm.train import TrainConfig, train
+    from tinygrad_lm.run.config import from_flat
+    from tinygrad_lm.run.train import TrainConfig, train
     rng = np.random.default_rng(0)
     with open("train.jsonl", "w") as f:
         for _ in range(40):

@@ -4,17 +4,17 @@
     x = Tensor([[1.0, 2.0]], requires_grad=True)
     (x * x).sum().backward()      # x.grad == 2 * x
 """
-from . import backend
-from .gradcheck import gradcheck
-from .ops import (cat, concat, exp, gelu, log, log_softmax, masked_fill, relu, sigmoid, softmax,
-                  split, sqrt, stack, tanh, where)
-from .rng import manual_seed
-from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .engine import backend, functional, ops, rng
+from .engine.gradcheck import gradcheck
+from .engine.ops import (cat, concat, exp, gelu, log, log_softmax, masked_fill, relu, sigmoid, softmax,
+                         split, sqrt, stack, tanh, where)
+from .engine.rng import manual_seed
+from .engine.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "manual_seed",
-    "backend", "concat", "cat", "stack", "split", "where", "masked_fill", "softmax", "log_softmax",
+    "backend", "functional", "ops", "rng", "concat", "cat", "stack", "split", "where", "masked_fill", "softmax", "log_softmax",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu",
 ]

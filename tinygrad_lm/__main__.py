@@ -1,6 +1,6 @@
 """`python -m tinygrad_lm ...` runs the command line (see cli.py)."""
 import sys
 
-from .cli import main
+from .run.cli import main
 
 sys.exit(main())

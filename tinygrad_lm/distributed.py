@@ -40,10 +40,10 @@ import time
 
 import numpy as np
 
-from .backend import get_array_module
+from .engine.backend import get_array_module
 from .nn import Dropout
-from .slices import is_batch_first, slice_generators, slice_weights, split_rows
-from .tensor import Function, Tensor
+from .fast.slices import is_batch_first, slice_generators, slice_weights, split_rows
+from .engine.tensor import Function, Tensor
 
 INSTALL_HINT = "pip install -e .[dist] in a checkout (mpi4py and the mpich wheel), or pip install mpi4py mpich"
 

@@ -14,7 +14,7 @@ Leaves out: multi-tensor updates on the CPU (NumPy has no kernel launches to sav
 """
 import math
 
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from ..optim import Adam, AdamW
 from ..optim.optimizer import Optimizer
 from . import cuda

@@ -41,12 +41,12 @@ materialised, which is fine at the context lengths this package trains.
 """
 import numpy as np
 
-from ..backend import get_array_module
-from ..functional import _mask, check_attention
+from ..engine.backend import get_array_module
+from ..engine.functional import _mask, check_attention
 from ..nn import CausalSelfAttention
 from ..nn.attention import key_padding_mask
-from ..rng import get_rng, uniform
-from ..tensor import Function, Tensor
+from ..engine.rng import get_rng, uniform
+from ..engine.tensor import Function, Tensor
 from . import cuda
 from .cuda import attention as cuda_attention
 from .cuda import dropout as cuda_dropout

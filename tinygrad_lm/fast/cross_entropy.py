@@ -14,10 +14,10 @@ computed as p = softmax(z), p[i, t_i] -= 1 - s, p -= s / V. Rows whose target eq
 (as PyTorch and nanoGPT do).
 Leaves out: class weights and probability (soft) targets.
 """
-from ..backend import get_array_module
-from ..functional import _ids, check_cross_entropy
+from ..engine.backend import get_array_module
+from ..engine.functional import _ids, check_cross_entropy
 from ..nn import CrossEntropyLoss
-from ..tensor import Function
+from ..engine.tensor import Function
 from . import cuda
 from .cuda import cross_entropy as cuda_cross_entropy
 

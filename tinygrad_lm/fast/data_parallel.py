@@ -31,10 +31,10 @@ autograd graph, and `retain_graph=True` through a split call.
 import copy
 import inspect
 
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from ..nn import Dropout, Parameter
-from ..slices import is_batch_first, slice_generators, slice_weights, split_rows
-from ..tensor import Function, Tensor
+from .slices import is_batch_first, slice_generators, slice_weights, split_rows
+from ..engine.tensor import Function, Tensor
 from .blas import blas_threads
 from .workers import run_in_threads
 

@@ -8,11 +8,11 @@ the shakespeare config, 19 dropouts of (64, 256, 384) per step, ~10 uint64 passe
 Everywhere else (NumPy, float64, a generator of the caller's) it is the reference op itself.
 Leaves out: a dropout fused into the neighbouring add or matmul.
 """
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from ..nn import Dropout
-from ..ops.dropout import dropout as reference_dropout
-from ..rng import get_rng
-from ..tensor import Function
+from ..engine.ops.dropout import dropout as reference_dropout
+from ..engine.rng import get_rng
+from ..engine.tensor import Function
 from . import cuda
 from .cuda import dropout as cuda_dropout
 

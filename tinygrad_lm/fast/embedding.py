@@ -12,11 +12,11 @@ an atomic add whose rounding changes from run to run. Forward + backward against
 reference (`weight[ids]`, whose backward is `add.at`): 5.8x faster on the CPU.
 Leaves out: sparse gradients, max_norm renormalisation, padding_idx.
 """
-from ..backend import get_array_module
-from ..functional import _ids, check_ids
+from ..engine.backend import get_array_module
+from ..engine.functional import _ids, check_ids
 from ..nn import Embedding
-from ..ops.scatter import segment_sum
-from ..tensor import Function
+from ..engine.ops.scatter import segment_sum
+from ..engine.tensor import Function
 
 
 class EmbeddingKernel(Function):

@@ -1,7 +1,7 @@
 """The fused kernels as functions with `functional`'s names and arguments (`F.linear` ->
 `fast.functional.linear`, ...), for code and tests that call layers as functions.
 
-Each is pinned to its reference twin in `tinygrad_lm.functional` by tests/test_fast.py.
+Each is pinned to its reference twin in `tinygrad_lm.engine.functional` by tests/test_fast.py.
 Leaves out: the primitives that have no fused twin (softmax, relu...): use `functional`.
 """
 from .attention import packed_self_attention, scaled_dot_product_attention

@@ -11,9 +11,9 @@ Leaves out: the exact erf GELU.
 """
 import math
 
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from ..nn import GELU
-from ..tensor import Function
+from ..engine.tensor import Function
 from . import cuda
 from .cuda import gelu as cuda_gelu
 

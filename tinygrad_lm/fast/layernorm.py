@@ -13,10 +13,10 @@ Backward (g = gy * w, means over the C features of each row):
     gw = sum over rows of gy * xhat,   gb = sum over rows of gy
 Leaves out: normalising over more than the last axis.
 """
-from ..backend import get_array_module
-from ..functional import check_layer_norm
+from ..engine.backend import get_array_module
+from ..engine.functional import check_layer_norm
 from ..nn import LayerNorm
-from ..tensor import Function
+from ..engine.tensor import Function
 from . import cuda
 from .cuda import layernorm as cuda_layernorm
 from .rows import colsum, rowsum, rowsum_weighted

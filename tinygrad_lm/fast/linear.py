@@ -12,9 +12,9 @@ Three GEMM-shaped operations and no transposed copies: NumPy hands the transpose
 straight to BLAS.
 Leaves out: low-rank and quantised weights.
 """
-from ..functional import check_linear
+from ..engine.functional import check_linear
 from ..nn import Linear
-from ..tensor import Function
+from ..engine.tensor import Function
 from .rows import colsum
 
 

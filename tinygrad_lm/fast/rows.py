@@ -8,7 +8,7 @@ Leaves out: nothing; these are only faster spellings of `sum`.
 """
 import numpy as np
 
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from .cache import DeviceCache
 
 _ones = DeviceCache(32)

@@ -45,7 +45,7 @@ IGNORED_PREFIXES = ("cls.seq_relationship.", "bert.embeddings.position_ids")
 def config_from_hf(hf, where="config.json"):
     """Our BertConfig from a BERT config.json dict; a ValueError naming `where` and the key for
     anything our encoder does not compute the same way."""
-    from ..bert import BertConfig
+    from ..models.bert import BertConfig
 
     def get(key, kind, default=None):
         return io.config_value(hf, key, kind, where, default)
@@ -157,7 +157,7 @@ def from_pretrained(path, dtype=np.float32):
         the model in eval mode, on the CPU. Without pooler tensors in the file, its pooler keeps
         the fresh initialisation.
     """
-    from ..bert import BertForMaskedLM
+    from ..models.bert import BertForMaskedLM
 
     folder = io.model_folder(path)
     config = config_from_hf(io.read_config(folder), str(folder / io.CONFIG_FILE))

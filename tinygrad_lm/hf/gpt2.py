@@ -38,7 +38,7 @@ TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")) 
 def config_from_hf(hf, where="config.json"):
     """Our GPTConfig from a GPT-2 config.json dict; a ValueError naming `where` and the key for
     anything our GPT does not compute the same way."""
-    from ..model import GPTConfig
+    from ..models.gpt import GPTConfig
 
     def get(key, kind, default=None):
         return io.config_value(hf, key, kind, where, default)
@@ -161,7 +161,7 @@ def from_pretrained(path, dtype=np.float32):
     Returns:
         the GPT in eval mode, on the CPU.
     """
-    from ..model import GPT
+    from ..models.gpt import GPT
 
     folder = io.model_folder(path)
     config = config_from_hf(io.read_config(folder), str(folder / io.CONFIG_FILE))

@@ -8,7 +8,7 @@
     loss.py        CrossEntropyLoss
     kv_cache.py    KVCache (each layer's keys and values, for generation)
 """
-from .. import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
+from ..engine import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
 from .attention import CausalSelfAttention, SelfAttention
 from .block import Block
 from .kv_cache import KVCache

@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from ..backend import get_array_module
-from ..tensor import Tensor
+from ..engine.backend import get_array_module
+from ..engine.tensor import Tensor
 from .layers import Dropout, Linear
 from .module import Module
 

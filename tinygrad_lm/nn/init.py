@@ -4,7 +4,7 @@ Leaves out: orthogonal, Xavier and the other schemes a GPT does not use.
 """
 import numpy as np
 
-from ..rng import get_rng
+from ..engine.rng import get_rng
 
 
 def normal(shape, std=0.02, dtype=np.float32):

@@ -17,8 +17,8 @@ absolute, so once the context is longer than block_size every cached key belongs
 wrong position and `GPT.generate` starts the cache again from the cropped context.
 It follows Hugging Face's `past_key_values` in what it stores, as a plain list of arrays.
 """
-from ..backend import get_array_module
-from ..tensor import Tensor
+from ..engine.backend import get_array_module
+from ..engine.tensor import Tensor
 
 
 class LayerKV:

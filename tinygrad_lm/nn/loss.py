@@ -5,7 +5,7 @@ label_smoothing). The models call their loss through one such module, so the fas
 (`tinygrad_lm.fast.fuse`) can swap in the fused kernel at that one place.
 Leaves out: class weights and soft (probability) targets.
 """
-from .. import functional as F
+from ..engine import functional as F
 from .module import Module
 
 

@@ -9,8 +9,8 @@ and are rebuilt by the constructor), `apply`, and parameter sharing across devic
 """
 import numpy as np
 
-from .. import backend
-from ..tensor import Tensor
+from ..engine import backend
+from ..engine.tensor import Tensor
 
 
 class Parameter(Tensor):

@@ -9,8 +9,8 @@ Leaves out: rotary (RoPE) and ALiBi.
 """
 import numpy as np
 
-from ..backend import get_array_module
-from ..tensor import Tensor
+from ..engine.backend import get_array_module
+from ..engine.tensor import Tensor
 from .layers import Embedding
 from .module import Module
 

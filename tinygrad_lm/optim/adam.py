@@ -18,7 +18,7 @@ float keeps float32 arrays in float32, where a NumPy float64 scalar would not.
 Leaves out: AMSGrad, `maximize`, foreach multi-tensor kernels and capturable (CUDA graph)
 state. Which parameters get weight decay is the caller's choice: see `param_groups`.
 """
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from .optimizer import Optimizer
 
 

@@ -12,7 +12,7 @@ Leaves out: norms other than L2 (`norm_type`) and foreach kernels.
 """
 import math
 
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 
 
 def clip_grad_norm_(params, max_norm, eps=1e-6, error_if_nonfinite=False):

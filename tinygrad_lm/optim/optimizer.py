@@ -22,7 +22,7 @@ hooks, and multi-tensor ("foreach") kernels.
 """
 import numpy as np
 
-from ..backend import device_of, get_array_module, to_device
+from ..engine.backend import device_of, get_array_module, to_device
 
 
 def _to_numpy_copy(array):

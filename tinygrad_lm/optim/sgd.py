@@ -10,7 +10,7 @@ Implements `SGD` with PyTorch's conventions (torch.optim.SGD with dampening=0):
 
 Leaves out: dampening, `maximize`, and decoupled weight decay (use AdamW for that).
 """
-from ..backend import get_array_module
+from ..engine.backend import get_array_module
 from .optimizer import Optimizer
 
 

@@ -32,7 +32,7 @@ GPU test files DeZero keeps.
 """
 import pytest
 
-from .. import backend
+from ..engine import backend
 
 _standin = {"install": None}
 
@@ -41,7 +41,7 @@ def register_standin(install):
     """Offer a CuPy test double as a third "cuda" parameter (id cupy-standin) from now on.
 
     Args:
-        install: callable(monkeypatch) that makes the double `tinygrad_lm.backend.cupy` with a
+        install: callable(monkeypatch) that makes the double `tinygrad_lm.engine.backend.cupy` with a
             GPU reported present, for one test; the conftest that registers it calls it for
             tests marked `cupy_standin`.
     """
@@ -55,7 +55,7 @@ def standin_installer():
 
 def devices():
     """The backends as pytest parameters: "cpu" (id numpy), "cuda" (id cupy, skipped unless
-    `tinygrad_lm.backend.gpu_available`) and, where registered and no GPU is, "cuda" on the
+    `tinygrad_lm.engine.backend.gpu_available`) and, where registered and no GPU is, "cuda" on the
     stand-in (id cupy-standin)."""
     reason = "CuPy is not installed" if backend.cupy is None else "CuPy found no usable GPU"
     params = [pytest.param("cpu", id="numpy"),

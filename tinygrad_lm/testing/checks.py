@@ -2,7 +2,7 @@
 op against its reference twin.
 
 What this file implements:
-  * `check_gradients(fn, *inputs)`: `tinygrad_lm.gradcheck` with defaults chosen for inputs that
+  * `check_gradients(fn, *inputs)`: `tinygrad_lm.engine.gradcheck` with defaults chosen for inputs that
     Hypothesis draws (float64 copies, a fixed random output weighting, relative plus absolute
     tolerance), taking inputs as positional arguments and plain float arrays as leaves;
   * `check_against(fn, reference_fn, *inputs)`: the same inputs through both, then the values of
@@ -19,9 +19,9 @@ and llm.c's habit of checking each fast kernel against its CPU reference.
 """
 import numpy as np
 
-from ..backend import get_array_module, to_device
-from ..gradcheck import gradcheck, mismatch
-from ..tensor import Tensor
+from ..engine.backend import get_array_module, to_device
+from ..engine.gradcheck import gradcheck, mismatch
+from ..engine.tensor import Tensor
 
 # Why these defaults: inputs drawn in [-2, 2] or the domains of strategies.py keep the float64
 # objective's rounding error near 1e-10 and the O(eps^2) truncation error near 1e-11, so 1e-6

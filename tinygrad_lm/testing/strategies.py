@@ -22,8 +22,8 @@ import hypothesis.extra.numpy as hnp
 import numpy as np
 from hypothesis import strategies as st
 
-from ..backend import check_device, to_device
-from ..tensor import Tensor
+from ..engine.backend import check_device, to_device
+from ..engine.tensor import Tensor
 
 
 def shapes(min_dims=0, max_dims=4, min_side=1, max_side=5):

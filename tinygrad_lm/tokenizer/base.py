@@ -188,7 +188,7 @@ class Tokenizer:
         """Give each of ``tokens`` not yet special the next id after the current vocabulary, in
         order (Hugging Face's ``add_special_tokens``: every existing id stays as it is); returns
         how many were added. Masked-language-model pretraining adds ``[CLS] [SEP] [MASK] [PAD]``
-        this way (``tinygrad_lm/mlm.py``). Subclasses keep ``special_tokens`` (str -> id) and
+        this way (``tinygrad_lm/run/mlm.py``). Subclasses keep ``special_tokens`` (str -> id) and
         recompute what depends on it in ``_specials_changed``.
         """
         tokens = list(tokens)

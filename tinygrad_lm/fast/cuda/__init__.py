@@ -27,7 +27,7 @@ path (a reader of it never meets this package).
 """
 import os
 
-from ... import backend
+from ...engine import backend
 from .adamw import SOURCE as _ADAMW
 from .attention import SOURCE as _ATTENTION
 from .cross_entropy import SOURCE as _CROSS_ENTROPY

@@ -57,7 +57,7 @@ class MultiTensorAdamW:
     """The launch tables for one list of parameters ws with moments ms, vs (float32 CuPy arrays)."""
 
     def __init__(self, ws, ms, vs):
-        from ... import backend
+        from ...engine import backend
 
         xp = backend.cupy
         self.key = key(ws, ms, vs)
@@ -77,7 +77,7 @@ class MultiTensorAdamW:
         """One update of every tensor; grads in the order of ws, scalars an (n_tensors, 6) array
         of (step, eps', decay, l2, beta1, beta2) rows (`scalars_for`)."""
         from . import launch
-        from ... import backend
+        from ...engine import backend
 
         table = backend.cupy.asarray(np.ascontiguousarray(scalars, dtype=np.float32))
         if self.n_blocks:
@@ -87,7 +87,7 @@ class MultiTensorAdamW:
 
 
 def _pointers(arrays):
-    from ... import backend
+    from ...engine import backend
 
     return backend.cupy.asarray(np.array([a.data.ptr for a in arrays], dtype=np.uint64))
 

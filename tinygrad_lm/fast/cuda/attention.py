@@ -68,7 +68,7 @@ ROWS_PER_BLOCK = 8
 def softmax_forward(scores, scale):
     """Causal softmax of float32 CuPy scores (..., Tq, Tk), scaled; a new array."""
     from . import blocks, launch
-    from ... import backend
+    from ...engine import backend
 
     xp = backend.cupy
     Tq, Tk = scores.shape[-2:]
@@ -83,7 +83,7 @@ def softmax_forward(scores, scale):
 def softmax_backward(p, dp, scale):
     """The gradient of the scaled scores from P and dL/dP (both (..., Tq, Tk))."""
     from . import blocks, launch
-    from ... import backend
+    from ...engine import backend
 
     xp = backend.cupy
     Tk = p.shape[-1]

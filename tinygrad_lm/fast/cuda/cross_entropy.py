@@ -74,7 +74,7 @@ THREADS = 256
 def forward(z, targets, smoothing):
     """(per-row loss, lse) for float32 CuPy logits z (N, V) and int64 targets (N,) in range."""
     from . import launch
-    from ... import backend
+    from ...engine import backend
 
     xp = backend.cupy
     N, V = z.shape
@@ -90,7 +90,7 @@ def forward(z, targets, smoothing):
 def backward(z, targets, lse, scale, smoothing):
     """The (N, V) gradient of sum_i scale_i loss_i."""
     from . import launch
-    from ... import backend
+    from ...engine import backend
 
     xp = backend.cupy
     N, V = z.shape

@@ -39,7 +39,7 @@ def dropout_mask(shape, p, generator):
     """A float32 CuPy array of `shape` holding 1/(1-p) where kept and 0 where dropped, drawn from
     the GPU's CounterGenerator (advanced by the array's size)."""
     from . import launch
-    from ... import backend
+    from ...engine import backend
 
     out = backend.cupy.empty(shape, dtype=np.float32)
     key, counter = generator.reserve(out.size)

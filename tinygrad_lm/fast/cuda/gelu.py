@@ -64,6 +64,6 @@ def backward(gy, dydx):
 
 
 def _xp():
-    from ... import backend
+    from ...engine import backend
 
     return backend.cupy

@@ -93,7 +93,7 @@ ROW_SLICES = 64  # row slices of the gw/gb pass: 64 partial sums per column
 def forward(x, w, b, eps):
     """(y, mean, rstd) for float32 CuPy x (..., C), w and b (C,)."""
     from . import blocks, launch
-    from ... import backend
+    from ...engine import backend
 
     xp = backend.cupy
     C = x.shape[-1]
@@ -109,7 +109,7 @@ def forward(x, w, b, eps):
 def backward(gy, x, w, mean, rstd):
     """(gx, gw, gb) from forward's saved mean and rstd."""
     from . import blocks, launch
-    from ... import backend
+    from ...engine import backend
 
     xp = backend.cupy
     C = x.shape[-1]

@@ -12,7 +12,7 @@ Leaves out: TF32 for convolutions (none here) and for our own kernels (they use 
 """
 import os
 
-from ... import backend
+from ...engine import backend
 
 
 def set_tf32(enabled):

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from .checkpoint import remove_stale_temporaries
-from .optim import cosine_warmup_lr
+from ..optim import cosine_warmup_lr
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
 ETA_HORIZON = 100  # steps: the smoothed step time forgets a step's weight by a factor e over about this many

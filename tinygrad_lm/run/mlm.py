@@ -162,7 +162,7 @@ def masked_accuracy(logits, labels):
     Args:
         logits: Tensor or array (B, T, V) on any device; labels: (B, T) with IGNORE_INDEX elsewhere.
     """
-    from .backend import to_device
+    from ..engine.backend import to_device
 
     data = logits.data if hasattr(logits, "data") and not isinstance(logits, np.ndarray) else logits
     pred = to_device(data, "cpu").argmax(axis=-1)  # (B, T)
@@ -180,7 +180,7 @@ def encoder_config(model_cfg, tokenizer):
     BERT has learned positions, biases and a tied decoder (`check_objective` refuses other values
     of those flags when the config is made).
     """
-    from .bert import BertConfig
+    from ..models.bert import BertConfig
 
     return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=model_cfg.n_embd,
                       num_hidden_layers=model_cfg.n_layer, num_attention_heads=model_cfg.n_head,

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import checkpoint
-from ..backend import check_later, get_array_module, to_device
+from ..run import checkpoint
+from ..engine.backend import check_later, get_array_module, to_device
 from ..nn import Module
-from ..tensor import Tensor
+from ..engine.tensor import Tensor
 
 
 @dataclass
@@ -95,7 +95,7 @@ class SequenceClassifier(Module):
         `model.load_report` (printed when verbose).
 
         Args:
-            path: a checkpoint written by `tinygrad_lm.train` (ckpt.npz or best.npz).
+            path: a checkpoint written by `tinygrad_lm.run.train` (ckpt.npz or best.npz).
             num_labels: number of classes; label_names: optional names.
             freeze_body: turn off gradients of the body (train the head only).
             dropout: override the body's dropout probability (None keeps the checkpoint's).

@@ -65,15 +65,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, distributed, fast, mlm, rng
-from .backend import check_device, to_device
+from . import checkpoint, config, mlm
+from .. import distributed, fast
+from ..engine import rng
+from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
 from .loop import Run, TrainingStopped, claim_folder, learning_rate
-from .model import GPT, GPTConfig
-from .optim import AdamW, clip_grad_norm_, param_groups
-from .tensor import no_grad
-from .tokenizer import load_tokenizer, tokenizer_from_dict
+from ..models.gpt import GPT, GPTConfig
+from ..optim import AdamW, clip_grad_norm_, param_groups
+from ..engine.tensor import no_grad
+from ..tokenizer import load_tokenizer, tokenizer_from_dict
 
 
 @dataclass
@@ -189,7 +191,7 @@ def _setup(cfg, resume, given=None):
     ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
     check_device(cfg.run.device)
     if cfg.run.device == "cuda":  # float32 matmuls: exact float32 unless --tf32 (fast/cuda/tf32.py)
-        from .fast.cuda.tf32 import set_tf32
+        from ..fast.cuda.tf32 import set_tf32
 
         set_tf32(cfg.run.tf32)
     notes, tokenizer = [], None
@@ -294,7 +296,7 @@ def _resumed_config(meta, cfg, given, ckpt_path):
 def _model(cfg, tokenizer):
     """The objective's model: a GPT (clm), or a BERT encoder with the MLM head of the same size (mlm)."""
     if cfg.objective == "mlm":
-        from .bert import BertForMaskedLM
+        from ..models.bert import BertForMaskedLM
 
         return BertForMaskedLM(mlm.encoder_config(cfg.model, tokenizer))
     return GPT(cfg.model)
@@ -303,7 +305,7 @@ def _model(cfg, tokenizer):
 def _pretrained(cfg):
     """(model config, state dict, tokenizer) of the GPT-2 folder `cfg.init_from`: its context
     cropped to cfg.model.block_size (the first rows of wpe), cfg.model.dropout, its tokenizer."""
-    from .hf.gpt2 import TOKENIZER_FILES, load_tokenizer
+    from ..hf.gpt2 import TOKENIZER_FILES, load_tokenizer
 
     pretrained = GPT.from_pretrained(cfg.init_from)
     tokenizer = load_tokenizer(cfg.init_from)

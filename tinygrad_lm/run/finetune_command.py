@@ -7,8 +7,8 @@ user can fix (bad JSONL line, unknown label, missing checkpoint) are ValueError/
 which `cli.main` prints as one line with exit status 2.
 Leaves out: a `classify` command for new texts (use `load_classifier` and `predict`).
 """
-from ..config import add_flags, from_args, given_flags
-from .loop import FinetuneConfig
+from .config import add_flags, from_args, given_flags
+from .finetune import FinetuneConfig
 
 
 def add_arguments(parser):
@@ -18,7 +18,7 @@ def add_arguments(parser):
 
 def run(args):
     """Build the FinetuneConfig from parsed flags and run `finetune`."""
-    from .loop import finetune
+    from .finetune import finetune
 
     if args.dist:  # join the MPI job first, so that even a bad flag ends every rank with one message
         from .. import distributed

@@ -32,11 +32,11 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from . import functional as F
-from .backend import get_array_module, to_device
-from .nn import CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, SelfAttention
-from .nn import init
-from .tensor import Tensor
+from ..engine import functional as F
+from ..engine.backend import get_array_module, to_device
+from ..nn import CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, SelfAttention
+from ..nn import init
+from ..engine.tensor import Tensor
 
 IGNORE_INDEX = -100  # labels equal to it are not predicted (Hugging Face's and PyTorch's default)
 
@@ -339,12 +339,12 @@ class BertForMaskedLM(Module):
     def from_pretrained(cls, path, dtype=np.float32):
         """A BertForMaskedLM with the weights of a Hugging Face BERT folder (config.json +
         model.safetensors), in eval mode; needs `pip install safetensors`. Mapping: hf/bert.py."""
-        from .hf.bert import from_pretrained
+        from ..hf.bert import from_pretrained
         return from_pretrained(path, dtype)
 
     def save_pretrained(self, path):
         """Write a folder that `transformers.BertForMaskedLM.from_pretrained(path)` loads."""
-        from .hf.bert import save_pretrained
+        from ..hf.bert import save_pretrained
         save_pretrained(self, path)
 
 

@@ -23,10 +23,10 @@ Leaves out: sentence-pair inputs (token_type_ids stay 0), regression and multi-l
 from dataclasses import replace
 
 
-from ..bert import Bert, BertConfig, init_bert_
+from .bert import Bert, BertConfig, init_bert_
 from ..nn import CrossEntropyLoss, Dropout, Linear
 from .classifier import SequenceClassifier
-from .model import _check_mask
+from .gpt_classifier import _check_mask
 
 
 class BertForSequenceClassification(SequenceClassifier):

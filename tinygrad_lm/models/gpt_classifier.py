@@ -25,10 +25,10 @@ Leaves out: attention pooling, left padding, and multi-label heads.
 """
 import numpy as np
 
-from ..backend import check_later, get_array_module, to_device
-from ..model import GPTConfig, Transformer, init_gpt2_
+from ..engine.backend import check_later, get_array_module, to_device
+from .gpt import GPTConfig, Transformer, init_gpt2_
 from ..nn import CrossEntropyLoss, Linear
-from ..tensor import Tensor
+from ..engine.tensor import Tensor
 from .classifier import SequenceClassifier
 
 

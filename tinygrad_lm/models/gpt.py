@@ -13,7 +13,7 @@ residual output projections (`attn.c_proj`, `mlp.c_proj`) scaled by 1/sqrt(2 n_l
 residual stream's variance does not grow with depth.
 `Transformer` is the body (GPT-2's `transformer`: embeddings, blocks, final LayerNorm); `GPT`
 puts the language-model head on it, and the classifier (`finetune/model.py`) a class head.
-`load_model` and `sample_text` read a checkpoint back and sample from it.
+`sample_text` samples a continuation of a prompt (run/checkpoint.py's `load_model` reads a checkpoint back).
 `generate` keeps each layer's keys and values in a `KVCache` (nn/kv_cache.py), so each new
 token costs one position's work. `GPT.from_pretrained` / `save_pretrained` read and write
 Hugging Face GPT-2 folders (the name and layout mapping is in hf/gpt2.py).
@@ -24,13 +24,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import checkpoint
-from .backend import device_of, get_array_module, to_device
-from .nn import (Block, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
-                 SinusoidalPositionalEncoding)
-from .nn import init
-from .nn.kv_cache import KVCache
-from .tensor import Tensor, no_grad
+from ..engine.backend import device_of, get_array_module, to_device
+from ..nn import (Block, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList,
+                  Parameter, SinusoidalPositionalEncoding)
+from ..nn import init
+from ..nn.kv_cache import KVCache
+from ..engine.tensor import Tensor, no_grad
 
 
 @dataclass
@@ -158,14 +157,14 @@ class GPT(Module):
             path: the folder, e.g. from `hf download gpt2 --local-dir gpt2`.
             dtype: the parameters' dtype.
         """
-        from .hf.gpt2 import from_pretrained
+        from ..hf.gpt2 import from_pretrained
         return from_pretrained(path, dtype)
 
     def save_pretrained(self, path, tokenizer=None):
         """Write a folder that `transformers.GPT2LMHeadModel.from_pretrained(path)` loads (and
         `GPT.from_pretrained`); with a tokenizer (byte-level BPE with GPT-2's split pattern),
         its vocab.json + merges.txt too."""
-        from .hf.gpt2 import save_pretrained
+        from ..hf.gpt2 import save_pretrained
         save_pretrained(self, path, tokenizer)
 
     def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
@@ -195,7 +194,7 @@ class GPT(Module):
         the package's global generator is used). Runs in eval mode without recording a graph,
         and restores the previous mode.
         """
-        from .rng import get_rng
+        from ..engine.rng import get_rng
 
         if not temperature >= 0:  # NaN too: it would turn every probability into NaN, and token 0 out
             raise ValueError(f"generate: temperature must be a number >= 0, got {temperature}")
@@ -243,36 +242,6 @@ def _sample(logits, temperature, top_k, rng):
     return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
 
 
-def load_model(path, device="cpu"):
-    """(model, tokenizer, meta) from a checkpoint, ready for sampling or fine-tuning."""
-    from .tokenizer import tokenizer_from_dict
-
-    meta, model_state, _ = checkpoint.load(path)
-    if meta.get("kind") == "sequence-classifier":  # a `finetune` checkpoint: a classifier head, no lm_head
-        raise ValueError(f"{path} is a fine-tuned classifier (written by `finetune`), not a language model: sample "
-                         "from the pretrained checkpoint it started from, or load it with "
-                         "tinygrad_lm.finetune.load_classifier")
-    if meta.get("objective", "clm") == "mlm":  # `train --objective mlm`: a BERT encoder, no lm_head to generate with
-        raise ValueError(f"{path} is a masked-language-model (BERT) checkpoint (train --objective mlm), not a GPT: "
-                         "an encoder does not generate text; fine-tune it with `python -m tinygrad_lm finetune "
-                         f"--ckpt {path} --data LABELLED.jsonl`, or write it as a Hugging Face folder with "
-                         "tinygrad_lm.bert.BertForMaskedLM.save_pretrained")
-    try:
-        config = GPTConfig(**meta["model_config"])
-    except (TypeError, KeyError) as e:
-        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
-    model = GPT(config)
-    try:
-        model.load_state_dict(model_state)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    tokenizer = tokenizer_from_dict(meta["tokenizer"])
-    if tokenizer.vocab_size > config.vocab_size:  # ids the model has no row for: the parts do not belong together
-        raise ValueError(f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                         f"{config.vocab_size} (a tokenizer and a model from different runs?)")
-    return model.to(device=device), tokenizer, meta
-
-
 def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None,
                 use_cache=True):
     """Continue `prompt` with sampled tokens and return the decoded text (prompt included)."""
@@ -281,4 +250,4 @@ def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8
     return tokenizer.decode(out[0].tolist())
 
 
-__all__ = ["GPT", "GPTConfig", "Transformer", "Parameter", "load_model", "sample_text"]
+__all__ = ["GPT", "GPTConfig", "Transformer", "Parameter", "sample_text"]

@@ -17,7 +17,7 @@ Semantics follow PyTorch where the concept exists:
     call backward through the same graph again;
   * `with no_grad():` records nothing (used for evaluation and parameter updates).
 
-The ops themselves live in `tinygrad_lm/ops/`, one concept per file; the methods and Python
+The ops themselves live in `tinygrad_lm/engine/ops/`, one concept per file; the methods and Python
 operators below are thin wrappers around them.
 
 Leaves out: higher-order gradients (`create_graph`), in-place ops on tensors that are part of
@@ -243,7 +243,7 @@ class Tensor:
                     raise GradientShapeError(
                         f"{type(fn).__name__}.backward returned a gradient of shape {g.shape} for its input {i} "
                         f"of shape {t.shape}; each gradient must have its input's shape (sum over the "
-                        "axes that forward broadcast: tinygrad_lm.ops.unbroadcast)")
+                        "axes that forward broadcast: tinygrad_lm.engine.ops.unbroadcast)")
                 if t._ctx is None or t._retain:
                     t._accumulate(g)
                 if t._ctx is not None:

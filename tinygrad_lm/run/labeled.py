@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import read_text
+from .data import read_text
 
 
 @dataclass

@@ -15,7 +15,7 @@ Leaves out: uneven weighting for other reductions (a sum loss, per-row losses).
 """
 import numpy as np
 
-from .rng import get_rng
+from ..engine.rng import get_rng
 
 
 def split_rows(n, parts):

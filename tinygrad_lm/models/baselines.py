@@ -18,9 +18,9 @@ from collections import Counter
 
 import numpy as np
 
-from .. import functional as F
+from ..engine import functional as F
 from ..optim import Adam
-from ..tensor import Tensor, no_grad
+from ..engine.tensor import Tensor, no_grad
 
 WORD = re.compile(r"[a-z']+")
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import remove_stale_temporaries
-from .slices import slice_weights, split_rows
+from ..fast.slices import slice_weights, split_rows
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
@@ -137,7 +137,7 @@ def read_text(path):
                                 f"(or omit --data to use the built-in corpus){hint}")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; pass the path of a UTF-8 text file")
-    from .tokenizer.base import read_text as read_utf8  # names the path and the first bad byte's offset
+    from ..tokenizer.base import read_text as read_utf8  # names the path and the first bad byte's offset
 
     text = read_utf8(path)
     if not text:
@@ -165,7 +165,7 @@ def build_tokenizer(kind, text, vocab_size=1024, cache=None, name="the corpus"):
     """A tokenizer for `text`: "char" (its characters) or "bpe" (GPT-4 split pattern, trained
     to `vocab_size` once and cached under the cache directory, keyed by the text's hash).
     A BPE vocabulary smaller than asked (a short text runs out of pairs) prints a warning."""
-    from .tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict
+    from ..tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict
 
     if kind == "char":
         return CharTokenizer(text)

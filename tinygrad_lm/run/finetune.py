@@ -16,7 +16,7 @@ pooler; `_classifier_class` picks the class from the checkpoint, once, before th
 
 As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default) and on
 the textbook layers (`reference=True`, `--reference`); the schedule, logging, checkpoint
-writing, Ctrl-C and NaN handling are the shared ones of `tinygrad_lm/loop.py`.
+writing, Ctrl-C and NaN handling are the shared ones of `tinygrad_lm/run/loop.py`.
 Checkpoints are written like pretraining's (`checkpoint.save`, atomic): `ckpt.npz` at every
 evaluation and on Ctrl-C, `best.npz` whenever validation macro-F1 improves (ties: lower val
 loss). They hold the classifier weights, AdamW state, the label names, the tokenizer and the
@@ -38,19 +38,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint, config, distributed, fast, rng
-from ..backend import check_device, to_device
-from ..config import OptimConfig, RunConfig
-from ..data import micro_batches
-from ..loop import Run, claim_folder, learning_rate
+from . import checkpoint, config
+from .. import distributed, fast
+from ..engine import rng
+from ..engine.backend import check_device, to_device
+from .config import OptimConfig, RunConfig
+from .data import micro_batches
+from .loop import Run, claim_folder, learning_rate
 from ..optim import AdamW, clip_grad_norm_, param_groups
-from ..tensor import no_grad
-from ..mlm import SpecialIds
+from ..engine.tensor import no_grad
+from .mlm import SpecialIds
 from ..tokenizer import tokenizer_from_dict
-from .bert_model import BertForSequenceClassification
-from .data import LabeledData, load_labeled, pad_batch, train_batch_indices
+from ..models.bert_classifier import BertForSequenceClassification
+from .labeled import LabeledData, load_labeled, pad_batch, train_batch_indices
 from .metrics import accuracy, confusion_matrix, format_confusion, macro_f1
-from .model import GPTForSequenceClassification
+from ..models.gpt_classifier import GPTForSequenceClassification
 
 KIND = "sequence-classifier"
 

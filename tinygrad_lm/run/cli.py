@@ -82,7 +82,7 @@ def build_parser():
                        description="Fine-tune a pretrained checkpoint (a GPT, or a BERT of --objective mlm, pooled "
                                    "on [CLS]) on {\"text\", \"label\"} JSONL lines; reports accuracy, macro-F1 and "
                                    "the confusion matrix.")
-    from .finetune.command import add_arguments as add_finetune_arguments
+    from .finetune_command import add_arguments as add_finetune_arguments
     add_finetune_arguments(p)
 
     p = sub.add_parser("data", help="fetch a text corpus, checked (shakespeare: Tiny Shakespeare into input.txt)",
@@ -127,11 +127,11 @@ def _count(least):
 
 def _cmd_train(args):
     from .config import from_args, given_flags
-    from .model import sample_text
+    from ..models.gpt import sample_text
     from .train import TrainConfig, train
 
     if args.dist:  # join the MPI job first, so that even a bad flag ends every rank with one message
-        from . import distributed
+        from .. import distributed
 
         distributed.init(args.device)
     cfg = from_args(TrainConfig, args)
@@ -163,8 +163,9 @@ def _start(tokenizer, prompt=""):
 
 
 def _cmd_sample(args):
-    from . import fast
-    from .model import load_model, sample_text
+    from .. import fast
+    from .checkpoint import load_model
+    from ..models.gpt import sample_text
 
     if args.hf:
         model, tokenizer = _load_hf(args.hf)
@@ -208,7 +209,7 @@ def _known_chars(tokenizer, prompt, unknown, where):
 
 def _cmd_tokenize(args):
     from .data import load_corpus, warn_short_vocab
-    from .tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
+    from ..tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
     if args.load:
         tok = load_tokenizer(args.load)
@@ -240,9 +241,9 @@ def _cmd_tokenize(args):
 def _load_hf(folder):
     """(model, tokenizer) of a Hugging Face GPT-2 folder: GPT-2's tokenizer files, or the file
     `export` writes for tokenizers GPT-2's format cannot hold."""
-    from .hf.gpt2 import TOKENIZER_FILES, load_tokenizer
-    from .model import GPT
-    from .tokenizer import load_tokenizer as load_own_tokenizer
+    from ..hf.gpt2 import TOKENIZER_FILES, load_tokenizer
+    from ..models.gpt import GPT
+    from ..tokenizer import load_tokenizer as load_own_tokenizer
 
     model = GPT.from_pretrained(folder)
     tokenizer = load_tokenizer(folder)
@@ -258,8 +259,8 @@ OWN_TOKENIZER = "tinygrad_lm_tokenizer.txt"  # export's file for a tokenizer GPT
 
 
 def _cmd_export(args):
-    from .hf.gpt2 import fits_gpt2_files
-    from .model import load_model
+    from ..hf.gpt2 import fits_gpt2_files
+    from .checkpoint import load_model
 
     model, tokenizer, _ = load_model(args.ckpt)
     gpt2_like = fits_gpt2_files(tokenizer)
@@ -292,7 +293,7 @@ def _cmd_data(args):
 
 
 def _cmd_finetune(args):
-    from .finetune.command import run
+    from .finetune_command import run
 
     return run(args)["exit_code"]
 
@@ -307,7 +308,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("train", "sample", "finetune"):  # BLAS on one thread unless asked: its spinning idle
-        from .fast.blas import default_blas_threads      # workers slow a busy machine down (fast/blas.py)
+        from ..fast.blas import default_blas_threads  # workers slow a busy machine down (fast/blas.py)
 
         default_blas_threads()
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
