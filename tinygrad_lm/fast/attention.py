@@ -1,41 +1,83 @@
 """Fast twin of `F.scaled_dot_product_attention` and of `nn.CausalSelfAttention`'s middle:
-softmax(q k^T / sqrt(d) + mask) v as one Function, and as one Function straight from c_attn's
+softmax(q k^T / sqrt(hs) + mask) v as one Function, and as one Function straight from c_attn's
 packed output with the head split and merge folded in (`PackedAttentionKernel`).
 
 The reference builds about a dozen Functions per layer (split, three reshapes and transposes,
 matmul, scale, two masked_fills, softmax, dropout, matmul, transpose, reshape), each with its
 own output copy; this file does the same math in a handful of in-place passes. Forward +
-backward at the recipe's sizes: 1.6x faster than the reference (`python scripts/bench_kernels.py`).
+backward at the recipe's sizes: measured 1.6x faster than the reference (BENCHMARKS.md, "Each
+fast kernel against its reference twin"; `python scripts/bench_kernels.py`).
 
-Shapes: q (B, nh, T, hs), k and v (B, nh, S, hs), output (B, nh, T, hs).
+Shapes: q (B, nh, T, hs), k (B, nh, S, hs), v (B, nh, S, hv), output y (B, nh, T, hv): T
+queries, S keys (S > T with a key/value cache), hv = hs in a Transformer. Everything below is
+per batch entry and head; products of two matrices are matrix products, `*` is elementwise.
 
-Layout choice: the attention matrix is kept TRANSPOSED, P^T of shape (B, nh, S, T), keys on
+Forward, with s the scale (1/sqrt(hs) unless given):
+    A = s q k^T + M       (T, S) scores; M is 0 where query t may see key j and -inf where
+                          not (causal: j > t + S - T; padding: the mask is False)
+    P = softmax of A over the keys: P_tj = exp(A_tj) / sum_l exp(A_tl); a query with no
+        key left gets a row of zeros (so a zero output), not the NaN of 0/0
+    R = P * K             K: dropout's keep mask times 1/(1 - p), drawn in forward (K = 1 at p = 0)
+    y = R v               (T, S) @ (S, hv)
+
+Backward, from gy = dL/dy (T, hv), in five steps:
+1. Through the product y = R v:
+       gv = R^T gy                                     (S, T) @ (T, hv)
+       gR = gy v^T                                     (T, hv) @ (hv, S)
+2. Through R = P * K (K is a constant once drawn):
+       gP = gR * K
+3. Through the softmax, one query row t at a time: d P_tj / d A_tl = P_tj (delta_jl - P_tl), so
+       gA_tl = sum_j gP_tj P_tj (delta_jl - P_tl) = P_tl (gP_tl - D_t)
+       D_t   = sum_j P_tj gP_tj                        one number per query
+   A masked entry has P = 0, so it gets no gradient (nor does a query with no key left).
+4. D without touching the (T, S) matrix again: expand gP = (gy v^T) * K,
+       D_t = sum_j P_tj K_tj sum_c gy_tc v_jc = sum_c gy_tc sum_j R_tj v_jc = sum_c gy_tc y_tc
+   a sum over the (T, hv) output instead of a product and a sum over the larger (T, S)
+   matrix; it holds with dropout on.
+5. Through A = s q k^T + M (M is a constant):
+       gq = s gA k                                     (T, S) @ (S, hs)
+       gk = s gA^T q                                   (S, T) @ (T, hs)
+
+The code keeps every (T, S) matrix TRANSPOSED, as (S, T) (why: the layout paragraph below).
+Its names, and the lines of `_grads` in order:
+    pt = P^T,  pt_used = R^T,  drop = K^T,  d = D as (B, nh, T, 1),  scale = s
+    gv = pt_used @ gy                                  step 1: R^T gy
+    g_scores_t = v @ gy^T                              step 1: gR^T
+    g_scores_t *= drop                                 step 2: gP^T
+    g_scores_t -= d^T;  g_scores_t *= pt               step 3: gA^T (D broadcast over keys)
+    g_scores_t *= scale                                s gA^T, the gradient of q k^T
+    gq = g_scores_t^T @ k;  gk = g_scores_t @ q        step 5
+with d = rowsum(gy * y) (step 4) computed first. g_scores_t is one (S, T) buffer throughout.
+
+Packed input (`PackedAttentionKernel`): qkv (B, T, 3C) is GPT-2's c_attn output, C = nh hs,
+    q = qkv[..., 0:C],  k = qkv[..., C:2C],  v = qkv[..., 2C:3C],
+and head h owns columns h hs .. (h + 1) hs - 1 of each: `_heads` views qkv as (B, T, 3, nh, hs)
+and returns three (B, nh, T, hs) strided views, no copies. Splitting and reshaping only pick
+elements, so their backward puts each gradient element back where its input came from:
+`backward` writes gq, gk and gv through the same views into one (B, T, 3C) array; together
+they cover every element of it (no zero fill). The merge y (B, nh, T, hs) -> (B, T, C) is a
+transpose and a reshape, so its backward views gy (B, T, C) as (B, nh, T, hs) again; D is
+summed per head straight from the merged gy and y.
+
+Layout choice: the attention matrix is kept transposed, P^T of shape (B, nh, S, T), keys on
 axis -2 and queries on axis -1. The softmax normalises over keys, and NumPy reduces over a
 non-last axis with vectorised row operations, while a reduction over the short last axis runs
 a scalar loop per row: `max` over axis -2 is 2-4x faster than over axis -1 at the recipe's
-sizes (`python scripts/bench_kernels.py` times both: 3.8x and 2.2x on BENCHMARKS.md's two machines). Every product below reads P^T as is or
-as a transposed view, which BLAS takes without a copy.
+sizes (measured 3.8x and 2.2x on BENCHMARKS.md's two machines; `python
+scripts/bench_kernels.py` times both). Every product above reads P^T as is or as a transposed
+view, which BLAS takes without a copy.
 
-With s = scale, S_^T = s k q^T and P^T = softmax over keys (then dropout mask D^T):
-    y   = (P^T)^T v                              forward
-    gv  = P^T gy                                 (S, T) @ (T, hv)
-    gP^T = v gy^T                                (S, hv) @ (hv, T)
-    gS^T = P^T * (gP^T - D^T)                    softmax backward, over axis -2
-    gq  = (gS^T)^T k s                           gk = gS^T q s
-where D, one number per query, is sum_keys(P^T * gP^T) = sum over hv of (gy * y) (expand gP^T
-= v gy^T and use y = P^T^T v; it holds with dropout too): a pass over the (T, hv) output instead
-of an elementwise product and a sum over the twice larger (S, T) matrix.
 The causal mask is an additive matrix of 0 and -inf, cached per size; an optional boolean
 `mask` (broadcastable to (B, nh, T, S), True = may attend, PyTorch's convention) handles
-padding. A query with nothing to attend to gets zero output instead of NaN.
-Dropout draws its mask in the reference's (B, nh, T, S) layout from the same generator, so
-fast and reference agree exactly with dropout on too (tested).
+padding. Dropout draws its mask in the reference's (B, nh, T, S) layout from the same
+generator, so fast and reference agree exactly with dropout on too (tested).
 With a key/value cache (generation, `nn/kv_cache.py`) `FusedSelfAttention` splits the heads
 as the reference does, appends k and v to the cache and calls `AttentionKernel` on T new
 queries and S keys (the causal mask's bottom-right (T, S) corner): no graph is needed there.
 On a GPU (float32 CuPy arrays, causal, no padding mask) `PackedAttentionKernel` takes the
-plain layout instead, cuBLAS products around the fused causal softmax of
-`fast/cuda/attention.py`; this file's code is that path's oracle (`scripts/gpu_check.py`).
+plain (T, S) layout instead: cuBLAS products around the fused causal softmax of
+`fast/cuda/attention.py`, whose backward kernel does step 3 with D as the row sum
+sum_j P_tj gP_tj and folds in s; this file's code is that path's oracle (`scripts/gpu_check.py`).
 Leaves out: the memory-saving tiled (flash) formulation; the attention matrix is
 materialised, which is fine at the context lengths this package trains.
 """
@@ -131,13 +173,13 @@ class AttentionKernel(Function):
         if d is None:
             d = rowsum(gy * self.y)  # (B, nh, T, 1): D, per query
         gv = _matmul(self.pt_used, gy, gv)  # (B, nh, S, T) @ (B, nh, T, hv) -> (B, nh, S, hv)
-        # one buffer: first the gradient of P^T, then, in place, that of the scaled scores S^T
-        g_scores_t = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T): gP^T
+        # one buffer, in place: gR^T, then gP^T, gA^T and s gA^T (steps 1-3 of the module docstring)
+        g_scores_t = v @ gy.swapaxes(-1, -2)  # (B, nh, S, hv) @ (B, nh, hv, T) -> (B, nh, S, T): gR^T
         if self.drop is not None:
-            g_scores_t *= self.drop
+            g_scores_t *= self.drop  # gP^T = gR^T * K^T
         g_scores_t -= d.swapaxes(-1, -2)  # (B, nh, 1, T): D per query, broadcast over the keys
-        g_scores_t *= pt
-        g_scores_t *= self.scale  # now gS^T: the gradient of the scaled scores, transposed
+        g_scores_t *= pt  # gA^T = P^T * (gP^T - D)
+        g_scores_t *= self.scale  # now s gA^T: the gradient of the raw scores q k^T, transposed
         gq = _matmul(g_scores_t.swapaxes(-1, -2), k, gq)  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
         gk = _matmul(g_scores_t, q, gk)  # (B, nh, S, T) @ (B, nh, T, hs) -> (B, nh, S, hs)
         return gq, gk, gv

@@ -2,16 +2,45 @@
 log-likelihood as one Function. The reference builds log_softmax, an indexing op, a mean,
 a mask multiply and a sum, and its backward scatters into a zero (N, V) matrix; here the
 softmax buffer of forward becomes the gradient in place. Forward + backward on (768, 65)
-logits: 1.6x faster than the reference (`python scripts/bench_kernels.py`).
+logits: measured 1.6x faster than the reference (BENCHMARKS.md, "Each fast kernel against its
+reference twin"; `python scripts/bench_kernels.py`).
 
-Forward, per row i with logits z (V classes), target t_i and smoothing s:
-    logp = z - logsumexp(z)
-    loss_i = -(1 - s) logp[t_i] - (s / V) sum_j logp[j]
-Backward never builds a one-hot matrix:
-    dloss_i/dz = softmax(z) - (1 - s) onehot(t_i) - s / V
-computed as p = softmax(z), p[i, t_i] -= 1 - s, p -= s / V. Rows whose target equals
-`ignore_index` contribute no loss and no gradient; "mean" divides by the number of rows kept
-(as PyTorch and nanoGPT do).
+Forward, per row i of the N rows (leading axes folded) with logits z (V classes), target t,
+smoothing s and m = max_j z_j (the code's names in brackets):
+    zs     = z - m                                 [p, before the exp]
+    lse    = log sum_j exp(zs_j)                   [lse, from sum_exp]
+    logp_j = zs_j - lse                            log-softmax (m cancels out)
+    loss_i = -(1 - s) logp_t - (s / V) sum_j logp_j
+           = (1 - s) (lse - zs_t) + s (lse - mean_j zs_j)     [loss, from picked and mean_shift]
+    p      = softmax(z) = exp(zs) / sum_j exp(zs_j)          [p after p /= sum_exp; kept]
+The output reduces the per-row losses; call r_i = d(output)/d(loss_i) times the incoming
+gradient gy, the row's weight in backward [r = self._row_scale(gy)]:
+    "sum":  sum_i keep_i loss_i              r_i = gy keep_i
+    "mean": (1/n) sum_i keep_i loss_i        r_i = gy keep_i / n,  n = number of kept rows
+    "none": keep_i loss_i for each row       r_i = gy_i keep_i
+keep_i is 0 for a row whose target is `ignore_index` (as PyTorch and nanoGPT) and 1 otherwise;
+such a row's t is replaced by 0 [tk], so indexing works and keep_i removes its loss.
+
+Backward, derived in three steps (delta_jk is 1 if j = k, else 0):
+1. Log-softmax: logp_j = z_j - log sum_l exp(z_l), so
+       d logp_j / d z_k = delta_jk - p_k
+2. One row's loss, using sum_j delta_jk = 1 and sum_j p_k = V p_k:
+       d loss_i / d z_k = -(1 - s) (delta_tk - p_k) - (s / V) sum_j (delta_jk - p_k)
+                        = -(1 - s) delta_tk + (1 - s) p_k - s / V + s p_k
+                        = p_k - (1 - s) delta_tk - s / V
+   (with s = 0: softmax minus one-hot).
+3. Chain rule through the reduction, row by row:
+       dL/dz_ik = r_i (p_ik - (1 - s) delta_(t_i)k - s / V)
+   e.g. "mean" without smoothing: (softmax - onehot) / n on kept rows, 0 on ignored ones.
+The code builds no one-hot matrix; it overwrites the saved softmax:
+    g = p;  g[rows, tk] -= 1 - s;  g -= s / V;  g *= r[:, None]
+A second backward through a retained graph recomputes p from the saved logits first.
+"mean" with no row kept gives a NaN loss, as PyTorch; on NumPy its gradient is 0 (r uses gy
+undivided, times keep = 0), on a GPU 0/0 makes it NaN.
+
+On a GPU (float32 CuPy arrays) the same formulas run as CUDA kernels
+(`fast/cuda/cross_entropy.py`), which save lse per row instead of the (N, V) softmax and write
+step 3 straight into the gradient; this file's NumPy code is their oracle.
 Leaves out: class weights and probability (soft) targets.
 """
 from ..engine.backend import get_array_module

@@ -6,6 +6,9 @@ CounterGenerator, bit for bit), so the mask, the output and the generator's stat
 call are those of the reference: fusing changes no result, only the passes over memory (at
 the shakespeare config, 19 dropouts of (64, 256, 384) per step, ~10 uint64 passes each).
 Everywhere else (NumPy, float64, a generator of the caller's) it is the reference op itself.
+Backward: y = x m, with m (0 or 1/(1-p) per element) drawn in forward and then a constant
+[self.scale], so dy/dx = m elementwise and gx = gy m: a dropped element passes no gradient,
+a kept one passes it scaled by 1/(1-p), exactly as its value was.
 Leaves out: a dropout fused into the neighbouring add or matmul.
 """
 from ..engine.backend import get_array_module

@@ -1,15 +1,32 @@
 """Fast twin of `F.embedding` / `nn.Embedding`: the lookup y = W[ids] as one Function.
 
-Forward gathers rows; backward scatter-adds the output gradient into a zero (V, C) matrix:
-token ids repeat within a batch, so the gradient of a row is the sum over all its occurrences
-(never plain assignment, which would keep only the last occurrence). On NumPy the sum is done
-by sorting the ids and adding each run of equal ids with one `add.reduceat`, which is several
-times faster than `add.at`'s element-by-element scatter (`python
-scripts/bench_kernels.py` times both: 6.6x at V=65, 2.0x at V=1024 on the machine of
-BENCHMARKS.md's first section). On a GPU the same sum is `ops/scatter.py`'s segment sum
+Forward gathers rows: with the ids flattened to N positions and W (V, C),
+    y_p = W[ids_p]                 for each position p, a (C,) row
+Backward, from gy = dL/dy (N, C):
+1. Row v of W is copied into y_p at every position p with ids_p = v, and nowhere else:
+       d y_pc / d W_vc' = [ids_p == v] [c == c']
+2. So its gradient sums the output gradients of all those positions:
+       dL/dW_v = sum over p with ids_p = v of gy_p        (0 for an id that does not occur)
+Token ids repeat within a batch, so this is a scatter-add into a zero (V, C) matrix, never
+plain assignment `gW[ids] = gy` (which would keep only the last occurrence of each id).
+
+The sum on NumPy, without `add.at`'s element-by-element scatter (the code's names; rows is gy
+as (N, C), gw starts as zeros):
+    order      = argsort(ids, stable)       positions grouped by id; each id's rows in the
+                                            order they occur
+    sorted_ids = ids[order]                 equal ids now form runs
+    starts     = where each run begins      0, and each i where sorted_ids[i] differs
+                                            from sorted_ids[i - 1]
+    gw[sorted_ids[starts]] = add.reduceat(rows[order], starts, axis=0)
+`add.reduceat` sums rows starts[r] .. starts[r + 1] - 1 of rows[order] for each run r: one row
+per distinct id, so the final assignment has no repeated index and plain indexing is exact.
+Sorting and `reduceat` are vectorised: measured 6.6x faster than `add.at` at V=65 and 2.0x at
+V=1024 (BENCHMARKS.md's "Each fast kernel against its reference twin" section; `python
+scripts/bench_kernels.py` times both). On a GPU the same sum is `ops/scatter.py`'s segment sum
 (sorted ids, float64 prefix sums, no atomics), so that it is deterministic: `add.at` there is
 an atomic add whose rounding changes from run to run. Forward + backward against the
-reference (`weight[ids]`, whose backward is `add.at`): 5.8x faster on the CPU.
+reference (`weight[ids]`, whose backward is `add.at`): measured 5.8x faster on the CPU
+(BENCHMARKS.md).
 Leaves out: sparse gradients, max_norm renormalisation, padding_idx.
 """
 from ..engine.backend import get_array_module

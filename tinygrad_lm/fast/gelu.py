@@ -4,10 +4,39 @@ The reference evaluates the formula on whole arrays: each of its ~10 elementwise
 streams the (B, T, 4C) activation through memory, and backward recomputes the derivative from
 saved x and t. Here forward computes y and dy/dx together, a block of 64 Ki elements at a time
 so the scratch arrays stay in a core's L2 cache, and backward is one multiply. Forward +
-backward on (12, 64, 512): 1.7x faster than the reference (`python scripts/bench_kernels.py`).
-The blocks themselves pay on some CPUs only: 1.4x against the same kernel on the whole array
-on BENCHMARKS.md's Intel machine, 0.96x on its AMD one.
-Leaves out: the exact erf GELU.
+backward on (12, 64, 512): measured 1.7x faster than the reference (BENCHMARKS.md, "Each fast
+kernel against its reference twin"; `python scripts/bench_kernels.py`). The blocks themselves
+pay on some CPUs only: 1.4x against the same kernel on the whole array on BENCHMARKS.md's
+Intel machine, 0.96x on its AMD one.
+
+Forward, elementwise, with c = sqrt(2/pi) [_GELU_C] and a = 0.044715 [_GELU_A]:
+    u = c (x + a x^3)
+    t = tanh(u)
+    h = (1 + t) / 2
+    y = x h                     (= 0.5 x (1 + tanh(u)), GPT-2's formula)
+
+Derivative, step by step:
+1. Product rule on y = x h:
+       dy/dx = h + x dh/dx
+2. h = (1 + tanh u) / 2 and tanh' = 1 - tanh^2:
+       dh/dx = (1/2) (1 - t^2) du/dx
+3. Power rule on u = c (x + a x^3):
+       du/dx = c (1 + 3 a x^2)
+4. Together, the formula the reference (`ops.unary.GELU`) evaluates in backward:
+       dy/dx = h + (1/2) x (1 - t^2) c (1 + 3 a x^2)
+5. (1 - t^2) / 2 = (1 + t) (1 - t) / 2 = h (1 - t), so (1/2) x (1 - t^2) = x h (1 - t) = y (1 - t):
+       dy/dx = h + y (1 - t) c (1 + 3 a x^2)
+   which reuses y and needs no t^2: the formula this kernel computes.
+Backward is then the chain rule for an elementwise function, no sum: gx = gy * dy/dx.
+
+The code's passes over each block, in order (x2, t, h are scratch arrays; y and dydx outputs):
+    x2 = x * x;  t = tanh((c a x2 + c) x);  h = 0.5 t + 0.5;  y = h x
+    dydx = (3 a c x2 + c) (1 - t) y + h
+On a GPU (float32 CuPy arrays) one CUDA kernel (`fast/cuda/gelu.py`) evaluates the same two
+lines per element; this file's NumPy code is its oracle.
+Leaves out: the exact erf GELU, y = x Phi(x) with derivative Phi(x) + x phi(x) (BERT's): it
+stays on the reference path (`ops/erf.py`, which derives it); `fuse` swaps only `nn.GELU`,
+which is the tanh form.
 """
 import math
 
@@ -26,15 +55,12 @@ _GELU_BLOCK = 1 << 16
 
 class GELUKernel(Function):
     """GELU and its derivative computed together in forward, so backward is one multiply
-    (the reference `ops.unary.GELU` saves x and tanh(u) and evaluates the derivative in backward).
-
-    With u = c (x + a x^3), t = tanh(u), h = (1 + t) / 2:
-        y     = x h
-        dy/dx = h + x (1 - t^2)/2 * c (1 + 3 a x^2) = h + y (1 - t) c (1 + 3 a x^2)
-    (using (1 - t^2)/2 = h (1 - t)). Forward saves dy/dx and nothing else; backward is
-    gy * dy/dx. On NumPy the array is cut into blocks of 64 Ki elements whose scratch arrays
-    stay in cache across the formula's passes, instead of streaming whole arrays through
-    memory once per pass (`python scripts/bench_layers.py --profile` shows the share).
+    (the reference `ops.unary.GELU` saves x and tanh(u) and evaluates the derivative in
+    backward). The derivation of dy/dx = h + y (1 - t) c (1 + 3 a x^2) is in the module
+    docstring. Forward saves dy/dx and nothing else. On NumPy the array is cut into blocks of
+    64 Ki elements whose scratch arrays stay in cache across the formula's passes, instead of
+    streaming whole arrays through memory once per pass (`python scripts/bench_layers.py
+    --profile` shows the share).
     """
 
     def forward(self, x):

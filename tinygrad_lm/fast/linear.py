@@ -3,13 +3,27 @@
 The reference composes `x @ weight.T + bias` from three primitive ops, and the primitive
 matmul runs (B, T, C) @ (C, D) as B stacked products and its weight gradient as B products
 summed by `unbroadcast`. This kernel folds the leading axes into rows instead: one GEMM each
-for y, gx and gW, and no transposed copies. Forward + backward at the recipe's sizes: 1.23x
-faster than the reference (`python scripts/bench_kernels.py`, BENCHMARKS.md).
+for y, gx and gw, and no transposed copies. Forward + backward at the recipe's sizes:
+measured 1.23x faster than the reference (BENCHMARKS.md, "Each fast kernel against its
+reference twin"; `python scripts/bench_kernels.py`).
 
-Backward, with the leading axes of x folded into N rows (x2: (N, in), gy2: (N, out)):
-  gx = gy W            gW = gy2^T x2            gb = sum over rows of gy2
+Forward, with the leading axes of x folded into N rows (x2 (N, in), W (out, in), b (out,)):
+    y2 = x2 W^T + b,   i.e.  y2_nj = sum_k x2_nk W_jk + b_j          y2 (N, out)
+and y is y2 reshaped back to (..., out).
+
+Backward, from gy2 = dL/dy2 (gy folded the same way), one index at a time (the code's gx, gw,
+gb; x2 is x.reshape(-1, in)):
+1. x2_nk appears in y2_nj for every j, with coefficient W_jk:
+       dL/dx2_nk = sum_j gy2_nj W_jk       gx = gy2 W      (N, out) @ (out, in)
+2. W_jk appears in y2_nj for every row n, with coefficient x2_nk:
+       dL/dW_jk = sum_n gy2_nj x2_nk       gw = gy2^T x2   (out, N) @ (N, in)
+3. b_j appears in y2_nj for every row n, with coefficient 1:
+       dL/db_j = sum_n gy2_nj              gb = colsum(gy2), a BLAS mat-vec (`rows.py`)
+gx is reshaped back to x's shape. Folding the rows is what makes step 2 one GEMM: the sum over
+n covers every batch and time index at once, where the reference sums B per-batch products.
 Three GEMM-shaped operations and no transposed copies: NumPy hands the transposed views
-straight to BLAS.
+straight to BLAS. An input that does not require a gradient gets None, and its product is
+skipped.
 Leaves out: low-rank and quantised weights.
 """
 from ..engine.functional import check_linear

@@ -1,5 +1,6 @@
 """Causal attention on a GPU: cuBLAS products around a fused causal-softmax kernel.
-NumPy twin: `fast/attention.py`'s PackedAttentionKernel (and through it the reference path).
+NumPy twin: `fast/attention.py`'s PackedAttentionKernel (and through it the reference path),
+whose docstring derives the backward step by step.
 
 Forward, per head, with scores S = q k^T (cuBLAS, batched over B x nh):
     P_ij = exp(scale S_ij - max_j) / sum_j   for keys j <= i + (T_k - T_q), else 0
@@ -81,7 +82,8 @@ def softmax_forward(scores, scale):
 
 
 def softmax_backward(p, dp, scale):
-    """The gradient of the scaled scores from P and dL/dP (both (..., Tq, Tk))."""
+    """The gradient of the raw scores q k^T (the scale folded in) from P and dL/dP (both
+    (..., Tq, Tk))."""
     from . import blocks, launch
     from ...engine import backend
 

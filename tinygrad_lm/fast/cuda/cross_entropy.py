@@ -1,4 +1,5 @@
-"""Softmax cross-entropy as CUDA kernels; NumPy twin: `fast/cross_entropy.py`'s CrossEntropyKernel.
+"""Softmax cross-entropy as CUDA kernels; NumPy twin: `fast/cross_entropy.py`'s CrossEntropyKernel,
+whose docstring derives the backward step by step.
 
 Forward, per row i of V logits z with target t and smoothing s:
     lse_i  = max + log sum_j exp(z_j - max)

@@ -1,4 +1,5 @@
-"""GELU (tanh approximation, GPT-2's) as CUDA kernels; NumPy twin: `fast/gelu.py`'s GELUKernel.
+"""GELU (tanh approximation, GPT-2's) as CUDA kernels; NumPy twin: `fast/gelu.py`'s GELUKernel,
+whose docstring derives dy/dx step by step.
 
 Same math as the twin: with u = c (x + a x^3), t = tanh(u), h = (1 + t) / 2,
     y = x h,   dy/dx = h + y (1 - t) c (1 + 3 a x^2)

@@ -1,4 +1,5 @@
-"""Layer norm as CUDA kernels; NumPy twin: `fast/layernorm.py`'s LayerNormKernel.
+"""Layer norm as CUDA kernels; NumPy twin: `fast/layernorm.py`'s LayerNormKernel, whose
+docstring derives the backward below step by step.
 
 Forward, per row of C features: mean, rstd = 1 / sqrt(var + eps) (two passes over the row, the
 second for the variance around the mean, as the twin), y = (x - mean) rstd w + b. It saves
