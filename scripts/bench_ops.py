@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinygrad_lm import Function, Tensor, no_grad  # noqa: E402
-from tinygrad_lm.engine import ops  # noqa: E402
+from tinygrad_lm.engine import functional as F, ops  # noqa: E402
 from tinygrad_lm.fast import functional as FAST  # noqa: E402
 
 
@@ -171,7 +171,7 @@ def tiny_ops(dtype):
         "where": (lambda x, y: ops.where(mask, x, y), lambda a, b: np.where(mask, a, b)),
         "softmax": (lambda x, y: x.softmax(axis=-1), None),
         "log_softmax": (lambda x, y: x.log_softmax(axis=-1), None),
-        "dropout(p=0.1)": (lambda x, y: ops.dropout(x, 0.1, rng=gen), lambda a, b: a * (gen.random(a.shape, dtype=a.dtype) >= 0.1)),
+        "dropout(p=0.1)": (lambda x, y: F.dropout(x, 0.1, rng=gen), lambda a, b: a * (gen.random(a.shape, dtype=a.dtype) >= 0.1)),
     }
 
 

@@ -160,7 +160,7 @@ def test_attention_dropout_is_active_only_in_train_mode(rng, fused):
 
 def test_attention_has_both_attention_and_residual_dropout(rng, monkeypatch):
     from tinygrad_lm.fast import attention as fused_attention
-    from tinygrad_lm.engine.ops.dropout import Dropout as DropoutOp
+    from tinygrad_lm.engine.ops.unary import Dropout as DropoutOp
 
     seen = []
     orig_drop, orig_kernel = DropoutOp.__init__, fused_attention.AttentionKernel.__init__

@@ -22,7 +22,7 @@ from tinygrad_lm.engine import functional as F
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.fast import functional as FAST
 from tinygrad_lm.models.gpt import GPT, GPTConfig
-from tinygrad_lm.engine.ops.scatter import scatter_add, segment_sum
+from tinygrad_lm.engine.ops.shape import scatter_add, segment_sum
 from tinygrad_lm.testing import check_gradients
 from tinygrad_lm.testing.backends import cuda_devices
 from tinygrad_lm.run.train import TrainConfig, train

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lm
 from tinygrad_lm import Function, Tensor
-from tinygrad_lm.engine import ops
+from tinygrad_lm.engine import functional as F, ops
 from tinygrad_lm.testing import arrays, away_from, broadcastable_shapes, check_gradients, shapes
 from tinygrad_lm.testing import positive as positive_values
 
@@ -159,7 +159,7 @@ def test_pow_scalar_exponent(c, data):
 def test_pow_rejects_tensor_exponent_and_non_tensor_base():
     with pytest.raises(TypeError, match="pow: the exponent must be a scalar"):
         Tensor([2.0]) ** Tensor([2.0])
-    with pytest.raises(TypeError, match="pow: the base must be a Tensor"):
+    with pytest.raises(TypeError, match="pow: needs at least one tensor"):
         ops.pow(2.0, 3)
 
 
@@ -531,7 +531,7 @@ def test_where_broadcast(data):
 
 
 def test_where_needs_a_tensor():
-    with pytest.raises(TypeError, match="where: at least one of a and b must be a Tensor"):
+    with pytest.raises(TypeError, match="where: needs at least one tensor"):
         ops.where(np.array([True]), 1.0, 2.0)
 
 
@@ -569,7 +569,7 @@ def test_softmax_is_numerically_stable():
 def test_dropout_keeps_about_1_minus_p_and_scales_by_inverse():
     p = 0.3
     x = Tensor(np.ones((200, 200)))
-    y = ops.dropout(x, p, rng=np.random.default_rng(123)).data
+    y = F.dropout(x, p, rng=np.random.default_rng(123)).data
     kept = y != 0
     assert abs(kept.mean() - (1 - p)) < 0.01
     np.testing.assert_array_equal(y[kept], 1 / (1 - p))
@@ -580,7 +580,7 @@ def test_dropout_gradient_is_mask_times_scale(rng):
     p = 0.5
     xv = rng.standard_normal((6, 7)) + 3.0  # no zeros in x: y != 0 exactly where kept
     x = leaf(xv)
-    y = ops.dropout(x, p, rng=np.random.default_rng(5))
+    y = F.dropout(x, p, rng=np.random.default_rng(5))
     gy = rng.standard_normal((6, 7))
     y.backward(gy)
     keep = y.data != 0
@@ -591,26 +591,26 @@ def test_dropout_gradient_is_mask_times_scale(rng):
 
 def test_dropout_gradcheck_with_a_fixed_generator_per_evaluation(rng):
     # a fresh generator with the same seed in every evaluation gives the same mask each time
-    check_gradients(lambda t: ops.dropout(t, 0.4, rng=np.random.default_rng(9)), leaf(rng.standard_normal((3, 4))))
+    check_gradients(lambda t: F.dropout(t, 0.4, rng=np.random.default_rng(9)), leaf(rng.standard_normal((3, 4))))
 
 
 def test_dropout_eval_mode_and_p_zero_are_identity():
     x = leaf(np.arange(6.0))
-    assert ops.dropout(x, 0.5, training=False) is x
-    assert ops.dropout(x, 0.0) is x
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0) is x
 
 
 def test_dropout_same_seed_same_mask():
     x = Tensor(np.ones((8, 8), np.float32))
-    a = ops.dropout(x, 0.5, rng=np.random.default_rng(7)).data
-    b = ops.dropout(x, 0.5, rng=np.random.default_rng(7)).data
-    c = ops.dropout(x, 0.5, rng=np.random.default_rng(8)).data
+    a = F.dropout(x, 0.5, rng=np.random.default_rng(7)).data
+    b = F.dropout(x, 0.5, rng=np.random.default_rng(7)).data
+    c = F.dropout(x, 0.5, rng=np.random.default_rng(8)).data
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     tinygrad_lm.manual_seed(3)  # the global generator is used when none is passed
-    d1, d2 = ops.dropout(x, 0.5).data, ops.dropout(x, 0.5).data
+    d1, d2 = F.dropout(x, 0.5).data, F.dropout(x, 0.5).data
     tinygrad_lm.manual_seed(3)
-    np.testing.assert_array_equal(ops.dropout(x, 0.5).data, d1)
+    np.testing.assert_array_equal(F.dropout(x, 0.5).data, d1)
     assert not np.array_equal(d1, d2)
     assert d1.dtype == np.float32 and set(np.unique(d1)) <= {0.0, 2.0}
 
@@ -618,7 +618,7 @@ def test_dropout_same_seed_same_mask():
 @pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
 def test_dropout_rejects_bad_p(p):
     with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\)"):
-        ops.dropout(Tensor([1.0]), p)
+        F.dropout(Tensor([1.0]), p)
 
 
 # ----------------------------------------------------------------- compositions
@@ -685,7 +685,7 @@ FLOAT32_OPS = {
     "masked_fill": lambda x, y: x.masked_fill(_M, -np.inf), "where": lambda x, y: ops.where(_M, x, y),
     "where_scalar": lambda x, y: ops.where(_M, x, 0.0),
     "softmax": lambda x, y: x.softmax(axis=0), "log_softmax": lambda x, y: x.log_softmax(),
-    "dropout": lambda x, y: ops.dropout(x, 0.5, rng=np.random.default_rng(0)),
+    "dropout": lambda x, y: F.dropout(x, 0.5, rng=np.random.default_rng(0)),
 }
 
 

@@ -9,12 +9,12 @@ from .engine.gradcheck import gradcheck
 from .engine.ops import (cat, concat, exp, gelu, log, log_softmax, masked_fill, relu, sigmoid, softmax,
                          split, sqrt, stack, tanh, where)
 from .engine.rng import manual_seed
-from .engine.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .engine.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, unbroadcast
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "manual_seed",
+    "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "manual_seed",
     "backend", "functional", "ops", "rng", "concat", "cat", "stack", "split", "where", "masked_fill", "softmax", "log_softmax",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu",
 ]

@@ -10,8 +10,8 @@ Leaves out: convolution, pooling and everything else a GPT does not use.
 import numpy as np
 
 from .backend import check_later, get_array_module, to_device
-from .ops import dropout, erf, gelu_erf, log_softmax, relu, softmax  # noqa: F401  (re-exported)
-from .ops import gelu as _gelu_tanh
+from .ops import erf, gelu_erf, log_softmax, relu, softmax  # noqa: F401  (re-exported)
+from .ops.unary import GELU, Dropout
 from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -44,10 +44,21 @@ def gelu(x, approximate="tanh"):
             keeps "tanh" because its GPT was built on it.
     """
     if approximate == "tanh":
-        return _gelu_tanh(x)
+        return GELU()(x)
     if approximate == "none":
         return gelu_erf(x)
     raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
+
+
+def dropout(x, p=0.5, training=True, rng=None):
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+
+    Args: p in [0, 1); training: the identity when False (or p == 0); rng: a generator for the
+    mask (default: the package's global one for x's device). Returns: Tensor.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    return Dropout(p, rng)(x) if training and p > 0.0 else x
 
 
 def check_linear(x, weight):

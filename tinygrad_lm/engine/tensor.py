@@ -64,6 +64,32 @@ def _is_float(dtype):
     return np.issubdtype(dtype, np.floating)
 
 
+def _constant(value, like):
+    """A Python number or array as a constant Tensor with `like`'s dtype (for floats and ints)
+    and device: float32 * 2.0 stays float32 (NumPy 2 would make float32 * float64-array float64)."""
+    xp = backend.get_array_module(like.data)
+    dtype = like.dtype if _is_float(like.dtype) or isinstance(value, int) else None
+    return Tensor._wrap(xp.asarray(value, dtype=dtype), False, None, 0)
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting (DeZero's `sum_to`).
+
+    Leading axes that broadcasting added are summed away, then axes where `shape` has size 1
+    are summed with keepdims. Example: a (B, T, C) gradient for a (C,) bias sums axes 0 and 1.
+    Every broadcasting op's backward calls it, so that `b.grad.shape == b.shape`.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
 class GradientShapeError(RuntimeError):
     """A Function's backward returned a gradient whose shape is not its input's (a bug in that op)."""
 
@@ -80,23 +106,35 @@ class Function:
     """
 
     def __call__(self, *inputs):
-        """Run forward on `inputs` (Tensors) and record the graph when gradients are needed."""
-        if backend.cupy is not None and len(inputs) > 1:  # free when CuPy is not even installed
-            devices = {t.device for t in inputs}
-            if len(devices) > 1:
-                shown = ", ".join(f"{t.device} {t.shape}" for t in inputs)
-                raise RuntimeError(f"{type(self).__name__}: tensors are on different devices ({shown}); "
-                                   "move them with .to('cuda') or .to('cpu') first")
-        out = self.forward(*[t.data for t in inputs])
+        """Run forward on `inputs` and record the graph when gradients are needed.
+
+        The one place every op passes: Python numbers and arrays among the inputs become
+        constants of the first Tensor's dtype and device (so float32 stays float32), and inputs
+        on different devices are refused here, by name, instead of deep inside NumPy or CuPy.
+        """
+        like = next((t for t in inputs if isinstance(t, Tensor)), None)
+        if like is None:
+            raise (TypeError if inputs else ValueError)(f"{type(self).__name__.lower()}: needs at least one tensor "
+                                                        f"among its inputs, got {[type(t).__name__ for t in inputs]}")
+        inputs = tuple(t if isinstance(t, Tensor) else _constant(t, like) for t in inputs)
+        if len(inputs) > 1 and len({backend.device_of(t.data) for t in inputs}) > 1:
+            shown = ", ".join(f"{t.device} {t.shape}" for t in inputs)
+            raise RuntimeError(f"{type(self).__name__}: tensors are on different devices ({shown}); "
+                               "move them with .to('cuda') or .to('cpu') first")
+        try:
+            out = self.forward(*[t.data for t in inputs])
+        except ValueError as e:  # NumPy's broadcasting error, said with the op and the fix
+            if "could not be broadcast" not in str(e):
+                raise
+            raise ValueError(f"{type(self).__name__.lower()}: shapes {', '.join(str(t.shape) for t in inputs)} "
+                             "cannot be broadcast together (trailing dimensions must match or be 1)") from None
         requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
         if requires_grad:
             self.inputs = inputs
             self._out_grads = None
         if isinstance(out, tuple):
             self._nout = len(out)
-            outs = tuple(Tensor._wrap(o, requires_grad, self if requires_grad else None, i)
-                         for i, o in enumerate(out))
-            return outs
+            return tuple(Tensor._wrap(o, requires_grad, self if requires_grad else None, i) for i, o in enumerate(out))
         self._nout = 1
         if isinstance(out, np.generic):  # NumPy returns scalars for 0-d results; keep .data an ndarray
             out = np.asarray(out)
@@ -243,7 +281,7 @@ class Tensor:
                     raise GradientShapeError(
                         f"{type(fn).__name__}.backward returned a gradient of shape {g.shape} for its input {i} "
                         f"of shape {t.shape}; each gradient must have its input's shape (sum over the "
-                        "axes that forward broadcast: tinygrad_lm.engine.ops.unbroadcast)")
+                        "axes that forward broadcast: tinygrad_lm.unbroadcast)")
                 if t._ctx is None or t._retain:
                     t._accumulate(g)
                 if t._ctx is not None:
@@ -318,10 +356,6 @@ class Tensor:
         """A new leaf tensor sharing this data, cut from the graph."""
         return Tensor._wrap(self.data, False, None, 0)
 
-    def to(self, device=None, dtype=None):
-        """This tensor on `device` and/or with float `dtype` (differentiable; self if unchanged)."""
-        return ops.cast(self, device=device, dtype=dtype)
-
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         dev = ", device='cuda'" if self.device == "cuda" else ""
@@ -329,108 +363,3 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
-
-    # ----------------------------------------------------------------- operators
-    def __add__(self, other):
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        return ops.add(other, self)
-
-    def __sub__(self, other):
-        return ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return ops.sub(other, self)
-
-    def __mul__(self, other):
-        return ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return ops.div(other, self)
-
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return ops.matmul(other, self)
-
-    def __pow__(self, exponent):
-        return ops.pow(self, exponent)
-
-    def __neg__(self):
-        return ops.neg(self)
-
-    def __getitem__(self, index):
-        return ops.getitem(self, index)
-
-    # ----------------------------------------------------------------- methods
-    def sum(self, axis=None, keepdims=False):
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return ops.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return ops.max(self, axis, keepdims)
-
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return ops.var(self, axis, keepdims, ddof)
-
-    def exp(self):
-        return ops.exp(self)
-
-    def log(self):
-        return ops.log(self)
-
-    def sqrt(self):
-        return ops.sqrt(self)
-
-    def tanh(self):
-        return ops.tanh(self)
-
-    def sigmoid(self):
-        return ops.sigmoid(self)
-
-    def relu(self):
-        return ops.relu(self)
-
-    def gelu(self):
-        return ops.gelu(self)
-
-    def reshape(self, *shape):
-        return ops.reshape(self, *shape)
-
-    def view(self, *shape):
-        return ops.reshape(self, *shape)
-
-    def transpose(self, axis0=-2, axis1=-1):
-        return ops.transpose(self, axis0, axis1)
-
-    def permute(self, *axes):
-        return ops.permute(self, *axes)
-
-    @property
-    def T(self):
-        return ops.permute(self, *reversed(range(self.ndim)))
-
-    def split(self, split_size_or_sections, axis=0):
-        return ops.split(self, split_size_or_sections, axis)
-
-    def masked_fill(self, mask, value):
-        return ops.masked_fill(self, mask, value)
-
-    def softmax(self, axis=-1):
-        return ops.softmax(self, axis)
-
-    def log_softmax(self, axis=-1):
-        return ops.log_softmax(self, axis)
-
-
-from . import ops  # noqa: E402  (ops subclass Function and build Tensors, so import them last)

@@ -13,7 +13,7 @@ Leaves out: a dropout fused into the neighbouring add or matmul.
 """
 from ..engine.backend import get_array_module
 from ..nn import Dropout
-from ..engine.ops.dropout import dropout as reference_dropout
+from ..engine.functional import dropout as reference_dropout
 from ..engine.rng import get_rng
 from ..engine.tensor import Function
 from . import cuda

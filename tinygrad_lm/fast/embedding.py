@@ -22,7 +22,7 @@ as (N, C), gw starts as zeros):
 per distinct id, so the final assignment has no repeated index and plain indexing is exact.
 Sorting and `reduceat` are vectorised: measured 6.6x faster than `add.at` at V=65 and 2.0x at
 V=1024 (BENCHMARKS.md's "Each fast kernel against its reference twin" section; `python
-scripts/bench_kernels.py` times both). On a GPU the same sum is `ops/scatter.py`'s segment sum
+scripts/bench_kernels.py` times both). On a GPU the same sum is `engine/ops/shape.py`'s segment sum
 (sorted ids, float64 prefix sums, no atomics), so that it is deterministic: `add.at` there is
 an atomic add whose rounding changes from run to run. Forward + backward against the
 reference (`weight[ids]`, whose backward is `add.at`): measured 5.8x faster on the CPU
@@ -32,7 +32,7 @@ Leaves out: sparse gradients, max_norm renormalisation, padding_idx.
 from ..engine.backend import get_array_module
 from ..engine.functional import _ids, check_ids
 from ..nn import Embedding
-from ..engine.ops.scatter import segment_sum
+from ..engine.ops.shape import segment_sum
 from ..engine.tensor import Function
 
 

@@ -1,18 +1,24 @@
-"""Elementwise arithmetic with broadcasting: add, sub, mul, div, neg, pow (scalar exponent).
+"""Arithmetic: add, sub, mul, div, neg, pow (scalar exponent) with broadcasting, and matmul.
 
+Each op is one Function, forward and backward side by side, and the line under it attaches it
+to Tensor (`a + b` is `Add()(a, b)`; Python numbers become tensors in `Function.__call__`).
 Each binary op's backward passes its gradient through `unbroadcast`, so a broadcast operand
-gets a gradient of its own shape. Shape errors name the op and both shapes.
+gets a gradient of its own shape.
+
+matmul follows `numpy.matmul`: y = a @ b with a (..., n, k) and b (..., k, m) -> (..., n, m),
+batch axes broadcast; backward ga = gy @ b^T and gb = a^T @ gy, transposing the last two axes
+only (where DeZero's `.T` breaks on 3-D inputs), each summed back to its operand's shape (for
+(B, T, C) @ (C, D), gb is B products (C, T) @ (T, D) summed over the batch). 1-D operands follow
+NumPy (a vector is promoted to a row or column and the added axis removed). The faster one-GEMM
+spelling of a linear layer is `tinygrad_lm/fast/linear.py`.
 Leaves out: tensor exponents in pow (x ** y with y a Tensor), integer division, comparisons.
 """
 import numpy as np
 
-from ..tensor import Function
-from ._util import binary_operands, check_same_device, unbroadcast
+from ..tensor import Function, Tensor, unbroadcast
 
 
 class Add(Function):
-    name = "add"
-
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
@@ -21,9 +27,10 @@ class Add(Function):
         return unbroadcast(gy, self.a_shape), unbroadcast(gy, self.b_shape)
 
 
-class Sub(Function):
-    name = "sub"
+Tensor.__add__ = Tensor.__radd__ = lambda self, other: Add()(self, other)
 
+
+class Sub(Function):
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a - b
@@ -32,9 +39,11 @@ class Sub(Function):
         return unbroadcast(gy, self.a_shape), unbroadcast(-gy, self.b_shape)
 
 
-class Mul(Function):
-    name = "mul"
+Tensor.__sub__ = lambda self, other: Sub()(self, other)
+Tensor.__rsub__ = lambda self, other: Sub()(other, self)
 
+
+class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -45,9 +54,10 @@ class Mul(Function):
         return ga, gb
 
 
-class Div(Function):
-    name = "div"
+Tensor.__mul__ = Tensor.__rmul__ = lambda self, other: Mul()(self, other)
 
+
+class Div(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -60,6 +70,10 @@ class Div(Function):
         return ga, gb
 
 
+Tensor.__truediv__ = lambda self, other: Div()(self, other)
+Tensor.__rtruediv__ = lambda self, other: Div()(other, self)
+
+
 class Neg(Function):
     def forward(self, x):
         return -x
@@ -68,11 +82,18 @@ class Neg(Function):
         return -gy
 
 
+Tensor.__neg__ = lambda self: Neg()(self)
+
+
 class Pow(Function):
-    """x ** c for a Python/NumPy scalar exponent c."""
+    """x ** c for a Python or NumPy scalar exponent c."""
 
     def __init__(self, exponent):
-        self.c = exponent
+        if isinstance(exponent, Tensor):
+            raise TypeError("pow: the exponent must be a scalar; tensor exponents are not supported "
+                            "(write exp(y * log(x)) for x > 0)")
+        # a NumPy float64 exponent would make float32 x ** c float64: keep it a Python number
+        self.c = exponent.item() if isinstance(exponent, np.generic) else exponent
 
     def forward(self, x):
         self.x = x
@@ -84,54 +105,40 @@ class Pow(Function):
         return gy * self.c * self.x ** (self.c - 1)
 
 
-def _binary(cls, a, b):
-    """Promote scalars, then check devices and broadcasting with errors that name the op."""
-    a, b = binary_operands(a, b)
-    if a.device != b.device:
-        check_same_device(cls.name, a, b)
-    if a.shape != b.shape:
+Tensor.__pow__ = lambda self, exponent: Pow(exponent)(self)
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
+                             "use * to multiply by a scalar")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                             f"{a.shape[-1]} (last dim of a) != {b.shape[-2 if b.ndim > 1 else 0]} "
+                             f"({'second-to-last' if b.ndim > 1 else 'only'} dim of b)")
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            return a @ b
         except ValueError:
-            raise ValueError(f"{cls.name}: shapes {a.shape} and {b.shape} cannot be broadcast "
-                             "together (trailing dimensions must match or be 1)") from None
-    return cls()(a, b)
+            raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} "
+                             "cannot be broadcast together") from None
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a  # (1, k) for a vector a
+        b2 = b[:, None] if b.ndim == 1 else b  # (k, 1) for a vector b
+        if b.ndim == 1:  # first: for vector @ vector gy is 0-d and has no column axis to index
+            gy = gy[..., None]  # restore the removed column axis
+        if a.ndim == 1:
+            gy = gy[..., None, :]  # restore the removed row axis
+        ga = gb = None
+        if self.inputs[0].requires_grad:
+            ga = unbroadcast(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)  # (..., n, m) @ (..., m, k)
+        if self.inputs[1].requires_grad:
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ gy, b2.shape).reshape(b.shape)  # (..., k, n) @ (..., n, m)
+        return ga, gb
 
 
-def add(a, b):
-    """a + b with broadcasting. Args: Tensors or scalars. Returns: Tensor."""
-    return _binary(Add, a, b)
-
-
-def sub(a, b):
-    """a - b with broadcasting."""
-    return _binary(Sub, a, b)
-
-
-def mul(a, b):
-    """a * b (elementwise) with broadcasting."""
-    return _binary(Mul, a, b)
-
-
-def div(a, b):
-    """a / b (true division) with broadcasting."""
-    return _binary(Div, a, b)
-
-
-def neg(x):
-    """-x."""
-    return Neg()(x)
-
-
-def pow(x, exponent):
-    """x ** exponent, exponent a Python or NumPy scalar (not a Tensor)."""
-    from ..tensor import Tensor
-
-    if isinstance(exponent, Tensor):
-        raise TypeError("pow: the exponent must be a scalar; tensor exponents are not supported "
-                        "(write exp(y * log(x)) for x > 0)")
-    if not isinstance(x, Tensor):
-        raise TypeError("pow: the base must be a Tensor")
-    if isinstance(exponent, np.generic):  # a NumPy float64 exponent would make float32 x ** c float64
-        exponent = exponent.item()
-    return Pow(exponent)(x)
+Tensor.__matmul__ = lambda self, other: MatMul()(self, other)
+Tensor.__rmatmul__ = lambda self, other: MatMul()(other, self)

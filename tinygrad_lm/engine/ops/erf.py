@@ -17,11 +17,9 @@ nothing: against `math.erf` the result is within 3e-15 in float64 over [-8, 8] (
 checks 1e-14), and finite differences of it with step 1e-6 agree with the exact derivative to
 a few 1e-9, which float64 gradient checks need (Abramowitz & Stegun's 7.1.26, good to 1.5e-7,
 would not do). Why not `np.frompyfunc(math.erf, 1, 1)`: exact, but one Python call per element.
-Measured on 2^20 float32 inputs (`python scripts/bench_erf.py`, two runs, on a 2-core machine
-with load average 8.2-8.4 from other jobs, so only the ratios mean much): this erf 14-18 ms,
-the same polynomials summed by numpy.polynomial's Clenshaw `chebval` (in float64) 62-75 ms,
-frompyfunc 108-137 ms; GELU forward + backward 26-33 ms exact against 14-17 ms for the tanh
-approximation, so BERT's activation costs about twice GPT-2's.
+It is about 4x faster than the same polynomials summed by numpy.polynomial's `chebval` and 7x
+faster than frompyfunc, and the exact GELU's forward + backward costs about twice the tanh
+approximation's (`python scripts/bench_erf.py`; the figures are in BENCHMARKS.md, "erf").
 The backward of both ops needs exp only, so it is exact whatever erf's rounding.
 Leaves out: erfc's relative accuracy in the far tail (gelu(x) for x < -8.5 is 0, as in
 PyTorch's float32, where the true value is below 1e-15 |x|), complex arguments.
@@ -34,7 +32,7 @@ import numpy as np
 from numpy.polynomial import chebyshev
 
 from ..backend import get_array_module
-from ..tensor import Function
+from ..tensor import Function, Tensor
 
 _SPLIT, _END = 2.0, 6.0  # the near series covers |x| <= 2, the far one 2 < |x| <= 6
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -121,11 +119,10 @@ class GELUErf(Function):
         return gy * (self.cdf + x * (_INV_SQRT_2PI * xp.exp(-0.5 * x * x)))
 
 
-def erf(x):
-    """The error function, elementwise (PyTorch's `torch.erf`)."""
-    return Erf()(x)
+Tensor.erf = lambda self: Erf()(self)
+erf = Tensor.erf
 
 
 def gelu_erf(x):
-    """The exact GELU x Phi(x), elementwise (PyTorch's `F.gelu(x)` with approximate="none")."""
+    """The exact GELU x Phi(x), elementwise (`F.gelu(x, approximate="none")`, PyTorch's default)."""
     return GELUErf()(x)

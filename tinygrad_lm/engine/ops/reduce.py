@@ -6,12 +6,26 @@ to the maximal elements, split evenly among ties (as `torch.amax`). `var` uses N
 Leaves out: argmax/argmin (not differentiable; use `x.data.argmax`), min, prod, cumsum.
 """
 from ..backend import get_array_module
-from ..tensor import Function
-from ._util import normalize_axes
+from ..tensor import Function, Tensor
+
+
+def normalize_axes(axis, ndim):
+    """Axis argument (None, int or tuple) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        if ndim:  # a 0-d tensor accepts axis 0 or -1, as NumPy does, and reduces nothing
+            out.append(a % ndim)
+    return tuple(sorted(out))
 
 
 class _Reduce(Function):
-    def __init__(self, axis, keepdims):
+    def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
     def _setup(self, x):
@@ -38,12 +52,18 @@ class Sum(_Reduce):
         return self._expand(gy)
 
 
+Tensor.sum = lambda self, axis=None, keepdims=False: Sum(axis, keepdims)(self)
+
+
 class Mean(_Reduce):
     def forward(self, x):
         return x.mean(axis=self._setup(x), keepdims=self.keepdims)
 
     def backward(self, gy):
         return self._expand(gy / self.count)
+
+
+Tensor.mean = lambda self, axis=None, keepdims=False: Mean(axis, keepdims)(self)
 
 
 class Max(_Reduce):
@@ -60,8 +80,11 @@ class Max(_Reduce):
         return self.mask * (gy.reshape(self.kept) / ties)
 
 
+Tensor.max = lambda self, axis=None, keepdims=False: Max(axis, keepdims)(self)  # gradient shared among ties
+
+
 class Var(_Reduce):
-    def __init__(self, axis, keepdims, ddof):
+    def __init__(self, axis=None, keepdims=False, ddof=0):
         super().__init__(axis, keepdims)
         self.ddof = ddof
 
@@ -77,21 +100,4 @@ class Var(_Reduce):
         return gy.reshape(self.kept) * (2.0 / (self.count - self.ddof)) * self.centered
 
 
-def sum(x, axis=None, keepdims=False):
-    """Sum over `axis` (None: all axes; int or tuple). Returns: Tensor."""
-    return Sum(axis, keepdims)(x)
-
-
-def mean(x, axis=None, keepdims=False):
-    """Mean over `axis`."""
-    return Mean(axis, keepdims)(x)
-
-
-def max(x, axis=None, keepdims=False):
-    """Maximum over `axis`; the gradient is shared evenly among tied maxima."""
-    return Max(axis, keepdims)(x)
-
-
-def var(x, axis=None, keepdims=False, ddof=0):
-    """Variance over `axis`, dividing by (n - ddof)."""
-    return Var(axis, keepdims, ddof)(x)
+Tensor.var = lambda self, axis=None, keepdims=False, ddof=0: Var(axis, keepdims, ddof)(self)  # / (n - ddof)

@@ -5,17 +5,17 @@ The condition is data, not a differentiable input: gradients flow to the selecte
 Leaves out: gradients with respect to the fill value.
 """
 from ..backend import get_array_module
-from ..tensor import Function, Tensor
-from ._util import as_tensor, unbroadcast
+from ..tensor import Function, Tensor, unbroadcast
 
 
-def _raw_mask(mask):
+def _raw(mask):
+    """A condition given as a Tensor, as its array (conditions are data, not inputs)."""
     return mask.data if isinstance(mask, Tensor) else mask
 
 
 class MaskedFill(Function):
     def __init__(self, mask, value):
-        self.mask, self.value = mask, value
+        self.mask, self.value = _raw(mask), value
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -35,9 +35,12 @@ class MaskedFill(Function):
         return gy * ~self.mask
 
 
+Tensor.masked_fill = lambda self, mask, value: MaskedFill(mask, value)(self)  # value where mask is True
+
+
 class Where(Function):
     def __init__(self, cond):
-        self.cond = cond
+        self.cond = _raw(cond)
 
     def forward(self, a, b):
         xp = get_array_module(a, b)
@@ -56,15 +59,6 @@ class Where(Function):
         return ga, gb
 
 
-def masked_fill(x, mask, value):
-    """x with `value` where `mask` (bool, broadcastable to x.shape) is True."""
-    return MaskedFill(_raw_mask(mask), value)(x)
-
-
 def where(cond, a, b):
-    """Elementwise `a if cond else b` (cond a bool array/Tensor; a, b Tensors or scalars)."""
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError("where: at least one of a and b must be a Tensor")
-    a = as_tensor(a, b) if not isinstance(a, Tensor) else a
-    b = as_tensor(b, a) if not isinstance(b, Tensor) else b
-    return Where(_raw_mask(cond))(a, b)
+    """Elementwise `a if cond else b` (cond a bool array or Tensor; a, b Tensors or numbers)."""
+    return Where(cond)(a, b)

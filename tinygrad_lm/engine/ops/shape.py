@@ -4,6 +4,20 @@ stack, split, and cast (dtype/device change).
 Their backward puts each gradient element back where its element came from: reshape and
 permute invert themselves, indexing scatters (adding, so repeated integer indices accumulate),
 concat/stack/split slice or join along their axis.
+Scatter-add (`scatter_add`, `segment_sum`, at the end) is indexing's backward, g[index] +=
+values with repeats summed.
+On NumPy it is `np.add.at`, the textbook one-liner. On a GPU `add.at` is an atomic add: the
+order in which repeated indices land changes from run to run, so float sums (and training)
+are not reproducible. There the same sum is done by a deterministic segment sum:
+
+    order  = argsort(ids)                      rows with equal ids become one run
+    cs     = [0; cumsum(values[order])]        prefix sums in float64, (N + 1, C)
+    lo, hi = searchsorted(sorted ids, each id) the run [lo, hi) holding each row's id
+    g[ids] = cs[hi] - cs[lo]                   every row of a run writes the same run total
+
+All writes of one id carry the same value, so which write lands last does not matter, and
+nothing here needs the number of runs on the host (no sync). The float64 prefix sums keep
+the subtraction exact to about 1e-16 of the prefix's size.
 Leaves out: in-place assignment (`x[i] = v`), gather/scatter with explicit index tensors (use
 integer-array indexing), flip/roll/pad.
 """
@@ -12,13 +26,11 @@ import numpy as np
 from .. import backend
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from ._util import check_same_device
-from .scatter import scatter_add
 
 
 class Reshape(Function):
-    def __init__(self, shape):
-        self.shape = shape
+    def __init__(self, *shape):  # reshape(2, 3) or reshape((2, 3)); one dimension may be -1
+        self.shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
     def forward(self, x):
         self.x_shape = x.shape
@@ -32,9 +44,12 @@ class Reshape(Function):
         return gy.reshape(self.x_shape)
 
 
+Tensor.reshape = Tensor.view = lambda self, *shape: Reshape(*shape)(self)
+
+
 class Permute(Function):
-    def __init__(self, axes):
-        self.axes = axes
+    def __init__(self, *axes):  # permute(2, 0, 1) or permute((2, 0, 1)), as numpy.transpose(x, axes)
+        self.axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
 
     def forward(self, x):
         if sorted(a % max(x.ndim, 1) for a in self.axes) != list(range(x.ndim)):
@@ -43,6 +58,18 @@ class Permute(Function):
 
     def backward(self, gy):
         return gy.transpose(tuple(np.argsort([a % gy.ndim for a in self.axes]).tolist()))  # host ints, not an array
+
+
+def _swapped(ndim, axis0, axis1):
+    """The permutation of range(ndim) that swaps two axes."""
+    axes = list(range(ndim))
+    axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+    return axes
+
+
+Tensor.permute = lambda self, *axes: Permute(*axes)(self)
+Tensor.transpose = lambda self, axis0=-2, axis1=-1: Permute(_swapped(self.ndim, axis0, axis1))(self)  # torch's
+Tensor.T = property(lambda self: Permute(*reversed(range(self.ndim)))(self))
 
 
 def _raw_index(index):
@@ -72,7 +99,7 @@ def _is_basic(index):
 
 class GetItem(Function):
     def __init__(self, index):
-        self.index = index
+        self.index = _raw_index(index)
 
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
@@ -89,6 +116,9 @@ class GetItem(Function):
         g = get_array_module(gy).zeros(self.x_shape, dtype=gy.dtype)
         g[self.index] = gy
         return g
+
+
+Tensor.__getitem__ = lambda self, index: GetItem(index)(self)  # ints, slices, None, ..., int/bool arrays
 
 
 class Concat(Function):
@@ -109,6 +139,14 @@ class Concat(Function):
         return tuple(xp.split(gy, cuts, axis=self.axis))
 
 
+def concat(tensors, axis=0):
+    """Join tensors along an existing axis (`torch.cat`)."""
+    return Concat(axis)(*tensors)
+
+
+cat = concat
+
+
 class Stack(Function):
     def __init__(self, axis):
         self.axis = axis
@@ -126,10 +164,15 @@ class Stack(Function):
         return tuple(xp.take(gy, i, axis=self.axis) for i in range(self.n))
 
 
+def stack(tensors, axis=0):
+    """Join same-shaped tensors along a new axis."""
+    return Stack(axis)(*tensors)
+
+
 class Split(Function):
     """Multi-output: one forward returns every piece (views); backward joins their grads."""
 
-    def __init__(self, sections, axis):
+    def __init__(self, sections, axis=0):
         self.sections, self.axis = sections, axis
 
     def forward(self, x):
@@ -159,6 +202,9 @@ class Split(Function):
         return xp.concatenate(parts, axis=self.axis)
 
 
+Tensor.split = lambda self, split_size_or_sections, axis=0: Split(split_size_or_sections, axis)(self)
+
+
 class Cast(Function):
     def __init__(self, device, dtype):
         self.device, self.dtype = device, dtype
@@ -172,73 +218,66 @@ class Cast(Function):
         return backend.to_device(gy, self.src_device).astype(self.src_dtype, copy=False)
 
 
-def reshape(x, *shape):
-    """x with a new shape (same elements, C order); one dimension may be -1."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return Reshape(shape)(x)
-
-
-def permute(x, *axes):
-    """x with its axes reordered, as `numpy.transpose(x, axes)`."""
-    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = tuple(axes[0])
-    return Permute(tuple(axes))(x)
-
-
-def transpose(x, axis0=-2, axis1=-1):
-    """Swap two axes (PyTorch's `transpose(dim0, dim1)`); by default the last two."""
-    axes = list(range(x.ndim))
-    axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
-    return Permute(tuple(axes))(x)
-
-
-def getitem(x, index):
-    """x[index]: ints, slices, None, Ellipsis, and integer/bool arrays (or Tensors) as NumPy."""
-    return GetItem(_raw_index(index))(x)
-
-
-def _check_all(op, tensors):
-    if not tensors:
-        raise ValueError(f"{op}: needs at least one tensor")
-    if len({t.device for t in tensors}) > 1:
-        check_same_device(op, *tensors)
-
-
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis (`torch.cat`)."""
-    tensors = list(tensors)
-    _check_all("concat", tensors)
-    return Concat(axis)(*tensors)
-
-
-cat = concat
-
-
-def stack(tensors, axis=0):
-    """Join same-shaped tensors along a new axis."""
-    tensors = list(tensors)
-    _check_all("stack", tensors)
-    return Stack(axis)(*tensors)
-
-
-def split(x, split_size_or_sections, axis=0):
-    """Split x along `axis` into pieces of `split_size` (int) or of the listed sizes.
-
-    Returns: a tuple of Tensors (views in forward; one join in backward).
-    """
-    return Split(split_size_or_sections, axis)(x)
-
-
-def cast(x, device=None, dtype=None):
-    """x on `device` with `dtype` (differentiable: the gradient goes back to x's device/dtype)."""
+def _to(x, device=None, dtype=None):
+    """x on `device` with `dtype`: x itself when both already hold, else a Cast (differentiable)."""
     device = backend.check_device(device)
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-    same_device = device is None or device == x.device
-    same_dtype = dtype is None or dtype == x.dtype
+    dtype = None if dtype is None else np.dtype(dtype)
+    same_device, same_dtype = device is None or device == x.device, dtype is None or dtype == x.dtype
     if same_device and same_dtype:
         return x
     if dtype is not None and x.requires_grad and not np.issubdtype(dtype, np.floating):
         raise TypeError(f"cannot cast a tensor that requires grad to non-float dtype {dtype}")
     return Cast(None if same_device else device, None if same_dtype else dtype)(x)
+
+
+Tensor.to = _to
+
+
+# ---------------------------------------------------------------- scatter-add: the backward of indexing
+def segment_sum(ids, values, n_rows):
+    """Sum the rows of `values` (N, C) that share an id: out[k] = sum of values[i] with ids[i] == k.
+
+    Args:
+        ids: (N,) integer array, each in 0..n_rows-1.
+        values: (N, C) array on the same device.
+        n_rows: rows of the result.
+    Returns:
+        (n_rows, C) array in values' dtype; rows no id names are zero. Deterministic on every
+        backend (no atomics).
+    """
+    xp = get_array_module(ids, values)
+    out = xp.zeros((n_rows,) + values.shape[1:], dtype=values.dtype)
+    if ids.size == 0:
+        return out
+    order = xp.argsort(ids)
+    sorted_ids = ids[order]  # (N,)
+    cs = xp.zeros((ids.shape[0] + 1,) + values.shape[1:], dtype=np.float64)  # (N + 1, C)
+    xp.cumsum(values[order], axis=0, dtype=np.float64, out=cs[1:])
+    lo = xp.searchsorted(sorted_ids, sorted_ids, side="left")  # (N,): first row of each row's run
+    hi = xp.searchsorted(sorted_ids, sorted_ids, side="right")  # (N,): one past its last row
+    out[sorted_ids] = (cs[hi] - cs[lo]).astype(values.dtype)  # equal values for equal ids
+    return out
+
+
+def scatter_add(shape, index, values):
+    """A zero array of `shape` with `values` added at `index` (repeats accumulate): the gradient
+    of `x[index]` for an advanced (integer or boolean array) index. NumPy: `np.add.at`; a GPU:
+    `segment_sum` (deterministic), through `_scatter_add_segments`."""
+    if get_array_module(values) is not np:
+        return _scatter_add_segments(shape, index, values)
+    g = np.zeros(shape, dtype=values.dtype)
+    np.add.at(g, index, values)
+    return g
+
+
+def _scatter_add_segments(shape, index, values):
+    """`scatter_add` as a segment sum over rows (index a single integer array on axis 0) or over
+    flat element positions (any other advanced index)."""
+    xp = get_array_module(values)
+    if not isinstance(index, tuple) and getattr(index, "dtype", None) is not None \
+            and np.issubdtype(index.dtype, np.integer):
+        ids = index.reshape(-1) % shape[0]  # negative ids count from the end, as in indexing
+        rows = values.reshape(ids.shape[0], -1)  # (N, row size)
+        return segment_sum(ids, rows, shape[0]).reshape(shape)
+    positions = xp.arange(int(np.prod(shape))).reshape(shape)[index].reshape(-1)  # flat target of each value
+    return segment_sum(positions, values.reshape(-1, 1), int(np.prod(shape))).reshape(shape)

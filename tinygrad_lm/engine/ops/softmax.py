@@ -7,11 +7,11 @@ so neither ever builds the (n, n) Jacobian.
 Leaves out: the fused causal-masked attention softmax (in `tinygrad_lm/fast/attention.py`).
 """
 from ..backend import get_array_module
-from ..tensor import Function
+from ..tensor import Function, Tensor
 
 
 class Softmax(Function):
-    def __init__(self, axis):
+    def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
@@ -26,8 +26,11 @@ class Softmax(Function):
         return y * (gy - (y * gy).sum(axis=self.axis, keepdims=True))
 
 
+Tensor.softmax = lambda self, axis=-1: Softmax(axis)(self)  # exp(x) / sum(exp(x)) along axis
+
+
 class LogSoftmax(Function):
-    def __init__(self, axis):
+    def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
@@ -41,11 +44,4 @@ class LogSoftmax(Function):
         return gy - xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
 
 
-def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along `axis`."""
-    return Softmax(axis)(x)
-
-
-def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along `axis`."""
-    return LogSoftmax(axis)(x)
+Tensor.log_softmax = lambda self, axis=-1: LogSoftmax(axis)(self)  # x - logsumexp(x) along axis

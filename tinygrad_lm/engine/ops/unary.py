@@ -1,15 +1,21 @@
-"""Elementwise functions of one tensor: exp, log, sqrt, tanh, sigmoid, relu, gelu.
+"""Elementwise functions of one tensor: exp, log, sqrt, tanh, sigmoid, relu, gelu, and the
+dropout mask.
 
 Each backward reuses what forward computed where that is cheaper (exp, sqrt, tanh and
 sigmoid save their output; log and relu their input). GELU is the tanh approximation used by
 GPT-2 (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); its fast
 twin, computing the derivative in forward in cache-sized blocks, is `tinygrad_lm/fast/gelu.py`.
-Leaves out: the exact erf GELU, in-place variants.
+The exact GELU (through erf, BERT's) is in `erf.py`.
+Dropout multiplies by a mask of 0 and 1/(1-p) (inverted dropout: evaluation needs no rescaling);
+the mask comes from the package's seeded generator for x's device (rng.py) unless one is passed,
+so runs are reproducible; `F.dropout` (functional.py) is the function to call.
+Leaves out: in-place variants, structured dropout (DropPath, DropConnect).
 """
 import math
 
 from ..backend import get_array_module
-from ..tensor import Function
+from ..rng import uniform
+from ..tensor import Function, Tensor
 
 
 class Exp(Function):
@@ -21,6 +27,9 @@ class Exp(Function):
         return gy * self.y
 
 
+Tensor.exp = lambda self: Exp()(self)
+
+
 class Log(Function):
     def forward(self, x):
         self.x = x
@@ -28,6 +37,9 @@ class Log(Function):
 
     def backward(self, gy):
         return gy / self.x
+
+
+Tensor.log = lambda self: Log()(self)
 
 
 class Sqrt(Function):
@@ -39,6 +51,9 @@ class Sqrt(Function):
         return gy / (2 * self.y)
 
 
+Tensor.sqrt = lambda self: Sqrt()(self)
+
+
 class Tanh(Function):
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
@@ -46,6 +61,9 @@ class Tanh(Function):
 
     def backward(self, gy):
         return gy * (1 - self.y * self.y)
+
+
+Tensor.tanh = lambda self: Tanh()(self)
 
 
 class Sigmoid(Function):
@@ -58,6 +76,9 @@ class Sigmoid(Function):
         return gy * self.y * (1 - self.y)
 
 
+Tensor.sigmoid = lambda self: Sigmoid()(self)  # 1 / (1 + e^-x)
+
+
 class ReLU(Function):
     def forward(self, x):
         self.mask = x > 0
@@ -65,6 +86,9 @@ class ReLU(Function):
 
     def backward(self, gy):
         return gy * self.mask
+
+
+Tensor.relu = lambda self: ReLU()(self)  # max(x, 0), gradient 0 at 0
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -90,36 +114,22 @@ class GELU(Function):
         return gy * dydx
 
 
-def exp(x):
-    """e ** x, elementwise."""
-    return Exp()(x)
+Tensor.gelu = lambda self: GELU()(self)  # the tanh approximation (GPT-2's)
 
 
-def log(x):
-    """Natural logarithm, elementwise."""
-    return Log()(x)
+class Dropout(Function):
+    """x * mask, mask 0 with probability p and 1/(1-p) otherwise (drawn by `rng`, or the global
+    generator of x's device; a NumPy Generator also serves a CUDA tensor, drawn on the host)."""
 
+    def __init__(self, p, rng=None):
+        self.p, self.rng = p, rng
 
-def sqrt(x):
-    """Square root, elementwise."""
-    return Sqrt()(x)
+    def forward(self, x):
+        xp = get_array_module(x)
+        draw_dtype = x.dtype if x.dtype in (xp.float32, xp.float64) else xp.float32
+        keep = uniform(x.shape, draw_dtype, xp, self.rng) >= self.p
+        self.scale = keep * x.dtype.type(1.0 / (1.0 - self.p))  # 0 or 1/(1-p), in x's dtype
+        return x * self.scale
 
-
-def tanh(x):
-    """Hyperbolic tangent, elementwise."""
-    return Tanh()(x)
-
-
-def sigmoid(x):
-    """Logistic sigmoid 1 / (1 + e^-x), elementwise."""
-    return Sigmoid()(x)
-
-
-def relu(x):
-    """max(x, 0), elementwise (gradient 0 at x == 0)."""
-    return ReLU()(x)
-
-
-def gelu(x):
-    """GELU, tanh approximation (as in GPT-2)."""
-    return GELU()(x)
+    def backward(self, gy):
+        return gy * self.scale
