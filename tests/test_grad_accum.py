@@ -4,9 +4,9 @@ threads), in pretraining and fine-tuning; resume stays bit for bit."""
 import numpy as np
 import pytest
 
-from tinygrad_lm.run import train as train_module
+from tinygrad_lm.run import loop as step_module
 from tinygrad_lm.run.config import from_flat
-from tinygrad_lm.run.data import micro_batches
+from tinygrad_lm.run.data import micro_batch_rows
 from tinygrad_lm.models.gpt import GPT, GPTConfig
 from tinygrad_lm.run.train import TrainConfig, train
 
@@ -25,8 +25,9 @@ def cfg64(text_file, out_dir, **kw):
 
 
 def record_clipped_grads(loop_module, monkeypatch):
-    """A list that gets, at every step of the loop in `loop_module`, float64 copies of the
-    gradients it hands to clip_grad_norm_ (the step's whole gradient, before the update)."""
+    """A list that gets, at every step, float64 copies of the gradients `train_step` (in
+    `loop_module`, shared by every loop) hands to clip_grad_norm_ (the step's whole gradient,
+    before the update)."""
     seen = []
     clip = loop_module.clip_grad_norm_
 
@@ -41,16 +42,16 @@ def record_clipped_grads(loop_module, monkeypatch):
 
 def first_step_grads(cfg, monkeypatch):
     """The gradients the first optimizer step sees, and the run."""
-    seen = record_clipped_grads(train_module, monkeypatch)
+    seen = record_clipped_grads(step_module, monkeypatch)
     result = train(cfg)
     return seen[0], result
 
 
 def test_micro_batches_weight_each_by_its_share_of_the_counted_targets():
     y = np.array([[1, 2, -1], [-1, -1, 3], [4, 5, 6], [7, -1, -1]])  # 2, 1, 3, 1 counted targets
-    assert micro_batches(y, 2) == [(slice(0, 2), 3 / 7), (slice(2, 4), 4 / 7)]
-    assert micro_batches(y, 1) == [(slice(0, 4), 1.0)]
-    assert [w for _, w in micro_batches(np.zeros((6, 2)), 3)] == [1 / 3] * 3
+    assert micro_batch_rows(y, 2) == [(slice(0, 2), 3 / 7), (slice(2, 4), 4 / 7)]
+    assert micro_batch_rows(y, 1) == [(slice(0, 4), 1.0)]
+    assert [w for _, w in micro_batch_rows(np.zeros((6, 2)), 3)] == [1 / 3] * 3
 
 
 def test_weighted_micro_batch_gradients_sum_to_the_big_batch_gradient_with_ignored_targets():
@@ -68,7 +69,7 @@ def test_weighted_micro_batch_gradients_sum_to_the_big_batch_gradient_with_ignor
     big = [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
     total = 0.0
-    for rows, weight in micro_batches(y, 3):
+    for rows, weight in micro_batch_rows(y, 3):
         _, part = model(x[rows], y[rows])
         (part * weight).backward()
         total += weight * part.item()
@@ -76,7 +77,7 @@ def test_weighted_micro_batch_gradients_sum_to_the_big_batch_gradient_with_ignor
     for a, b in zip(big, [p.grad for p in model.parameters()]):
         np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-14)
     model.zero_grad()  # and the unweighted sum would not pass: the test can fail
-    for rows, _ in micro_batches(y, 3):
+    for rows, _ in micro_batch_rows(y, 3):
         model(x[rows], y[rows])[1].backward()
     assert not np.allclose(big[0], model.parameters()[0].grad, rtol=1e-3)
 
@@ -133,7 +134,6 @@ def test_grad_accum_must_be_positive(bad):
 def test_finetune_micro_batches_give_the_big_batch_gradient(tmp_path, monkeypatch):
     import json
 
-    from tinygrad_lm.run import finetune as ft_loop
     from tinygrad_lm.run.finetune import FinetuneConfig, finetune
 
     text = tmp_path / "corpus.txt"
@@ -146,7 +146,7 @@ def test_finetune_micro_batches_give_the_big_batch_gradient(tmp_path, monkeypatc
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     def grads(out, **kw):
-        seen = record_clipped_grads(ft_loop, monkeypatch)
+        seen = record_clipped_grads(step_module, monkeypatch)
         cfg = from_flat(FinetuneConfig, ckpt=str(tmp_path / "pre" / "ckpt.npz"), data=str(jsonl), max_iters=1,
                         eval_interval=100, quiet=True, out_dir=str(tmp_path / out), dropout=0.0, warmup_iters=0,
                         val_fraction=0.25, pooling="mean", **kw)

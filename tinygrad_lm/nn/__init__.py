@@ -1,19 +1,15 @@
 """Neural-network building blocks with PyTorch's names: `nn.Module`, `nn.Linear`, ...
 
     module.py      Module, Parameter, ModuleList, ModuleDict
-    layers.py      Linear, Embedding, LayerNorm, Dropout, GELU, MLP
+    layers.py      Linear, Embedding, LayerNorm, Dropout, GELU, MLP, CrossEntropyLoss
     positional.py  SinusoidalPositionalEncoding, LearnedPositionalEmbedding
-    attention.py   CausalSelfAttention (GPT-2), SelfAttention (bidirectional, BERT)
-    block.py       Block (pre-LN Transformer block)
-    loss.py        CrossEntropyLoss
+    attention.py   CausalSelfAttention (GPT-2), SelfAttention (bidirectional, BERT), Block (pre-LN)
     kv_cache.py    KVCache (each layer's keys and values, for generation)
 """
 from ..engine import functional  # noqa: F401  (so `nn.functional` works as in PyTorch)
-from .attention import CausalSelfAttention, SelfAttention
-from .block import Block
+from .attention import Block, CausalSelfAttention, SelfAttention
 from .kv_cache import KVCache
-from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear
-from .loss import CrossEntropyLoss
+from .layers import GELU, MLP, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleDict, ModuleList, Parameter
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
 

@@ -1,4 +1,7 @@
-"""Multi-head self-attention: causal as GPT-2 (`CausalSelfAttention`), bidirectional as BERT (`SelfAttention`).
+"""Multi-head self-attention: causal as GPT-2 (`CausalSelfAttention`), bidirectional as BERT (`SelfAttention`),
+and GPT-2's pre-LN Transformer `Block` around it: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
+Normalising before each sublayer (not after, as in the original Transformer) keeps the residual
+stream an identity path, which is what makes deep stacks train without warm tricks.
 
 `CausalSelfAttention` is laid out as GPT-2 (one c_attn for q, k, v; one c_proj).
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from ..engine.backend import get_array_module
 from ..engine.tensor import Tensor
-from .layers import Dropout, Linear
+from .layers import MLP, Dropout, LayerNorm, Linear
 from .module import Module
 
 
@@ -123,3 +126,17 @@ def key_padding_mask(attention_mask, x):
     if am.shape != (B, T):
         raise ValueError(f"attention_mask must have shape (B, T) = {(B, T)}, got {am.shape}")
     return ~am.astype(bool)[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
+
+
+# ---------------------------------------------------------------- the Transformer block around attention
+class Block(Module):
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
+        super().__init__()
+        self.ln_1 = LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
+        self.ln_2 = LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout=dropout, bias=bias)
+
+    def forward(self, x, attention_mask=None, kv_cache=None):
+        x = x + self.attn(self.ln_1(x), attention_mask, kv_cache)
+        return x + self.mlp(self.ln_2(x))

@@ -1,4 +1,5 @@
-"""The basic layers: Linear, Embedding, LayerNorm, Dropout, GELU and the Transformer MLP.
+"""The basic layers: Linear, Embedding, LayerNorm, Dropout, GELU, the Transformer MLP, and
+CrossEntropyLoss (the loss as a module, so the fast path can swap in its fused kernel there).
 
 Each is a thin Module around a function of `functional.py`, holding its Parameters with
 PyTorch's names and shapes (Linear.weight is (out_features, in_features)). These are the
@@ -109,3 +110,17 @@ class MLP(Module):
         x = self.gelu(x)
         x = self.c_proj(x)  # (B, T, C)
         return self.dropout(x)
+
+
+class CrossEntropyLoss(Module):
+    """Softmax cross-entropy of logits (..., V) against integer targets (...)."""
+
+    def __init__(self, ignore_index=-1, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+
+    def forward(self, logits, targets):
+        return F.cross_entropy(logits, targets, self.ignore_index, self.reduction, self.label_smoothing)
+
+    def extra_repr(self):
+        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"

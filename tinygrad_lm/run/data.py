@@ -18,7 +18,7 @@ never trained on.
   and split 90/10 as text is.
 * `get_batch(ids, batch_size, block_size, rng)`: B random windows x (B, T) and the windows
   shifted by one, y (B, T), as int64 arrays; the rng makes batches reproducible.
-* `micro_batches(targets, k)`: a batch's rows cut into k micro-batches, each with the weight
+* `micro_batches(batch, k)`: a batch's rows cut into k micro-batches, each with the weight
   that makes the sum of their mean losses the whole batch's mean (gradient accumulation).
 * `file_sha256(path)`: the content hash a checkpoint records for its data, so `--resume`
   can accept the same data at a new path.
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import remove_stale_temporaries
-from ..fast.slices import slice_weights, split_rows
+from ..engine.backend import to_device
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
@@ -287,18 +287,31 @@ def token_byte_lengths(tokenizer):
     return np.asarray(lengths[:tokenizer.vocab_size] + [0] * (tokenizer.vocab_size - len(lengths)), dtype=np.float64)
 
 
-def micro_batches(targets, k):
-    """[(rows, weight)] cutting a batch into `k` micro-batches of consecutive rows (gradient accumulation).
+def micro_batch_rows(targets, k):
+    """[(rows, weight)] cutting a batch of k * B rows into k micro-batches of B consecutive rows.
 
-    Each micro-batch's loss is a mean over its counted targets (not -1); its weight is its share
-    of the batch's counted targets, so the weighted losses sum to the whole batch's mean loss and
-    the gradients that backward() accumulates sum to the whole batch's gradient.
+    A micro-batch's weight is its share of the batch's counted targets (not negative: the GPT's -1
+    and the masked LM's -100 are not counted), so the weighted mean losses sum to the whole batch's
+    mean loss and the gradients that backward() accumulates to its gradient. A micro-batch with no
+    counted target is left out (masked LM can pick none); a batch with none at all is weighted by rows.
 
-        >>> [(r, w) for r, w in micro_batches(np.zeros((4, 3)), 2)]
+        >>> micro_batch_rows(np.zeros((4, 3)), 2)
         [(slice(0, 2, None), 0.5), (slice(2, 4, None), 0.5)]
     """
-    rows = split_rows(len(targets), k)
-    return list(zip(rows, slice_weights(targets, rows)))
+    n = len(targets) // k
+    rows = [slice(i * n, (i + 1) * n) for i in range(k)]
+    counts = [int((np.asarray(targets[r]) >= 0).sum()) for r in rows]
+    if not sum(counts):  # nothing counted anywhere: each mean is NaN, as the whole batch's is
+        counts = [n] * k
+    return [(r, c / sum(counts)) for r, c in zip(rows, counts) if c]
+
+
+def micro_batches(batch, k, device=None):
+    """The batch dict (the model's keyword arguments, k * B rows each) as k (micro-batch, weight)
+    pairs for `train_step`, each micro-batch's arrays moved to `device`."""
+    targets = batch["labels"] if "labels" in batch else batch["targets"]
+    return [({name: to_device(v[rows], device) for name, v in batch.items()}, weight)
+            for rows, weight in micro_batch_rows(targets, k)]
 
 
 def get_batch(ids, batch_size, block_size, rng):

@@ -43,9 +43,9 @@ from .. import distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig
-from .data import micro_batches
-from .loop import Run, claim_folder, learning_rate
-from ..optim import AdamW, clip_grad_norm_, param_groups
+from .data import micro_batch_rows
+from .loop import Run, claim_folder, learning_rate, train_step
+from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
 from .mlm import SpecialIds
 from ..tokenizer import tokenizer_from_dict
@@ -336,7 +336,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     step_model = distributed.Sharded(model, dist) if dist else model
     step = state["step"]
 
-    def save(path):  # a checkpoint of the state right now
+    def save(path, step):  # a checkpoint of the state after `step` steps
         _save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer)
 
     run = Run(cfg.run, save, start_step=step, group=dist)  # over MPI, rank 0 alone writes and prints
@@ -362,22 +362,9 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
                 group["lr"] = lr
             K = cfg.optim.grad_accum
             sel = train_batch_indices(len(train), step, K * cfg.optim.batch_size, cfg.run.seed)  # this step's examples
-            optimizer.zero_grad()
-            loss_value = 0.0
-            # K micro-batches (K=1: the whole batch); backward() adds their weighted gradients into .grad
-            for rows, weight in micro_batches(train.labels[sel], K):
-                ids, mask = pad_batch([train.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids, real mask
-                ids, mask, labels = to_device(ids, device), to_device(mask, device), train.labels[sel[rows]]
-                logits, loss = step_model(ids, mask, labels=labels)  # (B, L) and the mean cross-entropy
-                value = loss.item()  # one host read per micro-batch
-                run.stop_if_not_finite(value, step)  # before the update: the weights stay the last good ones
-                (loss * weight).backward()
-                loss_value += weight * value
-            if dist:
-                dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
-            if cfg.optim.grad_clip > 0:
-                clip_grad_norm_(trainable, cfg.optim.grad_clip)
-            optimizer.step()
+            loss_value = train_step(step_model, optimizer, _micro_batches(train, sel, K, pad_id, device),
+                                    cfg.optim.grad_clip, dist)
+            run.stop_if_not_finite(loss_value, step)  # NaN or inf: stop; the last checkpoint on disk stays
             step += 1
             history.append(loss_value)
             # ---- progress line and log record every log_interval steps
@@ -399,6 +386,17 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         return summary
     _final_report(summary, val, test, cfg, state, run)
     return summary
+
+
+def _micro_batches(data, sel, k, pad_id, device):
+    """This step's examples `sel` as k (micro-batch, weight) pairs for `train_step`: each micro-batch
+    right-padded to its own longest sequence, with its attention mask and labels."""
+    out = []
+    for rows, weight in micro_batch_rows(data.labels[sel], k):
+        ids, mask = pad_batch([data.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids, real mask
+        out.append(({"idx": to_device(ids, device), "attention_mask": to_device(mask, device),
+                     "labels": data.labels[sel[rows]]}, weight))
+    return out
 
 
 def _final_report(summary, val, test, cfg, state, run):

@@ -1,13 +1,15 @@
 """What both training loops do around their step (nanoGPT's train.py: `get_lr`, logging, checkpoints).
 
-The loops themselves (`train.train`, `finetune.loop.finetune`) are plain `while` loops that show
-their step; this file holds the parts they share:
+The loops themselves (`train.train`, `finetune.finetune`) are plain `while` loops around one
+call of `train_step` (below: forward, backward, clip, update, with gradient accumulation as a
+plain loop around forward and backward); this file holds that step and what the loops share
+around it:
 
     learning_rate(step, optim)   linear warmup, then cosine to min_lr (or constant at lr)
     Run(cfg.run, save, step)     the run folder, `log.jsonl`, progress lines and step timing:
       .should_evaluate(step)       every eval_interval steps, not at the step a run starts at
-      .stop_if_not_finite(...)     a NaN/inf loss raises TrainingStopped before the update, so
-                                   the last good checkpoint is what stays on disk
+      .stop_if_not_finite(...)     a NaN/inf loss raises TrainingStopped, so the last good
+                                   checkpoint is what stays on disk
       .log_step(...)               every log_interval steps: a progress line and a log record;
                                    ms/step leaves evaluations out, and the ETA is the steps left
                                    at a smoothed step time plus the evaluations left
@@ -26,7 +28,7 @@ Nothing is lost and nothing saved is half-done:
   * A run folder left with temporary files by a killed write is cleaned when the next run
     starts (`checkpoint.remove_stale_temporaries`).
 
-`save(path)` is the loop's own function writing a checkpoint of its current state, so this file
+`save(path, step)` is the loop's own function writing a checkpoint of its state, so this file
 knows nothing of models or data. The resumed config comes from `config.resumed`.
 Leaves out: early stopping and experiment trackers (wandb).
 """
@@ -38,10 +40,36 @@ import time
 from pathlib import Path
 
 from .checkpoint import remove_stale_temporaries
-from ..optim import cosine_warmup_lr
+from ..optim import clip_grad_norm_, cosine_warmup_lr
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
 ETA_HORIZON = 100  # steps: the smoothed step time forgets a step's weight by a factor e over about this many
+
+
+def train_step(model, optimizer, micro_batches, grad_clip=0.0, dist=None):
+    """One optimisation step, shared by pretraining, masked-LM pretraining and fine-tuning.
+
+    Args:
+        model: called as `model(**batch)`, returns (logits, mean loss over the batch's targets).
+        micro_batches: (batch, weight) pairs: the step's batch in K micro-batches, each weighted by
+            its share of the targets (`data.micro_batches`); one pair (weight 1) is the plain step.
+        grad_clip: clip the gradients' global norm to this (0: no clipping).
+        dist: the MPI group when the batch is split over processes, else None.
+    Returns:
+        the step's mean loss, a Python float.
+    """
+    optimizer.zero_grad()
+    step_loss = 0.0
+    for batch, weight in micro_batches:  # gradient accumulation: each backward() adds into .grad
+        logits, loss = model(**batch)  # forward: e.g. (B, T, V) logits and the mean cross-entropy
+        (loss * weight).backward()  # backward: this micro-batch's share of every parameter's .grad
+        step_loss += weight * loss.item()
+    if dist:
+        dist.all_reduce_grads(model)  # sum the processes' gradients: the whole batch's gradient
+    if grad_clip > 0:
+        clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()  # AdamW: the update
+    return step_loss
 
 
 class TrainingStopped(RuntimeError):
@@ -92,7 +120,7 @@ class Run:
 
     Args:
         cfg: the RunConfig (out_dir, eval_interval, log_interval, quiet).
-        save: save(path) writes a checkpoint of the loop's current state.
+        save: save(path, step) writes a checkpoint of the loop's state after `step` steps.
         start_step: the step the run starts (or resumes) at.
         group: the distributed.Group of a run over MPI ranks, or None. Only rank 0 writes the
             folder (logs, checkpoints) and prints; the other ranks run silently, unless the
@@ -102,7 +130,7 @@ class Run:
     def __init__(self, cfg, save, start_step=0, group=None):
         self.cfg, self.start_step, self.group = cfg, start_step, group
         self.writer = group is None or group.rank == 0
-        self.save = save if self.writer else (lambda path: None)
+        self.save = save if self.writer else (lambda path, step: None)
         self.out_dir = Path(cfg.out_dir)
         self.log_file = None
         if self.writer:
@@ -216,8 +244,8 @@ class Run:
                                   f"last good checkpoint ({self.out_dir / 'ckpt.npz'}) is kept; try a lower --lr")
         self.record(record)
         if improved:
-            self.save(self.out_dir / "best.npz")
-        self.save(self.out_dir / "ckpt.npz")
+            self.save(self.out_dir / "best.npz", record["step"])
+        self.save(self.out_dir / "ckpt.npz", record["step"])
         self.print(message + (" (best, saved)" if improved and self.writer else ""))
         if self.eval_began is not None:  # timed from should_evaluate: its time is not the steps'
             spent, self.eval_began = time.perf_counter() - self.eval_began, None
@@ -236,7 +264,7 @@ class Run:
                       f"{'the last checkpoint is ' + str(last) if last.exists() else 'no checkpoint was written yet'}",
                       file=sys.stderr, flush=True)
             return
-        self.save(last)
+        self.save(last, step)
         why = f" by {signal.Signals(self.stop_signal).name}" if self.stop_signal else ""
         self.print(f"\nstopped{why} at step {step}: checkpoint saved to {last}; continue with the same command and "
                    f"--resume (--out-dir {self.out_dir})")
@@ -254,4 +282,4 @@ class Run:
         self._old_handlers = {}
 
 
-__all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate"]
+__all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate", "train_step"]

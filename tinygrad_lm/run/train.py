@@ -71,9 +71,9 @@ from ..engine import rng
 from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
-from .loop import Run, TrainingStopped, claim_folder, learning_rate
+from .loop import Run, TrainingStopped, claim_folder, learning_rate, train_step
 from ..models.gpt import GPT, GPTConfig
-from ..optim import AdamW, clip_grad_norm_, param_groups
+from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
 from ..tokenizer import load_tokenizer, tokenizer_from_dict
 
@@ -322,6 +322,38 @@ def _pretrained(cfg):
     return model_config, state, tokenizer
 
 
+def _start(cfg, resume, overwrite, given):
+    """Everything before the first step: the MPI group, the run folder, the model, optimizer,
+    data and training state (`_setup`), the fast path unless --reference, and the Run that logs
+    and saves. Returns (cfg, model, optimizer, data, batches, state, run, dist)."""
+    dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
+    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
+    cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
+    raw_model = state["model"] = model  # the GPT itself: what checkpoints hold and what samples
+    if dist:  # every rank: rank 0's config and initial weights
+        dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
+        dist.broadcast_parameters(raw_model)
+    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
+        model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
+        model = distributed.Sharded(model, dist)
+
+    def save(path, step):  # a checkpoint of the state after `step` steps (the streams as they stand)
+        _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], state["batch_rng"],
+              state["data_sha256"])
+
+    run = Run(cfg.run, save, start_step=state["step"], group=dist)  # over MPI, rank 0 alone writes and prints
+    run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
+              f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
+              f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
+              + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
+    run.print(config.describe(cfg, replace(TrainConfig(), model=replace(GPTConfig(), vocab_size=cfg.model.vocab_size))))
+    for note in state["notes"]:  # what --resume changed, as asked
+        run.print(f"resuming at step {state['step']} with {note}")
+    state["tokenizer"] = tokenizer
+    return cfg, model, optimizer, data, _batches(cfg, tokenizer), state, run, dist
+
+
 def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     """Pretrain a GPT as configured; returns a summary dict (final losses, history, paths).
 
@@ -333,64 +365,22 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         given: with resume, the flat names the user set (None: all of cfg's); those that differ
             from the saved run must be safe to change (`config.resumed`).
     """
-    dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
-    cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
-    raw_model = model  # the GPT itself: what checkpoints hold and what samples
-    if dist:  # every rank: rank 0's config and initial weights
-        dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
-        dist.broadcast_parameters(raw_model)
-    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
-        model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
-    if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
-        model = distributed.Sharded(model, dist)
-    batch_rng, step = state["batch_rng"], state["step"]
-    batches = _batches(cfg, tokenizer)  # the objective's batches (masking draws from batch_rng too)
-
-    def save(path):  # a checkpoint of the state right now (the step and streams as they stand)
-        _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], batch_rng, state["data_sha256"])
-
-    run = Run(cfg.run, save, start_step=step, group=dist)  # over MPI, rank 0 alone writes and prints
-    run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
-              f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
-              f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
-              + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
-    run.print(config.describe(cfg, replace(TrainConfig(), model=replace(GPTConfig(), vocab_size=cfg.model.vocab_size))))
-    for note in state["notes"]:  # what --resume changed, as asked
-        run.print(f"resuming at step {step} with {note}")
-    B, K, T, device = cfg.optim.batch_size, cfg.optim.grad_accum, cfg.model.block_size, cfg.run.device
+    cfg, model, optimizer, data, batches, state, run, dist = _start(cfg, resume, overwrite, given)
+    B, K, T, step = cfg.optim.batch_size, cfg.optim.grad_accum, cfg.model.block_size, state["step"]
     losses, summary = [], {"out_dir": str(run.out_dir), "interrupted": False}
     try:
         while step < cfg.optim.max_iters:
-            # ---- evaluate and checkpoint every eval_interval steps (not at the step the run starts at)
-            if run.should_evaluate(step):
+            if run.should_evaluate(step):  # every eval_interval steps: evaluate, log, checkpoint
                 _evaluate(model, data, cfg, step, state, run, batches)
-            # ---- one optimisation step
-            lr = learning_rate(step, cfg.optim)
+            lr = learning_rate(step, cfg.optim)  # warmup, then cosine decay
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = batches(data.train, K * B, T, batch_rng)  # {"idx": (K*B, T), "targets" (clm) or "labels" (mlm), ...}
-            optimizer.zero_grad()
-            loss_value = 0.0
-            # K micro-batches of B rows (K=1: the whole batch): backward() adds each one's gradient into
-            # .grad, weighted by its share of the targets, so the sum is the gradient of the K*B batch
-            for rows, weight in micro_batches(batch["labels" if "labels" in batch else "targets"], K):
-                if weight == 0:  # no target counted in these rows (masked LM can pick none): nothing to add
-                    continue
-                logits, loss = model(**{k: to_device(v[rows], device) for k, v in batch.items()})  # (B, T, V), mean CE
-                value = loss.item()  # one host read per micro-batch
-                run.stop_if_not_finite(value, step)  # before the update: the weights stay the last good ones
-                (loss * weight).backward()
-                loss_value += weight * value
-            if dist:
-                dist.all_reduce_grads(raw_model)  # sum the ranks' gradients: the whole batch's gradient
-            if cfg.optim.grad_clip > 0:
-                clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
+            batch = batches(data.train, K * B, T, state["batch_rng"])  # {"idx": (K*B, T), "targets": (K*B, T)}
+            loss = train_step(model, optimizer, micro_batches(batch, K, cfg.run.device), cfg.optim.grad_clip, dist)
+            run.stop_if_not_finite(loss, step)  # NaN or inf: stop; the last checkpoint on disk stays
             step += 1
-            losses.append(loss_value)
-            # ---- progress line and log record every log_interval steps
-            run.log_step(step, cfg.optim.max_iters, loss_value, lr, tokens_per_step=K * B * T)
+            losses.append(loss)
+            run.log_step(step, cfg.optim.max_iters, loss, lr, tokens_per_step=K * B * T)
             if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
                 raise KeyboardInterrupt
         summary.update(_evaluate(model, data, cfg, step, state, run, batches))
@@ -399,11 +389,16 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         summary["interrupted"] = True
     finally:
         run.close()
+    return _finish(summary, step, losses, state, run, data, cfg, dist)
+
+
+def _finish(summary, step, losses, state, run, data, cfg, dist):
+    """The summary dict `train` returns, once every rank has finished writing."""
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
-    summary.update(step=step, losses=losses, seconds=run.seconds, best_val=state["best_val"], model=raw_model,
-                   writer=run.writer, exit_code=run.exit_code,
-                   tokenizer=tokenizer, bytes_per_token=data.bytes_per_token, config=cfg)
+    summary.update(step=step, losses=losses, seconds=run.seconds, best_val=state["best_val"], model=state["model"],
+                   writer=run.writer, exit_code=run.exit_code, tokenizer=state["tokenizer"],
+                   bytes_per_token=data.bytes_per_token, config=cfg)
     return summary
 
 

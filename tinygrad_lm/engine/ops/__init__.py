@@ -4,16 +4,14 @@ attached to `Tensor` by one line under the class (importing this package attache
     arith.py    + - * / neg ** and @ (matmul)       reduce.py   sum mean max var
     unary.py    exp log sqrt tanh sigmoid relu gelu, the dropout mask
     softmax.py  softmax log_softmax                 erf.py      erf and the exact GELU
-    shape.py    reshape permute transpose [] cat stack split .to(), scatter-add
-    select.py   masked_fill where
+    shape.py    reshape permute transpose [] cat stack split .to() masked_fill where, scatter-add
 
 The functions below are the same ops called as functions (`ops.exp(x)` is `x.exp()`).
 """
 from ..tensor import Tensor, unbroadcast
-from . import arith, erf as _erf_module, reduce, select, shape, softmax, unary  # noqa: F401  (attach the ops)
+from . import arith, erf as _erf_module, reduce, shape, softmax, unary  # noqa: F401  (attach the ops)
 from .erf import erf, gelu_erf
-from .select import where
-from .shape import cat, concat, stack
+from .shape import cat, concat, stack, where
 
 add, sub, mul, div, neg, pow, matmul = (Tensor.__add__, Tensor.__sub__, Tensor.__mul__, Tensor.__truediv__,
                                         Tensor.__neg__, Tensor.__pow__, Tensor.__matmul__)
