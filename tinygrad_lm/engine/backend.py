@@ -112,7 +112,8 @@ def to_device(array, device):
     Returns:
         the array on the requested device.
     """
-    device = check_device(device)
+    if device not in (None, "cpu", "cuda") or device == "cuda" and not gpu_available:
+        device = check_device(device)  # "cuda:0" normalised; a bad name or a missing GPU explained
     if device is None:
         return array
     if device == "cpu":

@@ -70,7 +70,7 @@ def check_linear(x, weight):
 def linear(x, weight, bias=None):
     """x @ weight.T + bias. Args: x (..., in), weight (out, in), bias (out,) or None."""
     check_linear(x, weight)
-    y = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
+    y = x @ weight.transpose(0, 1)  # (..., in) @ (in, out) -> (..., out)
     return y if bias is None else y + bias
 
 
@@ -115,9 +115,9 @@ def check_layer_norm(x, weight, bias):
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """Normalise over the last axis to zero mean and unit variance, then scale and shift."""
     check_layer_norm(x, weight, bias)
-    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
-    var = x.var(axis=-1, keepdims=True)  # (..., 1), biased (divides by C)
-    xhat = (x - mu) / (var + eps).sqrt()
+    xc = x - x.mean(axis=-1, keepdims=True)  # (..., C): centred
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1): biased variance (divides by C)
+    xhat = xc / (var + eps).sqrt()
     if weight is not None:
         xhat = xhat * weight
     if bias is not None:

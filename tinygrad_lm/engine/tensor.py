@@ -68,7 +68,7 @@ def _constant(value, like):
     """A Python number or array as a constant Tensor with `like`'s dtype (for floats and ints)
     and device: float32 * 2.0 stays float32 (NumPy 2 would make float32 * float64-array float64)."""
     xp = backend.get_array_module(like.data)
-    dtype = like.dtype if _is_float(like.dtype) or isinstance(value, int) else None
+    dtype = like.dtype if np.issubdtype(like.dtype, np.floating) or isinstance(value, int) else None
     return Tensor._wrap(xp.asarray(value, dtype=dtype), False, None, 0)
 
 
@@ -126,8 +126,8 @@ class Function:
         except ValueError as e:  # NumPy's broadcasting error, said with the op and the fix
             if "could not be broadcast" not in str(e):
                 raise
-            raise ValueError(f"{type(self).__name__.lower()}: shapes {', '.join(str(t.shape) for t in inputs)} "
-                             "cannot be broadcast together (trailing dimensions must match or be 1)") from None
+            raise ValueError(f"{type(self).__name__.lower()}: inputs of shapes {', '.join(str(t.shape) for t in inputs)} "
+                             f"cannot be broadcast together (trailing dimensions must match or be 1; NumPy: {e})") from None
         requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
         if requires_grad:
             self.inputs = inputs
@@ -225,12 +225,7 @@ class Tensor:
     def _wrap(cls, data, requires_grad, ctx, idx):
         """Fast constructor used by Functions (no conversion or checks)."""
         t = cls.__new__(cls)
-        t.data = data
-        t.grad = None
-        t.requires_grad = requires_grad
-        t._ctx = ctx
-        t._idx = idx
-        t._retain = False
+        t.data, t.grad, t.requires_grad, t._ctx, t._idx, t._retain = data, None, requires_grad, ctx, idx, False
         return t
 
     # ----------------------------------------------------------------- autograd
@@ -268,10 +263,7 @@ class Tensor:
             fn._out_grads = None
             if grads is None or all(g is None for g in grads):
                 continue
-            if fn._nout == 1:
-                in_grads = fn.backward(grads[0])
-            else:
-                in_grads = fn.backward(*grads)
+            in_grads = fn.backward(*grads)  # one gradient per output in, one per input out
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             for i, (t, g) in enumerate(zip(fn.inputs, in_grads)):
@@ -284,8 +276,8 @@ class Tensor:
                         "axes that forward broadcast: tinygrad_lm.unbroadcast)")
                 if t._ctx is None or t._retain:
                     t._accumulate(g)
-                if t._ctx is not None:
-                    ctx = t._ctx
+                ctx = t._ctx
+                if ctx is not None:
                     if ctx._out_grads is None:
                         ctx._out_grads = [None] * ctx._nout
                     prev = ctx._out_grads[t._idx]
@@ -314,25 +306,11 @@ class Tensor:
         self.grad = None
 
     # ----------------------------------------------------------------- array facts
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def ndim(self):
-        return self.data.ndim
-
-    @property
-    def size(self):
-        return self.data.size
-
-    @property
-    def device(self):
-        return backend.device_of(self.data)
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    device = property(lambda self: backend.device_of(self.data))  # "cpu" or "cuda"
 
     def __len__(self):
         return len(self.data)

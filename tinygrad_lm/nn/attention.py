@@ -48,7 +48,8 @@ class CausalSelfAttention(Module):
     def forward(self, x, attention_mask=None, kv_cache=None):
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(C, axis=2)  # 3 x (B, T, C)
+        qkv = self.c_attn(x)  # (B, T, 3C): queries, keys and values side by side
+        q, k, v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]  # 3 x (B, T, C)
         q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, T, nh, hs) -> (B, nh, T, hs)
         k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)

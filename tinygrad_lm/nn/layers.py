@@ -88,7 +88,7 @@ class GELU(Module):
     """GELU activation, tanh approximation (as GPT-2)."""
 
     def forward(self, x):
-        return F.gelu(x)
+        return x.gelu()  # the tanh approximation: F.gelu(x) with its default
 
 
 class MLP(Module):

@@ -245,11 +245,7 @@ def clip_grad_norm_(params, max_norm, eps=1e-6, error_if_nonfinite=False):
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
     if hasattr(params, "data") and hasattr(params, "grad"):
         params = [params]
-    unique, seen = [], set()
-    for p in params:
-        if p.grad is not None and id(p) not in seen:
-            seen.add(id(p))
-            unique.append(p)
+    unique = list({id(p): p for p in params if p.grad is not None}.values())  # a tied parameter once, in order
     if not unique:
         return 0.0
     total = math.sqrt(float(_sum_of_squares(unique, exact=False)))  # the one sync on GPU
@@ -269,12 +265,7 @@ def clip_grad_norm_(params, max_norm, eps=1e-6, error_if_nonfinite=False):
 
 def _sum_of_squares(params, exact):
     """Sum of every grad's squares, kept on the device; exact=True squares in float64."""
-    total = None
-    for p in params:
-        xp = get_array_module(p.grad)
-        if exact:
-            s = xp.sum(xp.square(p.grad, dtype=xp.float64))
-        else:
-            s = xp.vdot(p.grad, p.grad).astype(xp.float64)  # one BLAS pass in the grad's dtype
-        total = s if total is None else total + s
-    return total
+    xp = get_array_module(params[0].grad)
+    if exact:
+        return sum(xp.sum(xp.square(p.grad, dtype=xp.float64)) for p in params)
+    return sum(xp.vdot(p.grad, p.grad).astype(xp.float64) for p in params)  # one BLAS pass each, in the grad's dtype

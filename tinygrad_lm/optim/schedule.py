@@ -19,14 +19,10 @@ import numbers
 
 
 def _check(max_lr, warmup_steps, max_steps, min_lr):
-    if not (isinstance(warmup_steps, numbers.Integral) and warmup_steps >= 0):
-        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-    if not (isinstance(max_steps, numbers.Integral) and max_steps >= warmup_steps):
-        raise ValueError(f"max_steps must be an integer >= warmup_steps ({warmup_steps}), got {max_steps!r}")
-    if not max_lr >= 0.0:
-        raise ValueError(f"max_lr must be >= 0, got {max_lr!r}")
-    if not 0.0 <= min_lr <= max_lr:
-        raise ValueError(f"min_lr must be in [0, max_lr={max_lr}], got {min_lr!r}")
+    integers = all(isinstance(n, numbers.Integral) for n in (warmup_steps, max_steps))
+    if not (integers and 0 <= warmup_steps <= max_steps and 0.0 <= min_lr <= max_lr):
+        raise ValueError(f"the schedule needs integers 0 <= warmup_steps <= max_steps and 0 <= min_lr <= max_lr, got "
+                         f"warmup_steps={warmup_steps!r}, max_steps={max_steps!r}, min_lr={min_lr!r}, max_lr={max_lr!r}")
 
 
 def cosine_warmup_lr(step, max_lr, warmup_steps, max_steps, min_lr=0.0):

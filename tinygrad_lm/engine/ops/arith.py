@@ -64,9 +64,7 @@ class Div(Function):
 
     def backward(self, gy):
         ga = unbroadcast(gy / self.b, self.a.shape) if self.inputs[0].requires_grad else None
-        gb = None
-        if self.inputs[1].requires_grad:
-            gb = unbroadcast(-gy * self.a / (self.b * self.b), self.b.shape)
+        gb = unbroadcast(-gy * self.a / (self.b * self.b), self.b.shape) if self.inputs[1].requires_grad else None
         return ga, gb
 
 

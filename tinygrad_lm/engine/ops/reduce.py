@@ -5,23 +5,20 @@ to the maximal elements, split evenly among ties (as `torch.amax`). `var` uses N
 (0 by default: the biased variance LayerNorm uses; pass ddof=1 for the unbiased estimate).
 Leaves out: argmax/argmin (not differentiable; use `x.data.argmax`), min, prod, cumsum.
 """
+import math
+
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 
 
 def normalize_axes(axis, ndim):
-    """Axis argument (None, int or tuple) as a sorted tuple of non-negative ints."""
-    if axis is None:
-        return tuple(range(ndim))
-    if isinstance(axis, int):
-        axis = (axis,)
-    out = []
-    for a in axis:
+    """Axis argument (None, int or tuple) as a sorted tuple of non-negative ints (a 0-d tensor
+    accepts axis 0 or -1, as NumPy does, and reduces nothing)."""
+    axes = range(ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    for a in axes:
         if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        if ndim:  # a 0-d tensor accepts axis 0 or -1, as NumPy does, and reduces nothing
-            out.append(a % ndim)
-    return tuple(sorted(out))
+    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
 
 
 class _Reduce(Function):
@@ -33,9 +30,7 @@ class _Reduce(Function):
         self.x_shape = x.shape
         # the output's shape with the reduced axes kept as size 1
         self.kept = tuple(1 if i in self.axes else n for i, n in enumerate(x.shape))
-        self.count = 1
-        for i in self.axes:
-            self.count *= x.shape[i]
+        self.count = math.prod(x.shape[i] for i in self.axes)
         return self.axes
 
     def _expand(self, gy):

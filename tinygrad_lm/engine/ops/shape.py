@@ -62,16 +62,24 @@ class Permute(Function):
         return gy.transpose(tuple(np.argsort([a % gy.ndim for a in self.axes]).tolist()))  # host ints, not an array
 
 
-def _swapped(ndim, axis0, axis1):
-    """The permutation of range(ndim) that swaps two axes."""
-    axes = list(range(ndim))
-    axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
-    return axes
-
-
 Tensor.permute = lambda self, *axes: Permute(*axes)(self)
-Tensor.transpose = lambda self, axis0=-2, axis1=-1: Permute(_swapped(self.ndim, axis0, axis1))(self)  # torch's
-Tensor.T = property(lambda self: Permute(*reversed(range(self.ndim)))(self))
+
+
+class Transpose(Function):
+    """Swap two axes (PyTorch's `transpose(dim0, dim1)`): its own inverse."""
+
+    def __init__(self, axis0=-2, axis1=-1):
+        self.axis0, self.axis1 = axis0, axis1
+
+    def forward(self, x):
+        return x.swapaxes(self.axis0, self.axis1)
+
+    def backward(self, gy):
+        return gy.swapaxes(self.axis0, self.axis1)
+
+
+Tensor.transpose = lambda self, axis0=-2, axis1=-1: Transpose(axis0, axis1)(self)
+Tensor.T = property(lambda self: Permute(*reversed(range(self.ndim)))(self))  # all axes reversed
 
 
 def _raw_index(index):
@@ -236,14 +244,9 @@ Tensor.to = _to
 
 
 # ---------------------------------------------------------------- selection by a condition: masked_fill, where
-def _raw(mask):
-    """A condition given as a Tensor, as its array (conditions are data, not inputs)."""
-    return mask.data if isinstance(mask, Tensor) else mask
-
-
 class MaskedFill(Function):
     def __init__(self, mask, value):
-        self.mask, self.value = _raw(mask), value
+        self.mask, self.value = mask.data if isinstance(mask, Tensor) else mask, value  # data, not an input
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -268,7 +271,7 @@ Tensor.masked_fill = lambda self, mask, value: MaskedFill(mask, value)(self)  # 
 
 class Where(Function):
     def __init__(self, cond):
-        self.cond = _raw(cond)
+        self.cond = cond.data if isinstance(cond, Tensor) else cond  # data, not an input
 
     def forward(self, a, b):
         xp = get_array_module(a, b)
