@@ -18,8 +18,8 @@ this file and return the same merges (tests/test_tokenizer.py pins them together
     pair of ids), merge it everywhere (``merge``), repeat. ``train(..., trainer="reference")``.
   * ``train_fast.py``, ``train_bpe_fast`` (the default, ``trainer="fast"``): the same merges
     with incremental pair counts and a heap; a merge only touches the chunks that hold its pair.
-    Vocab 4096 on 1 MB of text in about half a second, where the reference needs tens of
-    seconds for vocab 512 (BENCHMARKS.md).
+    Vocab 4096 on 1 MB of text in under a second, where the reference needs about 7 s for
+    vocab 512 and 2.5 minutes for 4096 (BENCHMARKS.md).
 
 Encoding (``BPETokenizer.encode``) does what tiktoken does: a chunk whose bytes are a token is
 that token; otherwise repeatedly fuse the leftmost adjacent pair whose concatenated bytes form
