@@ -2,7 +2,10 @@
 Hugging Face ``tokenizers`` when they are importable.
 
 What it measures, each as the best of ``--repeats`` runs (the machine may be shared):
-  * training ``BPETokenizer(pattern)`` to each ``--vocab`` size on the whole ``--data`` text;
+  * training ``BPETokenizer(pattern)`` to each ``--vocab`` size on the whole ``--data`` text, with
+    the fast trainer (the default, ``train_fast.py``), the reference trainer
+    (``train_reference.py``, ``--trainer reference``) or both (``--trainer both``: also checks that
+    they learn the same merges and prints the reference's time over the fast one's);
   * ``encode`` of the whole text with a fresh chunk cache ("cold", what a first encode of a new
     text costs) and with the cache filled ("warm"), in MB of UTF-8 per second, one thread; for
     an ASCII text also the same text with one "e-acute" prepended, which takes the slower
@@ -18,6 +21,7 @@ The minbpe figures printed for reference are the anchors measured on this 2-core
     python scripts/bench_tokenizer.py
     python scripts/bench_tokenizer.py --data ../shared/data/tinyshakespeare.txt --vocab 512 1024 4096
     python scripts/bench_tokenizer.py --long-chunks --vocab 1024
+    python scripts/bench_tokenizer.py --trainer both --vocab 512 --repeats 1 --train-only
 """
 import argparse
 import os
@@ -104,6 +108,12 @@ def main():
     p.add_argument("--vocab", type=int, nargs="+", default=[512, 1024, 4096])
     p.add_argument("--pattern", default="gpt4", help="gpt4, gpt2 or a regex")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--trainer", choices=["fast", "reference", "both"], default="fast",
+                   help="which BPE trainer to time: fast (the default of BPETokenizer.train), reference "
+                        "(train_reference.py: about 7 s for vocab 512 on Tiny Shakespeare), or both "
+                        "(same merges checked, time ratio printed)")
+    p.add_argument("--train-only", action="store_true", help="time training only (no encoding, no tiktoken/"
+                   "tokenizers comparisons)")
     p.add_argument("--long-chunks", action="store_true",
                    help="only: encode single long chunks (letters without spaces, a base64 blob) with the "
                         "heap merge against the plain loop")
@@ -126,16 +136,27 @@ def main():
     print("\n-- train (whole text)")
     trained = {}
     train_s = {}
+    trainers = ["fast", "reference"] if args.trainer == "both" else [args.trainer]
     for v in args.vocab:
-        def train():
-            t = BPETokenizer(args.pattern)
-            t.train(text, v)
-            return t
-        s, tok = best_of(train, args.repeats)
-        trained[v], train_s[v] = tok, s
-        anchor = MINBPE_ANCHORS.get(f"train_{v}_s")
-        extra = f"   minbpe anchor {anchor:.0f} s -> {anchor / s:,.0f}x faster" if anchor else ""
-        print(f"vocab {v:>6}: {s:7.3f} s  ({len(tok.merges)} merges){extra}")
+        for name in trainers:
+            def train():
+                t = BPETokenizer(args.pattern)
+                t.train(text, v, trainer=name)
+                return t
+            s, tok = best_of(train, args.repeats)
+            anchor = MINBPE_ANCHORS.get(f"train_{v}_s")
+            extra = f"   minbpe anchor {anchor:.0f} s -> {anchor / s:,.0f}x faster" if anchor else ""
+            if name == "reference":
+                extra = ""
+                if v in trained:
+                    same = "yes" if list(tok.merges.items()) == list(trained[v].merges.items()) else "NO"
+                    extra = f"   same merges as fast: {same}; {s / train_s[v]:,.0f}x the fast trainer's time"
+            label = "" if name == "fast" else f" ({name} trainer)"
+            print(f"vocab {v:>6}{label}: {s:7.3f} s  ({len(tok.merges)} merges){extra}")
+            if v not in trained:
+                trained[v], train_s[v] = tok, s
+    if args.train_only:
+        return
 
     # ---- encoding (largest vocab)
     v = max(args.vocab)

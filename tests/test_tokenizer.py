@@ -1,10 +1,13 @@
 """Tests for tinygrad_lm.tokenizer: BPE training/encoding, special tokens, files, CharTokenizer.
 
-The BPE trainer is checked against a slow reference trainer written with the pure helpers
-(``get_stats``/``merge``), on fixed texts and on random ones (hypothesis), both its merges and
-each of its named steps (``_PairCounts.count_pairs``/``best_pair``/``apply_merge``); the
-encoder against a direct transcription of tiktoken's rule; the tiktoken library itself is the
-oracle in test_tokenizer_tiktoken.py.
+The fast BPE trainer (``train_fast.py``) is pinned to the public reference trainer
+(``train_reference.train_bpe_reference``, the minbpe-style loop over ``get_stats``/``merge``) on
+fixed texts and on random ones (hypothesis): the same merges, and tokenizers trained either way
+have the same vocabulary and encode alike; each of the fast trainer's named steps
+(``_PairCounts.count_pairs``/``best_pair``/``apply_merge``) is checked against the helpers too.
+The reference trainer alone is checked by hand on the Wikipedia ``aaabdaaabac`` example. The
+encoder is checked against a direct transcription of tiktoken's rule; the tiktoken library
+itself is the oracle in test_tokenizer_tiktoken.py.
 """
 import json
 import random
@@ -17,11 +20,11 @@ import regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm.tokenizer.bpe import _PairCounts
+from tinygrad_lm.tokenizer.train_fast import _PairCounts
 from tinygrad_lm.tokenizer.patterns import ASCII_PATTERNS
 from tinygrad_lm.tokenizer import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer,
                                    CharTokenizer, get_stats, load_tokenizer, merge, read_text,
-                                   tokenizer_from_dict)
+                                   tokenizer_from_dict, train_bpe_fast, train_bpe_reference)
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinyshakespeare.txt"
 HYP = settings(max_examples=60, deadline=None, derandomize=True,
@@ -70,32 +73,12 @@ def reference_stats(chunks):
 
 
 def reference_best(stats):
-    """(pair, count) of the most frequent pair, ties to the smallest (id1, id2); or None."""
+    """(pair, count) of the most frequent pair, ties to the smallest (id1, id2); or None.
+    (The reference trainer's pick, for checking the fast trainer's ``best_pair`` step alone.)"""
     if not stats:
         return None
     count, pair = min((-n, p) for p, n in stats.items())
     return pair, -count
-
-
-def reference_train(text, pattern, n_merges):
-    """minbpe-style: recount every pair of every chunk for each merge. Same tie-break (most
-    frequent, then smallest (id1, id2)) and the same rule of never creating duplicate bytes."""
-    chunks = [list(c.encode("utf-8")) for c in regex.findall(pattern, text)]
-    vocab = [bytes([i]) for i in range(256)]
-    merges = {}
-    while len(merges) < n_merges:
-        known = set(vocab)
-        stats = {p: n for p, n in reference_stats(chunks).items()
-                 if vocab[p[0]] + vocab[p[1]] not in known}
-        best = reference_best(stats)
-        if best is None:
-            break
-        pair = best[0]
-        idx = 256 + len(merges)
-        merges[pair] = idx
-        vocab.append(vocab[pair[0]] + vocab[pair[1]])
-        chunks = [merge(c, pair, idx) for c in chunks]
-    return merges
 
 
 def reference_encode(text, pattern, ranks):
@@ -131,39 +114,65 @@ def test_get_stats_and_merge_worked_example():
     assert get_stats([]) == {} and get_stats([5]) == {}
 
 
+def test_reference_trainer_by_hand():
+    # the Wikipedia example worked by hand (train_reference.py's docstring): aa is counted 4
+    # times (overlapping) -> 256; then ab=(97,98) and aa+a=(256,97) tie at 2 and the smaller
+    # pair wins -> 257; then aa+ab -> 258, leaving "XdXac" as on Wikipedia with X = aaab
+    assert train_bpe_reference("aaabdaaabac", 259) == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    # going on, [258 100 258 97 99] holds four pairs seen once each, so every pick is a tie won
+    # by the smallest pair: (97,99) "ac" -> [258 100 258 259]; (100,258) "daaab" -> [258 260 259];
+    # (258,260) -> [261 259]; (261,259) -> one token, and no pair is left: 7 merges, not 744
+    assert list(train_bpe_reference("aaabdaaabac", 1000).items())[3:] == [
+        ((97, 99), 259), ((100, 258), 260), ((258, 260), 261), ((261, 259), 262)]
+    assert train_bpe_reference("aaabdaaabac", 256) == {}
+    # no merge crosses a chunk boundary: gpt2 splits "ab ab" into "ab" and " ab", so ab:2 and
+    # " a":1 give ab -> 256, then " "+ab -> 257 (the pair "b " is never counted)
+    assert train_bpe_reference("ab ab", 300, pattern="gpt2") == {(97, 98): 256, (32, 256): 257}
+    # a chunk that occurs f times counts f times: gpt4 cuts "ab\nba\nba" into ab \n ba \n ba,
+    # so ba (the distinct chunk "ba", twice) beats ab (once)
+    assert train_bpe_reference("ab\nba\nba", 257) == {(98, 97): 256}
+
+
 def test_wikipedia_example_exact_ids():
-    t = BPETokenizer()
-    t.train("aaabdaaabac", vocab_size=259)
-    # aa (4 overlapping occurrences) first; then (97,98)=ab and (256,97)=aa+a tie at 2 and the
-    # smaller pair wins; then aa+ab. "XdXac" as on Wikipedia with X = aaab.
-    assert t.merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
-    assert [t.vocab[i] for i in (256, 257, 258)] == [b"aa", b"ab", b"aaab"]
-    assert t.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
-    assert t.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
-    assert t.vocab_size == 259
+    for trainer in ("fast", "reference"):
+        t = BPETokenizer()
+        t.train("aaabdaaabac", vocab_size=259, trainer=trainer)
+        assert t.merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+        assert [t.vocab[i] for i in (256, 257, 258)] == [b"aa", b"ab", b"aaab"]
+        assert t.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
+        assert t.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
+        assert t.vocab_size == 259
 
 
 def test_train_stops_when_no_pair_is_left():
-    t = BPETokenizer()
-    t.train("ab", vocab_size=1000)
-    assert t.merges == {(97, 98): 256} and t.vocab_size == 257
+    for trainer in ("fast", "reference"):
+        t = BPETokenizer()
+        t.train("ab", vocab_size=1000, trainer=trainer)
+        assert t.merges == {(97, 98): 256} and t.vocab_size == 257
+
+
+def test_unknown_trainer():
+    with pytest.raises(ValueError, match="unknown trainer 'slow'.*'fast', 'reference'"):
+        BPETokenizer().train("ab", 300, trainer="slow")
 
 
 @pytest.mark.parametrize("pattern", ["gpt4", "gpt2"])
-def test_training_matches_reference(pattern):
+@pytest.mark.parametrize("vocab_size", [256, 257, 316, 512, 1024, 2000])
+def test_fast_trainer_matches_reference_at_vocab_sizes(pattern, vocab_size):
     text = synthetic_text(1500, seed=1)
-    t = BPETokenizer(pattern)
-    t.train(text, vocab_size=256 + 60)
-    assert t.merges == reference_train(text, t.pattern, 60)
+    fast = train_bpe_fast(text, vocab_size, pattern)
+    assert list(fast.items()) == list(train_bpe_reference(text, vocab_size, pattern).items())
+    room = {"gpt4": 987, "gpt2": 990}[pattern]     # merges until every chunk is one token
+    assert len(fast) == min(vocab_size - 256, room)
 
 
 @st.composite
 def training_texts(draw):
     """Texts where BPE has work to do and ties are common: a few short words over a small
-    alphabet (ASCII, accents, emoji, CJK, whitespace runs), repeated in a random order; also
-    any unicode text, and the empty text."""
+    alphabet (ASCII, accents, emoji, CJK, digits, whitespace runs), repeated in a random order;
+    also any unicode text, and the empty text."""
     alphabet = draw(st.sampled_from(["ab", "ab ", "aab c", "aé😀 ", "x\ny\r\n z", "日本語 '1",
-                                     "abcdefgh"]))
+                                     "abcdefgh", "Ünï cødé\u0301 ", "12 3.4,"]))
     if draw(st.integers(0, 4)) == 0:
         return draw(st.text(max_size=40))
     words = draw(st.lists(st.text(alphabet, min_size=1, max_size=8), min_size=1, max_size=6))
@@ -174,33 +183,41 @@ def training_texts(draw):
 PATTERNS = st.sampled_from([GPT4_SPLIT_PATTERN, GPT2_SPLIT_PATTERN])
 
 
-@settings(max_examples=250, deadline=None, derandomize=True)
-@given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(0, 40),
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(0, 60),
        n_special=st.integers(0, 2))
 @example(text="aaabdaaabac", pattern=GPT4_SPLIT_PATTERN, n_merges=3, n_special=0)
 @example(text="", pattern=GPT4_SPLIT_PATTERN, n_merges=3, n_special=1)
 @example(text="abab baba", pattern=GPT2_SPLIT_PATTERN, n_merges=10, n_special=1)
-def test_training_matches_reference_random_texts(text, pattern, n_merges, n_special):
+def test_fast_trainer_matches_reference_random_texts(text, pattern, n_merges, n_special):
     # the fast trainer (distinct chunks, pair deltas, lazy heap) learns exactly the merges of
-    # the plain get_stats/merge loop, tie-break and early stop included
-    t = BPETokenizer(pattern, special_tokens=[f"<|s{i}|>" for i in range(n_special)])
+    # the reference loop, in the same order, tie-break and early stop included, so the two
+    # tokenizers are the same: vocabulary, special ids, saved form, encodings
+    specials = [f"<|s{i}|>" for i in range(n_special)]
+    fast, ref = BPETokenizer(pattern, specials), BPETokenizer(pattern, specials)
     vocab_size = 256 + n_special + n_merges
     if not text:
-        with pytest.raises(ValueError, match="empty"):
-            t.train(text, vocab_size)
+        for t in (fast, ref):
+            with pytest.raises(ValueError, match="empty"):
+                t.train(text, vocab_size)
         return
-    t.train(text, vocab_size)
-    assert list(t.merges.items()) == list(reference_train(text, pattern, n_merges).items())
-    assert list(t.special_tokens.values()) == [256 + len(t.merges) + i for i in range(n_special)]
+    fast.train(text, vocab_size)                       # trainer="fast" is the default
+    ref.train(text, vocab_size, trainer="reference")
+    assert list(fast.merges.items()) == list(ref.merges.items())
+    assert fast.vocab == ref.vocab and fast.to_dict() == ref.to_dict()
+    assert list(fast.special_tokens.values()) == [256 + len(fast.merges) + i for i in range(n_special)]
+    assert fast.encode(text) == ref.encode(text) and ref.decode(ref.encode(text)) == text
+    assert fast.encode("abc the 日本 😀 1234") == ref.encode("abc the 日本 😀 1234")
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(1, 30))
 @example(text="aaabdaaabac", pattern=GPT4_SPLIT_PATTERN, n_merges=4)
 def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
-    # each named step against the reference: after count_pairs and after every apply_merge the
-    # live counts are get_stats over all chunk occurrences, the chunks are merge()'s output,
-    # and best_pair is the reference's pick (ties to the smallest pair)
+    # each named step of the fast trainer against the helpers: after count_pairs and after every
+    # apply_merge the live counts are get_stats over all chunk occurrences (not the distinct
+    # chunks), the chunks are merge()'s output, and best_pair is the reference's pick (ties to
+    # the smallest pair)
     chunks = regex.findall(pattern, text)
     ref_chunks = [list(c.encode("utf-8")) for c in chunks]
     pairs = _PairCounts.count_pairs(Counter(chunks))
@@ -217,11 +234,13 @@ def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
         assert dict(zip(Counter(chunks), pairs.words)) == expected
 
 
-def test_training_matches_reference_on_corpus(corpus):
+def test_fast_trainer_matches_reference_on_corpus(corpus):
     text = corpus[:30_000]
-    t = BPETokenizer("gpt4")
-    t.train(text, vocab_size=256 + 80)
-    assert t.merges == reference_train(text, t.pattern, 80)
+    fast, ref = BPETokenizer("gpt4"), BPETokenizer("gpt4")
+    fast.train(text, vocab_size=512)
+    ref.train(text, vocab_size=512, trainer="reference")
+    assert list(fast.merges.items()) == list(ref.merges.items()) and len(fast.merges) == 256
+    assert fast.encode(corpus[30_000:40_000]) == ref.encode(corpus[30_000:40_000])
 
 
 def test_training_is_deterministic(corpus):
@@ -241,6 +260,10 @@ def test_verbose_progress(capsys):
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("merge")]
     assert 5 <= len(lines) <= 12 and lines[-1].split()[1] == "50/50"
+    t.train("aaabdaaabac", vocab_size=259, verbose=True, trainer="reference")   # every merge
+    assert capsys.readouterr().out.splitlines() == [
+        "  merge 1/3: (97, 97) -> 256 b'aa' x4", "  merge 2/3: (97, 98) -> 257 b'ab' x2",
+        "  merge 3/3: (256, 257) -> 258 b'aaab' x2"]
 
 
 def test_patterns_split_as_documented():
@@ -565,7 +588,8 @@ def test_load_tokenizer_sniffs_the_kind(tok, tmp_path):
         load_tokenizer(tmp_path / "t.tiktoken")
 
 
-@pytest.mark.parametrize("name", ["base", "bpe", "char", "patterns", "tiktoken_io", "__init__"])
+@pytest.mark.parametrize("name", ["base", "bpe", "char", "patterns", "tiktoken_io", "train_reference",
+                                  "train_fast", "__init__"])
 def test_docstring_examples(name):
     import doctest
     import importlib

@@ -1,11 +1,20 @@
 """Tokenizers: characters (``CharTokenizer``) and byte-level BPE (``BPETokenizer``).
 
+Where to start reading: ``train_reference.py``, BPE training on one screen (minbpe-style: count
+pairs with ``get_stats``, take the most frequent, ``merge`` it, repeat), then ``bpe.py``, the
+tokenizer that encodes with the learned merges. ``train_fast.py`` is the same training made fast
+(the default), pinned to the reference by the tests.
+
 What this package implements:
-  * ``base.py``: the pure BPE helpers ``get_stats``/``merge`` with worked examples, UTF-8 file
-    reading with clear errors, and ``encode_file`` (text file -> raw uint16/uint32 token file);
+  * ``train_reference.py``: the pure BPE helpers ``get_stats``/``merge`` with worked examples, and
+    ``train_bpe_reference``, the readable trainer built from them (``trainer="reference"``);
+  * ``train_fast.py``: ``train_bpe_fast``, the same merges with incremental pair counts and a heap
+    (``BPETokenizer.train``'s default trainer);
+  * ``bpe.py``: ``BPETokenizer``, GPT-2/GPT-4 style byte-level BPE with tiktoken-compatible
+    encoding, special tokens and a versioned model file; it trains with either trainer;
+  * ``base.py``: the ``Tokenizer`` base class, UTF-8 file reading with clear errors, and
+    ``encode_file`` (text file -> raw uint16/uint32 token file);
   * ``char.py``: ``CharTokenizer``, one id per character of a text;
-  * ``bpe.py``: ``BPETokenizer``, GPT-2/GPT-4 style byte-level BPE with fast incremental
-    training and tiktoken-compatible encoding, special tokens and a versioned model file;
   * ``patterns.py``: the GPT-2 and GPT-4 split regexes;
   * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files;
   * ``gpt2_files.py``: GPT-2's published ``encoder.json`` + ``vocab.bpe`` (Hugging Face's
@@ -19,16 +28,20 @@ What it leaves out: SentencePiece/unigram models, normalisers, and the GPT-4o (o
     >>> tok.train("aaabdaaabac", vocab_size=259)
     >>> tokenizer_from_dict(tok.to_dict()).encode("aaabdaaabac")
     [258, 100, 258, 97, 99]
+    >>> train_bpe_reference("aaabdaaabac", 259) == train_bpe_fast("aaabdaaabac", 259) == tok.merges
+    True
 """
 from __future__ import annotations
 
 import os
 
-from .base import Tokenizer, get_stats, merge, read_text, render_token
+from .base import Tokenizer, read_text, render_token
 from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 from .tiktoken_io import load_tiktoken_ranks, save_tiktoken_ranks
+from .train_fast import train_bpe_fast
+from .train_reference import get_stats, merge, train_bpe_reference
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:
@@ -61,5 +74,5 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
 
 
 __all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "tokenizer_from_dict", "load_tokenizer",
-           "get_stats", "merge", "read_text", "render_token", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
-           "load_tiktoken_ranks", "save_tiktoken_ranks"]
+           "get_stats", "merge", "train_bpe_reference", "train_bpe_fast", "read_text", "render_token",
+           "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "load_tiktoken_ranks", "save_tiktoken_ranks"]

@@ -1,8 +1,9 @@
-"""Shared pieces of the tokenizers: the two pure BPE helpers and the file plumbing.
+"""Shared pieces of the tokenizers: the base class, printing tokens, and the file plumbing.
 
 What this file implements:
-  * ``get_stats(ids)`` and ``merge(ids, pair, idx)``: the two pure functions that byte-pair
-    encoding is built from, each with a worked example (the Wikipedia ``aaabdaaabac`` string).
+  * ``get_stats(ids)`` and ``merge(ids, pair, idx)``, re-exported: the two pure functions that
+    byte-pair encoding is built from now live in ``train_reference.py``, beside the training
+    loop built from them.
   * ``render_token(b)``: a printable form of a token's bytes, used in the model file and in logs.
   * ``read_text(path)``: read a whole UTF-8 file, and ``iter_text_pieces(path, ...)``: read one
     in pieces; both raise a clear error naming the path and the byte offset of the first byte
@@ -10,10 +11,11 @@ What this file implements:
   * ``Tokenizer``: the base class with what every tokenizer shares: ``vocab_size``,
     ``encode_file`` (stream a large text into a raw uint16/uint32 token file) and the dtype rule.
 
-What it leaves out: the BPE training and encoding loops (``bpe.py``), the character tokenizer
-(``char.py``), the split patterns (``patterns.py``) and tiktoken rank files (``tiktoken_io.py``).
-The layout follows minbpe's base.py (pure helpers with worked examples, a versioned model file);
-the code is our own.
+What it leaves out: BPE training (``train_reference.py``, ``train_fast.py``) and encoding
+(``bpe.py``), the character tokenizer (``char.py``), the split patterns (``patterns.py``) and
+tiktoken rank files (``tiktoken_io.py``).
+The layout follows minbpe's base.py (a versioned model file, tokens rendered for it); the code is
+our own.
 """
 from __future__ import annotations
 
@@ -24,67 +26,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+# the two pure helpers of byte-pair encoding live beside the training loop built from them;
+# they stay importable from here, where they used to be
+from .train_reference import get_stats, merge  # noqa: F401
+
 
 # ----------------------------------------------------------------------------------------------
-# the two pure helpers of byte-pair encoding
-
-def get_stats(ids: Iterable[int], counts: dict | None = None, weight: int = 1) -> dict:
-    """Count every pair of neighbouring ids (pairs overlap).
-
-    Args:
-        ids: a sequence of token ids.
-        counts: an existing ``{pair: count}`` dict to add to (updated in place), or None.
-        weight: how much each occurrence adds (the training loop passes a chunk's frequency).
-    Returns:
-        the ``{(id1, id2): count}`` dict.
-
-    Worked example, the Wikipedia string ``aaabdaaabac`` as bytes (a=97, b=98, c=99, d=100):
-
-        >>> get_stats([97, 97, 97, 98, 100, 97, 97, 97, 98, 97, 99])
-        {(97, 97): 4, (97, 98): 2, (98, 100): 1, (100, 97): 1, (98, 97): 1, (97, 99): 1}
-
-    ``aaa`` holds two overlapping ``aa`` pairs, so ``aa`` is counted 4 times, not 2.
-    """
-    counts = {} if counts is None else counts
-    it = iter(ids)
-    prev = next(it, None)
-    for cur in it:
-        pair = (prev, cur)
-        counts[pair] = counts.get(pair, 0) + weight
-        prev = cur
-    return counts
-
-
-def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
-    """Replace every occurrence of ``pair`` in ``ids`` by the single id ``idx``.
-
-    Occurrences are taken left to right without overlap, so a run ``a a a`` merged on
-    ``(a, a)`` becomes ``[aa, a]``.
-
-    Args:
-        ids: the token ids (not modified).
-        pair: the two ids to fuse.
-        idx: the id of the new token.
-    Returns:
-        a new list of ids.
-
-    Worked example, the first merge of the Wikipedia string (``aa`` -> 256):
-
-        >>> merge([97, 97, 97, 98, 100, 97, 97, 97, 98, 97, 99], (97, 97), 256)
-        [256, 97, 98, 100, 256, 97, 98, 97, 99]
-    """
-    a, b = pair
-    out = []
-    i, n = 0, len(ids)
-    while i < n:
-        if ids[i] == a and i + 1 < n and ids[i + 1] == b:
-            out.append(idx)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
+# printing a token
 
 def render_token(b: bytes) -> str:
     """A printable, one-line form of a token's bytes.

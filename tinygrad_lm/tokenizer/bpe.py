@@ -1,4 +1,4 @@
-"""Byte-level BPE: training with incremental pair counts, and tiktoken-compatible encoding.
+"""Byte-level BPE: the tokenizer (encode, decode, save, load), trained by either of two trainers.
 
 What this file implements: ``BPETokenizer``, a GPT-2/GPT-4 style tokenizer. Text is cut into
 chunks by a regex (``patterns.py``), each chunk is turned into its UTF-8 bytes, and the bytes
@@ -10,62 +10,28 @@ uint16/uint32 token arrays (``Tokenizer.encode_file`` in ``base.py``).
 0..255 are the 256 bytes in another order (``byte_order``: id i is byte ``byte_order[i]``);
 a chunk's bytes are mapped to their ids by one ``bytes.translate`` before merging.
 
-What it leaves out: training on special tokens (the training text is read as plain text),
-byte-fallback/normalisation/pre-tokenizer options of other libraries, dropout, and parallel or
-native-code encoding. It follows minbpe's regex.py in layout; the training loop is rewritten so
-that a merge only touches the chunks containing the merged pair.
+Training (``BPETokenizer.train``) learns the merges with one of two trainers that sit beside
+this file and return the same merges (tests/test_tokenizer.py pins them together):
 
-Training (``BPETokenizer.train``) is a short loop over four named steps; the state they share
-(the distinct chunks, the live pair counts, where each pair occurs, a heap) is a ``_PairCounts``:
-
-  1. split: cut the text once with the regex and count the *distinct* chunks
-     (``Counter(findall(text))``); a 1 MB English text has ~15k distinct chunks for ~260k
-     chunk occurrences, so every later step works on the 15k, weighted by frequency.
-  2. ``_PairCounts.count_pairs``: count every adjacent pair of every distinct chunk, weighted by
-     the chunk's frequency (``base.get_stats`` with ``weight``), note for each pair the set of
-     chunks that contain it, and put every pair on a max-heap of ``(-count, id1, id2)``.
-  3. ``_PairCounts.best_pair``: pop the heap until the popped count is the pair's live count
-     (an entry whose count has changed since it was pushed is stale and skipped: every count
-     change pushes a fresh entry instead of updating the old one). **Tie-break**: among equal
-     counts the pair with the smallest ``(id1, id2)`` wins, so every run on the same text gives
-     the same merges, and the same merges as the plain minbpe loop.
-  4. ``_PairCounts.apply_merge``: replace the pair in the chunks that contain it (and only
-     those: ``_merge_chunks``), and add to the counts the difference between each changed
-     chunk's new and old pairs (``_add_deltas``), pushing the changed counts on the heap.
-  A guard in ``train``: a pair whose merged bytes already exist as a token is dropped
-  (``_PairCounts.forget``), so every token is a distinct byte string, which a tiktoken rank file
-  requires. (We have not seen it fire: on tinyshakespeare up to vocab 20000 and in random
-  searches over small texts, no two pairs ever spelled the same bytes; minbpe and Hugging Face
-  have no such guard.)
-
-The Wikipedia example ``aaabdaaabac`` through those steps (one chunk; a=97 b=98 c=99 d=100)::
-
-    count_pairs : aa:4 ab:2 bd:1 da:1 ba:1 ac:1       (pairs overlap: "aaa" holds 2 x "aa")
-    best_pair   : (97, 97) x4
-    apply_merge : -> 256 "aa"   chunk = [aa a b d aa a b a c]
-                  deltas aa:-4 da:-1 (aa,a):+2 (d,aa):+1, so the counts are now
-                  (256,97):2 (97,98):2 and four pairs seen once
-    best_pair   : (97, 98) x2   a tie at 2: the smaller pair (97,98) < (256,97) is on top
-    apply_merge : -> 257 "ab"   chunk = [aa ab d aa ab a c]; (256,97) drops to 0 and is
-                  removed, but its heap entry (-2, 256, 97) stays behind
-    best_pair   : pops (-2, 256, 97) first, sees it is stale and skips it, then (256, 257) x2
-    apply_merge : -> 258 "aaab" chunk = [258 100 258 97 99], i.e. "XdXac" with X=aaab, as on
-                  Wikipedia (Z=aa, Y=ab, X=ZY)
-
-The plain reference is ``base.get_stats`` + ``base.merge`` (minbpe): recount every pair of every
-chunk for each merge. The steps above give exactly its merges (tests/test_tokenizer.py checks
-this on random texts), at a fraction of the cost: O(N) for the split (regex, in C), then per
-merge O(sum of the lengths of the chunks that contain the pair + pushes * log heap) in Python.
-Early merges (" t", "e ") touch thousands of chunks, late ones a handful. On tinyshakespeare
-(1.1 MB, 15k distinct chunks) vocab 4096 trains in under a second on one core, where
-rescanning all ids for each merge (minbpe) takes about a minute for vocab 512.
+  * ``train_reference.py``, ``train_bpe_reference``: the loop to read first, minbpe-style on
+    one screen: split, count pairs (``get_stats``), take the most frequent (ties: the smallest
+    pair of ids), merge it everywhere (``merge``), repeat. ``train(..., trainer="reference")``.
+  * ``train_fast.py``, ``train_bpe_fast`` (the default, ``trainer="fast"``): the same merges
+    with incremental pair counts and a heap; a merge only touches the chunks that hold its pair.
+    Vocab 4096 on 1 MB of text in under a second, where the reference needs about 7 s for
+    vocab 512 and 2.5 minutes for 4096 (BENCHMARKS.md).
 
 Encoding (``BPETokenizer.encode``) does what tiktoken does: a chunk whose bytes are a token is
 that token; otherwise repeatedly fuse the leftmost adjacent pair whose concatenated bytes form
 the token of lowest rank (= lowest id), until no adjacent pair forms a token. For a vocabulary
 trained here this is the usual "apply the merges in order"; matching tiktoken's rule exactly
-makes ids agree even in the corner cases where the two could differ. Its cost is O(L^2) for a chunk of L bytes, paid once per
-distinct chunk thanks to a ``chunk -> ids`` cache; a repeated word costs one dict lookup.
+makes ids agree even in the corner cases where the two could differ. Its cost is O(L^2) for a
+chunk of L bytes (O(L log L) with a heap past ``LONG_CHUNK`` bytes), paid once per distinct
+chunk thanks to a ``chunk -> ids`` cache; a repeated word costs one dict lookup.
+
+What it leaves out: training on special tokens (the training text is read as plain text),
+byte-fallback/normalisation/pre-tokenizer options of other libraries, dropout, and parallel or
+native-code encoding. It follows minbpe's regex.py in layout (the code is our own).
 """
 from __future__ import annotations
 
@@ -75,8 +41,6 @@ import json
 import operator
 import os
 import re
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -84,11 +48,15 @@ import regex
 
 from .base import Tokenizer, check_specials, read_text, render_token
 from .patterns import ASCII_PATTERNS, resolve_pattern
+from .train_fast import train_bpe_fast
+from .train_reference import train_bpe_reference
 
 FORMAT_HEADER = "tinygrad_lm bpe v1"
 LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorter ones in the plain loop
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
+# BPETokenizer.train(trainer=...): each takes (text, 256 + merges, pattern) and returns the merges
+TRAINERS = {"fast": train_bpe_fast, "reference": train_bpe_reference}
 
 
 class BPETokenizer(Tokenizer):
@@ -158,57 +126,31 @@ class BPETokenizer(Tokenizer):
     # ------------------------------------------------------------------------------------------
     # training
 
-    def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
+    def train(self, text: str, vocab_size: int, verbose: bool = False,
+              trainer: str = "fast") -> None:
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``.
 
         Replaces any previous merges (and byte order: ids 0..255 become the bytes 0..255);
         special tokens are renumbered to follow the merges.
-        The loop is the module docstring's steps: split, ``count_pairs``, then ``best_pair`` and
-        ``apply_merge`` once per merge (see there for the worked example, the tie-break and the
-        cost).
 
         Args:
             text: the training text (special token strings in it are treated as plain text).
             vocab_size: the final vocabulary size, bytes + merges + specials.
-            verbose: print progress (merges done / total, elapsed time) about ten times.
+            verbose: print progress (the fast trainer about ten times, the reference every merge).
+            trainer: ``"fast"`` (default, ``train_fast.train_bpe_fast``: incremental counts) or
+                ``"reference"`` (``train_reference.train_bpe_reference``: count, pick, merge,
+                repeat; the same merges, much slower). See the module docstring.
         Raises:
-            ValueError: vocab_size below 256 + number of specials, or an empty text.
+            ValueError: vocab_size below 256 + number of specials, an empty text, or an unknown
+                trainer.
         """
+        if trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {trainer!r}; expected one of {sorted(TRAINERS)}")
         n_merges = self._merges_to_learn(text, vocab_size)
-        t0 = time.perf_counter()
-        chunk_counts = Counter(self._splitter(text).findall(text))       # 1. split
-        pairs = _PairCounts.count_pairs(chunk_counts)                    # 2. count pairs
-        if verbose:
-            print(f"bpe train: {len(text):,} chars, {len(chunk_counts):,} unique chunks, "
-                  f"{n_merges:,} merges to learn")
-        vocab = [bytes([i]) for i in range(256)]
-        known = set(vocab)
-        merges: dict[tuple[int, int], int] = {}
-        report_every = max(1, n_merges // 10)
-        while len(merges) < n_merges:
-            best = pairs.best_pair()                                     # 3. best pair
-            if best is None:
-                break                          # no pair occurs in the text any more
-            pair, count = best
-            new_bytes = vocab[pair[0]] + vocab[pair[1]]
-            if new_bytes in known:
-                pairs.forget(pair)             # same bytes as an existing token: never merge
-                continue
-            idx = 256 + len(merges)
-            merges[pair] = idx
-            vocab.append(new_bytes)
-            known.add(new_bytes)
-            pairs.apply_merge(pair, idx)                                 # 4. apply the merge
-            if verbose and (len(merges) % report_every == 0 or len(merges) == n_merges):
-                print(f"  merge {len(merges):>6,}/{n_merges:,}  {time.perf_counter() - t0:7.2f}s"
-                      f"  {render_token(new_bytes)!r} x{count}")
-        if verbose and len(merges) < n_merges:
-            print(f"  stopped after {len(merges):,} merges: no pair occurs in the text any more")
-
-        self.merges = merges
+        self.merges = TRAINERS[trainer](text, 256 + n_merges, self.pattern, verbose=verbose)
         self.byte_order = tuple(range(256))
         specials = list(self.special_tokens)
-        self.special_tokens = {s: 256 + len(merges) + i for i, s in enumerate(specials)}
+        self.special_tokens = {s: 256 + len(self.merges) + i for i, s in enumerate(specials)}
         self._rebuild()
 
     def _merges_to_learn(self, text: str, vocab_size) -> int:
@@ -674,152 +616,3 @@ def _pair_table(rank_of: dict[bytes, int]) -> dict[tuple[int, int], int]:
             if left is not None and right is not None:
                 table[(left, right)] = idx
     return table
-
-
-class _PairCounts:
-    """The training state: the distinct chunks and the live count of every adjacent pair.
-
-    Attributes:
-        words: ``words[i]`` is the i-th distinct chunk as a list of token ids (merged so far).
-        freqs: ``freqs[i]`` is how often that chunk occurs in the text.
-        stats: ``{pair: count}`` over the whole text (each chunk weighted by its frequency);
-            only pairs with a count > 0 (and not forgotten) are in it.
-        where: ``{pair: set of i}``, the chunks that contain the pair. It may list chunks that no
-            longer do (a later merge ate the pair); ``_merge_chunks`` skips those.
-        heap: ``(-count, id1, id2)`` entries, a max-heap on count with ties to the smallest
-            pair. Each count change pushes a new entry; ``best_pair`` skips the outdated ones.
-
-    The Wikipedia example, one merge (``BPETokenizer.train`` runs the full loop):
-
-        >>> from tinygrad_lm.tokenizer.base import get_stats
-        >>> pairs = _PairCounts.count_pairs({"aaabdaaabac": 1})
-        >>> pairs.stats == get_stats(b"aaabdaaabac")
-        True
-        >>> pairs.best_pair()
-        ((97, 97), 4)
-        >>> pairs.apply_merge((97, 97), 256)
-        >>> pairs.words
-        [[256, 97, 98, 100, 256, 97, 98, 97, 99]]
-        >>> pairs.stats == get_stats(pairs.words[0])
-        True
-        >>> pairs.best_pair()      # a tie at 2 with (256, 97): the smaller pair wins
-        ((97, 98), 2)
-    """
-
-    __slots__ = ("words", "freqs", "stats", "where", "heap")
-
-    def __init__(self, words: list[list[int]], freqs: list[int]):
-        self.words = words
-        self.freqs = freqs
-        self.stats: dict[tuple[int, int], int] = {}
-        self.where: dict[tuple[int, int], set[int]] = {}
-        self.heap: list[tuple[int, int, int]] = []
-
-    @classmethod
-    def count_pairs(cls, chunk_counts: dict[str, int]) -> "_PairCounts":
-        """Step 2: the pair counts of ``{chunk: frequency}``, where each pair occurs, the heap.
-
-        Each chunk becomes the list of its UTF-8 bytes, and its pairs are counted weighted by
-        the chunk's frequency, so a chunk seen 1000 times is scanned once. The counts are
-        ``get_stats(w, stats, weight=f)`` over every chunk ``w`` of frequency ``f``, done in the
-        same pass as ``where`` (one loop instead of two saves ~10% of this step).
-        """
-        self = cls([list(w.encode("utf-8")) for w in chunk_counts], list(chunk_counts.values()))
-        stats, where = self.stats, self.where
-        for wi, (w, f) in enumerate(zip(self.words, self.freqs)):
-            for pair in zip(w, w[1:]):
-                stats[pair] = stats.get(pair, 0) + f
-                s = where.get(pair)
-                if s is None:
-                    where[pair] = {wi}
-                else:
-                    s.add(wi)
-        self.heap = [(-c, a, b) for (a, b), c in stats.items()]
-        heapq.heapify(self.heap)
-        return self
-
-    def best_pair(self) -> tuple[tuple[int, int], int] | None:
-        """Step 3: the most frequent pair and its count, ties to the smallest ``(id1, id2)``;
-        None when no pair is left. Pops heap entries until one holds its pair's live count
-        (the others are stale: pushed before the count changed)."""
-        heap, stats = self.heap, self.stats
-        while heap:
-            negc, a, b = heapq.heappop(heap)
-            if stats.get((a, b)) == -negc:
-                return (a, b), -negc
-        return None
-
-    def forget(self, pair: tuple[int, int]) -> None:
-        """Drop ``pair``'s count, so that ``best_pair`` skips it (``train`` calls this for a
-        pair whose merged bytes are already a token)."""
-        del self.stats[pair]
-
-    def apply_merge(self, pair: tuple[int, int], idx: int) -> None:
-        """Step 4: replace ``pair`` by ``idx`` in every chunk that contains it, and update the
-        pair counts by the difference between those chunks' new and old pairs."""
-        self._add_deltas(self._merge_chunks(pair, idx))
-
-    def _merge_chunks(self, pair: tuple[int, int], idx: int) -> dict[tuple[int, int], int]:
-        """Merge ``pair`` in the chunks listed in ``where[pair]`` (``_merge_pair``, i.e.
-        ``base.merge``); return ``{pair: count change}`` and index the new pairs in ``where``.
-
-        A changed chunk of frequency f takes f off each of its old pairs and adds f to each of
-        its new pairs; pairs away from the merge cancel out (delta 0)."""
-        a, b = pair
-        words, freqs, where = self.words, self.freqs, self.where
-        delta: dict[tuple[int, int], int] = {}
-        for wi in where.pop(pair):
-            w = words[wi]
-            new = _merge_pair(w, a, b, idx)
-            if new is None:
-                continue                       # stale index entry: pair no longer there
-            f = freqs[wi]
-            for p in zip(w, w[1:]):
-                delta[p] = delta.get(p, 0) - f
-            for p in zip(new, new[1:]):
-                delta[p] = delta.get(p, 0) + f
-                s = where.get(p)
-                if s is None:
-                    where[p] = {wi}
-                else:
-                    s.add(wi)
-            words[wi] = new
-        return delta
-
-    def _add_deltas(self, delta: dict[tuple[int, int], int]) -> None:
-        """Add the count changes to ``stats``: push each new count on the heap, and drop the
-        pairs whose count reaches 0 from ``stats`` and ``where``."""
-        stats, where, heap = self.stats, self.where, self.heap
-        push = heapq.heappush
-        for p, d in delta.items():
-            if d == 0:
-                continue
-            c = stats.get(p, 0) + d
-            if c > 0:
-                stats[p] = c
-                push(heap, (-c, p[0], p[1]))
-            else:
-                stats.pop(p, None)
-                where.pop(p, None)
-
-
-def _merge_pair(w: list[int], a: int, b: int, idx: int) -> list[int] | None:
-    """``base.merge`` specialised for the training loop: returns None when the pair is absent,
-    so that chunks no longer holding the pair cost one scan and no allocation."""
-    try:
-        i = w.index(a)
-    except ValueError:
-        return None
-    n = len(w)
-    out = None
-    while i < n:
-        if w[i] == a and i + 1 < n and w[i + 1] == b:
-            if out is None:
-                out = w[:i]
-            out.append(idx)
-            i += 2
-        else:
-            if out is not None:
-                out.append(w[i])
-            i += 1
-    return out
