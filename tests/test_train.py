@@ -217,6 +217,15 @@ def test_batches_are_shifted_windows_and_seeded(text_file):
     assert tok.decode(x[0].tolist()) in TEXT
 
 
+def test_batches_reach_the_last_window_of_the_data():
+    ids = np.arange(9, dtype=np.uint16)  # block_size + 1 tokens: the one window is the whole array
+    x, y = get_batch(ids, 3, 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(x, np.tile(ids[:-1], (3, 1)))
+    np.testing.assert_array_equal(y, np.tile(ids[1:], (3, 1)))
+    ids = np.arange(20, dtype=np.uint16)  # windows start at 0..11 (len - block_size - 1); x[:, 0] is the start
+    x, y = get_batch(ids, 400, 8, np.random.default_rng(0))
+    assert sorted(set(x[:, 0].tolist())) == list(range(12)) and y[:, -1].max() == 19  # the last token is a target
+
 def test_builtin_corpus_is_deterministic_and_large():
     a = builtin_corpus()
     b = builtin_corpus()  # second call reads the cache
