@@ -1,6 +1,7 @@
 """Shared test fixtures: a hypothesis profile, global seeding, the Shakespeare corpus path, the
-CuPy stand-in (`cupy_standin.py`, a test double) for the "cuda" tests where no GPU is, and for
-the training tests a cache folder per test and a small corpus file (`isolated_cache`, `text_file`).
+CuPy stand-in (`cupy_standin.py`, a test double) for the "cuda" tests where no GPU is, for
+the training tests a cache folder per test and a small corpus file (`isolated_cache`, `text_file`),
+and the running test handed to `oracles.py` (the PyTorch/transformers/tiktoken import helper).
 
 Keep this file small: fixtures used by one test file belong in that file.
 """
@@ -14,6 +15,7 @@ import tinygrad_lm
 from tinygrad_lm.testing import backends
 
 import cupy_standin  # noqa: E402  (tests/: the test double; only this conftest activates it)
+import oracles  # noqa: E402  (tests/: `oracle(name)`, which checks the running test's oracle mark)
 
 # devices() offers a third "cuda" parameter, id cupy-standin, where no real GPU is usable: the
 # tests parametrized over devices() run their CuPy half on the stand-in on every commit
@@ -32,6 +34,18 @@ SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinysha
 def pytest_configure(config):
     config.addinivalue_line("markers", "cupy_standin: runs with tests/cupy_standin.py (a CuPy test double) "
                             "installed as tinygrad_lm.engine.backend.cupy")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture of the test is set up (module-scoped ones included): `oracle(name)`
+    needs to know whether the test carries the oracle mark."""
+    oracles.current_test = item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    oracles.current_test = None
 
 
 @pytest.fixture(autouse=True)

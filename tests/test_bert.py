@@ -135,6 +135,48 @@ def test_attention_is_bidirectional_and_an_all_padding_row_gives_zeros_not_nan()
     assert np.isfinite(y).all() and np.array_equal(y[1], np.zeros((4, 8)))
 
 
+def numpy_bert_attention(attention, x, key_mask=None):
+    """BertAttention written out in NumPy float64, one head at a time: query/key/value, softmax of
+    q k^T / sqrt(hs) over the real keys of the row (no causal mask), the heads side by side, then
+    the output dense, the residual and the post-LN. Returns (self-attention output, layer output)."""
+    sa, out = attention.self, attention.output
+    B, T, C = x.shape
+    hs = C // sa.num_heads
+
+    def linear(layer, a):
+        return a @ layer.weight.data.T + layer.bias.data
+
+    q, k, v = linear(sa.query, x), linear(sa.key, x), linear(sa.value, x)  # (B, T, C) each
+    y = np.zeros((B, T, C))
+    for b in range(B):
+        real = np.ones(T, dtype=bool) if key_mask is None else key_mask[b].astype(bool)
+        if not real.any():
+            continue  # no real key in the row: zero weights, a zero output
+        for h in range(sa.num_heads):
+            cols = slice(h * hs, (h + 1) * hs)
+            s = q[b, :, cols] @ k[b][real][:, cols].T / math.sqrt(hs)  # (T, real keys)
+            w = np.exp(s - s.max(-1, keepdims=True))
+            y[b, :, cols] = (w / w.sum(-1, keepdims=True)) @ v[b][real][:, cols]
+    r = x + linear(out.dense, y)  # (B, T, C)
+    ln = out.LayerNorm
+    normed = (r - r.mean(-1, keepdims=True)) / np.sqrt(r.var(-1, keepdims=True) + ln.eps)
+    return y, normed * ln.weight.data + ln.bias.data
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
+@pytest.mark.parametrize("heads", [1, 2, 4])  # head sizes 8, 4, 2: a 1/hs scale differs from 1/sqrt(hs) in each
+def test_attention_matches_a_numpy_bert_self_attention(heads, fused):
+    attention = tiny(Bert, num_attention_heads=heads).encoder.layer[0].attention
+    if fused:
+        fast.fuse(attention)  # BERT keeps the reference attention; its Linear and LayerNorm layers are fused
+    x = np.random.default_rng(1).standard_normal((3, 5, 8))
+    mask = np.array([[1, 1, 1, 1, 1], [1, 0, 1, 1, 0], [0, 0, 0, 0, 0]])  # full, holes, all padding
+    for key_mask in (None, mask):
+        want_self, want = numpy_bert_attention(attention, x, key_mask)
+        np.testing.assert_allclose(attention.self(Tensor(x), key_mask).data, want_self, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(attention(Tensor(x), key_mask).data, want, rtol=1e-10, atol=1e-12)
+
+
 # ----------------------------------------------------------------- layout, tying, init
 
 def test_parameter_names_shapes_and_tying_follow_hugging_face():

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from oracles import oracle  # tests/oracles.py
+
 
 def run(args, tmp_path, check=True):
     env = dict(os.environ, TINYGRAD_LM_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
@@ -95,7 +97,7 @@ def test_hf_commands_report_bad_paths_in_one_line(tmp_path):
 @pytest.fixture
 def gpt2_folder(tmp_path):
     """A tiny random GPT-2 with a small GPT-2-style tokenizer, saved as a Hugging Face folder."""
-    pytest.importorskip("safetensors")
+    oracle("safetensors")
     from tinygrad_lm.models.gpt import GPT, GPTConfig
     from tinygrad_lm.tokenizer import BPETokenizer
 
@@ -108,6 +110,7 @@ def gpt2_folder(tmp_path):
     return tmp_path / "hf", tmp_path / "text.txt"
 
 
+@pytest.mark.oracle
 def test_sample_from_a_hf_folder_with_and_without_the_cache(gpt2_folder, tmp_path):
     folder, _ = gpt2_folder
     args = ["sample", "--hf", str(folder), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3"]
@@ -119,6 +122,7 @@ def test_sample_from_a_hf_folder_with_and_without_the_cache(gpt2_folder, tmp_pat
         == reference.stdout
 
 
+@pytest.mark.oracle
 def test_init_from_a_hf_folder_then_export_it(gpt2_folder, tmp_path):
     import numpy as np
 
@@ -148,8 +152,9 @@ def test_init_from_a_hf_folder_then_export_it(gpt2_folder, tmp_path):
     assert proc.stdout.startswith("JULIET:")
 
 
+@pytest.mark.oracle
 def test_export_a_char_level_checkpoint_keeps_its_tokenizer_beside(tmp_path):
-    pytest.importorskip("safetensors")
+    oracle("safetensors")
     out = tmp_path / "run"
     run(["train", "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1", "--n-layer", "1", "--n-embd", "16",
          "--n-head", "2", "--block-size", "16", "--batch-size", "2", "--sample-tokens", "0", "--out-dir", str(out)],

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from tinygrad_lm.tokenizer import BPETokenizer, load_tokenizer, tokenizer_from_dict
 from tinygrad_lm.tokenizer.gpt2_files import bytes_to_unicode, read_gpt2_vocab, write_gpt2_vocab
 
+from oracles import oracle  # tests/oracles.py
+
 GPT2_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
 ENCODER, VOCAB_BPE = GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe"
 TEXTS = ["Hello world", "", " ", "\n\n\n", "  leading and trailing  ", "it's 2024, y'all'll've",
@@ -31,7 +33,7 @@ def gpt2_tok():
 
 @pytest.fixture(scope="module")
 def tiktoken_gpt2(gpt2_tok):
-    tiktoken = pytest.importorskip("tiktoken")
+    tiktoken = oracle("tiktoken")
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     try:
         from tiktoken_ext.openai_public import r50k_pat_str as pattern  # tiktoken's own spelling
@@ -50,6 +52,7 @@ def test_gpt2_vocabulary_shape(gpt2_tok):
     assert gpt2_tok.encode("Hello world") == [15496, 995]  # GPT-2's published ids
 
 
+@pytest.mark.oracle
 def test_gpt2_encodes_the_corpus_as_tiktoken(gpt2_tok, tiktoken_gpt2, shakespeare_path):
     text = shakespeare_path.read_text(encoding="utf-8")
     ids = gpt2_tok.encode(text)
@@ -57,12 +60,14 @@ def test_gpt2_encodes_the_corpus_as_tiktoken(gpt2_tok, tiktoken_gpt2, shakespear
     assert gpt2_tok.decode(ids) == text
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("text", TEXTS)
 def test_gpt2_encodes_tricky_strings_as_tiktoken(gpt2_tok, tiktoken_gpt2, text):
     assert gpt2_tok.encode(text, allowed_special="all") == tiktoken_gpt2.encode(text, allowed_special="all")
     assert gpt2_tok.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
 
 
+@pytest.mark.oracle
 @settings(max_examples=200)
 @given(st.text(max_size=60) | st.text(alphabet=" \n\t'sdlvetr0123456789.,!?aAéü😀", max_size=60))
 def test_gpt2_encodes_hypothesis_text_as_tiktoken(gpt2_tok, tiktoken_gpt2, text):
@@ -135,10 +140,11 @@ def test_bad_gpt2_files_name_the_file_and_line(small_files, tmp_path):
         BPETokenizer.from_gpt2(tmp_path / "missing.json", merges)
 
 
+@pytest.mark.oracle
 def test_gpt2_encodes_the_corpus_as_transformers(gpt2_tok, shakespeare_path, tmp_path):
     """Hugging Face's GPT-2 tokenizer, given the same two files under its names, as the second oracle."""
-    pytest.importorskip("tokenizers")
-    transformers = pytest.importorskip("transformers")
+    oracle("tokenizers")
+    transformers = oracle("transformers")
     (tmp_path / "vocab.json").write_bytes(ENCODER.read_bytes())
     (tmp_path / "merges.txt").write_bytes(VOCAB_BPE.read_bytes())
     (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')  # so AutoTokenizer picks GPT-2's

@@ -16,6 +16,8 @@ from tinygrad_lm.models.bert import BertConfig, BertForMaskedLM
 from tinygrad_lm.hf import safetensors_io as io
 from tinygrad_lm.hf.bert import config_from_hf, config_to_hf, hf_shapes, state_from_hf, state_to_hf
 
+from oracles import oracle  # tests/oracles.py
+
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=16)
 
@@ -110,9 +112,10 @@ def test_bad_tensors_name_the_file_and_the_key():
 # ----------------------------------------------------------------- files (safetensors)
 @pytest.fixture
 def safetensors():
-    return pytest.importorskip("safetensors.numpy")
+    return oracle("safetensors.numpy")
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
 def test_save_pretrained_then_from_pretrained_is_exact(safetensors, tmp_path, rng, fused):
     model = tiny_bert()
@@ -131,6 +134,7 @@ def test_save_pretrained_then_from_pretrained_is_exact(safetensors, tmp_path, rn
     assert np.array_equal(logits_of(model, *args), logits_of(back, *args))
 
 
+@pytest.mark.oracle
 def test_bad_files_name_the_file_and_the_key(safetensors, tmp_path):
     tiny_bert().save_pretrained(tmp_path)
     tensors = io.read_tensors(tmp_path)
@@ -148,8 +152,8 @@ def test_bad_files_name_the_file_and_the_key(safetensors, tmp_path):
 # ----------------------------------------------------------------- transformers (and torch) as the oracle
 @pytest.fixture
 def transformers(safetensors):
-    pytest.importorskip("torch")
-    return pytest.importorskip("transformers")
+    oracle("torch")
+    return oracle("transformers")
 
 
 def hf_tiny(transformers, tmp_path):
@@ -175,6 +179,7 @@ def hf_logits(hf_model, idx, mask, types):
     return out.logits.numpy()
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
 def test_our_logits_equal_transformers_logits_on_a_padded_batch(transformers, tmp_path, rng, fused):
     theirs = hf_tiny(transformers, tmp_path)
@@ -187,6 +192,7 @@ def test_our_logits_equal_transformers_logits_on_a_padded_batch(transformers, tm
     np.testing.assert_allclose(logits_of(ours, *args), want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.oracle
 def test_transformers_loads_our_folder_with_equal_logits_and_pooler(transformers, tmp_path, rng):
     import torch
 
@@ -203,6 +209,7 @@ def test_transformers_loads_our_folder_with_equal_logits_and_pooler(transformers
     np.testing.assert_allclose(pooled, ours.bert(idx, mask, types)[1].data, rtol=0, atol=1e-5)
 
 
+@pytest.mark.oracle
 def test_ours_to_transformers_to_ours_is_exact(transformers, tmp_path):
     ours = tiny_bert()
     ours.save_pretrained(tmp_path / "ours")

@@ -19,6 +19,8 @@ from tinygrad_lm.hf import safetensors_io as io
 from tinygrad_lm.hf.gpt2 import config_from_hf, config_to_hf, hf_shapes, state_from_hf, state_to_hf
 from tinygrad_lm.models.gpt import GPT, GPTConfig
 
+from oracles import oracle  # tests/oracles.py
+
 TINY = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=8)
 
 
@@ -143,9 +145,10 @@ def test_without_safetensors_the_error_says_how_to_install(tmp_path, monkeypatch
 # ----------------------------------------------------------------- files (safetensors)
 @pytest.fixture
 def safetensors():
-    return pytest.importorskip("safetensors.numpy")
+    return oracle("safetensors.numpy")
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
 def test_save_pretrained_then_from_pretrained_is_exact(safetensors, tmp_path, rng, fused):
     model = tiny_gpt()
@@ -163,6 +166,7 @@ def test_save_pretrained_then_from_pretrained_is_exact(safetensors, tmp_path, rn
     assert np.array_equal(logits_of(model, idx), logits_of(back, idx))
 
 
+@pytest.mark.oracle
 def test_bad_tensor_files_name_the_file(safetensors, tmp_path):
     model = tiny_gpt()
     model.save_pretrained(tmp_path)
@@ -180,6 +184,7 @@ def test_bad_tensor_files_name_the_file(safetensors, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
+@pytest.mark.oracle
 def test_the_tokenizer_is_written_beside_the_weights(safetensors, tmp_path):
     from tinygrad_lm.hf.gpt2 import load_tokenizer
     from tinygrad_lm.tokenizer import BPETokenizer
@@ -202,8 +207,8 @@ def test_the_tokenizer_is_written_beside_the_weights(safetensors, tmp_path):
 # ----------------------------------------------------------------- transformers (and torch) as the oracle
 @pytest.fixture
 def transformers(safetensors):
-    pytest.importorskip("torch")
-    return pytest.importorskip("transformers")
+    oracle("torch")
+    return oracle("transformers")
 
 
 def hf_tiny(transformers, tmp_path, tie=True):
@@ -226,6 +231,7 @@ def hf_logits(hf_model, idx):
         return hf_model(torch.tensor(idx)).logits.numpy()
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
 def test_our_logits_equal_transformers_logits(transformers, tmp_path, rng, tie):
     theirs = hf_tiny(transformers, tmp_path, tie)
@@ -235,6 +241,7 @@ def test_our_logits_equal_transformers_logits(transformers, tmp_path, rng, tie):
     np.testing.assert_allclose(logits_of(ours, idx), hf_logits(theirs, idx), rtol=0, atol=1e-5)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
 def test_transformers_loads_our_folder_and_gives_our_logits(transformers, tmp_path, rng, tie):
     ours = tiny_gpt(tie_weights=tie)
@@ -244,6 +251,7 @@ def test_transformers_loads_our_folder_and_gives_our_logits(transformers, tmp_pa
     np.testing.assert_allclose(hf_logits(theirs, idx), logits_of(ours, idx), rtol=0, atol=1e-5)
 
 
+@pytest.mark.oracle
 def test_ours_to_transformers_to_ours_is_exact(transformers, tmp_path):
     ours = tiny_gpt()
     ours.save_pretrained(tmp_path / "ours")
@@ -253,6 +261,7 @@ def test_ours_to_transformers_to_ours_is_exact(transformers, tmp_path):
         assert np.array_equal(a, b), name
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("fused", [False, True], ids=["reference", "fast"])
 def test_greedy_generation_matches_transformers_generate(transformers, tmp_path, rng, fused):
     import torch
@@ -268,6 +277,7 @@ def test_greedy_generation_matches_transformers_generate(transformers, tmp_path,
     np.testing.assert_array_equal(ours.generate(prompt, 10, temperature=0), expected)
 
 
+@pytest.mark.oracle
 def test_transformers_reads_the_tokenizer_files_we_write(transformers, tmp_path):
     from tinygrad_lm.tokenizer import BPETokenizer
 

@@ -128,6 +128,18 @@ def test_pretraining_batches_are_corpus_windows_between_cls_and_sep_and_seeded()
     assert not np.array_equal(batch["labels"], other["labels"])
 
 
+def test_pretraining_batches_reach_the_last_window_of_the_corpus():
+    collator = MLMCollator(char_tokenizer())
+
+    def windows(corpus, draws):  # (draws, 18): the corpus windows between [CLS] and [SEP], uncorrupted
+        batch = collator.get_batch(corpus, draws, 20, np.random.default_rng(0))
+        return np.where(batch["labels"] != IGNORE_INDEX, batch["labels"], batch["idx"])[:, 1:-1]
+
+    corpus = np.arange(18)  # block_size - 2 tokens: the one window is the whole corpus
+    np.testing.assert_array_equal(windows(corpus, 3), np.tile(corpus, (3, 1)))
+    starts = windows(np.arange(25), 400)[:, 0]  # windows start at 0..7 (len - (block_size - 2))
+    assert sorted(set(starts.tolist())) == list(range(8))
+
 def test_masked_accuracy_counts_the_picked_positions_only():
     logits = np.zeros((1, 4, 5), dtype=np.float32)
     logits[0, [0, 1, 2, 3], [1, 2, 3, 4]] = 1.0  # argmax per position: 1, 2, 3, 4

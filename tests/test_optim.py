@@ -16,6 +16,8 @@ from tinygrad_lm.optim import (SGD, Adam, AdamW, CosineWarmupLR, clip_grad_norm_
                                param_groups)
 from tinygrad_lm.engine.tensor import Tensor
 
+from oracles import oracle  # tests/oracles.py
+
 
 def param(shape, seed, dtype=np.float64):
     return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype), requires_grad=True)
@@ -455,9 +457,10 @@ TORCH_OPTIMIZERS = [
 ]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("name,kwargs", TORCH_OPTIMIZERS)
 def test_trajectory_matches_torch_in_float64(name, kwargs):
-    torch = pytest.importorskip("torch")
+    torch = oracle("torch")
     ours = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adam_fast": FusedAdam, "adamw_fast": FusedAdamW}[name]
     theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
               "adam_fast": torch.optim.Adam, "adamw_fast": torch.optim.AdamW}[name]
@@ -482,8 +485,9 @@ def test_trajectory_matches_torch_in_float64(name, kwargs):
             np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.oracle
 def test_clip_grad_norm_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = oracle("torch")
     grads = [g * 5 for g in (fixed_grads((3, 4), 1, 0)[0], fixed_grads((7,), 1, 1)[0])]
     params = [param(g.shape, i) for i, g in enumerate(grads)]
     tparams = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]

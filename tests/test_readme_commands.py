@@ -44,6 +44,8 @@ SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 # ---- commands not run: (regex searched in the command, why not, when it applies)
 ALWAYS = None
 SKIP = [
+    (r"^python3? -m venv\b", "creates a virtual environment; the walk uses the environment the tests run in", ALWAYS),
+    (r"^(\.|source) \S*bin/activate$", "activates that virtual environment", ALWAYS),
     (r"^pip install\b", "installs packages (network); the walk uses the environment the tests run in", ALWAYS),
     (r"^python -m pytest\b", "the test suite itself, of which this walk is part", ALWAYS),
     (r"^(hf|huggingface-cli) download\b", "downloads GPT-2 from the Hugging Face Hub (network)", ALWAYS),
@@ -168,6 +170,8 @@ def test_the_parser_and_the_table_on_a_made_up_readme():
                         (10, "python -m tinygrad_lm frobnicate runs/a"), (11, "printf 'A:\\n' > p.txt"),
                         (12, "cat > r.toml <<'TOML'\nlr = 1e-3\nTOML")]
     assert [classify(c)[0] for _, c in commands] == ["skip", "run", "run", None, "shell", "shell"]
+    venv = readme_commands("```bash\npython3 -m venv .venv && . .venv/bin/activate && pip install -e .\n```\n")
+    assert [classify(c)[0] for _, c in venv] == ["skip", "skip", "skip"]
     assert make_small(shlex.split(commands[1][1])) == [
         "python", "-m", "tinygrad_lm", "train", "--max-iters", "10", "--eval-interval", "5", "--eval-iters", "2",
         "--sample-tokens", "20"]

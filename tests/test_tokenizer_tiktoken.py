@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from tinygrad_lm.tokenizer import BPETokenizer, load_tiktoken_ranks
 
-tiktoken = pytest.importorskip("tiktoken")
+from oracles import oracle  # tests/oracles.py
+
+pytestmark = pytest.mark.oracle
+tiktoken = oracle("tiktoken")
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinyshakespeare.txt"
 HYP = settings(max_examples=200, deadline=None, derandomize=True,
@@ -100,7 +103,7 @@ def test_special_tokens_like_tiktoken(pair):
 
 
 def test_tiktoken_reads_our_rank_file(pair, tmp_path):
-    load = pytest.importorskip("tiktoken.load")
+    load = oracle("tiktoken.load")
     tok, _ = pair
     p = tmp_path / "ours.tiktoken"
     tok.save_tiktoken(p)

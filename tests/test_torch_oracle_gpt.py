@@ -6,7 +6,10 @@ give the same logits, loss and gradients in float64; the reverse direction loads
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from oracles import oracle  # tests/oracles.py
+
+pytestmark = pytest.mark.oracle
+torch = oracle("torch")
 import torch.nn as tnn  # noqa: E402
 import torch.nn.functional as tF  # noqa: E402
 

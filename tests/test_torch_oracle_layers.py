@@ -1,12 +1,15 @@
 """PyTorch as the oracle for every layer and loss, in float64: values and gradients.
 
-Skipped cleanly when torch is not installed (CI never requires it). Optimizers are compared
+Skipped cleanly when torch is not installed; CI's oracle run (`-m oracle`) requires it. Optimizers are compared
 with PyTorch in test_optim.py.
 """
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from oracles import oracle  # tests/oracles.py
+
+pytestmark = pytest.mark.oracle
+torch = oracle("torch")
 import torch.nn.functional as TF  # noqa: E402
 
 from tinygrad_lm import Tensor, nn  # noqa: E402
