@@ -86,15 +86,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import make_speaker_dataset  # noqa: E402
 
-from tinygrad_lm.run import checkpoint  # noqa: E402
+from tinygrad_lm import checkpoint  # noqa: E402
 from tinygrad_lm.run.config import from_flat  # noqa: E402
 from tinygrad_lm.run.data import read_text  # noqa: E402
-from tinygrad_lm.models.baselines import BagOfWordsLogReg, majority_baseline
+from tinygrad_lm.run.baselines import BagOfWordsLogReg, majority_baseline
 from tinygrad_lm.run.finetune import FinetuneConfig, evaluate, finetune
 from tinygrad_lm.run.metrics import accuracy, macro_f1
 from tinygrad_lm.run.labeled import load_labeled
 from tinygrad_lm.run.mlm import SpecialIds  # noqa: E402
-from tinygrad_lm.run.checkpoint import load_model  # noqa: E402
+from tinygrad_lm.run.train import load_model  # noqa: E402
 from tinygrad_lm.tokenizer import tokenizer_from_dict  # noqa: E402
 from tinygrad_lm.run.train import TrainConfig, train  # noqa: E402
 

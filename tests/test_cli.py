@@ -128,7 +128,7 @@ def test_init_from_a_hf_folder_then_export_it(gpt2_folder, tmp_path):
 
     from tinygrad_lm.hf.gpt2 import load_tokenizer
     from tinygrad_lm.models.gpt import GPT
-    from tinygrad_lm.run.checkpoint import load_model
+    from tinygrad_lm.run.train import load_model
 
     folder, text = gpt2_folder
     out = tmp_path / "ft"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm.run.cli import build_parser
 from tinygrad_lm.run.config import from_args, given_flags
 from tinygrad_lm.run.finetune import FinetuneConfig

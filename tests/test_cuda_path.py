@@ -17,7 +17,7 @@ import tinygrad_lm
 from tinygrad_lm import Tensor, fast, nn
 from tinygrad_lm import gradcheck
 from tinygrad_lm.engine import backend, rng
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm.engine import functional as F
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.fast import functional as FAST

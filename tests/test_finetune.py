@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lm
-from tinygrad_lm.run import checkpoint
-from tinygrad_lm.models.baselines import BagOfWordsLogReg, majority_baseline
+from tinygrad_lm import checkpoint
+from tinygrad_lm.run.baselines import BagOfWordsLogReg, majority_baseline
 from tinygrad_lm.run.finetune import FinetuneConfig, evaluate, finetune, load_classifier
 from tinygrad_lm.models.gpt_classifier import GPTForSequenceClassification
 from tinygrad_lm.run.metrics import accuracy, confusion_matrix, format_confusion, macro_f1
@@ -21,7 +21,7 @@ from tinygrad_lm.run.labeled import encode_text, epoch_order, train_batch_indice
 from tinygrad_lm.run.metrics import f1_per_class
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.models.gpt import GPTConfig
-from tinygrad_lm.run.checkpoint import load_model
+from tinygrad_lm.run.train import load_model
 from tinygrad_lm.optim import param_groups
 from tinygrad_lm.tokenizer import CharTokenizer
 from tinygrad_lm.testing import check_gradients

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.models.bert_classifier import BertForSequenceClassification
 from tinygrad_lm.run.finetune import FinetuneConfig, finetune, load_classifier, predict

@@ -67,7 +67,7 @@ def test_hub_names_without_prefix_and_mask_buffers_load():
 
 def test_config_round_trips():
     for cfg in (GPTConfig(**TINY), GPTConfig(**TINY, dropout=0.2, tie_weights=False)):
-        assert config_from_hf(json.loads(json.dumps(config_to_hf(cfg)))) == cfg
+        assert GPTConfig(**config_from_hf(json.loads(json.dumps(config_to_hf(cfg))))) == cfg
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -76,7 +76,6 @@ def test_config_round_trips():
     ({"layer_norm_epsilon": 1e-6}, "layer_norm_epsilon=1e-06 is not supported"),
     ({"n_inner": 20}, "n_inner=20 is not supported"),
     ({"n_layer": "2"}, "key 'n_layer' must be int"),
-    ({"n_head": 3}, "GPTConfig: n_embd=8 must be divisible by n_head=3"),
     ({"attn_pdrop": 0.3}, "dropouts .* differ"),
     ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx=True is not supported"),
     ({"add_cross_attention": True}, "add_cross_attention=True"),
@@ -93,7 +92,14 @@ def test_missing_config_keys_are_named():
         config_from_hf(cfg)
     cfg = hf_config()
     del cfg["n_positions"]
-    assert config_from_hf({**cfg, "n_ctx": 16}).block_size == 16  # the old name still read
+    assert config_from_hf({**cfg, "n_ctx": 16})["block_size"] == 16  # the old name still read
+
+
+def test_sizes_our_config_refuses_name_the_file(tmp_path):
+    """hf/ returns plain values; GPT.from_pretrained builds the GPTConfig, before reading any tensor."""
+    (tmp_path / "config.json").write_text(json.dumps(hf_config(n_head=3)))
+    with pytest.raises(ValueError, match=r"config\.json: GPTConfig: n_embd=8 must be divisible by n_head=3"):
+        GPT.from_pretrained(tmp_path)
 
 
 def test_bad_tensors_name_the_file_and_the_key():

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.mlm import (IGNORE_INDEX, SPECIAL_TOKENS, MLMCollator, SpecialIds, add_special_tokens,
                                  masked_accuracy)

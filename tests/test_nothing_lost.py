@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_lm.run import checkpoint, cli
+from tinygrad_lm import checkpoint
+from tinygrad_lm.run import cli
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.train import TrainConfig, train
 
@@ -90,7 +91,7 @@ def estimate_loss(*a, **k):
 T.estimate_loss = estimate_loss
 
 if point == "save-gap":  # die (as kill -9 would) between writing best.npz and ckpt.npz
-    from tinygrad_lm.run import checkpoint
+    from tinygrad_lm import checkpoint
     real_save = checkpoint.save
     def save(path, *a, **k):
         if str(path).endswith("ckpt.npz") and done["steps"] == after:
@@ -445,7 +446,7 @@ def test_generate_refuses_a_nan_temperature_and_nan_logits():
 
 
 def test_a_checkpoint_whose_tokenizer_outgrows_its_model_is_refused(corpus, tmp_path):
-    from tinygrad_lm.run.checkpoint import load_model
+    from tinygrad_lm.run.train import load_model
     from tinygrad_lm.tokenizer import CharTokenizer
 
     run_dir = tmp_path / "run"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.train import TrainConfig, train
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.data import TokenData, build_tokenizer
 from tinygrad_lm.tokenizer import BPETokenizer, CharTokenizer

@@ -7,13 +7,13 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from tinygrad_lm.run import checkpoint
+from tinygrad_lm import checkpoint
 from tinygrad_lm import fast
 from tinygrad_lm.run.config import OptimConfig, RunConfig, flat_dict, from_dict, from_flat
 from tinygrad_lm.run.data import TokenData, builtin_corpus, get_batch, read_text
 from tinygrad_lm.run.loop import learning_rate
 from tinygrad_lm.models.gpt import GPT, sample_text
-from tinygrad_lm.run.checkpoint import load_model
+from tinygrad_lm.run.train import load_model
 from tinygrad_lm.run.train import TrainConfig, TrainingStopped, train
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)

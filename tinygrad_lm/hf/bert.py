@@ -29,6 +29,8 @@ Leaves out: the tokenizer files (vocab.txt, WordPiece), other BERT heads and fp1
 (we write float32; float16 files load as float32).
 It follows transformers' modeling_bert.py and configuration_bert.py in what it maps.
 """
+from types import SimpleNamespace
+
 import numpy as np
 
 from . import safetensors_io as io
@@ -43,10 +45,8 @@ IGNORED_PREFIXES = ("cls.seq_relationship.", "bert.embeddings.position_ids")
 
 
 def config_from_hf(hf, where="config.json"):
-    """Our BertConfig from a BERT config.json dict; a ValueError naming `where` and the key for
-    anything our encoder does not compute the same way."""
-    from ..models.bert import BertConfig
-
+    """Our BertConfig's values, a plain dict, from a BERT config.json dict; a ValueError naming
+    `where` and the key for anything our encoder does not compute the same way."""
     def get(key, kind, default=None):
         return io.config_value(hf, key, kind, where, default)
 
@@ -64,10 +64,7 @@ def config_from_hf(hf, where="config.json"):
     floats = {key: get(key, float, default) for key, default in FLOAT_KEYS.items()}
     pad = hf.get("pad_token_id")
     pad = 0 if pad is None else get("pad_token_id", int)
-    try:
-        return BertConfig(**sizes, **floats, pad_token_id=pad)
-    except ValueError as e:  # values BertConfig refuses (hidden_size not divisible by the heads, ...)
-        raise ValueError(f"{where}: {e}") from None
+    return dict(**sizes, **floats, pad_token_id=pad)
 
 
 def config_to_hf(config):
@@ -79,9 +76,15 @@ def config_to_hf(config):
     return hf
 
 
+def _fields(config):
+    """A config given as plain values (what `config_from_hf` returns) read like a BertConfig."""
+    return SimpleNamespace(**config) if isinstance(config, dict) else config
+
+
 def hf_shapes(config, pooler=True):
     """{name: shape} of the tensors a BertForMaskedLM file holds for `config` (each tied tensor
-    once); with the pooler's when `pooler`."""
+    once); with the pooler's when `pooler`. `config`: a BertConfig or its values."""
+    config = _fields(config)
     C, V, I = config.hidden_size, config.vocab_size, config.intermediate_size
     e = "bert.embeddings."
     shapes = {e + "word_embeddings.weight": (V, C),
@@ -116,13 +119,14 @@ def state_from_hf(tensors, config, where="model.safetensors"):
 
     Args:
         tensors: {name: array} as read from the file.
-        config: our BertConfig (from `config_from_hf`).
+        config: our BertConfig, or its values (from `config_from_hf`).
         where: the file, for error messages.
     Returns:
         ({name: array} for `BertForMaskedLM.load_state_dict(strict=False)`, whether the file had the pooler).
     Raises:
         ValueError: naming `where` and every missing, unexpected or mis-shaped tensor.
     """
+    config = _fields(config)
     named = {_our_name(k): v for k, v in tensors.items()
              if not k.startswith(IGNORED_PREFIXES) and k not in TIED}
     has_pooler = any(k in named for k in POOLER)
@@ -147,24 +151,17 @@ def state_to_hf(state, config):
     return {name: np.ascontiguousarray(np.asarray(state[name], dtype=np.float32)) for name in hf_shapes(config)}
 
 
-def from_pretrained(path, dtype=np.float32):
-    """A BertForMaskedLM with the weights of a Hugging Face BERT folder (config.json + model.safetensors).
+def read_config(path):
+    """(our BertConfig's values, config.json's path) of a Hugging Face BERT folder: the first half
+    of `BertForMaskedLM.from_pretrained`, which builds the config (and can refuse it) first."""
+    where = str(io.model_folder(path) / io.CONFIG_FILE)
+    return config_from_hf(io.read_config(path), where), where
 
-    Args:
-        path: the folder (`hf download bert-base-uncased --local-dir bert`, or any save_pretrained output).
-        dtype: the parameters' dtype (float32; float64 for checks).
-    Returns:
-        the model in eval mode, on the CPU. Without pooler tensors in the file, its pooler keeps
-        the fresh initialisation.
-    """
-    from ..models.bert import BertForMaskedLM
 
-    folder = io.model_folder(path)
-    config = config_from_hf(io.read_config(folder), str(folder / io.CONFIG_FILE))
-    state, has_pooler = state_from_hf(io.read_tensors(folder), config, str(folder / io.WEIGHTS_FILE))
-    model = BertForMaskedLM(config)
-    model.load_state_dict(state, strict=has_pooler)  # without the pooler, only its two keys are missing
-    return model.to(dtype=np.dtype(dtype)).eval()
+def read_state(path, config):
+    """(our state dict, whether the file has the pooler) from the model.safetensors of a Hugging
+    Face BERT folder, checked against `config` (the second half of `from_pretrained`)."""
+    return state_from_hf(io.read_tensors(path), config, str(io.model_folder(path) / io.WEIGHTS_FILE))
 
 
 def save_pretrained(model, path):

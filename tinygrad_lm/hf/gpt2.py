@@ -16,7 +16,7 @@ differs is the layout and the config:
 
 Anything we cannot run the same way (another model_type or activation, cross-attention,
 scaled-by-layer attention, a missing or mis-shaped tensor) is a ValueError naming the file and
-the key. `GPT.from_pretrained` and `GPT.save_pretrained` call `from_pretrained` and
+the key. `GPT.from_pretrained` and `GPT.save_pretrained` call `read_config`, `read_state` and
 `save_pretrained` here; the file handling is in safetensors_io.py.
 Leaves out: GPT-2's other heads (double heads, classification), and fp16/bf16 storage (we
 write float32; float16 files load as float32).
@@ -24,6 +24,7 @@ It follows transformers' modeling_gpt2.py and nanoGPT's `from_pretrained` in wha
 """
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -36,10 +37,8 @@ TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")) 
 
 
 def config_from_hf(hf, where="config.json"):
-    """Our GPTConfig from a GPT-2 config.json dict; a ValueError naming `where` and the key for
-    anything our GPT does not compute the same way."""
-    from ..models.gpt import GPTConfig
-
+    """Our GPTConfig's values, a plain dict, from a GPT-2 config.json dict; a ValueError naming
+    `where` and the key for anything our GPT does not compute the same way."""
     def get(key, kind, default=None):
         return io.config_value(hf, key, kind, where, default)
 
@@ -63,11 +62,8 @@ def config_from_hf(hf, where="config.json"):
         raise ValueError(f"{where}: dropouts {drops} differ; our GPT has one dropout probability for all three")
     sizes = dict(vocab_size=get("vocab_size", int), block_size=get("n_positions", int, hf.get("n_ctx")),
                  n_layer=get("n_layer", int), n_head=get("n_head", int), n_embd=n_embd)
-    try:
-        return GPTConfig(**sizes, dropout=drops["resid_pdrop"], bias=True,
-                         tie_weights=get("tie_word_embeddings", bool, True))
-    except ValueError as e:  # sizes GPTConfig refuses (n_embd not divisible by n_head, ...)
-        raise ValueError(f"{where}: {e}") from None
+    return dict(**sizes, dropout=drops["resid_pdrop"], bias=True, pos_encoding="learned",
+                tie_weights=get("tie_word_embeddings", bool, True))
 
 
 def config_to_hf(config):
@@ -84,8 +80,9 @@ def config_to_hf(config):
 
 
 def hf_shapes(config):
-    """{name: shape} of the tensors a GPT2LMHeadModel file holds for `config`, in GPT-2's layout
-    (Conv1D weights (in, out)); `lm_head.weight` only when the embeddings are not tied."""
+    """{name: shape} of the tensors a GPT2LMHeadModel file holds for `config` (a GPTConfig or its
+    values), in GPT-2's layout (Conv1D weights (in, out)); `lm_head.weight` only when untied."""
+    config = _fields(config)
     C, V = config.n_embd, config.vocab_size
     shapes = {"transformer.wte.weight": (V, C), "transformer.wpe.weight": (config.block_size, C)}
     for i in range(config.n_layer):
@@ -100,6 +97,11 @@ def hf_shapes(config):
     return shapes
 
 
+def _fields(config):
+    """A config given as plain values (what `config_from_hf` returns) read like a GPTConfig."""
+    return SimpleNamespace(**config) if isinstance(config, dict) else config
+
+
 def _is_conv1d(name):
     return name.endswith(".weight") and name.rsplit(".", 1)[0].split(".", 3)[-1] in CONV1D
 
@@ -109,13 +111,14 @@ def state_from_hf(tensors, config, where="model.safetensors"):
 
     Args:
         tensors: {name: array} as read from the file; names with or without `transformer.`.
-        config: our GPTConfig (from `config_from_hf`).
+        config: our GPTConfig, or its values (from `config_from_hf`).
         where: the file, for error messages.
     Returns:
         {name: array} for `GPT.load_state_dict` (with `lm_head.weight` when tied: the same array).
     Raises:
         ValueError: naming `where` and every missing, unexpected or mis-shaped tensor.
     """
+    config = _fields(config)
     named = {}
     for name, array in tensors.items():
         if name.endswith((".attn.bias", ".attn.masked_bias")):
@@ -152,23 +155,17 @@ def state_to_hf(state, config):
     return out
 
 
-def from_pretrained(path, dtype=np.float32):
-    """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors).
+def read_config(path):
+    """(our GPTConfig's values, config.json's path) of a Hugging Face GPT-2 folder: the first half
+    of `GPT.from_pretrained`, which builds the config (and can refuse it) before any tensor is read."""
+    where = str(io.model_folder(path) / io.CONFIG_FILE)
+    return config_from_hf(io.read_config(path), where), where
 
-    Args:
-        path: the folder (`hf download gpt2 --local-dir gpt2`, or any `save_pretrained` output).
-        dtype: the parameters' dtype (float32; float64 for checks).
-    Returns:
-        the GPT in eval mode, on the CPU.
-    """
-    from ..models.gpt import GPT
 
-    folder = io.model_folder(path)
-    config = config_from_hf(io.read_config(folder), str(folder / io.CONFIG_FILE))
-    state = state_from_hf(io.read_tensors(folder), config, str(folder / io.WEIGHTS_FILE))
-    model = GPT(config)
-    model.load_state_dict(state)
-    return model.to(dtype=np.dtype(dtype)).eval()
+def read_state(path, config):
+    """Our state dict from the model.safetensors of a Hugging Face GPT-2 folder, checked against
+    `config` (the second half of `GPT.from_pretrained`)."""
+    return state_from_hf(io.read_tensors(path), config, str(io.model_folder(path) / io.WEIGHTS_FILE))
 
 
 def fits_gpt2_files(tokenizer):

@@ -339,13 +339,23 @@ class BertForMaskedLM(Module):
     def from_pretrained(cls, path, dtype=np.float32):
         """A BertForMaskedLM with the weights of a Hugging Face BERT folder (config.json +
         model.safetensors), in eval mode; needs `pip install safetensors`. Mapping: hf/bert.py."""
-        from ..hf.bert import from_pretrained
-        return from_pretrained(path, dtype)
+        from ..hf import bert  # the file format, read only when asked for (hf/ imports no model)
+
+        values, where = bert.read_config(path)
+        try:
+            config = BertConfig(**values)
+        except ValueError as e:  # values BertConfig refuses (hidden_size not divisible by the heads, ...)
+            raise ValueError(f"{where}: {e}") from None
+        model = cls(config)
+        state, has_pooler = bert.read_state(path, config)
+        model.load_state_dict(state, strict=has_pooler)  # without the pooler, only its two keys are missing
+        return model.to(dtype=np.dtype(dtype)).eval()
 
     def save_pretrained(self, path):
         """Write a folder that `transformers.BertForMaskedLM.from_pretrained(path)` loads."""
-        from ..hf.bert import save_pretrained
-        save_pretrained(self, path)
+        from ..hf import bert
+
+        bert.save_pretrained(self, path)
 
 
 __all__ = ["BertConfig", "Bert", "BertForMaskedLM", "IGNORE_INDEX", "init_bert_"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..run import checkpoint
+from .. import checkpoint
 from ..engine.backend import check_later, get_array_module, to_device
 from ..nn import Module
 from ..engine.tensor import Tensor

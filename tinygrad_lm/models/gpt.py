@@ -157,15 +157,24 @@ class GPT(Module):
             path: the folder, e.g. from `hf download gpt2 --local-dir gpt2`.
             dtype: the parameters' dtype.
         """
-        from ..hf.gpt2 import from_pretrained
-        return from_pretrained(path, dtype)
+        from ..hf import gpt2  # the file format, read only when asked for (hf/ imports no model)
+
+        values, where = gpt2.read_config(path)
+        try:
+            config = GPTConfig(**values)
+        except ValueError as e:  # sizes GPTConfig refuses (n_embd not divisible by n_head, ...)
+            raise ValueError(f"{where}: {e}") from None
+        model = cls(config)
+        model.load_state_dict(gpt2.read_state(path, config))
+        return model.to(dtype=np.dtype(dtype)).eval()
 
     def save_pretrained(self, path, tokenizer=None):
         """Write a folder that `transformers.GPT2LMHeadModel.from_pretrained(path)` loads (and
         `GPT.from_pretrained`); with a tokenizer (byte-level BPE with GPT-2's split pattern),
         its vocab.json + merges.txt too."""
-        from ..hf.gpt2 import save_pretrained
-        save_pretrained(self, path, tokenizer)
+        from ..hf import gpt2
+
+        gpt2.save_pretrained(self, path, tokenizer)
 
     def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
         """Logits (B, T, V) and, when `targets` (B, T) are given, the mean cross-entropy loss.

@@ -1,14 +1,15 @@
 """The run: everything that turns the models into a training job a user starts from the shell.
 
-    train.py      pretraining: `train(cfg)`, one plain while loop around `train_step`
+    train.py      pretraining: `train(cfg)`, one plain while loop around `train_step`; its
+                  checkpoints (written by `checkpoint.py`, the file format) read back by `load_model`
     finetune.py   fine-tuning a classifier: `finetune(cfg)`, the same step
     loop.py       `train_step` (forward, backward, clip, update) and what the loops share around
                   it: the run folder, log lines, evaluation cadence, NaN stop, Ctrl-C
     config.py     OptimConfig, RunConfig; one flag per setting; --config run.toml files
     data.py       the built-in corpus, cached token files, `get_batch`, micro-batches
     labeled.py    labelled JSONL for fine-tuning; mlm.py, the masked-LM objective
-    checkpoint.py one atomically written .npz per checkpoint, `load_model`
     metrics.py    accuracy, macro-F1, confusion matrix; plot.py, loss curves
+    baselines.py  the majority class and a bag-of-words logistic regression, to compare with
     datasets.py   `data shakespeare`; cli.py and finetune_command.py, `python -m tinygrad_lm ...`
 
 It sits on top: it may import every other layer, and none of them imports it.

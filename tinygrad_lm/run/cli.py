@@ -164,7 +164,7 @@ def _start(tokenizer, prompt=""):
 
 def _cmd_sample(args):
     from .. import fast
-    from .checkpoint import load_model
+    from .train import load_model
     from ..models.gpt import sample_text
 
     if args.hf:
@@ -260,7 +260,7 @@ OWN_TOKENIZER = "tinygrad_lm_tokenizer.txt"  # export's file for a tokenizer GPT
 
 def _cmd_export(args):
     from ..hf.gpt2 import fits_gpt2_files
-    from .checkpoint import load_model
+    from .train import load_model
 
     model, tokenizer, _ = load_model(args.ckpt)
     gpt2_like = fits_gpt2_files(tokenizer)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import remove_stale_temporaries
+from ..checkpoint import remove_stale_temporaries
 from ..engine.backend import to_device
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}

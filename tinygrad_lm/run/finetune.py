@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config
-from .. import distributed, fast
+from . import config
+from .. import checkpoint, distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig

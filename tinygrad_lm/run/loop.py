@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import remove_stale_temporaries
+from ..checkpoint import remove_stale_temporaries
 from ..optim import clip_grad_norm_, cosine_warmup_lr
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report

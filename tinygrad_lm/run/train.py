@@ -65,8 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, mlm
-from .. import distributed, fast
+from . import config, mlm
+from .. import checkpoint, distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig
@@ -322,6 +322,34 @@ def _pretrained(cfg):
     return model_config, state, tokenizer
 
 
+def load_model(path, device="cpu"):
+    """(model, tokenizer, meta) from a checkpoint, ready for sampling or fine-tuning."""
+    meta, model_state, _ = checkpoint.load(path)
+    if meta.get("kind") == "sequence-classifier":  # a `finetune` checkpoint: a classifier head, no lm_head
+        raise ValueError(f"{path} is a fine-tuned classifier (written by `finetune`), not a language model: sample "
+                         "from the pretrained checkpoint it started from, or load it with "
+                         "tinygrad_lm.finetune.load_classifier")
+    if meta.get("objective", "clm") == "mlm":  # `train --objective mlm`: a BERT encoder, no lm_head to generate with
+        raise ValueError(f"{path} is a masked-language-model (BERT) checkpoint (train --objective mlm), not a GPT: "
+                         "an encoder does not generate text; fine-tune it with `python -m tinygrad_lm finetune "
+                         f"--ckpt {path} --data LABELLED.jsonl`, or write it as a Hugging Face folder with "
+                         "tinygrad_lm.models.bert.BertForMaskedLM.save_pretrained")
+    try:
+        config = GPTConfig(**meta["model_config"])
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
+    model = GPT(config)
+    try:
+        model.load_state_dict(model_state)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    if tokenizer.vocab_size > config.vocab_size:  # ids the model has no row for: the parts do not belong together
+        raise ValueError(f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                         f"{config.vocab_size} (a tokenizer and a model from different runs?)")
+    return model.to(device=device), tokenizer, meta
+
+
 def _start(cfg, resume, overwrite, given):
     """Everything before the first step: the MPI group, the run folder, the model, optimizer,
     data and training state (`_setup`), the fast path unless --reference, and the Run that logs
@@ -402,4 +430,4 @@ def _finish(summary, step, losses, state, run, data, cfg, dist):
     return summary
 
 
-__all__ = ["TrainConfig", "TrainingStopped", "estimate_loss", "next_token_batch", "train"]
+__all__ = ["TrainConfig", "TrainingStopped", "estimate_loss", "load_model", "next_token_batch", "train"]
