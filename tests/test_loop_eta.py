@@ -28,7 +28,7 @@ def clock(monkeypatch):
 
 def make_run(tmp_path, eval_interval=1000, log_interval=10):
     cfg = RunConfig(out_dir=str(tmp_path / "run"), eval_interval=eval_interval, log_interval=log_interval)
-    return loop.Run(cfg, save=lambda path: None)
+    return loop.Run(cfg, save=lambda path, step: None)
 
 
 def eta_seconds(line):

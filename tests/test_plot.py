@@ -13,7 +13,7 @@ from tinygrad_lm.run.loop import Run
 def write_run(folder, max_iters=40, eval_interval=20, log_interval=5, lr=1e-3, finetune=False):
     """A log.jsonl written by loop.Run itself, as a training loop writes it."""
     run = Run(RunConfig(out_dir=str(folder), eval_interval=eval_interval, log_interval=log_interval, quiet=True),
-              save=lambda path: None)
+              save=lambda path, step: None)
     for step in range(1, max_iters + 1):
         if run.should_evaluate(step - 1):
             record = {"step": step - 1, "val_loss": 5.0 / step}

@@ -19,9 +19,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 def _ids(x, like=None):
     """Integer ids (array, list or Tensor) as a raw integer array, on `like`'s device if given."""
-    data = x.data if isinstance(x, Tensor) else x
-    xp = get_array_module(data)
-    data = xp.asarray(data)
+    data = x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)
     if not np.issubdtype(data.dtype, np.integer):
         raise TypeError(f"expected integer ids, got dtype {data.dtype}")
     return data if like is None else to_device(data, like.device)
@@ -80,12 +78,10 @@ def check_ids(ids, n_rows, what="embedding", noun="id"):
     NumPy ids are checked now. GPU ids are checked without stopping the GPU: the flag waits
     on the device and the error is raised at the next host read (`backend.check_later`).
     """
-    if not ids.size:
-        return
     if get_array_module(ids) is not np:
         return check_later(((ids < 0) | (ids >= n_rows)).any(),
                            lambda: _ids_error(to_device(ids, "cpu"), n_rows, what, noun))
-    if int(ids.min()) < 0 or int(ids.max()) >= n_rows:
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
         raise _ids_error(ids, n_rows, what, noun)
 
 

@@ -81,13 +81,10 @@ def unbroadcast(grad, shape):
     """
     if grad.shape == shape:
         return grad
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    extra = tuple(range(grad.ndim - len(shape)))  # the leading axes broadcasting added
+    grad = grad.sum(axis=extra) if extra else grad
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)  # the size-1 axes it stretched
+    return (grad.sum(axis=axes, keepdims=True) if axes else grad).reshape(shape)
 
 
 class GradientShapeError(RuntimeError):
@@ -118,9 +115,9 @@ class Function:
                                                         f"among its inputs, got {[type(t).__name__ for t in inputs]}")
         inputs = tuple(t if isinstance(t, Tensor) else _constant(t, like) for t in inputs)
         if len(inputs) > 1 and len({backend.device_of(t.data) for t in inputs}) > 1:
-            shown = ", ".join(f"{t.device} {t.shape}" for t in inputs)
-            raise RuntimeError(f"{type(self).__name__}: tensors are on different devices ({shown}); "
-                               "move them with .to('cuda') or .to('cpu') first")
+            raise RuntimeError(f"{type(self).__name__}: tensors are on different devices ("
+                               f"{', '.join(f'{t.device} {t.shape}' for t in inputs)}); move them with .to('cuda') or "
+                               ".to('cpu') first")
         try:
             out = self.forward(*[t.data for t in inputs])
         except ValueError as e:  # NumPy's broadcasting error, said with the op and the fix
@@ -128,17 +125,12 @@ class Function:
                 raise
             raise ValueError(f"{type(self).__name__.lower()}: inputs of shapes {', '.join(str(t.shape) for t in inputs)} "
                              f"cannot be broadcast together (trailing dimensions must match or be 1; NumPy: {e})") from None
-        requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
-        if requires_grad:
-            self.inputs = inputs
-            self._out_grads = None
-        if isinstance(out, tuple):
-            self._nout = len(out)
-            return tuple(Tensor._wrap(o, requires_grad, self if requires_grad else None, i) for i, o in enumerate(out))
-        self._nout = 1
-        if isinstance(out, np.generic):  # NumPy returns scalars for 0-d results; keep .data an ndarray
-            out = np.asarray(out)
-        return Tensor._wrap(out, requires_grad, self if requires_grad else None, 0)
+        outs = out if isinstance(out, tuple) else (np.asarray(out) if isinstance(out, np.generic) else out,)  # 0-d: ndarray
+        ctx = self if _grad_enabled and any(t.requires_grad for t in inputs) else None  # record this op for backward
+        if ctx is not None:
+            self.inputs, self._nout, self._out_grads = inputs, len(outs), [None] * len(outs)
+        tensors = tuple(Tensor._wrap(o, ctx is not None, ctx, i) for i, o in enumerate(outs))
+        return tensors if isinstance(out, tuple) else tensors[0]
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -156,8 +148,7 @@ def _topological_order(root):
     Iterative post-order depth-first search with an explicit stack (no recursion limit).
     Returns the list with inputs first; backward walks it reversed.
     """
-    order, visited = [], set()
-    stack = [(root, False)]
+    order, visited, stack = [], set(), [(root, False)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
@@ -256,12 +247,10 @@ class Tensor:
             self._accumulate(grad)
             return
         order = _topological_order(self._ctx)  # first: it raises the clear error on a freed graph
-        self._ctx._out_grads = [None] * self._ctx._nout
         self._ctx._out_grads[self._idx] = grad
         for fn in reversed(order):
-            grads = fn._out_grads
-            fn._out_grads = None
-            if grads is None or all(g is None for g in grads):
+            grads, fn._out_grads = fn._out_grads, [None] * fn._nout  # taken: a retained graph starts clean
+            if all(g is None for g in grads):
                 continue
             in_grads = fn.backward(*grads)  # one gradient per output in, one per input out
             if not isinstance(in_grads, tuple):
@@ -276,19 +265,15 @@ class Tensor:
                         "axes that forward broadcast: tinygrad_lm.unbroadcast)")
                 if t._ctx is None or t._retain:
                     t._accumulate(g)
-                ctx = t._ctx
-                if ctx is not None:
-                    if ctx._out_grads is None:
-                        ctx._out_grads = [None] * ctx._nout
-                    prev = ctx._out_grads[t._idx]
-                    ctx._out_grads[t._idx] = g if prev is None else prev + g
+                if t._ctx is not None:  # sum the gradients of every use of t (out of place: g may be shared)
+                    prev = t._ctx._out_grads[t._idx]
+                    t._ctx._out_grads[t._idx] = g if prev is None else prev + g
             if not retain_graph:
                 vars(fn).clear()  # free the graph: the saved arrays go with the Function's state
                 fn.inputs = None
 
     def _accumulate(self, g):
-        if g.dtype != self.data.dtype:
-            g = g.astype(self.data.dtype)
+        g = g.astype(self.data.dtype, copy=False)  # e.g. a float64 constant's gradient into a float32 leaf
         # out of place: an op may hand the same array to several inputs (add returns gy twice)
         g = g if self.grad is None else self.grad + g
         self.grad = np.asarray(g) if isinstance(g, np.generic) else g  # 0-d: an ndarray, not a scalar

@@ -85,8 +85,7 @@ class Transformer(Module):
         idx = self.check_idx(idx, start)
         if kv_cache is not None and attention_mask is not None:
             raise ValueError("GPT: attention_mask and kv_cache cannot be combined; generate without padding")
-        T = idx.shape[1]
-        pos = get_array_module(idx).arange(start, start + T)  # (T,) positions start..start+T-1
+        pos = get_array_module(idx).arange(start, start + idx.shape[1])  # (T,) positions start..start+T-1
         x = self.wte(idx) + self.wpe(pos)  # (B, T, C) + (T, C): token plus position
         x = self.drop(x)
         for i, block in enumerate(self.h):

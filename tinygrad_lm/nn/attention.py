@@ -62,10 +62,7 @@ class CausalSelfAttention(Module):
         if attention_mask is None:
             att = att.masked_fill(blocked, -np.inf).softmax(axis=-1)  # each query's weights sum to 1
         else:  # padded batches: padded keys are blocked too
-            blocked = blocked | key_padding_mask(attention_mask, x)  # (B, 1, T, T)
-            empty = blocked.all(axis=-1, keepdims=True)  # (B, 1, T, 1): queries with no key left
-            att = att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1)
-            att = att.masked_fill(empty, 0.0)  # they attend to nothing: zero weights, not NaN
+            att = padded_softmax(att, blocked | key_padding_mask(attention_mask, x))  # (B, 1, T, S) blocked
         att = self.attn_dropout(att)
         y = att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
@@ -112,6 +109,13 @@ class SelfAttention(Module):
 
     def extra_repr(self):
         return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}, dropout={self.dropout_p}"
+
+
+def padded_softmax(att, blocked):
+    """softmax(att) over keys with the `blocked` ones at -inf; a query whose keys are all blocked
+    (left padding) gets zero weights, not the NaN of a softmax of nothing."""
+    empty = blocked.all(axis=-1, keepdims=True)  # (B, 1, T, 1): queries with no key left
+    return att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1).masked_fill(empty, 0.0)
 
 
 def key_padding_mask(attention_mask, x):

@@ -82,9 +82,7 @@ class Module:
         seen = set()
         for mod_name, mod in self.named_modules(prefix):
             for name, p in mod._params.items():
-                if p is None:
-                    continue
-                if remove_duplicate and id(p) in seen:
+                if p is None or (remove_duplicate and id(p) in seen):  # bias=False leaves None; tied: once
                     continue
                 seen.add(id(p))
                 yield (f"{mod_name}.{name}" if mod_name else name), p

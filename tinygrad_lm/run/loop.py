@@ -161,9 +161,8 @@ class Run:
     def should_stop(self, step, stop_at=None):
         """True when the loop should stop before its next step: `stop_at` (tests) was reached,
         or a signal came (over MPI: to any rank; all ranks learn it in the same step)."""
-        if stop_at is not None and step >= stop_at:
-            return True
-        return self.group.stopping if self.group is not None else self.stop_signal is not None
+        signalled = self.group.stopping if self.group is not None else self.stop_signal is not None
+        return signalled or (stop_at is not None and step >= stop_at)
 
     @property
     def exit_code(self):
@@ -171,12 +170,9 @@ class Run:
         return EXIT_CODES.get(self.stop_signal, 0)
 
     def print(self, message):
-        if self.cfg.quiet:
-            return
-        if self.writer:
-            print(message, flush=True)
-        elif getattr(self.cfg, "all_ranks_print", False):  # over MPI, asked for: every rank, labelled
-            print(f"[rank {self.group.rank}] {message.lstrip()}", flush=True)
+        """Print on the writer; over MPI on every rank too when asked (all_ranks_print), labelled."""
+        if not self.cfg.quiet and (self.writer or getattr(self.cfg, "all_ranks_print", False)):
+            print(message if self.writer else f"[rank {self.group.rank}] {message.lstrip()}", flush=True)
 
     def record(self, record):
         """Append one JSON line to log.jsonl (flushed, so a crash keeps it)."""

@@ -124,18 +124,24 @@ class MatMul(Function):
 
     def backward(self, gy):
         a, b = self.a, self.b
-        a2 = a[None, :] if a.ndim == 1 else a  # (1, k) for a vector a
-        b2 = b[:, None] if b.ndim == 1 else b  # (k, 1) for a vector b
-        if b.ndim == 1:  # first: for vector @ vector gy is 0-d and has no column axis to index
-            gy = gy[..., None]  # restore the removed column axis
-        if a.ndim == 1:
-            gy = gy[..., None, :]  # restore the removed row axis
+        if a.ndim == 1 or b.ndim == 1:  # NumPy promoted a vector to a matrix: undo that around the same rule
+            a, b, gy = _as_matrices(a, b, gy)
         ga = gb = None
         if self.inputs[0].requires_grad:
-            ga = unbroadcast(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)  # (..., n, m) @ (..., m, k)
+            ga = unbroadcast(gy @ b.swapaxes(-1, -2), a.shape).reshape(self.a.shape)  # (..., n, m) @ (..., m, k)
         if self.inputs[1].requires_grad:
-            gb = unbroadcast(a2.swapaxes(-1, -2) @ gy, b2.shape).reshape(b.shape)  # (..., k, n) @ (..., n, m)
+            gb = unbroadcast(a.swapaxes(-1, -2) @ gy, b.shape).reshape(self.b.shape)  # (..., k, n) @ (..., n, m)
         return ga, gb
+
+
+def _as_matrices(a, b, gy):
+    """matmul's 1-D operands as NumPy treats them: a vector a as a (1, k) row, a vector b as a
+    (k, 1) column, and gy with the axes NumPy then removed put back."""
+    if b.ndim == 1:  # first: for vector @ vector gy is 0-d and has no column axis to index
+        b, gy = b[:, None], gy[..., None]  # (k, 1); the removed column axis restored
+    if a.ndim == 1:
+        a, gy = a[None, :], gy[..., None, :]  # (1, k); the removed row axis restored
+    return a, b, gy
 
 
 Tensor.__matmul__ = lambda self, other: MatMul()(self, other)

@@ -84,11 +84,8 @@ Tensor.T = property(lambda self: Permute(*reversed(range(self.ndim)))(self))  # 
 
 def _raw_index(index):
     """Replace Tensors inside an index by their arrays."""
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+    items = tuple(i.data if isinstance(i, Tensor) else i for i in (index if isinstance(index, tuple) else (index,)))
+    return items if isinstance(index, tuple) else items[0]
 
 
 def _index_on(index, xp):
