@@ -37,6 +37,11 @@ def parse_args():
     p.add_argument("--seed", type=int, default=1337, help="seed of the quality runs (init, batches)")
     p.add_argument("--torch-quality", action="store_true",
                    help="train the PyTorch twin with the same recipe and batches (char-level) for comparison")
+    p.add_argument("--against", metavar="DIR", default=None,
+                   help="with --speed: also time the default command's step (`python -m tinygrad_lm train`, "
+                        "the fast path) of this checkout against the checkout in DIR (e.g. an older commit "
+                        "in a `git worktree`), alternating fresh processes")
+    p.add_argument("--rounds", type=int, default=3, help="with --against: alternating rounds per side")
     p.add_argument("--torch-gelu", default="tanh", choices=["tanh", "none"],
                    help="GELU of the PyTorch twin: tanh approximation (ours, GPT-2) or exact erf (nanoGPT)")
     args = p.parse_args()
@@ -61,9 +66,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygrad_lm  # noqa: E402
 from tinygrad_lm.models.gpt import GPT, GPTConfig  # noqa: E402
-from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups  # noqa: E402
+from tinygrad_lm.optim import AdamW, param_groups  # noqa: E402
 from tinygrad_lm import fast  # noqa: E402
 from tinygrad_lm.fast.blas import blas_threads, set_blas_threads  # noqa: E402
+from tinygrad_lm.run.data import micro_batches  # noqa: E402
+from tinygrad_lm.run.loop import train_step  # noqa: E402
 
 RECIPE = dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
 BATCH = 12
@@ -191,13 +198,9 @@ def bench_speed(vocab_size=65):
         return model, opt
 
     def step_of(model, opt):
-        def step(i):  # train()'s lines
+        def step(i):  # what train()'s loop runs: one train_step on the batch
             x, y = batches[i % len(batches)]
-            _, loss = model(x, y)
-            opt.zero_grad()
-            loss.backward()
-            clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            train_step(model, opt, micro_batches({"idx": x, "targets": y}, 1), grad_clip=1.0)
         return step
 
     def with_one_blas_thread(step):  # as train --threads N runs: BLAS single-threaded throughout
@@ -390,8 +393,50 @@ def bench_torch_quality():
           f"bits/byte {val / np.log(2) / data.bytes_per_token:.4f}")
 
 
+def bench_against(other):
+    """ms/step of the default command's training step (`python -m tinygrad_lm train`: the fast
+    path, its model and batch, BLAS on one thread) for this checkout and the one in `other`,
+    each run in fresh processes that alternate (this, other, this, other, ...), so both see
+    the same machine. Each process trains 260 steps without evaluating; its log.jsonl gives
+    ms/step over each 20 steps, and the first 60 steps (warm-up) are left out."""
+    import json
+    import subprocess
+    import tempfile
+
+    here = Path(__file__).resolve().parents[1]
+    sides = {"this checkout": here, "against": Path(other).resolve()}
+    for name, root in sides.items():
+        if not (root / "tinygrad_lm" / "__init__.py").is_file():
+            raise SystemExit(f"--against {other}: {root} holds no tinygrad_lm package")
+    times = {name: [] for name in sides}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                           "MKL_NUM_THREADS")}  # the command's own default
+    for _ in range(ARGS.rounds):
+        for name, root in sides.items():
+            with tempfile.TemporaryDirectory() as out:
+                cmd = [sys.executable, "-m", "tinygrad_lm", "train", "--max-iters", "260", "--eval-interval", "100000",
+                       "--log-interval", "20", "--sample-tokens", "0", "--quiet", "--out-dir", out]
+                subprocess.run(cmd, cwd=root, env={**env, "PYTHONPATH": str(root)}, check=True)
+                records = [json.loads(line) for line in open(Path(out) / "log.jsonl")]
+                times[name] += [r["ms_per_step"] for r in records if "ms_per_step" in r and r["step"] > 60]
+    print(f"\n== the default command's step, alternating processes ({ARGS.rounds} rounds, 260 steps each)")
+    print(f"   {machine().rsplit(', threads', 1)[0]}")
+    for name, root in sides.items():
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip() or "?"
+        ts = times[name]
+        print(f"   {name:14s} {commit:9s} median {np.median(ts):6.2f} ms/step (best {min(ts):6.2f}, "
+              f"{len(ts)} windows of 20 steps)  {root}")
+    ratio = np.median(times["this checkout"]) / np.median(times["against"])
+    print(f"   ratio this / against: {ratio:.3f}")
+
+
 if __name__ == "__main__":
     print("command: python " + " ".join(sys.argv))
+    if ARGS.against:
+        if not ARGS.speed:
+            raise SystemExit("--against goes with --speed")
+        bench_against(ARGS.against)
     if ARGS.page_faults:
         bench_page_faults()
     if ARGS.speed:
