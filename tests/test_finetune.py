@@ -321,6 +321,13 @@ def test_finetune_resumes_exactly_and_scratch_differs_from_pretrained(pretrained
     assert scratch["history"][0] != full["history"][0]
 
 
+def test_finetune_stopped_at_an_evaluation_step_evaluates_it_after_resuming(pretrained, tmp_path):
+    finetune(ft_cfg(pretrained, tmp_path / "b", max_iters=20, eval_interval=5), stop_at=10)  # step 10: due
+    finetune(ft_cfg(pretrained, tmp_path / "b", max_iters=20, eval_interval=5), resume=True)
+    records = [json.loads(line) for line in open(tmp_path / "b" / "ft" / "log.jsonl")]
+    assert [r["step"] for r in records if "val_macro_f1" in r] == [5, 10, 15, 20]
+
+
 def test_finetune_with_threads_follows_the_plain_loop_and_resumes_exactly(pretrained, tmp_path):
     plain = finetune(ft_cfg(pretrained, tmp_path / "a", dropout=0.0, max_iters=8))
     split = finetune(ft_cfg(pretrained, tmp_path / "b", dropout=0.0, max_iters=8, threads=3))

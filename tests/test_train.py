@@ -86,10 +86,9 @@ def test_resuming_keeps_the_best_val_loss_and_best_npz(text_file, tmp_path):
         np.testing.assert_array_equal(wa[k], wb[k])
     assert checkpoint.load(tmp_path / "b" / "ckpt.npz")[0]["best_val"] == val[6]
 
-@pytest.mark.xfail(strict=True, reason="known bug: a run stopped right after the step before an evaluation resumes "
-                   "at that evaluation's step, and Run.should_evaluate skips the start step, so the evaluation (and a "
-                   "best.npz it would write) is lost")
 def test_a_run_stopped_at_an_evaluation_step_evaluates_it_after_resuming(text_file, tmp_path):
+    """The checkpoint records the last evaluated step: a run stopped right before a due evaluation
+    runs it after resuming (it used to skip the start step, losing the evaluation and its best.npz)."""
     train(tiny_cfg(text_file, tmp_path / "a", max_iters=8, eval_interval=2))
     train(tiny_cfg(text_file, tmp_path / "b", max_iters=8, eval_interval=2), stop_at=6)  # step 6 is due an evaluation
     train(tiny_cfg(text_file, tmp_path / "b", max_iters=8, eval_interval=2), resume=True)

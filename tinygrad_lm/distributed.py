@@ -4,7 +4,7 @@
 
 One step with N ranks, the way llm.c and ChainerMN do it:
   1. every rank draws the same batch (same seed, same batch stream) and keeps its own rows,
-     the very slices `--threads N` cuts in one process (slices.py);
+     the very slices `--threads N` cuts in one process (fast/slices.py);
   2. forward and backward on those rows. The rank's mean loss enters the whole batch's mean with
      weight n_r / N (its share of the counted targets), so its backward starts from that weight;
   3. `group.all_reduce_grads(model)`: every gradient packed into one flat buffer, summed over the
@@ -254,7 +254,7 @@ class Sharded:
         group: the Group.
     Batch-first arguments (axis 0 of length B) are cut to this rank's rows; B must divide by the
     number of ranks. Batch-first outputs (the logits) come back for this rank's rows only. In
-    training mode the model's Dropout layers draw from this rank's slice stream (slices.py).
+    training mode the model's Dropout layers draw from this rank's slice stream (fast/slices.py).
     Every other attribute is the model's own, so the wrapper stands in for it in the loop.
     """
 

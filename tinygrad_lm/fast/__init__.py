@@ -22,7 +22,7 @@
                       multi-tensor AdamW, dropout masks) and opt-in TF32, only for float32 CuPy arrays;
                       each kernel's oracle is the NumPy code of the file it replaces
 
-A reader of the reference path (train.py, model.py, nn/, functional.py, ops/, tensor.py)
+A reader of the reference path (run/train.py, run/loop.py, models/gpt.py, nn/, engine/)
 never meets any of this; `python -m tinygrad_lm train` uses it unless `--reference` is given.
 Each file says what it changes against its reference twin and how much it gains.
 """

@@ -10,7 +10,7 @@
       -> transform: dense, exact (erf) GELU, LayerNorm                        (B, T, C)
       -> decoder: h @ word_embeddings^T + bias                                (B, T, V) logits
 
-Unlike the GPT (model.py), attention is not causal: a token attends to the tokens on both
+Unlike the GPT (gpt.py), attention is not causal: a token attends to the tokens on both
 sides, and only padding is masked (`nn.SelfAttention`); LayerNorm comes after each residual
 sum (post-LN, the original Transformer's order), and GELU is the exact erf one (`ops/erf.py`).
 Parameter names and shapes are Hugging Face's `BertForMaskedLM` (`bert.embeddings.word_embeddings.weight`,
@@ -21,7 +21,7 @@ embedding matrix (one Parameter, two names) and the decoder bias is `cls.predict
 (one Parameter, two names), as in transformers.
 One difference from `transformers.BertForMaskedLM`: ours keeps the pooler (`bert.pooler.dense`),
 which transformers builds only for BertModel and the classifiers; the MLM forward does not
-run it (so it gets no gradient there), and fine-tuning on [CLS] (finetune/) uses it.
+run it (so it gets no gradient there), and fine-tuning on [CLS] (bert_classifier.py, run/finetune.py) uses it.
 Initialisation is BERT's: N(0, initializer_range) for weights and embeddings, zero biases,
 LayerNorm weight 1 and bias 0, and the [PAD] row of the word embeddings zero.
 Leaves out: next-sentence prediction, relative position embeddings, cross-attention and the

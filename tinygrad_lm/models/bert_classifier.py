@@ -13,7 +13,7 @@ initialises). Our MLM pretraining has no next-sentence task, so the pooler it sa
 trained (BertForMaskedLM does not run it): it starts fine-tuning at its random initial values,
 which the report below still counts as loaded. The dropout before the classifier is the
 encoder's `hidden_dropout_prob` (`--dropout` overrides both of the encoder's probabilities).
-It offers what the fine-tuning loop uses of `GPTForSequenceClassification` (model.py):
+It offers what the fine-tuning loop uses of `GPTForSequenceClassification` (gpt_classifier.py):
 `forward(idx, attention_mask, labels=...)` and `pooling` (always "cls"); `freeze_body`,
 `trainable_named_parameters`, `from_pretrained`, `from_scratch_like` and `label_names` come
 from their shared base, classifier.py's `SequenceClassifier`.

@@ -5,7 +5,7 @@ A classifier is a pretrained body (`body`: the GPT's `transformer`, or BERT's `b
 `classifier`, Hugging Face's names) from that vector to L logits. This file holds what does not
 depend on the body: the label set, the loss with its label checks, freezing the body (a linear
 probe), and loading a pretraining checkpoint by name with a report of what was loaded, what is
-new and what was unused. model.py and bert_model.py hold the bodies and how each pools.
+new and what was unused. gpt_classifier.py and bert_classifier.py hold the bodies and how each pools.
 It follows Hugging Face's `*ForSequenceClassification` classes and their `from_pretrained`
 load report. Leaves out: regression and multi-label heads.
 """

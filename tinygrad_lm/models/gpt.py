@@ -12,7 +12,7 @@ Initialisation is GPT-2's: N(0, 0.02) for weights and embeddings, zero biases, a
 residual output projections (`attn.c_proj`, `mlp.c_proj`) scaled by 1/sqrt(2 n_layer) so the
 residual stream's variance does not grow with depth.
 `Transformer` is the body (GPT-2's `transformer`: embeddings, blocks, final LayerNorm); `GPT`
-puts the language-model head on it, and the classifier (`finetune/model.py`) a class head.
+puts the language-model head on it, and the classifier (`gpt_classifier.py`) a class head.
 `sample_text` samples a continuation of a prompt (run/checkpoint.py's `load_model` reads a checkpoint back).
 `generate` keeps each layer's keys and values in a `KVCache` (nn/kv_cache.py), so each new
 token costs one position's work. `GPT.from_pretrained` / `save_pretrained` read and write

@@ -6,12 +6,12 @@
     repeat max_iters times:
         lr (linear warmup, then cosine to min_lr, or constant)
         a batch of shuffled examples, right-padded, with its attention mask
-        logits, loss = model(ids, mask, labels); loss.backward(); clip grad norm; optimizer.step()
+        train_step (run/loop.py, pretraining's): model(ids, mask, labels), backward, clip, update
         every eval_interval steps: val loss, accuracy, macro-F1; checkpoint; keep the best
     reload the best-validation weights; print the val (and test) report with confusion matrix
 
 A masked-language-model checkpoint (`train --objective mlm`) is fine-tuned by the same lines:
-its classifier (bert_model.py) reads [CLS] text [SEP] + [PAD] and pools [CLS] through BERT's
+its classifier (models/bert_classifier.py) reads [CLS] text [SEP] + [PAD] and pools [CLS] through BERT's
 pooler; `_classifier_class` picks the class from the checkpoint, once, before the loop.
 
 As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default) and on
@@ -21,7 +21,7 @@ Checkpoints are written like pretraining's (`checkpoint.save`, atomic): `ckpt.np
 evaluation and on Ctrl-C, `best.npz` whenever validation macro-F1 improves (ties: lower val
 loss). They hold the classifier weights, AdamW state, the label names, the tokenizer and the
 configs; `load_classifier(path)` reads them back, and `resume=True` continues a run exactly
-(batches are a pure function of the step, see `data.train_batch_indices`). Every logged step
+(batches are a pure function of the step, see `labeled.train_batch_indices`). Every logged step
 and evaluation goes to `log.jsonl` in the run folder.
 Over MPI (`mpiexec -n N ... finetune --dist mpi`) each rank steps on its rows of every batch and
 the gradients are summed as in pretraining; every rank evaluates the whole validation split.
@@ -208,12 +208,12 @@ def format_report(name, metrics, label_names):
             + format_confusion(metrics["confusion"], label_names))
 
 
-def _save(path, model, optimizer, cfg, step, best, tokenizer):
+def _save(path, model, optimizer, cfg, step, best, tokenizer, evaluated_step=None):
     meta = {"kind": KIND, "model_type": model.model_type, "model_config": model.config.to_dict(),
             "num_labels": model.num_labels,
             "pooling": model.pooling,
             "label_names": model.label_names, "finetune_config": asdict(cfg), "tokenizer": tokenizer.to_dict(),
-            "step": step, "best": best, "rng": rng.get_state()}
+            "step": step, "best": best, "evaluated_step": evaluated_step, "rng": rng.get_state()}
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
 
 
@@ -259,7 +259,8 @@ def _setup(cfg, resume, given=None):
         if cfg.freeze_body:
             model.freeze_body()
         model.to(device=cfg.run.device)
-        state = {"step": meta["step"], "best": meta["best"], "notes": notes}
+        state = {"step": meta["step"], "best": meta["best"], "notes": notes,
+                 "evaluated_step": meta.get("evaluated_step", meta["step"])}  # older checkpoints: at their step
     else:
         rng.manual_seed(cfg.run.seed)
         meta, _, _ = checkpoint.load(cfg.ckpt)
@@ -337,9 +338,10 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     step = state["step"]
 
     def save(path, step):  # a checkpoint of the state after `step` steps
-        _save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer)
+        _save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer, run.evaluated_step)
 
-    run = Run(cfg.run, save, start_step=step, group=dist)  # over MPI, rank 0 alone writes and prints
+    run = Run(cfg.run, save, start_step=step, group=dist,  # over MPI, rank 0 alone writes and prints
+              evaluated_step=state.get("evaluated_step"))
     names = raw_model.label_names
     run.print(train.summary())
     run.print(val.summary())

@@ -12,7 +12,7 @@ the training set, and a file with no examples at all.
 
 Tokenization uses the pretrained checkpoint's tokenizer. Texts longer than `block_size`
 tokens keep their FIRST block_size tokens (the classifier reads the last kept token, see
-`model.py`). For a BERT encoder (`specials` given) each text becomes [CLS] text [SEP], its
+`models/gpt_classifier.py`). For a BERT encoder (`specials` given) each text becomes [CLS] text [SEP], its
 first block_size - 2 tokens between the two, and batches are padded with [PAD]. A
 character-level tokenizer cannot encode a character that was not in its training text: by default that is an error naming the character, file and line;
 `unknown="drop"` instead removes such characters (counted in `LabeledData.dropped_chars`).

@@ -122,13 +122,17 @@ class Run:
         cfg: the RunConfig (out_dir, eval_interval, log_interval, quiet).
         save: save(path, step) writes a checkpoint of the loop's state after `step` steps.
         start_step: the step the run starts (or resumes) at.
+        evaluated_step: the last step whose evaluation ran (a resumed run's checkpoint records
+            it); None: the start step. A run stopped just before a due evaluation resumes with it.
         group: the distributed.Group of a run over MPI ranks, or None. Only rank 0 writes the
             folder (logs, checkpoints) and prints; the other ranks run silently, unless the
             RunConfig's all_ranks_print asks them to print too.
     """
 
-    def __init__(self, cfg, save, start_step=0, group=None):
+    def __init__(self, cfg, save, start_step=0, group=None, evaluated_step=None):
         self.cfg, self.start_step, self.group = cfg, start_step, group
+        # the last step evaluated (its checkpoint says; a fresh run: none before its start)
+        self.evaluated_step = start_step if evaluated_step is None else evaluated_step
         self.writer = group is None or group.rank == 0
         self.save = save if self.writer else (lambda path, step: None)
         self.out_dir = Path(cfg.out_dir)
@@ -181,8 +185,9 @@ class Run:
             self.log_file.flush()
 
     def should_evaluate(self, step):
-        """True every eval_interval steps; the time until `evaluated` counts as evaluation, not steps."""
-        due = step % self.cfg.eval_interval == 0 and step != self.start_step
+        """True every eval_interval steps, unless that step was evaluated already (a run resumed from
+        an evaluation's checkpoint); the time until `evaluated` counts as evaluation, not steps."""
+        due = step % self.cfg.eval_interval == 0 and step != self.evaluated_step
         if due:
             self.eval_began = time.perf_counter()
         return due
@@ -239,6 +244,7 @@ class Run:
             raise TrainingStopped(f"evaluation at step {record['step']} gave {losses}; stopping without saving. The "
                                   f"last good checkpoint ({self.out_dir / 'ckpt.npz'}) is kept; try a lower --lr")
         self.record(record)
+        self.evaluated_step = record["step"]  # the checkpoints below record it: a resumed run does not redo it
         if improved:
             self.save(self.out_dir / "best.npz", record["step"])
         self.save(self.out_dir / "ckpt.npz", record["step"])

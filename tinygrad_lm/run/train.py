@@ -1,13 +1,15 @@
 """Pretraining: one plain Python loop, `train(config)`, that a reader can follow top to bottom.
 
-It follows nanoGPT's train.py. Each step:
+It follows nanoGPT's train.py. Each step of the loop:
 
     lr = learning_rate(step)              linear warmup, then cosine decay
     batch = batches(...)                  B random windows x and the same windows shifted by one, y
-    logits, loss = model(**batch)         forward, model(x, y): mean cross-entropy of the next tokens
-    loss.backward()                       backward: every parameter's .grad
-    clip_grad_norm_(...)                  scale the gradients to a global norm of at most grad_clip
-    optimizer.step()                      AdamW, weight decay on matrices only
+    loss = train_step(model, ...)         run/loop.py, shared with fine-tuning:
+        logits, loss = model(**batch)         forward, model(x, y): mean cross-entropy of the next tokens
+        loss.backward()                       backward: every parameter's .grad
+        clip_grad_norm_(...)                  scale the gradients to a global norm of at most grad_clip
+        optimizer.step()                      AdamW, weight decay on matrices only
+    NaN stop, progress line, Ctrl-C       around the step, never inside it
 
 Gradient accumulation (`--grad-accum K`, nanoGPT's gradient_accumulation_steps): the step draws
 K*B windows, runs forward and backward on K micro-batches of B rows in turn, each loss weighted
@@ -179,9 +181,9 @@ def _evaluate(model, data, cfg, step, state, run, batches=next_token_batch):
     return record
 
 
-def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng, data_sha256=None):
+def _save(path, model, optimizer, cfg, tokenizer, step, best_val, batch_rng, data_sha256=None, evaluated_step=None):
     meta = {"objective": cfg.objective, "model_config": model.config.to_dict(), "train_config": asdict(cfg),
-            "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val,
+            "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val, "evaluated_step": evaluated_step,
             "rng": rng.get_state(), "batch_rng": batch_rng.bit_generator.state, "data_sha256": data_sha256}
     checkpoint.save(path, model.state_dict(), optimizer.state_dict(), meta)
 
@@ -232,6 +234,7 @@ def _setup(cfg, resume, given=None):
         rng.set_state(meta["rng"])
         state["batch_rng"].bit_generator.state = meta["batch_rng"]
         state["step"], state["best_val"] = meta["step"], meta["best_val"]
+        state["evaluated_step"] = meta.get("evaluated_step", meta["step"])  # older checkpoints: at their step
     return cfg, model, optimizer, data, tokenizer, state
 
 
@@ -368,9 +371,10 @@ def _start(cfg, resume, overwrite, given):
 
     def save(path, step):  # a checkpoint of the state after `step` steps (the streams as they stand)
         _save(path, raw_model, optimizer, cfg, tokenizer, step, state["best_val"], state["batch_rng"],
-              state["data_sha256"])
+              state["data_sha256"], run.evaluated_step)
 
-    run = Run(cfg.run, save, start_step=state["step"], group=dist)  # over MPI, rank 0 alone writes and prints
+    run = Run(cfg.run, save, start_step=state["step"], group=dist,  # over MPI, rank 0 alone writes and prints
+              evaluated_step=state.get("evaluated_step"))
     run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"

@@ -1,5 +1,5 @@
 """A dropout mask drawn and scaled in one CUDA kernel; NumPy twin: `rng.CounterGenerator.random`
-followed by `keep = u >= p; keep * 1/(1-p)` (ops/dropout.py, fast/attention.py).
+followed by `keep = u >= p; keep * 1/(1-p)` (engine/ops/unary.py's Dropout, fast/attention.py).
 
 The GPU's global generator is counter-based (rng.py): number i of the stream is
 splitmix64(key + (counter + i + 1) * golden), its top 24 bits a float32 in [0, 1). This kernel
