@@ -35,7 +35,7 @@ The code's passes over each block, in order (x2, t, h are scratch arrays; y and 
 On a GPU (float32 CuPy arrays) one CUDA kernel (`fast/cuda/gelu.py`) evaluates the same two
 lines per element; this file's NumPy code is its oracle.
 Leaves out: the exact erf GELU, y = x Phi(x) with derivative Phi(x) + x phi(x) (BERT's): it
-stays on the reference path (`ops/erf.py`, which derives it); `fuse` swaps only `nn.GELU`,
+stays on the reference path (`engine/ops/erf.py`, which derives it); `fuse` swaps only `nn.GELU`,
 which is the tanh form.
 """
 import math

@@ -1,7 +1,7 @@
 """The basic layers: Linear, Embedding, LayerNorm, Dropout, GELU, the Transformer MLP, and
 CrossEntropyLoss (the loss as a module, so the fast path can swap in its fused kernel there).
 
-Each is a thin Module around a function of `functional.py`, holding its Parameters with
+Each is a thin Module around a function of `engine/functional.py` (GELU: the op itself), holding its Parameters with
 PyTorch's names and shapes (Linear.weight is (out_features, in_features)). These are the
 reference layers; `tinygrad_lm.fast.fuse(model)` swaps in fused twins with the same parameters.
 Leaves out: layers a GPT does not use (convolutions, recurrent cells, batch norm).
