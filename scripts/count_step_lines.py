@@ -323,11 +323,10 @@ def measure(reference, extra):
 
     import tinygrad_lm
 
-    try:  # the layered tree (run/); before issue #25 the modules sat at the top of the package
-        cli, train_module = (importlib.import_module("tinygrad_lm.run." + m) for m in ("cli", "train"))
-    except ModuleNotFoundError:
-        cli, train_module = (importlib.import_module("tinygrad_lm." + m) for m in ("cli", "train"))
     package_dir = Path(tinygrad_lm.__file__).resolve().parent
+    # the layered tree (run/); before issue #25 the modules sat at the top of the package
+    prefix = "tinygrad_lm.run." if (package_dir / "run" / "train.py").is_file() else "tinygrad_lm."
+    cli, train_module = (importlib.import_module(prefix + m) for m in ("cli", "train"))
     train_path = Path(train_module.__file__).resolve()
     train_src = SourceFile(train_path)
     _, loop_first, loop_last = find_train_loop(train_src)
