@@ -192,14 +192,14 @@ def _known_chars(tokenizer, prompt, unknown, where):
     encode any text: the prompt is returned unchanged."""
     if not hasattr(tokenizer, "chars"):
         return prompt
-    missing = sorted(set(prompt) - set(tokenizer.chars))
+    vocab = set(tokenizer.chars)
+    missing = sorted(set(prompt) - vocab)
     if not missing:
         return prompt
     shown = " ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     if unknown == "error":
         raise ValueError(f"{where}: {len(missing)} character(s) are not in this char-level vocabulary: {shown}; "
                          "drop them with --unknown-chars drop, or change the prompt")
-    vocab = set(tokenizer.chars)
     kept = "".join(c for c in prompt if c in vocab)
     print(f"dropped {len(prompt) - len(kept)} prompt character(s) outside the vocabulary: {shown}", file=sys.stderr)
     return kept
