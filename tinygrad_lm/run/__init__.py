@@ -10,7 +10,7 @@
     labeled.py    labelled JSONL for fine-tuning; mlm.py, the masked-LM objective
     metrics.py    accuracy, macro-F1, confusion matrix; plot.py, loss curves
     baselines.py  the majority class and a bag-of-words logistic regression, to compare with
-    datasets.py   `data shakespeare`; cli.py and finetune_command.py, `python -m tinygrad_lm ...`
+    datasets.py   `data shakespeare`; cli.py, `python -m tinygrad_lm ...`
 
 It sits on top: it may import every other layer, and none of them imports it.
 """

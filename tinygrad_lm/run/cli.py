@@ -1,10 +1,11 @@
-"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,export,plot,bench} ...`
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,data,export,plot,bench} ...`
 (also installed as the `tinygrad-lm` console script).
 
 Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
-(`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), built by `config.add_flags` as the
-`finetune` command's are, so the dataclasses are the single source of defaults and `--help`
-lists them all. `--reference` runs the textbook layers instead of the fast path.
+(`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), and every `finetune` flag one of
+`finetune.FinetuneConfig`, both built by `config.add_flags`, so the dataclasses are the single
+source of defaults and `--help` lists them all. `--reference` runs the textbook layers instead
+of the fast path.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
 `export` refuse its checkpoints with a message (model.load_model: an encoder does not generate;
 `finetune` takes them).
@@ -18,7 +19,8 @@ drop` drops prompt characters a char-level vocabulary lacks, `--num-samples N` p
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
-Leaves out: several config files at once, and interactive sampling.
+Leaves out: several config files at once, interactive sampling, and a `classify` command for new
+texts (use `finetune.load_classifier` and `predict`).
 """
 import argparse
 import os
@@ -28,6 +30,7 @@ from pathlib import Path
 
 def build_parser():
     from .config import add_flags
+    from .finetune import FinetuneConfig
     from .train import TrainConfig
 
     parser = argparse.ArgumentParser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
@@ -82,8 +85,7 @@ def build_parser():
                        description="Fine-tune a pretrained checkpoint (a GPT, or a BERT of --objective mlm, pooled "
                                    "on [CLS]) on {\"text\", \"label\"} JSONL lines; reports accuracy, macro-F1 and "
                                    "the confusion matrix.")
-    from .finetune_command import add_arguments as add_finetune_arguments
-    add_finetune_arguments(p)
+    add_flags(p, FinetuneConfig, "finetune", required=("ckpt", "data"))
 
     p = sub.add_parser("data", help="fetch a text corpus, checked (shakespeare: Tiny Shakespeare into input.txt)",
                        description="Download a known corpus (or check and copy a local copy, --from) into a file.")
@@ -130,10 +132,6 @@ def _cmd_train(args):
     from ..models.gpt import sample_text
     from .train import TrainConfig, train
 
-    if args.dist:  # join the MPI job first, so that even a bad flag ends every rank with one message
-        from .. import distributed
-
-        distributed.init(args.device)
     cfg = from_args(TrainConfig, args)
     result = train(cfg, resume=args.resume, overwrite=args.overwrite, given=given_flags(args))
     if result["config"].objective == "mlm":  # an encoder does not generate: say what to do with it instead
@@ -194,14 +192,14 @@ def _known_chars(tokenizer, prompt, unknown, where):
     encode any text: the prompt is returned unchanged."""
     if not hasattr(tokenizer, "chars"):
         return prompt
-    missing = sorted(set(prompt) - set(tokenizer.chars))
+    vocab = set(tokenizer.chars)
+    missing = sorted(set(prompt) - vocab)
     if not missing:
         return prompt
     shown = " ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     if unknown == "error":
         raise ValueError(f"{where}: {len(missing)} character(s) are not in this char-level vocabulary: {shown}; "
                          "drop them with --unknown-chars drop, or change the prompt")
-    vocab = set(tokenizer.chars)
     kept = "".join(c for c in prompt if c in vocab)
     print(f"dropped {len(prompt) - len(kept)} prompt character(s) outside the vocabulary: {shown}", file=sys.stderr)
     return kept
@@ -276,7 +274,6 @@ def _cmd_export(args):
 
 def _cmd_bench(args):
     import runpy
-    from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
     if not script.exists():
@@ -286,22 +283,16 @@ def _cmd_bench(args):
     runpy.run_path(str(script), run_name="__main__")
 
 
-def _cmd_data(args):
-    from .datasets import run
-
-    return run(args)
-
-
 def _cmd_finetune(args):
-    from .finetune_command import run
+    from .config import from_args, given_flags
+    from .finetune import FinetuneConfig, finetune
 
-    return run(args)["exit_code"]
-
-
-def _cmd_plot(args):
-    from .plot import run
-
-    return run(args)
+    result = finetune(from_args(FinetuneConfig, args), resume=args.resume, overwrite=args.overwrite,
+                      given=given_flags(args))
+    if not result["interrupted"] and result["writer"]:
+        print(f"fine-tuned classifier in {result['out_dir']}/best.npz (load it with "
+              "tinygrad_lm.finetune.load_classifier)")
+    return result["exit_code"]
 
 
 def main(argv=None):
@@ -311,9 +302,15 @@ def main(argv=None):
         from ..fast.blas import default_blas_threads  # workers slow a busy machine down (fast/blas.py)
 
         default_blas_threads()
+    from . import datasets, plot  # build_parser imported them already (their flags)
+
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
-                "finetune": _cmd_finetune, "export": _cmd_export, "plot": _cmd_plot, "data": _cmd_data}
+                "finetune": _cmd_finetune, "export": _cmd_export, "plot": plot.run, "data": datasets.run}
     try:
+        if getattr(args, "dist", None):  # train, finetune: join the MPI job first, so that a bad flag ends every rank
+            from .. import distributed  # with one message
+
+            distributed.init(args.device)
         return commands[args.command](args) or 0  # 130 / 143 when a run stopped on Ctrl-C / SIGTERM
     except (OSError, ValueError, RuntimeError, ImportError) as e:  # OSError: missing files, a full disk, ...
         if os.environ.get("TINYGRAD_LM_DEBUG"):

@@ -28,6 +28,7 @@ import argparse
 import numbers
 import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
+from functools import reduce
 
 
 @dataclass
@@ -124,20 +125,25 @@ def resumed(saved, current, where="checkpoint", given=None, step=0):
     changes = {name: new[name] for name in names if name not in RUN_SETTINGS and new[name] != old[name]}
     refused = [name for name in changes if name not in RESUMABLE]
     if refused:
-        shown = ", ".join(f"--{n.replace('_', '-')} {new[n]!r} (the run has {old[n]!r})" for n in refused)
-        allowed = ", ".join("--" + n.replace("_", "-") for n in RESUMABLE)
+        shown = ", ".join(f"{_flag(n)} {new[n]!r} (the run has {old[n]!r})" for n in refused)
+        allowed = ", ".join(map(_flag, RESUMABLE))
         raise ValueError(f"--resume continues the saved run as it was, but {shown} would change what it computes; "
                          f"a resumed run may change only {allowed} and where it runs. To train differently, start "
                          "a new run (another --out-dir, or --overwrite)")
     if changes.get("max_iters", step) < step:
         raise ValueError(f"--max-iters {changes['max_iters']} is below step {step}, where the saved run stands")
-    notes = [f"--{n.replace('_', '-')} {old[n]!r} -> {changes[n]!r}"
+    notes = [f"{_flag(n)} {old[n]!r} -> {changes[n]!r}"
              + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
     return with_flat(cfg, **{name: new[name] for name in (*RUN_SETTINGS, *changes)}), notes
 
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _flag(name):
+    """The command-line flag of a flat name: n_layer -> --n-layer."""
+    return "--" + name.replace("_", "-")
 
 
 def _check_positive(cfg, *names):
@@ -235,13 +241,7 @@ def with_flat(cfg, **values):
 
 def flat_dict(cfg):
     """{flat name: value} of a config: the inverse of `from_flat`."""
-    out = {}
-    for name, path, _, _ in flat_fields(type(cfg)):
-        value = cfg
-        for key in path:
-            value = getattr(value, key)
-        out[name] = value
-    return out
+    return {name: reduce(getattr, path, cfg) for name, path, _, _ in flat_fields(type(cfg))}
 
 
 # ---- flags: one table of help texts for both commands
@@ -324,6 +324,11 @@ TYPES = {"dropout": float, "val_fraction": float, "pooling": str}  # fields whos
 SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "evaluation, checkpoints and the run"}
 
 
+def _kind(name, default):
+    """The type a setting's values have: its default's (str where that is None), or TYPES'."""
+    return TYPES.get(name) or (str if default is None else type(default))
+
+
 def add_flags(parser, cls, command, required=()):
     """Add one flag per flat setting of the config `cls` (`--n-layer` for n_layer), plus --config,
     --resume and --overwrite.
@@ -335,24 +340,22 @@ def add_flags(parser, cls, command, required=()):
         command: "train" or "finetune", to pick the help text where the two differ.
         required: flat names the user must give (on the command line or in the --config file).
     """
-    groups = {}
-    for name, path, default, section in flat_fields(cls):
-        title = SECTIONS.get(section.__name__)
-        target = parser if title is None else groups.setdefault(title, parser.add_argument_group(title))
+    groups = {title: parser.add_argument_group(title) for title in SECTIONS.values()}  # --help skips empty ones
+    for name, _, default, section in flat_fields(cls):
+        target = groups.get(SECTIONS.get(section.__name__), parser)
         text = HELP.get(name, name)
         text = text[command] if isinstance(text, dict) else text
-        flag = "--" + name.replace("_", "-")
         if name in required:
             text += " (required)"
         elif default is not None:  # a None default is a missing value: the help text says what that means
             text += f" (default: {default})"
         help_text = text.replace("%", "%%")
         if isinstance(default, bool):
-            target.add_argument(flag, action=_given(argparse.BooleanOptionalAction), default=default, help=help_text)
+            target.add_argument(_flag(name), action=_given(argparse.BooleanOptionalAction), default=default,
+                                help=help_text)
         else:
-            kind = TYPES.get(name) or {int: int, float: float}.get(type(default), str)
-            target.add_argument(flag, action=_given(argparse._StoreAction), type=kind, default=default,
-                                choices=CHOICES.get(name), help=help_text)
+            target.add_argument(_flag(name), action=_given(argparse._StoreAction), type=_kind(name, default),
+                                default=default, choices=CHOICES.get(name), help=help_text)
     parser.add_argument("--config", metavar="FILE.toml", action=_ConfigFile, cls=cls,
                         help="read settings from a TOML file: any flag as a key (n_layer = 4), at the top level or "
                              "in [model], [optim], [run] tables; flags on the command line override it")
@@ -425,19 +428,10 @@ def settings_from_toml(cls, path):
 
 def _toml_value(name, default, value, where):
     """`value` checked against the setting's type (and choices); floats accept TOML integers."""
-    kind = TYPES.get(name) or type(default)
-    if kind is type(None):
-        kind = str
-    if kind is bool:
-        ok = isinstance(value, bool)
-    elif kind is int:
-        ok = _is_int(value)
-    elif kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
+    kind = _kind(name, default)
+    if kind is float and _is_int(value):
+        value = float(value)
+    if not (_is_int(value) if kind is int else isinstance(value, kind)):  # a bool is no int here, nor a float
         raise ValueError(f"{where}: {value!r} is not a{'n' if kind is int else ''} {kind.__name__}"
                          + (" (true or false)" if kind is bool else ""))
     if name in CHOICES and value not in CHOICES[name]:
@@ -490,7 +484,7 @@ def from_args(cls, args):
     """
     missing = [n for n in getattr(args, "required_settings", ()) if getattr(args, n, None) is None]
     if missing:
-        raise ValueError(f"{', '.join('--' + n.replace('_', '-') for n in missing)} must be given (on the command "
+        raise ValueError(f"{', '.join(map(_flag, missing))} must be given (on the command "
                          "line, or as a key of the --config file)")
     return from_flat(cls, **{name: getattr(args, name) for name, *_ in flat_fields(cls)})
 
@@ -499,7 +493,7 @@ def describe(cfg, defaults=None):
     """One line of the settings of `cfg` that differ from `defaults` (those of `type(cfg)()`),
     as flags: what a run's start prints, so that its effective config is on record."""
     now, base = flat_dict(cfg), flat_dict(defaults if defaults is not None else type(cfg)())
-    changed = [f"--{n.replace('_', '-')} {now[n]}" for n in now if now[n] != base[n]]
+    changed = [f"{_flag(n)} {now[n]}" for n in now if now[n] != base[n]]
     return "config: " + (" ".join(changed) if changed else "the defaults") + " (all other settings at their defaults)"
 
 
