@@ -7,7 +7,7 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 source of defaults and `--help` lists them all. `--reference` runs the textbook layers instead
 of the fast path.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
-`export` refuse its checkpoints with a message (model.load_model: an encoder does not generate;
+`export` refuse its checkpoints with a message (run/train.py load_model: an encoder does not generate;
 `finetune` takes them).
 Hugging Face GPT-2 folders: `sample --hf FOLDER` samples from one, `train --init-from FOLDER`
 fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one (hf/gpt2.py).
@@ -20,7 +20,7 @@ Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
 Leaves out: several config files at once, interactive sampling, and a `classify` command for new
-texts (use `finetune.load_classifier` and `predict`).
+texts (use `run/finetune.py`'s `load_classifier` and `predict`).
 """
 import argparse
 import os
@@ -291,7 +291,7 @@ def _cmd_finetune(args):
                       given=given_flags(args))
     if not result["interrupted"] and result["writer"]:
         print(f"fine-tuned classifier in {result['out_dir']}/best.npz (load it with "
-              "tinygrad_lm.finetune.load_classifier)")
+              "tinygrad_lm.run.finetune.load_classifier)")
     return result["exit_code"]
 
 

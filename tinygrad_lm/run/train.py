@@ -331,7 +331,7 @@ def load_model(path, device="cpu"):
     if meta.get("kind") == "sequence-classifier":  # a `finetune` checkpoint: a classifier head, no lm_head
         raise ValueError(f"{path} is a fine-tuned classifier (written by `finetune`), not a language model: sample "
                          "from the pretrained checkpoint it started from, or load it with "
-                         "tinygrad_lm.finetune.load_classifier")
+                         "tinygrad_lm.run.finetune.load_classifier")
     if meta.get("objective", "clm") == "mlm":  # `train --objective mlm`: a BERT encoder, no lm_head to generate with
         raise ValueError(f"{path} is a masked-language-model (BERT) checkpoint (train --objective mlm), not a GPT: "
                          "an encoder does not generate text; fine-tune it with `python -m tinygrad_lm finetune "
