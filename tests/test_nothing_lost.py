@@ -408,14 +408,19 @@ def test_soak_twenty_random_kills_then_resumes_end_bit_identical(corpus, tmp_pat
     rng = random.Random(1)
     log = tmp_path / "soak" / "log.jsonl"
     history = []  # (signal, exit status, step of ckpt.npz after) per round, for the failure message
+    def logged():  # records in log.jsonl; none while an --overwrite run has just deleted it
+        try:
+            return len(log.read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
     for _ in range(20):
         resume = ["--resume"] if (tmp_path / "soak" / "ckpt.npz").exists() else ["--overwrite"]
-        lines = len(log.read_text().splitlines()) if log.exists() else 0
-        target = lines + rng.randint(1, 3)
+        target = logged() + rng.randint(1, 3)
         proc = subprocess.Popen([sys.executable, "-m", "tinygrad_lm", "train", "--data", str(corpus), "--out-dir",
                                  "soak", *resume, *flags], cwd=tmp_path, env=env(tmp_path),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        while proc.poll() is None and (not log.exists() or len(log.read_text().splitlines()) < target):
+        while proc.poll() is None and logged() < target:
             time.sleep(0.01)
         time.sleep(rng.uniform(0, 0.1))  # a random moment inside the next steps
         kind = rng.choice(["SIGKILL", "SIGINT", "SIGTERM"])
