@@ -151,11 +151,12 @@ def state_to_hf(state, config):
     return {name: np.ascontiguousarray(np.asarray(state[name], dtype=np.float32)) for name in hf_shapes(config)}
 
 
-def read_config(path):
-    """(our BertConfig's values, config.json's path) of a Hugging Face BERT folder: the first half
-    of `BertForMaskedLM.from_pretrained`, which builds the config (and can refuse it) first."""
+def read_config(path, config_class=dict):
+    """Our config from the config.json of a Hugging Face BERT folder, built by `config_class`
+    (the model passes its own; the default, dict, gives the plain values): the first half of
+    `from_pretrained`, which refuses a config before any tensor is read."""
     where = str(io.model_folder(path) / io.CONFIG_FILE)
-    return config_from_hf(io.read_config(path), where), where
+    return io.make_config(config_class, config_from_hf(io.read_config(path), where), where)
 
 
 def read_state(path, config):

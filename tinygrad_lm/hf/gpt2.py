@@ -155,11 +155,12 @@ def state_to_hf(state, config):
     return out
 
 
-def read_config(path):
-    """(our GPTConfig's values, config.json's path) of a Hugging Face GPT-2 folder: the first half
-    of `GPT.from_pretrained`, which builds the config (and can refuse it) before any tensor is read."""
+def read_config(path, config_class=dict):
+    """Our config from the config.json of a Hugging Face GPT-2 folder, built by `config_class`
+    (the model passes its own; the default, dict, gives the plain values): the first half of
+    `from_pretrained`, which refuses a config before any tensor is read."""
     where = str(io.model_folder(path) / io.CONFIG_FILE)
-    return config_from_hf(io.read_config(path), where), where
+    return io.make_config(config_class, config_from_hf(io.read_config(path), where), where)
 
 
 def read_state(path, config):

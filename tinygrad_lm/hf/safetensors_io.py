@@ -47,6 +47,14 @@ def model_folder(path, must_exist=True):
     return folder
 
 
+def make_config(config_class, values, where):
+    """`config_class(**values)`, a refusal (sizes it cannot build) said with the file it came from."""
+    try:
+        return config_class(**values)
+    except ValueError as e:  # e.g. a hidden size not divisible by the number of heads
+        raise ValueError(f"{where}: {e}") from None
+
+
 def read_config(path):
     """The dict of `path/config.json`.
 

@@ -341,13 +341,8 @@ class BertForMaskedLM(Module):
         model.safetensors), in eval mode; needs `pip install safetensors`. Mapping: hf/bert.py."""
         from ..hf import bert  # the file format, read only when asked for (hf/ imports no model)
 
-        values, where = bert.read_config(path)
-        try:
-            config = BertConfig(**values)
-        except ValueError as e:  # values BertConfig refuses (hidden_size not divisible by the heads, ...)
-            raise ValueError(f"{where}: {e}") from None
-        model = cls(config)
-        state, has_pooler = bert.read_state(path, config)
+        model = cls(bert.read_config(path, BertConfig))  # values BertConfig refuses name config.json
+        state, has_pooler = bert.read_state(path, model.config)
         model.load_state_dict(state, strict=has_pooler)  # without the pooler, only its two keys are missing
         return model.to(dtype=np.dtype(dtype)).eval()
 

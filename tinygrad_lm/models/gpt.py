@@ -158,13 +158,8 @@ class GPT(Module):
         """
         from ..hf import gpt2  # the file format, read only when asked for (hf/ imports no model)
 
-        values, where = gpt2.read_config(path)
-        try:
-            config = GPTConfig(**values)
-        except ValueError as e:  # sizes GPTConfig refuses (n_embd not divisible by n_head, ...)
-            raise ValueError(f"{where}: {e}") from None
-        model = cls(config)
-        model.load_state_dict(gpt2.read_state(path, config))
+        model = cls(gpt2.read_config(path, GPTConfig))  # sizes GPTConfig refuses name config.json
+        model.load_state_dict(gpt2.read_state(path, model.config))
         return model.to(dtype=np.dtype(dtype)).eval()
 
     def save_pretrained(self, path, tokenizer=None):
