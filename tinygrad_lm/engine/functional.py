@@ -168,6 +168,14 @@ def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoo
     return loss.sum() / count
 
 
+def masked_softmax(att, blocked):
+    """softmax over the last axis (the keys) with the `blocked` positions (a bool array that
+    broadcasts to att) at -inf; a row whose keys are all blocked (a query left with nothing to
+    attend to: left padding) gets zero weights, not the NaN of a softmax of nothing."""
+    empty = blocked.all(axis=-1, keepdims=True)  # rows with no key left
+    return softmax(att.masked_fill(blocked & ~empty, -np.inf), axis=-1).masked_fill(empty, 0.0)
+
+
 def check_attention(q, k, v):
     if q.ndim != k.ndim or q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape} must be "
@@ -194,7 +202,5 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0,
     blocked = xp.triu(xp.ones((T, S), dtype=bool), k=S - T + 1) if causal else xp.zeros((T, S), dtype=bool)
     if mask is not None:
         blocked = blocked | ~_mask(mask, q)  # broadcast to (..., T, S)
-    empty = blocked.all(axis=-1, keepdims=True)  # queries with no key left
-    att = softmax(att.masked_fill(blocked & ~empty, -np.inf), axis=-1).masked_fill(empty, 0.0)
-    att = dropout(att, dropout_p, training=dropout_p > 0, rng=rng)
+    att = dropout(masked_softmax(att, blocked), dropout_p, training=dropout_p > 0, rng=rng)
     return att @ v  # (B, nh, T, S) @ (B, nh, S, hv) -> (B, nh, T, hv)

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from ..engine import functional as F
 from ..engine.backend import get_array_module
 from ..engine.tensor import Tensor
 from .layers import MLP, Dropout, LayerNorm, Linear
@@ -62,7 +63,7 @@ class CausalSelfAttention(Module):
         if attention_mask is None:
             att = att.masked_fill(blocked, -np.inf).softmax(axis=-1)  # each query's weights sum to 1
         else:  # padded batches: padded keys are blocked too
-            att = padded_softmax(att, blocked | key_padding_mask(attention_mask, x))  # (B, 1, T, S) blocked
+            att = F.masked_softmax(att, blocked | key_padding_mask(attention_mask, x))  # (B, 1, T, S) blocked
         att = self.attn_dropout(att)
         y = att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
@@ -100,22 +101,13 @@ class SelfAttention(Module):
         if blocked is None:
             att = att.softmax(axis=-1)
         else:
-            empty = blocked.all(axis=-1, keepdims=True)  # (B, 1, 1, 1): rows with no real key at all
-            att = att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1)
-            att = att.masked_fill(empty, 0.0)  # they attend to nothing: zero weights, not NaN
+            att = F.masked_softmax(att, blocked)  # a row of padding only: zero weights, not NaN
         att = self.dropout(att)
         y = att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
         return y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): heads side by side
 
     def extra_repr(self):
         return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}, dropout={self.dropout_p}"
-
-
-def padded_softmax(att, blocked):
-    """softmax(att) over keys with the `blocked` ones at -inf; a query whose keys are all blocked
-    (left padding) gets zero weights, not the NaN of a softmax of nothing."""
-    empty = blocked.all(axis=-1, keepdims=True)  # (B, 1, T, 1): queries with no key left
-    return att.masked_fill(blocked & ~empty, -np.inf).softmax(axis=-1).masked_fill(empty, 0.0)
 
 
 def key_padding_mask(attention_mask, x):

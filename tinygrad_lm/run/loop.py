@@ -7,7 +7,7 @@ around it:
 
     learning_rate(step, optim)   linear warmup, then cosine to min_lr (or constant at lr)
     Run(cfg.run, save, step)     the run folder, `log.jsonl`, progress lines and step timing:
-      .should_evaluate(step)       every eval_interval steps, not at the step a run starts at
+      .should_evaluate(step)       every eval_interval steps, not at a step already evaluated
       .stop_if_not_finite(...)     a NaN/inf loss raises TrainingStopped, so the last good
                                    checkpoint is what stays on disk
       .log_step(...)               every log_interval steps: a progress line and a log record;
@@ -130,7 +130,7 @@ class Run:
     """
 
     def __init__(self, cfg, save, start_step=0, group=None, evaluated_step=None):
-        self.cfg, self.start_step, self.group = cfg, start_step, group
+        self.cfg, self.group = cfg, group
         # the last step evaluated (its checkpoint says; a fresh run: none before its start)
         self.evaluated_step = start_step if evaluated_step is None else evaluated_step
         self.writer = group is None or group.rank == 0
