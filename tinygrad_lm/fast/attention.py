@@ -166,6 +166,12 @@ class AttentionKernel(Function):
         self.y = _matmul(pt.swapaxes(-1, -2), v, out)
         return self.y
 
+    def weights(self):
+        """(P, P * K) after forward, both (B, nh, T, S): the attention weights before and after dropout."""
+        if getattr(self, "on_gpu", False):
+            return self.gpu_saved[3], self.gpu_saved[4]
+        return self.pt.swapaxes(-1, -2), self.pt_used.swapaxes(-1, -2)  # (B, nh, S, T) -> (B, nh, T, S)
+
     def _grads(self, gy, gq=None, gk=None, gv=None, d=None):
         """The backward math; gq, gk, gv, when given, are (possibly strided) views to write into;
         d, when given, is D = sum over hv of gy * y, shape (B, nh, T, 1)."""
@@ -271,6 +277,21 @@ class PackedAttentionKernel(AttentionKernel):
         return g
 
 
+def report_weights(dropout, kernel):
+    """Show the forward hooks on an attention layer's dropout module the weights the kernel
+    computed inside itself: the reference path passes them through that module (its input the
+    weights, its output the dropped ones), so hooks and `run_with_cache` see the same on both
+    paths. Replacing them needs the reference path: a hook that returns a value is refused."""
+    if not dropout._forward_hooks:
+        return
+    p, p_used = kernel.weights()
+    for hook in tuple(dropout._forward_hooks.values()):
+        if hook(dropout, (Tensor(p),), Tensor(p_used)) is not None:
+            raise RuntimeError("a forward hook on an attention dropout module returned a replacement, but the fused "
+                               "attention kernel computes its weights inside one Function and cannot take one; use "
+                               "the reference layers (tinygrad_lm.fast.unfuse(model), or --reference) to replace them")
+
+
 def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0, rng=None, scale=None):
     """`F.scaled_dot_product_attention`, fused; a query with no key to attend to gets zeros."""
     return AttentionKernel(causal, _mask(mask, q), dropout_p, rng, scale)(q, k, v)
@@ -301,9 +322,10 @@ class FusedSelfAttention(CausalSelfAttention):
             return self.resid_dropout(self.c_proj(self._attend_cached(x, kv_cache)))
         padding = key_padding_mask(attention_mask, x)  # (B, 1, 1, T), True at padded keys
         p = self.attn_dropout.p if self.training else 0.0
-        y = packed_self_attention(self.c_attn(x), self.n_head, causal=True,
-                                  mask=None if padding is None else ~padding, dropout_p=p,
-                                  rng=self.attn_dropout.generator)  # (B, T, C)
+        kernel = PackedAttentionKernel(self.n_head, causal=True, mask=None if padding is None else ~padding,
+                                       dropout_p=p, rng=self.attn_dropout.generator)
+        y = kernel(self.c_attn(x))  # (B, T, C)
+        report_weights(self.attn_dropout, kernel)
         return self.resid_dropout(self.c_proj(y))
 
     def _attend_cached(self, x, kv_cache):
@@ -313,5 +335,7 @@ class FusedSelfAttention(CausalSelfAttention):
         qkv = self.c_attn(x).data.reshape(B, T, 3, nh, hs)  # (B, T, 3C) -> (B, T, 3, nh, hs)
         q, k, v = (Tensor(qkv[:, :, i].transpose(0, 2, 1, 3)) for i in range(3))  # 3 x (B, nh, T, hs)
         k, v = kv_cache.append(k, v)  # (B, nh, S, hs) each
-        y = AttentionKernel(causal=True)(q, k, v)  # (B, nh, T, hs)
+        kernel = AttentionKernel(causal=True)
+        y = kernel(q, k, v)  # (B, nh, T, hs)
+        report_weights(self.attn_dropout, kernel)
         return Tensor(y.data.transpose(0, 2, 1, 3).reshape(B, T, C))  # (B, T, nh, hs) -> (B, T, C)

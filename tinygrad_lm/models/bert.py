@@ -36,6 +36,7 @@ from ..engine import functional as F
 from ..engine.backend import get_array_module, to_device
 from ..nn import CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, SelfAttention
 from ..nn import init
+from ..nn.hooks import run_with_cache
 from ..engine.tensor import Tensor
 
 IGNORE_INDEX = -100  # labels equal to it are not predicted (Hugging Face's and PyTorch's default)
@@ -232,6 +233,12 @@ class Bert(Module):
         sequence_output = self.encode(idx, attention_mask, token_type_ids)
         return sequence_output, self.pooler(sequence_output)
 
+    def run_with_cache(self, idx, attention_mask=None, token_type_ids=None):
+        """(forward's (sequence_output, pooled_output), cache): cache maps each submodule's dotted
+        name to its output and `encoder.layer.{i}.attention.self.weights` to layer i's attention
+        weights (B, nh, T, T), before attention dropout; detached copies (nn/hooks.py)."""
+        return run_with_cache(self, lambda: self(idx, attention_mask, token_type_ids))
+
     def check_inputs(self, idx, attention_mask, token_type_ids):
         """Raw arrays on the model's device; a clear ValueError for wrong shapes or dtypes."""
         device = self.device
@@ -334,6 +341,11 @@ class BertForMaskedLM(Module):
         if labels is None:
             return logits, None
         return logits, self.loss_fn(logits, labels)
+
+    def run_with_cache(self, idx, attention_mask=None, token_type_ids=None):
+        """(logits (B, T, V), cache): each submodule's output by dotted name, and layer i's attention
+        weights (B, nh, T, T) under `bert.encoder.layer.{i}.attention.self.weights` (nn/hooks.py)."""
+        return run_with_cache(self, lambda: self(idx, attention_mask, token_type_ids)[0])
 
     @classmethod
     def from_pretrained(cls, path, dtype=np.float32):

@@ -16,6 +16,7 @@ import numpy as np
 from .. import checkpoint
 from ..engine.backend import check_later, get_array_module, to_device
 from ..nn import Module
+from ..nn.hooks import run_with_cache
 from ..engine.tensor import Tensor
 
 
@@ -70,6 +71,11 @@ class SequenceClassifier(Module):
             check_later((y.min() < 0) | (y.max() >= self.num_labels), lambda: ValueError(
                 f"labels must be ids in 0..{self.num_labels - 1}, got {y.min().item()}..{y.max().item()}"))
         return logits, self.loss_fn(logits, to_device(y.astype(np.int64), self.device))
+
+    def run_with_cache(self, idx, **inputs):
+        """(logits (B, L), cache): each submodule's output by dotted name and each attention layer's
+        weights (B, nh, T, T) under `<layer>.weights` (nn/hooks.py); `inputs` as forward takes them."""
+        return run_with_cache(self, lambda: self(idx, **inputs)[0])
 
     def freeze_body(self, frozen=True):
         """Turn gradients of every body parameter off (or back on); returns the elements affected."""

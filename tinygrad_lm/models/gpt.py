@@ -28,6 +28,7 @@ from ..engine.backend import device_of, get_array_module, to_device
 from ..nn import (Block, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList,
                   Parameter, SinusoidalPositionalEncoding)
 from ..nn import init
+from ..nn.hooks import run_with_cache
 from ..nn.kv_cache import KVCache
 from ..engine.tensor import Tensor, no_grad
 
@@ -182,6 +183,12 @@ class GPT(Module):
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
         logits = self.lm_head(x)  # (B, T, V)
         return logits, self.loss_fn(logits, targets)
+
+    def run_with_cache(self, idx):
+        """(logits (B, T, V) at every position, cache): cache maps each submodule's dotted name
+        (`transformer.h.1.ln_1`, ...) to its output and `transformer.h.{i}.attn.weights` to layer
+        i's attention weights (B, nh, T, T), before attention dropout; detached copies (nn/hooks.py)."""
+        return run_with_cache(self, lambda: self.lm_head(self.transformer(idx)))
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, use_cache=True):
         """Append `max_new_tokens` sampled tokens to idx (B, T); returns a (B, T + n) integer array

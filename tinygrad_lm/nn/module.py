@@ -4,13 +4,16 @@ A Module registers every `Parameter` and sub-Module assigned to it as an attribu
 assignment order (a dict, never a set), so `parameters()`, `named_parameters()` and
 `state_dict()` always list the same names in the same order. Names are dotted paths
 ("transformer.h.0.attn.c_attn.weight") as in PyTorch, so state dicts are interchangeable.
-Leaves out: hooks, persistent buffers in state dicts (buffers here are derived, not learned,
+Forward hooks (`register_forward_hook`, PyTorch's contract) let a user look at or replace a
+module's output without editing its forward; `nn/hooks.py` builds `run_with_cache` on them.
+Leaves out: forward pre-hooks, backward hooks, persistent buffers in state dicts (buffers here are derived, not learned,
 and are rebuilt by the constructor), `apply`, and parameter sharing across devices.
 """
 import numpy as np
 
 from ..engine import backend
 from ..engine.tensor import Tensor
+from .hooks import RemovableHandle
 
 
 class Parameter(Tensor):
@@ -33,6 +36,7 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", {})  # handle id -> fn(module, inputs, output)
 
     def __setattr__(self, name, value):
         if "_params" not in self.__dict__:
@@ -55,7 +59,21 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        for hook in tuple(self._forward_hooks.values()):  # register_forward_hook: look without editing forward
+            result = hook(self, args, output)
+            output = output if result is None else result  # a hook that returns a value replaces the output
+        return output
+
+    def register_forward_hook(self, hook):
+        """Call `hook(module, inputs, output)` after every forward of this module; returns a handle
+        whose `remove()` detaches it (also a context manager). `inputs` is the tuple of positional
+        arguments; a hook that returns something other than None replaces the output (PyTorch's
+        contract). Hooks run in registration order, each seeing the output the previous one left."""
+        if not callable(hook):
+            raise TypeError(f"register_forward_hook: hook must be callable as hook(module, inputs, output), "
+                            f"got {type(hook).__name__}")
+        return RemovableHandle(self._forward_hooks, hook)
 
     # ----------------------------------------------------------------- traversal
     def named_modules(self, prefix=""):
