@@ -12,7 +12,8 @@ The package's layers, from the bottom (README, "How to read this code"):
 and beside them tokenizer/ (imports nothing of the package), hf/ (Hugging Face folders <-> plain
 config values and state dicts; no model), checkpoint.py (the package's own .npz file format,
 which models read in `from_pretrained` as they read hf/, and the run writes), fast/ (the fused
-twins of nn/ and optim/) and distributed.py (MPI data parallel). Every import counts: module level and function level
+twins of nn/ and optim/), distributed.py (MPI data parallel) and viz/ (pictures of a model's
+graph and attention, from the engine and nn/ alone). Every import counts: module level and function level
 (a late import is still a dependency), `import x` and `from x import y` alike. The test also
 checks that the allowed graph has no cycle, so no import cycle can join two layers.
 """
@@ -35,7 +36,8 @@ ALLOWED = {
     "models": {"engine", "nn", "hf", "checkpoint", "tokenizer"},
     "fast": {"engine", "nn", "optim"},
     "distributed": {"engine", "nn", "fast"},
-    "run": {"engine", "nn", "models", "optim", "tokenizer", "hf", "checkpoint", "fast", "distributed"},
+    "viz": {"engine", "nn"},
+    "run": {"engine", "nn", "models", "optim", "tokenizer", "hf", "checkpoint", "fast", "distributed", "viz"},
     "main": {"run"},
 }
 
