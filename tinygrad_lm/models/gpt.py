@@ -184,11 +184,12 @@ class GPT(Module):
         logits = self.lm_head(x)  # (B, T, V)
         return logits, self.loss_fn(logits, targets)
 
-    def run_with_cache(self, idx):
+    def run_with_cache(self, idx, attention_mask=None):
         """(logits (B, T, V) at every position, cache): cache maps each submodule's dotted name
         (`transformer.h.1.ln_1`, ...) to its output and `transformer.h.{i}.attn.weights` to layer
-        i's attention weights (B, nh, T, T), before attention dropout; detached copies (nn/hooks.py)."""
-        return run_with_cache(self, lambda: self.lm_head(self.transformer(idx)))
+        i's attention weights (B, nh, T, T), before attention dropout; detached copies (nn/hooks.py).
+        attention_mask (B, T) as forward takes it (padded keys get weight 0)."""
+        return run_with_cache(self, lambda: self.lm_head(self.transformer(idx, attention_mask)))
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, use_cache=True):
         """Append `max_new_tokens` sampled tokens to idx (B, T); returns a (B, T + n) integer array
