@@ -344,7 +344,9 @@ class BertForMaskedLM(Module):
 
     def run_with_cache(self, idx, attention_mask=None, token_type_ids=None):
         """(logits (B, T, V), cache): each submodule's output by dotted name, and layer i's attention
-        weights (B, nh, T, T) under `bert.encoder.layer.{i}.attention.self.weights` (nn/hooks.py)."""
+        weights (B, nh, T, T) under `bert.encoder.layer.{i}.attention.self.weights` (nn/hooks.py).
+        The forward calls `bert.encode`, not `bert`: the sequence output is under `bert.encoder`,
+        and `bert` and its pooler, which do not run, have no entry."""
         return run_with_cache(self, lambda: self(idx, attention_mask, token_type_ids)[0])
 
     @classmethod

@@ -63,7 +63,8 @@ def run_with_cache(model, forward):
 
     cache maps each submodule's dotted name (as `model.named_modules()` gives it) to a detached
     copy of its output, and `<attention layer>.weights` to its attention weights (B, nh, T, S).
-    A module called more than once in the forward keeps its last output.
+    A module called more than once in the forward keeps its last output; one the forward never
+    calls has no entry (a ModuleList, which is only iterated; a loss given no targets).
     """
     cache, handles = {}, []
 
