@@ -122,6 +122,22 @@ def test_a_hook_that_removes_itself_fires_once_and_the_others_still_run(rng):
     assert len(once) == 1 and len(always) == 3
 
 
+def test_a_hook_registered_during_a_forward_fires_from_the_next_one(rng):
+    lin = nn.Linear(3, 2)
+    x = Tensor(rng.standard_normal((1, 3)))
+    late, handles = [], []
+
+    def register_once(module, inputs, output):
+        if not handles:
+            handles.append(module.register_forward_hook(recorder(late)))
+
+    lin.register_forward_hook(register_once)
+    lin(x)
+    assert late == [] and len(lin._forward_hooks) == 2  # a call runs the hooks there were when it began
+    lin(x)
+    assert len(late) == 1
+
+
 def test_a_hook_that_raises_propagates_and_the_module_still_works(rng):
     lin = nn.Linear(3, 2)
     x = Tensor(rng.standard_normal((1, 3)))
