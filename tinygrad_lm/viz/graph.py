@@ -32,8 +32,8 @@ NO_GRAPH = ("draw_graph: this tensor has no graph: it does not require grad and 
             "under no_grad(), from inputs that need no gradient, or detached); compute it with gradients enabled, "
             "from parameters or tensors with requires_grad=True")
 NOT_RECORDED = ("draw_graph(by_module=True): no module calls were recorded on this graph; run the forward inside "
-                "`with tinygrad_lm.viz.record_modules(model):` and draw its result before backward() (a model wrapped in "
-                "DataParallel runs its modules in graphs of its threads: record and draw the model itself)")
+                "`with tinygrad_lm.viz.record_modules(model):` and draw its result before backward() (a model "
+                "wrapped in DataParallel runs its modules in graphs of its threads: record and draw the model itself)")
 
 OP = 'shape=box, style="rounded,filled", fillcolor=lightgrey'
 PARAMETER = "shape=box, style=filled, fillcolor=lightblue"
