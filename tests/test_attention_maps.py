@@ -219,7 +219,8 @@ def test_one_head_large(ckpts, tmp_path, capsys):
 ])
 def test_a_head_the_model_lacks_is_refused(ckpts, tmp_path, capsys, head, message):
     pytest.importorskip("matplotlib")
-    rc, _, err = attention(capsys, "--ckpt", ckpts["gpt"], "--text", "Speak", "--head", head, "--out", tmp_path / "a.png")
+    out = tmp_path / "a.png"
+    rc, _, err = attention(capsys, "--ckpt", ckpts["gpt"], "--text", "Speak", "--head", head, "--out", out)
     assert rc == 2 and message in err and not (tmp_path / "a.png").exists()
 
 
@@ -240,10 +241,12 @@ def test_too_long_is_refused_with_its_count_or_cropped(ckpts, tmp_path, capsys):
         rc, printed, err = attention(capsys, "--ckpt", ckpts[kind], "--text", text, "--crop", "--out", out)
         assert rc == 0, err
         assert printed.startswith(f"cropped the text from 39 to {room} tokens (kept the {kept} {room}")
-        assert printed.splitlines()[-1].endswith(f"(2 layers x 3 heads, 24 tokens)")
+        assert printed.splitlines()[-1].endswith("(2 layers x 3 heads, 24 tokens)")
     loaded = attention_maps.load_any(ckpts["gpt"])
     ids, _ = attention_maps.encode(text, loaded.tokenizer, "gpt", 24, crop=True)
     assert loaded.tokenizer.decode(ids[0]) == text[-24:]
+    title = attention_maps._title("g.npz", loaded.tokenizer, ids[0].tolist(), "gpt", cropped=True)
+    assert title == f"attention of g.npz on {text[-24:]!r} (24 tokens, cropped)"  # the text drawn, not the text given
     loaded = attention_maps.load_any(ckpts["bert"])
     ids, _ = attention_maps.encode(text, loaded.tokenizer, "bert", 24, crop=True)
     assert loaded.tokenizer.decode(ids[0, 1:-1]) == text[:22]

@@ -8,7 +8,8 @@ either (`finetune`), runs the text through it once with `run_with_cache` (nn/hoo
 CPU, with the textbook layers, in eval mode, and draws viz/attention.py's picture: every layer x
 head (or `--head L.H` alone, large), the tokens on both axes as the tokenizer split them. It
 prints the table of head patterns (which heads attend mostly to the previous token, the first
-token or themselves; viz/attention.py says over which rows) and where the image went.
+token or themselves: more than `--threshold` of their weight, 0.5 by default; viz/attention.py
+says over which rows) and where the image went. `--text-file FILE` reads the text from a file.
 A BERT sees the text as its pretraining did: [CLS] text [SEP].
 A text longer than the context is refused with its token count, unless `--crop`: a GPT then
 keeps the last block_size tokens (what it sees when it predicts the next one, as `generate`
@@ -157,9 +158,15 @@ def attention_of(model, ids):
     return viz.stack_attention(cache)
 
 
-def _title(ckpt, text, n_tokens):
+def _title(ckpt, tokenizer, ids, kind, cropped):
+    """The figure's title: the checkpoint and the text drawn (after any crop), shortened to 60 characters."""
+    text = tokenizer.decode(ids[1:-1] if kind == "bert" else ids)  # without [CLS] and [SEP]
     shown = text if len(text) <= 60 else text[:57] + "..."
-    return f"attention of {ckpt} on {shown!r} ({n_tokens} tokens)"
+    return f"attention of {ckpt} on {shown!r} ({_tokens(len(ids))}{', cropped' if cropped else ''})"
+
+
+def _tokens(n):
+    return f"{n} token{'' if n == 1 else 's'}"
 
 
 def run(args):
@@ -187,7 +194,8 @@ def run(args):
         print(viz.format_patterns(viz.head_patterns(weights, args.threshold)))
     else:
         print(f"(no head pattern table: it needs at least 3 tokens, the text has {ids.shape[1]})", file=sys.stderr)
-    out = viz.plot_attention(weights, tokens, args.out, head=args.head, title=_title(args.ckpt, text, ids.shape[1]))
+    title = _title(args.ckpt, tokenizer, ids[0].tolist(), loaded.kind, note is not None)
+    out = viz.plot_attention(weights, tokens, args.out, head=args.head, title=title)
     what = f"layer {args.head[0]}, head {args.head[1]}" if args.head else f"{n_layer} layers x {n_head} heads"
-    print(f"wrote {out} ({what}, {ids.shape[1]} tokens)")
+    print(f"wrote {out} ({what}, {_tokens(ids.shape[1])})")
     return 0

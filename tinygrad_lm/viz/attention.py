@@ -160,14 +160,15 @@ def _ticks(ax, tokens, step, fontsize, x=True, y=True):
     """Every `step`-th token as a tick label: keys along x (rotated), queries along y."""
     at = np.arange(0, len(tokens), step)
     names = [tokens[i] for i in at]
-    ax.set_xticks(at, names if x else [], rotation=90, fontsize=fontsize)
+    upright = max(len(n) for n in names) == 1  # single characters read best upright; longer tokens turned
+    ax.set_xticks(at, names if x else [], rotation=0 if upright else 90, fontsize=fontsize)
     ax.set_yticks(at, names if y else [], fontsize=fontsize)
     ax.tick_params(length=2, pad=1)
 
 
 def _step(n_tokens, inches, fontsize):
     """Label every step-th token so that the labels along `inches` do not overlap."""
-    room = max(1, int(inches * 72 / (fontsize * 1.25)))  # labels that fit: 1.25 x the font size apart
+    room = max(1, int(inches * 72 / (fontsize * 1.2)))  # labels that fit: 1.2 x the font size apart
     return -(-n_tokens // room)
 
 
@@ -199,7 +200,7 @@ def plot_attention(weights, tokens, out, head=None, title=None):
         cell, fontsize = min(max(5.0, 0.22 * T), 14.0), 8  # inches of the one heatmap
     else:
         cells = [[(layer, h) for h in range(n_head)] for layer in range(n_layer)]
-        cell, fontsize = min(max(2.4, 0.085 * T), 3.4), 8
+        cell, fontsize = min(max(2.4, 0.12 * T), 3.6), 7  # 30 tokens: every one labelled
     rows, cols = len(cells), len(cells[0])
     step = _step(T, cell, fontsize)
     plt = _pyplot()
