@@ -63,7 +63,7 @@ def add_arguments(parser):
                         help="draw only layer L's head H, large (both counted from 0; default: every layer x head)")
     parser.add_argument("--crop", action="store_true", help="a text longer than the context: keep the last "
                         "block_size tokens (GPT) or the first (BERT) instead of refusing it")
-    parser.add_argument("--threshold", type=_share, default=0.5, help="the mean weight share a head must put on "
+    parser.add_argument("--threshold", type=_share, default=0.5, metavar="SHARE", help="the mean weight share a head must put on "
                         "the previous, first or own token to be named for it in the table (default: 0.5, more than "
                         "half)")
     parser.add_argument("--unknown-chars", choices=["error", "drop"], default="error",
