@@ -1,4 +1,4 @@
-"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,data,export,plot,bench} ...`
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,data,export,plot,attention,bench} ...`
 (also installed as the `tinygrad-lm` console script).
 
 Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
@@ -16,6 +16,8 @@ fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one 
 `tokenize --save tok.model --encode-to train.bin` writes what `train --tokenizer-file tok.model
 --tokens train.bin` reads. `sample --start FILE` takes the prompt from a file, `--unknown-chars
 drop` drops prompt characters a char-level vocabulary lacks, `--num-samples N` prints N samples.
+`attention --ckpt CKPT --text "..." --out attn.png` draws a GPT's or BERT's attention maps and
+prints its head patterns (attention_maps.py, viz/attention.py).
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
@@ -103,6 +105,13 @@ def build_parser():
                                    "log.jsonl, several runs overlaid.")
     from .plot import add_arguments as add_plot_arguments
     add_plot_arguments(p)
+
+    p = sub.add_parser("attention", help="draw a checkpoint's attention maps over a text, every layer x head, and "
+                       "name the heads that attend to the previous, first or own token (needs matplotlib)",
+                       description="Run a text through a GPT or BERT checkpoint and draw its attention weights "
+                                   "(rows: query tokens, columns: key tokens) and print the head patterns.")
+    from .attention_maps import add_arguments as add_attention_arguments
+    add_attention_arguments(p)
 
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
@@ -302,10 +311,11 @@ def main(argv=None):
         from ..fast.blas import default_blas_threads  # workers slow a busy machine down (fast/blas.py)
 
         default_blas_threads()
-    from . import datasets, plot  # build_parser imported them already (their flags)
+    from . import attention_maps, datasets, plot  # build_parser imported them already (their flags)
 
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
-                "finetune": _cmd_finetune, "export": _cmd_export, "plot": plot.run, "data": datasets.run}
+                "finetune": _cmd_finetune, "export": _cmd_export, "plot": plot.run, "data": datasets.run,
+                "attention": attention_maps.run}
     try:
         if getattr(args, "dist", None):  # train, finetune: join the MPI job first, so that a bad flag ends every rank
             from .. import distributed  # with one message
