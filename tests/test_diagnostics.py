@@ -32,6 +32,7 @@ from tinygrad_lm.run.diagnostics import GELU_FLAT, Diagnostics, layer_names, log
 from tinygrad_lm.run.finetune import FinetuneConfig, finetune
 from tinygrad_lm.run.loop import train_step
 from tinygrad_lm.run.train import TrainConfig, _start, train
+from tinygrad_lm.testing.backends import cuda_devices
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
@@ -292,3 +293,16 @@ def test_two_mpi_ranks_log_the_whole_batchs_numbers(text_file, tmp_path):
     ranks, threads = records(tmp_path / "mpi", "diagnostics"), records(tmp_path / "threads", "diagnostics")
     assert [r["step"] for r in ranks] == [r["step"] for r in threads] == [2, 4]
     assert [numbers(r) for r in ranks] == [numbers(r) for r in threads]
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+def test_on_the_device_the_numbers_are_the_cpus(device, text_file, tmp_path):
+    """CuPy arrays (a GPU, or the suite's CuPy stand-in): the norms and sums run where the arrays live."""
+    train(tiny_cfg(text_file, tmp_path / "cpu", max_iters=4, log_interval=2))
+    train(tiny_cfg(text_file, tmp_path / "gpu", max_iters=4, log_interval=2, device=device))
+    cpu, gpu = records(tmp_path / "cpu", "diagnostics"), records(tmp_path / "gpu", "diagnostics")
+    assert [r["step"] for r in gpu] == [2, 4]
+    for a, b in zip(map(numbers, cpu), map(numbers, gpu)):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=2e-4, abs=1e-7), key

@@ -80,18 +80,18 @@ def plot_diagnostics(log, out, title=None):
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
     reference = axes[0, 1].axhline(HEALTHY_RATIO, color="tab:red", linestyle="--", linewidth=1.2,
-                                   label="1e-3: the rule-of-thumb healthy ratio")
-    axes[0, 1].text(0.01, HEALTHY_RATIO, " 1e-3", color="tab:red", va="bottom", fontsize=9,
-                    transform=axes[0, 1].get_yaxis_transform())
+                                   label="update/data 1e-3 (healthy)")  # on the 10^-3 tick; named in the legend
     axes[1, 0].axhline(0.0, color="0.7", linewidth=0.8)
     for ax in (axes[2, 0], axes[1, 1]):  # the bottom panel of each column
         ax.set_xlabel("step")
     legend_ax = axes[2, 1]
     legend_ax.axis("off")
     entries = list(handles.values()) + [reference]
-    legend_ax.legend(handles=entries, labels=[h.get_label() for h in entries], loc="center", fontsize=10,
-                     ncol=2 if len(entries) > 9 else 1, title="layer (blocks: first dark, last light)",
-                     title_fontsize=10, frameon=False)
+    columns = 1 if len(entries) <= 11 else 2  # a deep model: its blocks in two columns
+    legend = legend_ax.legend(handles=entries, labels=[h.get_label() for h in entries], loc="center",
+                              fontsize=10 if columns == 1 else 9, ncol=columns, frameon=False, title_fontsize=10,
+                              title="layer (blocks: first dark, last light)")
+    legend.set_in_layout(False)  # the panels keep their sizes, however wide the legend
     fig.suptitle(title or f"training diagnostics of {log.name} (every {_interval(steps)} steps)", fontsize=13)
     fig.tight_layout()
     out = Path(out)
