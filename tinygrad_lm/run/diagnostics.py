@@ -1,15 +1,17 @@
 """Training diagnostics (`--diagnostics`): at every logged step, how each parameter moved and what each block put out.
 
 At each step the loop logs (every --log-interval steps and the last), one more record goes to
-log.jsonl, `{"step": s, "diagnostics": {...}}`, and one summary line is printed:
+log.jsonl, `{"step": s, "diagnostics": {...}}`, and one summary line is printed (both just before
+the step's own record and progress line: the optimizer step that measures comes first):
 
     params   per parameter (dotted name): grad_norm ||g||, weight_norm ||w|| before the update,
              update_norm ||w_after - w_before||, update_ratio = update_norm / weight_norm (null
              when ||w|| = 0). g is the gradient the update used: after --grad-clip and, over
              MPI, summed over the ranks. A parameter with no gradient this step (frozen) is left out.
     layers   the same per layer: "embeddings", each block (`transformer.h.0`, ...), "head" (the
-             final norm and what follows it); a layer's norms are sqrt of its parameters'
-             summed squares, its ratio ||dw_layer|| / ||w_layer||
+             final norm and what follows it; a tied output matrix is the token embedding's, so
+             it counts under embeddings); a layer's norms are sqrt of its parameters' summed
+             squares, its ratio ||dw_layer|| / ||w_layer||
     blocks   per block, over every entry of its output (B, T, C), padding left out: mean, std
              (population), and saturation (below)
     grad_norm  the global gradient norm (what --grad-clip compares with max_norm, after clipping)
@@ -20,7 +22,7 @@ much below, the layer barely learns; much above, its weights are being rewritten
 Saturation. A block's output is a residual stream, unbounded, so no value of it is "saturated".
 What can saturate is the block's nonlinearity: GELU (the MLP's, GPT-2's tanh form or BERT's erf
 form) is flat on its negative side. For x < -3 its slope is below 0.012 in magnitude (and its
-output within 0.004 of 0), so almost no gradient flows back through such a unit. `saturation` is
+output above -0.0041), so almost no gradient flows back through such a unit. `saturation` is
 the share of the block's GELU inputs below -3 (GELU_FLAT), read as the output of the Linear that
 feeds GELU (`mlp.c_fc`, BERT's `intermediate.dense`). It is makemore part 3's tanh saturation
 (|tanh| > 0.97) carried to GELU's one flat side; a block with no GELU input found records null.
@@ -52,7 +54,7 @@ import numpy as np
 from ..engine.backend import get_array_module
 from ..nn import ModuleList
 
-GELU_FLAT = -3.0  # GELU inputs below this count as saturated: |GELU'(x)| < 0.012 there
+GELU_FLAT = -3.0  # GELU inputs below this count as saturated: |GELU'(x)| < 0.012 there (0.0119 at -3)
 GELU_INPUTS = ("mlp.c_fc", "intermediate.dense")  # in a block: the Linear whose output GELU takes (GPT-2, BERT)
 
 
