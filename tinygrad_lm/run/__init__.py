@@ -9,6 +9,8 @@
     data.py       the built-in corpus, cached token files, `get_batch`, micro-batches
     labeled.py    labelled JSONL for fine-tuning; mlm.py, the masked-LM objective
     metrics.py    accuracy, macro-F1, confusion matrix; plot.py, loss curves
+    diagnostics.py  `--diagnostics`: gradient norms, update/data ratios, block activations in
+                  log.jsonl; plot_diagnostics.py draws them (`plot RUN --diagnostics`)
     baselines.py  the majority class and a bag-of-words logistic regression, to compare with
     datasets.py   `data shakespeare`; cli.py, `python -m tinygrad_lm ...`
 

@@ -102,7 +102,8 @@ def build_parser():
 
     p = sub.add_parser("plot", help="draw the loss and learning-rate curves of runs into a PNG (needs matplotlib)",
                        description="Draw train/val loss and the learning rate against steps from each run folder's "
-                                   "log.jsonl, several runs overlaid.")
+                                   "log.jsonl, several runs overlaid; with --diagnostics, one run's diagnostics "
+                                   "(train/finetune --diagnostics).")
     from .plot import add_arguments as add_plot_arguments
     add_plot_arguments(p)
 

@@ -68,6 +68,7 @@ class RunConfig:
     dist: str = None  # "mpi": data parallel over the ranks of `mpiexec -n N` (distributed.py)
     all_ranks_print: bool = False  # over MPI, every rank prints its progress (rank 0 alone by default)
     tf32: bool = False  # CUDA float32 matmuls on TF32 tensor cores (fast/cuda/tf32.py)
+    diagnostics: bool = False  # log gradient norms, update/data ratios and block activations (run/diagnostics.py)
     quiet: bool = False
 
     def __post_init__(self):
@@ -97,8 +98,10 @@ class RunConfig:
 # what may change when a run is resumed: where and how it runs, never what it computes
 RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "all_ranks_print", "tf32", "quiet")
 # what a resumed run may change too, when asked: where it stops (the cosine schedule then ends at
-# the new max_iters, and its floor is min_lr) and how often it evaluates, logs and samples
-RESUMABLE = ("max_iters", "min_lr", "eval_interval", "log_interval", "eval_iters", "eval_batch_size", "sample_tokens")
+# the new max_iters, and its floor is min_lr), how often it evaluates, logs and samples, and whether it
+# logs diagnostics (a resumed run keeps the saved setting unless --diagnostics or --no-diagnostics is given)
+RESUMABLE = ("max_iters", "min_lr", "eval_interval", "log_interval", "eval_iters", "eval_batch_size", "sample_tokens",
+             "diagnostics")
 
 
 def resumed(saved, current, where="checkpoint", given=None, step=0):
@@ -315,6 +318,9 @@ HELP = {
     "tf32": "CUDA only: float32 matmuls on TF32 tensor cores (Ampere and later): faster, about 1e-3 relative error "
             "per product instead of 1e-7; off by default",
     "sample_tokens": "tokens to sample after training (0 skips)",
+    "diagnostics": "at every logged step also log each parameter's gradient norm (after clipping) and update/data "
+                   "ratio ||dw||/||w||, and each block's output mean/std and GELU saturation, to log.jsonl; "
+                   "draw them with `plot RUN --diagnostics`",
     "quiet": "print nothing but errors",
 }
 CHOICES = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"], "dtype": ["float32", "float64"],

@@ -25,6 +25,8 @@ configs; `load_classifier(path)` reads them back, and `resume=True` continues a 
 and evaluation goes to `log.jsonl` in the run folder.
 Over MPI (`mpiexec -n N ... finetune --dist mpi`) each rank steps on its rows of every batch and
 the gradients are summed as in pretraining; every rank evaluates the whole validation split.
+`--diagnostics` logs gradient norms, update/data ratios and block statistics as in pretraining
+(diagnostics.py), set up before the loop.
 Gradient accumulation (`grad_accum=K`, `--grad-accum K`): the step takes K*B examples and runs
 forward and backward on K micro-batches of B in turn (each padded to its own longest, each loss
 weighted by its share of the examples): the update of one K*B batch.
@@ -44,6 +46,7 @@ from ..engine import rng
 from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import micro_batch_rows
+from .diagnostics import diagnostics_for
 from .loop import Run, claim_folder, learning_rate, train_step
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
@@ -351,6 +354,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
+    diagnostics = diagnostics_for(cfg, raw_model, optimizer, run, step, dist)  # --diagnostics; None when off
     device, pad_id = cfg.run.device, _pad_id(raw_model)
     history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "label_names": names, "evals": []}
     try:
@@ -379,6 +383,8 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         summary["interrupted"] = True
     finally:
         run.close()
+        if diagnostics:  # the classifier handed back carries no hooks
+            diagnostics.detach()
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
     summary.update(step=step, history=history, best=state["best"], seconds=run.seconds, tokenizer=tokenizer,

@@ -9,10 +9,12 @@ overlaid, one colour per run, labelled by folder name:
     bottom panel  the learning rate against steps (warmup, then the cosine)
 
 `read_log(path)` is the reading alone, without matplotlib: a step record is one with "loss"
-and "lr", an evaluation record one with "val_loss". Lines that are neither (a run killed in
+and "lr", an evaluation record one with "val_loss", a diagnostics record (`train --diagnostics`,
+diagnostics.py) one with a "diagnostics" dict. Lines that are none of these (a run killed in
 the middle of writing one) are skipped with one warning naming the file and lines. A run resumed
 after being killed re-does the steps since its last checkpoint: the records written after a
 restart replace those of the same steps before it.
+`plot RUN --diagnostics` draws a run's diagnostics records instead (plot_diagnostics.py).
 matplotlib is an optional dependency (`pip install -e .[plot]`); without it the command prints
 how to install it and exits with status 2. The Agg backend draws without a display.
 Leaves out: smoothing, wall-clock axes, fine-tuning's accuracy curves (its losses are drawn).
@@ -35,6 +37,7 @@ class RunLog:
     losses: list = field(default_factory=list)  # the training batch's loss at each
     lrs: list = field(default_factory=list)  # the learning rate at each
     evals: list = field(default_factory=list)  # the evaluation records (dicts with step, val_loss, ...)
+    diagnostics: list = field(default_factory=list)  # the --diagnostics records ({"step", "diagnostics"})
 
 
 def _keep_before(records, step):
@@ -44,7 +47,7 @@ def _keep_before(records, step):
 
 def _kind(record):
     """"step" for a step record (step, loss, lr numbers), "eval" for an evaluation (step, val_loss),
-    None for anything else."""
+    "diagnostics" for a --diagnostics record (step, a "diagnostics" dict), None for anything else."""
     def number(key):
         return isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool)
 
@@ -52,6 +55,8 @@ def _kind(record):
         return None
     if number("loss") and number("lr"):
         return "step"
+    if isinstance(record.get("diagnostics"), dict):
+        return "diagnostics"
     return "eval" if number("val_loss") else None
 
 
@@ -75,7 +80,7 @@ def read_log(run_dir, warn=None):
     if not log.is_file():
         raise FileNotFoundError(f"{path}: no log.jsonl in this folder; is it a run folder? `train --out-dir {path}` "
                                 "writes one")
-    steps, evals, skipped = [], [], []
+    kinds, skipped = {"step": [], "eval": [], "diagnostics": []}, []
     with open(log, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -88,10 +93,11 @@ def read_log(run_dir, warn=None):
             if kind is None:
                 skipped.append(lineno)
                 continue
-            same_kind = steps if kind == "step" else evals
+            same_kind = kinds[kind]
             if same_kind and record["step"] <= same_kind[-1]["step"]:  # a resumed run re-did these steps
-                steps, evals = _keep_before(steps, record["step"]), _keep_before(evals, record["step"])
-            (steps if kind == "step" else evals).append(record)
+                kinds = {k: _keep_before(records, record["step"]) for k, records in kinds.items()}
+            kinds[kind].append(record)
+    steps, evals = kinds["step"], kinds["eval"]
     if skipped:
         shown = ", ".join(map(str, skipped[:5])) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         warn(f"{log}: skipped {len(skipped)} line(s) that are not step or evaluation records (line {shown}; "
@@ -100,7 +106,7 @@ def read_log(run_dir, warn=None):
         raise ValueError(f"{log}: no step or evaluation records yet (a run writes one every --log-interval steps)")
     name = log.parent.name if log.name == "log.jsonl" else log.stem
     return RunLog(name or str(path), path, [r["step"] for r in steps], [r["loss"] for r in steps],
-                  [r["lr"] for r in steps], evals)
+                  [r["lr"] for r in steps], evals, kinds["diagnostics"])
 
 
 def _pyplot():
@@ -174,13 +180,22 @@ def plot_runs(logs, out, log_y=False, title=None):
 def add_arguments(parser):
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (--out-dir of train or "
                         "finetune), each holding a log.jsonl; several are overlaid")
-    parser.add_argument("--out", default="loss.png", help="image file to write (default: loss.png)")
+    parser.add_argument("--out", default=None, help="image file to write (default: loss.png; diagnostics.png "
+                        "with --diagnostics)")
     parser.add_argument("--log-y", action="store_true", help="logarithmic loss axis")
     parser.add_argument("--title", default=None, help="title above the losses (default: 'loss against steps')")
+    parser.add_argument("--diagnostics", action="store_true", help="draw the run's --diagnostics records instead: "
+                        "gradient norm, update/data ratio, block output mean and std, GELU saturation, one line "
+                        "per layer (one RUN_DIR)")
 
 
 def run(args):
     """The `plot` command: read every run's log (errors name the folder), then draw."""
+    if args.diagnostics:
+        from .plot_diagnostics import run_diagnostics
+
+        return run_diagnostics(args)
+    args.out = args.out or "loss.png"
     logs = [read_log(d) for d in args.run_dirs]
     names = [log.name for log in logs]
     for log in logs:

@@ -59,6 +59,9 @@ ranks (distributed.py); each takes its rows of every batch, and one line after `
 sums their gradients.
 Config files: `--config run.toml` (config.py); the start prints the settings that differ from
 the defaults, and every checkpoint holds the whole config (`train_config`).
+Diagnostics: `--diagnostics` also logs, at every logged step, each parameter's gradient norm and
+update/data ratio and each block's output statistics (diagnostics.py); it is set up in `_start`
+(a wrapped optimizer step and forward hooks), so the loop's lines stay the same.
 Leaves out: mixed precision.
 """
 import math
@@ -68,6 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config, mlm
+from .diagnostics import diagnostics_for
 from .. import checkpoint, distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
@@ -383,6 +387,8 @@ def _start(cfg, resume, overwrite, given):
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {state['step']} with {note}")
     state["tokenizer"] = tokenizer
+    # --diagnostics: wraps optimizer.step and hooks the blocks (diagnostics.py); None, nothing attached, when off
+    state["diagnostics"] = diagnostics_for(cfg, raw_model, optimizer, run, state["step"], dist)
     return cfg, model, optimizer, data, _batches(cfg, tokenizer), state, run, dist
 
 
@@ -426,6 +432,8 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
 
 def _finish(summary, step, losses, state, run, data, cfg, dist):
     """The summary dict `train` returns, once every rank has finished writing."""
+    if state["diagnostics"]:  # the model and optimizer handed back carry no hooks
+        state["diagnostics"].detach()
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
     summary.update(step=step, losses=losses, seconds=run.seconds, best_val=state["best_val"], model=state["model"],
