@@ -306,3 +306,17 @@ def test_on_the_device_the_numbers_are_the_cpus(device, text_file, tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert b[key] == pytest.approx(a[key], rel=2e-4, abs=1e-7), key
+
+
+def test_a_run_stopped_by_a_nan_loss_leaves_no_hook_and_no_wrapped_step(text_file, tmp_path, monkeypatch):
+    from tinygrad_lm.run import train as train_module
+    from tinygrad_lm.run.loop import TrainingStopped
+
+    started = []
+    real_start = train_module._start
+    monkeypatch.setattr(train_module, "_start", lambda *a: started.append(real_start(*a)) or started[-1])
+    with pytest.raises(TrainingStopped):
+        train(tiny_cfg(text_file, tmp_path / "nan", lr=float("inf")))
+    _, model, optimizer, *_ = started[0]
+    assert not any(m._forward_hooks for m in model.modules())
+    assert "step" not in vars(optimizer)  # the class's own step again

@@ -134,3 +134,13 @@ def test_finetuning_logs_and_folders_of_the_same_name(tmp_path, capsys):
     b = write_run(tmp_path / "b" / "ft", finetune=True)
     assert cli.main(["plot", str(a), str(b), "--out", str(tmp_path / "ft.png")]) == 0
     assert f"2 runs: {a}, {b}" in capsys.readouterr().out  # labelled by path, not by the shared name
+
+
+def test_finetunes_test_record_is_read_without_a_warning(tmp_path):
+    folder = write_run(tmp_path / "ft", finetune=True)
+    with open(folder / "log.jsonl", "a") as f:  # what finetune --test appends after its loop
+        f.write(json.dumps({"step": 40, "best_step": 20, "test_loss": 1.2, "test_accuracy": 0.5,
+                            "test_macro_f1": 0.4}) + "\n")
+    warnings = []
+    log = plot.read_log(folder, warn=warnings.append)
+    assert warnings == [] and log.steps[-1] == 40 and [e["step"] for e in log.evals] == [20, 40]

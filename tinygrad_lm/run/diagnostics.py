@@ -245,10 +245,13 @@ def summary_line(step, record):
 
 
 def diagnostics_for(cfg, model, optimizer, run, start_step, group=None):
-    """A Diagnostics watching this run when `cfg.run.diagnostics` is on, else None (nothing attached)."""
+    """A Diagnostics watching this run when `cfg.run.diagnostics` is on, else None (nothing attached).
+    It detaches itself when the run closes, however the loop ends (a NaN stop included)."""
     if not cfg.run.diagnostics:
         return None
-    return Diagnostics(model, optimizer, run, start_step, cfg.optim.max_iters, cfg.run.log_interval, group)
+    diagnostics = Diagnostics(model, optimizer, run, start_step, cfg.optim.max_iters, cfg.run.log_interval, group)
+    run.on_close.append(diagnostics.detach)
+    return diagnostics
 
 
 __all__ = ["Diagnostics", "GELU_FLAT", "diagnostics_for", "find_blocks", "layer_names", "logs", "short_name",

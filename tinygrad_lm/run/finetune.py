@@ -354,7 +354,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
-    diagnostics = diagnostics_for(cfg, raw_model, optimizer, run, step, dist)  # --diagnostics; None when off
+    diagnostics_for(cfg, raw_model, optimizer, run, step, dist)  # --diagnostics, detached by run.close(); off: nothing
     device, pad_id = cfg.run.device, _pad_id(raw_model)
     history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "label_names": names, "evals": []}
     try:
@@ -383,8 +383,6 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         summary["interrupted"] = True
     finally:
         run.close()
-        if diagnostics:  # the classifier handed back carries no hooks
-            diagnostics.detach()
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
     summary.update(step=step, history=history, best=state["best"], seconds=run.seconds, tokenizer=tokenizer,

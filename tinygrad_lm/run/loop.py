@@ -148,6 +148,7 @@ class Run:
         self.stop_signal = None  # SIGINT or SIGTERM, once one asked the run to stop
         self.torn = False  # a second signal stopped the run in the middle of a step
         self._old_handlers = {}
+        self.on_close = []  # called by close(), however the loop ends (diagnostics.py detaches its hooks)
         for sig in EXIT_CODES:
             try:
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
@@ -276,7 +277,10 @@ class Run:
         return time.perf_counter() - self.t_start
 
     def close(self):
-        """Close log.jsonl and give Ctrl-C and SIGTERM back their previous handlers."""
+        """Close log.jsonl, give Ctrl-C and SIGTERM back their previous handlers, run `on_close`."""
+        for fn in self.on_close:
+            fn()
+        self.on_close = []
         if self.log_file is not None:
             self.log_file.close()
         for sig, handler in self._old_handlers.items():

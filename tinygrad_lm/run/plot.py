@@ -47,7 +47,8 @@ def _keep_before(records, step):
 
 def _kind(record):
     """"step" for a step record (step, loss, lr numbers), "eval" for an evaluation (step, val_loss),
-    "diagnostics" for a --diagnostics record (step, a "diagnostics" dict), None for anything else."""
+    "diagnostics" for a --diagnostics record (step, a "diagnostics" dict), "test" for finetune --test's
+    result (step, test_loss), None for anything else."""
     def number(key):
         return isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool)
 
@@ -57,6 +58,8 @@ def _kind(record):
         return "step"
     if isinstance(record.get("diagnostics"), dict):
         return "diagnostics"
+    if number("test_loss"):  # finetune --test's last record: read, not drawn
+        return "test"
     return "eval" if number("val_loss") else None
 
 
@@ -80,7 +83,7 @@ def read_log(run_dir, warn=None):
     if not log.is_file():
         raise FileNotFoundError(f"{path}: no log.jsonl in this folder; is it a run folder? `train --out-dir {path}` "
                                 "writes one")
-    kinds, skipped = {"step": [], "eval": [], "diagnostics": []}, []
+    kinds, skipped = {"step": [], "eval": [], "diagnostics": [], "test": []}, []
     with open(log, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():

@@ -387,7 +387,7 @@ def _start(cfg, resume, overwrite, given):
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {state['step']} with {note}")
     state["tokenizer"] = tokenizer
-    # --diagnostics: wraps optimizer.step and hooks the blocks (diagnostics.py); None, nothing attached, when off
+    # --diagnostics: wraps optimizer.step and hooks the blocks until run.close() (diagnostics.py); off: nothing
     state["diagnostics"] = diagnostics_for(cfg, raw_model, optimizer, run, state["step"], dist)
     return cfg, model, optimizer, data, _batches(cfg, tokenizer), state, run, dist
 
@@ -432,8 +432,6 @@ def train(cfg, resume=False, stop_at=None, overwrite=False, given=None):
 
 def _finish(summary, step, losses, state, run, data, cfg, dist):
     """The summary dict `train` returns, once every rank has finished writing."""
-    if state["diagnostics"]:  # the model and optimizer handed back carry no hooks
-        state["diagnostics"].detach()
     if dist:  # rank 0 has written its checkpoints before any rank moves on (and may read them)
         dist.barrier()
     summary.update(step=step, losses=losses, seconds=run.seconds, best_val=state["best_val"], model=state["model"],
