@@ -308,6 +308,7 @@ def test_on_the_device_the_numbers_are_the_cpus(device, text_file, tmp_path):
             assert b[key] == pytest.approx(a[key], rel=2e-4, abs=1e-7), key
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf step's NaN arithmetic
 def test_a_run_stopped_by_a_nan_loss_leaves_no_hook_and_no_wrapped_step(text_file, tmp_path, monkeypatch):
     from tinygrad_lm.run import train as train_module
     from tinygrad_lm.run.loop import TrainingStopped
