@@ -55,7 +55,7 @@ SKIP = [
     (r"^mpiexec -f ", "needs the several hosts its hostfile names", ALWAYS),
     (r"^mpiexec\b", "needs mpiexec and mpi4py (pip install -e .[dist])",
      lambda: shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None),
-    (r"^python -m tinygrad_lm plot\b", "needs matplotlib (pip install -e .[plot])",
+    (r"^python -m tinygrad_lm (plot|attention)\b", "needs matplotlib (pip install -e .[plot])",
      lambda: importlib.util.find_spec("matplotlib") is None),
 ]
 
@@ -65,7 +65,7 @@ SHELL = [  # run by bash as written, not split into words: they write a file the
     (r"printf '[^']*' > \S+$", "printf writing a file"),
 ]
 RUN = [
-    (r"python -m tinygrad_lm (train|sample|tokenize|finetune|export|data|plot)\b", "a tinygrad_lm subcommand"),
+    (r"python -m tinygrad_lm (train|sample|tokenize|finetune|export|data|plot|attention)\b", "a tinygrad_lm subcommand"),
     (r"mpiexec -n \d+ python -m tinygrad_lm (train|finetune)\b", "a subcommand over MPI ranks"),
     (r"python scripts/make_speaker_dataset\.py\b", "builds the fine-tuning dataset"),
 ]
