@@ -1,6 +1,7 @@
 """Neural-network building blocks with PyTorch's names: `nn.Module`, `nn.Linear`, ...
 
-    module.py      Module, Parameter, ModuleList, ModuleDict
+    module.py      Module (with register_forward_hook), Parameter, ModuleList, ModuleDict
+    hooks.py       the hook handle, and run_with_cache (every submodule's output of one forward)
     layers.py      Linear, Embedding, LayerNorm, Dropout, GELU, MLP, CrossEntropyLoss
     positional.py  SinusoidalPositionalEncoding, LearnedPositionalEmbedding
     attention.py   CausalSelfAttention (GPT-2), SelfAttention (bidirectional, BERT), Block (pre-LN)
