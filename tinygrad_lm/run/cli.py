@@ -1,5 +1,5 @@
-"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,data,export,plot,attention,bench} ...`
-(also installed as the `tinygrad-lm` console script).
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,evaluate,data,export,plot,attention,
+bench} ...` (also installed as the `tinygrad-lm` console script).
 
 Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
 (`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), and every `finetune` flag one of
@@ -18,6 +18,9 @@ fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one 
 drop` drops prompt characters a char-level vocabulary lacks, `--num-samples N` prints N samples.
 `attention --ckpt CKPT --text "..." --out attn.png` draws a GPT's or BERT's attention maps and
 prints its head patterns (attention_maps.py, viz/attention.py).
+`evaluate --ckpt CKPT --data FILE` scores a checkpoint without training: sliding-window perplexity
+of a text (GPT, or `--hf FOLDER`), masked-token loss and accuracy (BERT), or accuracy, macro-F1
+and the confusion matrix on labelled JSONL (classifier) (evaluate.py).
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
@@ -88,6 +91,14 @@ def build_parser():
                                    "on [CLS]) on {\"text\", \"label\"} JSONL lines; reports accuracy, macro-F1 and "
                                    "the confusion matrix.")
     add_flags(p, FinetuneConfig, "finetune", required=("ckpt", "data"))
+
+    p = sub.add_parser("evaluate", help="score a checkpoint without training: perplexity of a text (GPT), masked-"
+                       "token accuracy (BERT), or accuracy and macro-F1 on labelled JSONL (classifier)",
+                       description="Evaluate a GPT (sliding-window perplexity and bits per byte of a UTF-8 text), "
+                                   "a BERT (masked-token loss and accuracy) or a fine-tuned classifier (accuracy, "
+                                   "macro-F1 and the confusion matrix of a labelled JSONL file).")
+    from .evaluate import add_arguments as add_evaluate_arguments
+    add_evaluate_arguments(p)
 
     p = sub.add_parser("data", help="fetch a text corpus, checked (shakespeare: Tiny Shakespeare into input.txt)",
                        description="Download a known corpus (or check and copy a local copy, --from) into a file.")
@@ -308,15 +319,15 @@ def _cmd_finetune(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "sample", "finetune"):  # BLAS on one thread unless asked: its spinning idle
-        from ..fast.blas import default_blas_threads  # workers slow a busy machine down (fast/blas.py)
+    if args.command in ("train", "sample", "finetune", "evaluate"):  # BLAS on one thread unless asked: its
+        from ..fast.blas import default_blas_threads  # spinning idle workers slow a busy machine down (fast/blas.py)
 
         default_blas_threads()
-    from . import attention_maps, datasets, plot  # build_parser imported them already (their flags)
+    from . import attention_maps, datasets, evaluate, plot  # build_parser imported them already (their flags)
 
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
                 "finetune": _cmd_finetune, "export": _cmd_export, "plot": plot.run, "data": datasets.run,
-                "attention": attention_maps.run}
+                "attention": attention_maps.run, "evaluate": evaluate.run}
     try:
         if getattr(args, "dist", None):  # train, finetune: join the MPI job first, so that a bad flag ends every rank
             from .. import distributed  # with one message
