@@ -11,6 +11,8 @@
     metrics.py    accuracy, macro-F1, confusion matrix; plot.py, loss curves
     diagnostics.py  `--diagnostics`: gradient norms, update/data ratios, block activations in
                   log.jsonl; plot_diagnostics.py draws them (`plot RUN --diagnostics`)
+    evaluate.py   `evaluate`: a checkpoint scored without training; perplexity.py, sliding-window
+                  perplexity and BERT's masked-token score; plot_confusion.py, progress.py
     baselines.py  the majority class and a bag-of-words logistic regression, to compare with
     datasets.py   `data shakespeare`; cli.py, `python -m tinygrad_lm ...`
 

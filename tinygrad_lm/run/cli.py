@@ -207,10 +207,10 @@ def _cmd_sample(args):
                           args.top_k, seed, use_cache=args.kv_cache))
 
 
-def _known_chars(tokenizer, prompt, unknown, where):
+def _known_chars(tokenizer, prompt, unknown, where, what="prompt"):
     """The prompt for a char-level tokenizer: its characters outside the vocabulary dropped
     (`unknown="drop"`, reported on stderr) or named in an error ("error"). Other tokenizers
-    encode any text: the prompt is returned unchanged."""
+    encode any text: the prompt is returned unchanged. `what` names the text in the messages."""
     if not hasattr(tokenizer, "chars"):
         return prompt
     vocab = set(tokenizer.chars)
@@ -220,9 +220,9 @@ def _known_chars(tokenizer, prompt, unknown, where):
     shown = " ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     if unknown == "error":
         raise ValueError(f"{where}: {len(missing)} character(s) are not in this char-level vocabulary: {shown}; "
-                         "drop them with --unknown-chars drop, or change the prompt")
+                         f"drop them with --unknown-chars drop, or change the {what}")
     kept = "".join(c for c in prompt if c in vocab)
-    print(f"dropped {len(prompt) - len(kept)} prompt character(s) outside the vocabulary: {shown}", file=sys.stderr)
+    print(f"dropped {len(prompt) - len(kept)} {what} character(s) outside the vocabulary: {shown}", file=sys.stderr)
     return kept
 
 

@@ -145,7 +145,7 @@ def encode(tokenizer, text, path, unknown):
 
     from .cli import _known_chars
 
-    text = _known_chars(tokenizer, text, unknown, f"--data {path}")
+    text = _known_chars(tokenizer, text, unknown, f"--data {path}", what="text")
     try:
         return np.asarray(tokenizer.encode(text), dtype=np.int64)
     except ValueError as e:

@@ -15,6 +15,10 @@ so every token past the first window is predicted from at least B - stride token
 be scored at all (the guide's loop skips them), so the stride must be below B; B - 1 is the
 cheapest setting that scores every token (windows overlap by one token). The guide's own example
 uses stride = B / 2, our default: near stride 1's numbers at 2 forwards per B tokens.
+The guide weighs each window's mean loss by its valid labels less one (for transformers' shift);
+a later window's first label is ignored already, so that count is one short there. Here each
+scored token counts once; tests/test_evaluate.py runs the guide's loop with the exact count
+against transformers and gets our numbers.
 
     windows(n, B, s)          [(begin, end, first)]: window [begin, end) scores tokens first..end-1
     score_text(model, ids, B, s)  the negative log-likelihood of every scored token (float64), in
