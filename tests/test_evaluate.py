@@ -326,6 +326,7 @@ def errors(ckpts, tmp_path):
         (gpt + ["--data", root / "corpus.txt", "--plot", tmp_path / "cm.png"], r"--plot \(for a classifier's "
                                                                                r"confusion matrix\) does not apply"),
         (["--ckpt", ckpts["mlm"], "--data", root / "corpus.txt", "--stride", 4], r"--stride .* does not apply"),
+        (gpt + ["--data", root / "corpus.txt", "--seed", 1], r"is a GPT: --seed \(for a BERT's masked positions\)"),
         (cls + ["--data", root / "test.jsonl", "--plot", tmp_path / "no" / "cm.png"], r"the folder .*no does not exist"),
         (cls + ["--data", root / "test.jsonl", "--plot", tmp_path / "cm.jpg"], r"must end in \.png"),
     ]

@@ -54,7 +54,7 @@ def add_arguments(parser):
                         "model's context (default: the model's context)")
     parser.add_argument("--batch-size", type=_count(1), default=8, help="windows (or examples) per forward "
                         "(default: 8)")
-    parser.add_argument("--seed", type=int, default=0, help="BERT: the seed of the masked positions (default: 0)")
+    parser.add_argument("--seed", type=int, default=None, help="BERT: the seed of the masked positions (default: 0)")
     parser.add_argument("--plot", metavar="OUT.png", default=None, help="classifier: draw the confusion matrix "
                         "into this PNG (needs matplotlib)")
     parser.add_argument("--unknown-chars", choices=["error", "drop"], default="error",
@@ -90,11 +90,12 @@ def check_flags(args, kind):
             "classifier": "a fine-tuned classifier"}[kind]
     given = {"--stride": args.stride is not None and kind != "gpt",
              "--block-size": args.block_size is not None and kind == "classifier",
+             "--seed": args.seed is not None and kind != "mlm",
              "--plot": args.plot is not None and kind != "classifier"}
     wrong = [flag for flag, bad in given.items() if bad]
     if wrong:
         uses = {"--stride": "a GPT's sliding windows", "--block-size": "the windows of a GPT or a BERT",
-                "--plot": "a classifier's confusion matrix"}
+                "--seed": "a BERT's masked positions", "--plot": "a classifier's confusion matrix"}
         raise ValueError(f"{source} is {what}: {', '.join(f'{f} (for {uses[f]})' for f in wrong)} does not apply; "
                          "drop it")
 
@@ -162,12 +163,12 @@ def run(args):
 
         check_plot_path(args.plot)
         pyplot()
+    text = read_text_file(args.data)  # a missing, empty or non-UTF-8 file: said before the model loads
     kind, model, tokenizer, context = load(args)
     check_flags(args, kind)
     source = args.hf or args.ckpt
     if kind == "classifier":
-        return _classifier(args, model, tokenizer, context)
-    text = read_text_file(args.data)
+        return _classifier(args, model, tokenizer, context, text)
     line = first_json_object(text)
     if line is not None or Path(args.data).suffix.lower() == ".jsonl":
         where = f", line {line} is a JSON object" if line is not None else " is a .jsonl file"
@@ -180,7 +181,8 @@ def run(args):
         if kind == "mlm":
             from .perplexity import masked_lm_score
 
-            result = masked_lm_score(model, tokenizer, ids, B, args.seed, args.batch_size, progress)
+            seed = 0 if args.seed is None else args.seed
+            result = masked_lm_score(model, tokenizer, ids, B, seed, args.batch_size, progress)
         else:
             from .perplexity import check_stride, score_text
 
@@ -192,7 +194,7 @@ def run(args):
     print(f"{source} on {args.data}: {len(ids):,} tokens, {len(text.encode('utf-8')):,} bytes")
     if kind == "mlm":
         print(f"{result['pieces']} pieces of up to {B - 2} tokens as [CLS] piece [SEP]; masked {result['picked']:,} "
-              f"tokens (15%, as in pretraining; --seed {args.seed})")
+              f"tokens (15%, as in pretraining; --seed {seed})")
         print(f"masked-token loss {result['loss']:.4f} nats | accuracy {result['accuracy']:.4f} | masked perplexity "
               f"{result['perplexity']:.2f}")
         return 0
@@ -208,13 +210,12 @@ def _tokens(n):
     return f"{n:,} token{'' if n == 1 else 's'}"
 
 
-def _classifier(args, model, tokenizer, context):
-    """Accuracy, macro-F1 and the confusion matrix of a classifier on a labelled JSONL file."""
+def _classifier(args, model, tokenizer, context, text):
+    """Accuracy, macro-F1 and the confusion matrix of a classifier on the labelled JSONL file `text` came from."""
     from .finetune import evaluate, format_report
     from .labeled import load_labeled
     from .mlm import SpecialIds
 
-    text = read_text_file(args.data)
     if first_json_object(text) is None:
         n = next((n for n, line in enumerate(text.split("\n"), start=1) if line.strip()), 1)
         raise ValueError(f"--data {args.data}, line {n}: not a JSON object; {args.ckpt} is a fine-tuned classifier, "

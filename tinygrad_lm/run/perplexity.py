@@ -31,8 +31,9 @@ bytes are left out with its loss (data.token_byte_lengths gives each token's byt
 is exactly the code length of the scored part of the text.
 `perplexity` and `bits_per_byte` below are local until the `tinygrad_lm.metrics` package lands
 (same names and arguments there; swap the import).
-Leaves out: batching several texts, document boundaries (an end-of-text token between files), and
-gradient-free speed tricks beyond batching windows (one forward per batch of windows).
+Leaves out: several texts at once, document boundaries (an end-of-text token between files), a
+beginning-of-text token that would let the first token be scored, and reusing the keys and values
+of the overlap between windows (each window runs whole, as in the guide).
 """
 import math
 
@@ -211,7 +212,8 @@ def masked_lm_score(model, tokenizer, ids, block_size, seed=0, batch_size=8, pro
             rows, cols = np.nonzero(labels[sl] != IGNORE_INDEX)
             target = labels[sl][rows, cols]
             total += float(token_nll(logits.data, rows, cols, target).sum())
-            pred = to_device(logits.data[rows, cols].argmax(axis=-1), "cpu")
+            xp = get_array_module(logits.data)
+            pred = to_device(logits.data[xp.asarray(rows), xp.asarray(cols)].argmax(axis=-1), "cpu")  # (K,)
             right, picked = right + int((pred == target).sum()), picked + len(target)
             if progress is not None:
                 progress(min(start + batch_size, len(pieces)), len(pieces))
