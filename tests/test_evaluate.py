@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tinygrad_lm import checkpoint, fast
+from tinygrad_lm.engine import rng as engine_rng
 from tinygrad_lm.models.bert import BertConfig, BertForMaskedLM
 from tinygrad_lm.models.gpt import GPT, GPTConfig
 from tinygrad_lm.run.cli import main
@@ -28,6 +29,7 @@ from tinygrad_lm.run.mlm import IGNORE_INDEX, MLMCollator, add_special_tokens
 from tinygrad_lm.run.perplexity import masked_lm_score, score_text, windows
 from tinygrad_lm.run.progress import Progress
 from tinygrad_lm.run.train import TrainConfig, load_model, train
+from tinygrad_lm.testing.backends import cuda_devices
 from tinygrad_lm.tokenizer import CharTokenizer
 
 from oracles import oracle  # tests/oracles.py
@@ -68,8 +70,6 @@ def test_windows_examples_and_refusals():
 
 # ----------------------------------------------------------------------------------- the scores
 def tiny_gpt(vocab_size, block_size=8, dtype=np.float64):
-    from tinygrad_lm.engine import rng as engine_rng
-
     engine_rng.manual_seed(0)
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=16)).to(
         dtype=np.dtype(dtype)).eval()
@@ -133,8 +133,6 @@ def test_bits_per_byte_count_the_bytes_of_the_scored_tokens():
 
 
 def test_masked_score_equals_berts_own_loss_on_the_same_seeded_masking():
-    from tinygrad_lm.engine import rng as engine_rng
-
     tok = CharTokenizer(TEXT)
     add_special_tokens(tok)
     engine_rng.manual_seed(0)
@@ -155,6 +153,26 @@ def test_masked_score_equals_berts_own_loss_on_the_same_seeded_masking():
     assert masked_lm_score(model, tok, ids, 12, seed=3, batch_size=10)["loss"] == pytest.approx(got["loss"], rel=1e-12)
     assert masked_lm_score(model, tok, ids, 12, seed=4)["picked"] != got["picked"] or \
         masked_lm_score(model, tok, ids, 12, seed=4)["loss"] != got["loss"]  # another seed, other positions
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+def test_on_cupy_both_scores_equal_the_cpus(device, rng):
+    """--device cuda: the logits stay on the device; the picked rows' losses come back (a GPU, or
+    tests/cupy_standin.py where none is)."""
+    ids = rng.integers(0, 20, size=30)
+    cpu = score_text(tiny_gpt(20, 8, np.float32), ids, 8, 3)
+    gpu = score_text(fast.fuse(tiny_gpt(20, 8, np.float32).to(device=device)), ids, 8, 3)
+    np.testing.assert_allclose(gpu["nll"][1:], cpu["nll"][1:], rtol=1e-4)
+    tok = CharTokenizer("abcdefghijklmnopqrstuvwxyz")
+    add_special_tokens(tok)
+    scores = []
+    for where in ("cpu", device):
+        engine_rng.manual_seed(1)
+        bert = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=10))
+        scores.append(masked_lm_score(bert.to(device=where), tok, ids % 26, 10))  # letters a..t
+    assert scores[0]["picked"] == scores[1]["picked"] and scores[0]["accuracy"] == scores[1]["accuracy"]
+    assert scores[1]["loss"] == pytest.approx(scores[0]["loss"], rel=1e-5)
 
 
 class FakeTerminal:
