@@ -28,9 +28,7 @@ against transformers and gets our numbers.
 
 Bits per byte = total nats / (ln 2 x the UTF-8 bytes of the scored tokens): the first token's
 bytes are left out with its loss (data.token_byte_lengths gives each token's bytes), so the number
-is exactly the code length of the scored part of the text.
-`perplexity` and `bits_per_byte` below are local until the `tinygrad_lm.metrics` package lands
-(same names and arguments there; swap the import).
+is exactly the code length of the scored part of the text (the definitions: tinygrad_lm.metrics).
 Leaves out: several texts at once, document boundaries (an end-of-text token between files), a
 beginning-of-text token that would let the first token be scored, and reusing the keys and values
 of the overlap between windows (each window runs whole, as in the guide).
@@ -41,21 +39,8 @@ import numpy as np
 
 from ..engine.backend import get_array_module, to_device
 from ..engine.tensor import no_grad
+from ..metrics import bits_per_byte, perplexity
 from .data import token_byte_lengths
-
-
-def perplexity(loss):
-    """exp(mean loss in nats per token); inf where it overflows (to be tinygrad_lm.metrics.perplexity)."""
-    loss = float(np.mean(loss))
-    return math.inf if loss > 709.0 else math.exp(loss)
-
-
-def bits_per_byte(loss, tokens, bytes):
-    """Mean loss (nats/token) of `tokens` tokens in bits per UTF-8 byte of the `bytes` they stand for:
-    loss * tokens / (bytes * ln 2) (to be tinygrad_lm.metrics.bits_per_byte)."""
-    if not (tokens > 0 and bytes > 0):
-        raise ValueError(f"tokens and bytes must both be positive, got tokens={tokens!r}, bytes={bytes!r}")
-    return float(np.mean(loss)) * tokens / (bytes * math.log(2))
 
 
 def check_stride(stride, block_size):
@@ -223,4 +208,4 @@ def masked_lm_score(model, tokenizer, ids, block_size, seed=0, batch_size=8, pro
             "pieces": len(pieces), "perplexity": perplexity(total / picked)}
 
 
-__all__ = ["windows", "check_stride", "score_text", "masked_lm_score", "token_nll", "perplexity", "bits_per_byte"]
+__all__ = ["windows", "check_stride", "score_text", "masked_lm_score", "token_nll"]
