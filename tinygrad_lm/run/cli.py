@@ -242,7 +242,7 @@ def _cmd_tokenize(args):
     if args.encode_to:
         if args.data is None:
             raise ValueError("--encode-to needs --data (the text file to encode)")
-        n, dtype = tok.encode_file(args.data, args.encode_to)
+        n, dtype = tok.encode_file(args.data, args.encode_to, tokenizer_name=args.save or args.load)
         print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
 
 

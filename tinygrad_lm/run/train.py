@@ -221,7 +221,7 @@ def _setup(cfg, resume, given=None):
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     source = cfg.tokens or cfg.data  # the file trained on (None: the built-in corpus)
     state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes,
-             "data_sha256": file_sha256(source) if source else None}
+             "data_sha256": getattr(data, "sha256", None) or (file_sha256(source) if source else None)}
     if cfg.init_from and not resume:
         model.load_state_dict(pretrained_state)
     if resume:
@@ -257,7 +257,8 @@ def _load_data(cfg, tokenizer=None):
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
     if cfg.objective == "mlm":  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary (a resumed run's has them)
         mlm.add_special_tokens(tokenizer)
-    data = TokenData.from_file(cfg.tokens, tokenizer) if cfg.tokens else TokenData(text, tokenizer)
+    data = (TokenData.from_file(cfg.tokens, tokenizer, tokenizer_name=cfg.tokenizer_file) if cfg.tokens
+            else TokenData(text, tokenizer))
     return data, tokenizer
 
 
