@@ -64,9 +64,9 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     from .char import FORMAT as CHAR_FORMAT
 
     head = read_text(path)[:200]
-    if head.startswith(FORMAT_HEADER):
+    if head.startswith(FORMAT_HEADER[:-1]):  # "tinygrad_lm bpe v": any version, a newer one refused by load
         return BPETokenizer.load(path)
-    if CHAR_FORMAT in head:
+    if CHAR_FORMAT[:-1] in head:
         return CharTokenizer.load(path)
     raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save "
                      f"('{FORMAT_HEADER}') or CharTokenizer.save ('{CHAR_FORMAT}'); for a "
