@@ -315,7 +315,7 @@ def _pretrained(cfg):
     cropped to cfg.model.block_size (the first rows of wpe), cfg.model.dropout, its tokenizer."""
     from ..hf.gpt2 import TOKENIZER_FILES, load_tokenizer
 
-    pretrained = GPT.from_pretrained(cfg.init_from)
+    pretrained = GPT.from_pretrained(cfg.init_from, dtype=cfg.dtype)  # a float64 run keeps a float64 file exact
     tokenizer = load_tokenizer(cfg.init_from)
     if tokenizer is None:
         raise FileNotFoundError(f"{cfg.init_from}: no tokenizer files ({' or '.join(' + '.join(f) for f in TOKENIZER_FILES)}); "
@@ -346,7 +346,8 @@ def load_model(path, device="cpu"):
         config = GPTConfig(**meta["model_config"])
     except (TypeError, KeyError) as e:
         raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
-    model = GPT(config)
+    floats = [a.dtype for a in model_state.values() if np.issubdtype(a.dtype, np.floating)]
+    model = GPT(config).to(dtype=np.result_type(*floats) if floats else None)  # the checkpoint's dtype (float64 runs)
     try:
         model.load_state_dict(model_state)
     except ValueError as e:
