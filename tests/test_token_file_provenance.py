@@ -204,3 +204,44 @@ def test_tokenize_names_the_saved_tokenizer_in_the_sidecar(tmp_path, text_file):
                           cwd=tmp_path, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "t.bin.json").read_text(encoding="utf-8"))["tokenizer"]["name"] == "tok.model"
+
+
+# ---- what a harsh user tries next
+def test_encoding_a_text_onto_itself_is_refused_and_the_text_kept(tmp_path, text_file):
+    """`tokenize --data corpus.txt --encode-to corpus.txt`: today the text is emptied before it is read."""
+    with pytest.raises(ValueError, match=r"corpus\.txt is the text being encoded; write the ids to another file"):
+        CharTokenizer(TEXT).encode_file(text_file, tmp_path / "." / "corpus.txt")
+    assert text_file.read_text(encoding="utf-8") == TEXT
+
+
+def test_the_sidecar_passed_as_the_token_file_is_refused(encoded):
+    tok, path = encoded
+    with pytest.raises(ValueError, match=r"t\.bin\.json is the sidecar of the token file t\.bin; pass .*t\.bin"):
+        TokenData.from_file(sidecar_path(path), tok)
+
+
+def test_a_text_file_passed_as_a_token_file_is_named_as_text(text_file):
+    """With a large vocabulary, two ASCII letters read as one uint16 id are a valid id: today it trains on them."""
+    big = BPETokenizer._from_parts("gpt4", [(a, b) for a in range(256) for b in range(256)][:40000], {})
+    for tok in (CharTokenizer(TEXT), big):
+        with pytest.raises(ValueError, match=r"corpus\.txt looks like text \(UTF-8\), not a token file; train on a "
+                                             r"text with --data, or encode it first"):
+            TokenData.from_file(text_file, tok)
+
+
+def test_a_token_file_into_a_missing_folder_names_the_folder(tmp_path, text_file):
+    with pytest.raises(FileNotFoundError, match=r"nowhere/t\.bin: the folder .*nowhere does not exist; create it"):
+        CharTokenizer(TEXT).encode_file(text_file, tmp_path / "nowhere" / "t.bin")
+
+
+@pytest.mark.parametrize("code, fix", [(errno.ENOSPC, "free some space"), (errno.EROFS, "pick a folder you can write to"),
+                                       (errno.EACCES, "pick a folder you can write to")])
+def test_a_failed_write_says_the_fix_for_its_cause(tmp_path, text_file, monkeypatch, code, fix):
+    def fail(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError, match=rf"t\.bin: could not write the token file \({os.strerror(code)}\); the previous "
+                                      rf"t\.bin, if any, is unchanged; {fix}"):
+        CharTokenizer(TEXT).encode_file(text_file, tmp_path / "t.bin")
+    assert not [p.name for p in tmp_path.iterdir() if "t.bin" in p.name]  # no file, no sidecar, no temporary

@@ -205,6 +205,9 @@ class Tokenizer:
             ValueError: the input is not UTF-8 (path and byte offset in the message).
             OSError: the token file cannot be written (naming it and why).
         """
+        if Path(out_path).resolve() == Path(path).resolve():
+            raise ValueError(f"{out_path} is the text being encoded; write the ids to another file (such as "
+                             f"{Path(path).with_suffix('.bin')})")
         dtype = self.token_dtype().newbyteorder("<")
 
         def pieces():

@@ -20,13 +20,15 @@ reads nanoGPT's train.bin. Beside it, ``NAME.json`` (``sidecar_path``) records w
   or changed since (count, SHA-256), or when the tokenizer given is not the one that wrote them
   (fingerprints differ, or a special token has another id; both tokenizers named). A token file
   without a sidecar (written before sidecars, or copied without one) is read with a one-line
-  warning and the checks its size allows.
+  warning and the checks its bytes allow (a whole number of ids, not a sidecar, not text).
 Leaves out: a header inside the file (it would break ``np.fromfile`` readers), locking (a run
 folder's lock is the run's business), and conversion between dtypes.
 It follows the write-to-a-temporary-then-rename of SQLite and Git (checkpoint.py does the same).
 """
 from __future__ import annotations
 
+import codecs
+import errno
 import hashlib
 import json
 import os
@@ -77,15 +79,20 @@ def _tokenizer_record(tokenizer, name):
             "special_tokens": {str(s): int(i) for s, i in getattr(tokenizer, "special_tokens", {}).items()}}
 
 
+FIXES = {errno.ENOSPC: "free some space", getattr(errno, "EDQUOT", errno.ENOSPC): "free some space (quota)",
+         errno.EROFS: "pick a folder you can write to", errno.EACCES: "pick a folder you can write to",
+         errno.EPERM: "pick a folder you can write to"}  # errno of a failed write -> what to do about it
+
+
 @contextmanager
 def _writing(out_path):
-    """Turn an OSError of writing into one that names the token file and says the old one is kept."""
+    """Turn an OSError of writing into one that names the token file, says the old one is kept and the fix."""
     try:
         yield
     except OSError as e:
+        fix = FIXES.get(e.errno, "pick another folder")
         raise OSError(e.errno, f"{out_path}: could not write the token file ({e.strerror or e}); the previous "
-                               f"{out_path.name}, if any, is unchanged. Free some space or pick another folder, "
-                               "then encode again") from None
+                               f"{out_path.name}, if any, is unchanged; {fix}, then encode again") from None
 
 
 def write_token_file(out_path, pieces, dtype, tokenizer, tokenizer_name=None) -> int:
@@ -104,6 +111,8 @@ def write_token_file(out_path, pieces, dtype, tokenizer, tokenizer_name=None) ->
     """
     out_path, dtype = Path(out_path), np.dtype(dtype)
     side = sidecar_path(out_path)
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"{out_path}: the folder {out_path.parent} does not exist; create it or pick another")
     _remove_dead_temporaries(out_path)
     _remove_dead_temporaries(side)
     tmp, side_tmp = _temporary(out_path), _temporary(side)
@@ -204,8 +213,26 @@ def _warn_unrecorded(path, tokenizer):
           f"{tokenizer.vocab_size}; encode the text again to record it", file=sys.stderr)
 
 
+def _looks_like_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are printable UTF-8 text (a token file's ids hold NULs or
+    control bytes: an id below 8192 has a high byte below 0x20)."""
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at the end is no error
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(c.isprintable() or c in "\n\r\t" for c in text)
+
+
 def _read_unrecorded(path, tokenizer):
     """A token file without a sidecar: read as the tokenizer's dtype, with the checks its size allows."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if FORMAT.encode() in head and head.lstrip().startswith(b"{"):
+        token_file = path.with_suffix("")
+        raise ValueError(f"{path} is the sidecar of the token file {token_file.name}; pass {token_file} itself")
+    if _looks_like_text(head):
+        raise ValueError(f"{path} looks like text (UTF-8), not a token file; train on a text with --data, or encode "
+                         f"it first (`tokenize --load TOKENIZER --data {path} --encode-to FILE`)")
     dtype = tokenizer.token_dtype().newbyteorder("<")
     size = path.stat().st_size
     if size == 0 or size % dtype.itemsize:
