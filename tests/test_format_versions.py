@@ -86,3 +86,30 @@ def test_a_tokenizer_dict_of_a_newer_format_is_refused(tok):
         tokenizer_from_dict(d)
     with pytest.raises(ValueError, match=rf"not a {kind} tokenizer dict of version 1: version=0"):
         tokenizer_from_dict(dict(d, version=0))
+
+
+# ---- a newer writer of the same format: a setting this tinygrad_lm does not know
+def test_a_checkpoint_from_a_newer_tinygrad_lm_with_unknown_settings_says_upgrade(tmp_path, monkeypatch):
+    from tinygrad_lm.run.config import from_flat
+    from tinygrad_lm.run.train import TrainConfig, load_model, train
+
+    monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "corpus.txt").write_text("some text to train a char model on. " * 40, encoding="utf-8")
+    values = dict(data=str(tmp_path / "corpus.txt"), tokenizer="char", block_size=8, n_layer=1, n_head=2, n_embd=8,
+                  batch_size=2, max_iters=2, eval_interval=2, eval_iters=1, sample_tokens=0, quiet=True,
+                  out_dir=str(tmp_path / "run"))
+    train(from_flat(TrainConfig, **values))
+    path = tmp_path / "run" / "ckpt.npz"
+    meta, _, _ = checkpoint.load(path)
+    rewrite_meta(path, tinygrad_lm_version="9.0.0", model_config=dict(meta["model_config"], rope_base=1e4),
+                 train_config=dict(meta["train_config"], curriculum="short-first"))
+    upgrade = r"written by tinygrad_lm 9\.0\.0, newer than this {}: upgrade".format(
+        tinygrad_lm.__version__.replace(".", r"\."))
+    with pytest.raises(ValueError, match=r"ckpt\.npz: checkpoint has an incompatible model config: .*" + upgrade):
+        load_model(path)
+    with pytest.raises(ValueError, match=r"ckpt\.npz: train_config \(" + upgrade):
+        train(from_flat(TrainConfig, **dict(values, max_iters=4)), resume=True, given={"max_iters"})
+    rewrite_meta(path, tinygrad_lm_version=tinygrad_lm.__version__)  # the same version: no advice to upgrade
+    with pytest.raises(ValueError, match=r"incompatible model config") as info:
+        load_model(path)
+    assert "upgrade" not in str(info.value)

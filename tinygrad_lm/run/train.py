@@ -82,6 +82,7 @@ from ..models.gpt import GPT, GPTConfig
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
 from ..tokenizer import load_tokenizer, tokenizer_from_dict
+from ..version import newer_writer
 
 
 @dataclass
@@ -297,7 +298,8 @@ def _resumed_config(meta, cfg, given, ckpt_path):
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"{path}: the run in {ckpt_path} trained on this file, which is not there any "
                                     f"more; pass its new place with --{name} NEW_PATH (the content must be the same)")
-    cfg, more = config.resumed(saved, cfg, f"{ckpt_path}: train_config", given, meta["step"])
+    where = f"{ckpt_path}: train_config{newer_writer(meta.get('tinygrad_lm_version'))}"  # a setting from a newer one?
+    cfg, more = config.resumed(saved, cfg, where, given, meta["step"])
     return replace(cfg, **moved), notes + more
 
 
@@ -345,7 +347,8 @@ def load_model(path, device="cpu"):
     try:
         config = GPTConfig(**meta["model_config"])
     except (TypeError, KeyError) as e:
-        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
+        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}"
+                         f"{newer_writer(meta.get('tinygrad_lm_version'))}") from None
     floats = [a.dtype for a in model_state.values() if np.issubdtype(a.dtype, np.floating)]
     model = GPT(config).to(dtype=np.result_type(*floats) if floats else None)  # the checkpoint's dtype (float64 runs)
     try:
