@@ -14,6 +14,8 @@ What this package implements:
     encoding, special tokens and a versioned model file; it trains with either trainer;
   * ``base.py``: the ``Tokenizer`` base class, UTF-8 file reading with clear errors, and
     ``encode_file`` (text file -> raw uint16/uint32 token file);
+  * ``token_file.py``: token files on disk: the raw ids written whole or not at all, and the
+    ``NAME.json`` sidecar recording the tokenizer that wrote them, checked when they are read;
   * ``char.py``: ``CharTokenizer``, one id per character of a text;
   * ``patterns.py``: the GPT-2 and GPT-4 split regexes;
   * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files;
