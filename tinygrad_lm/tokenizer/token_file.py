@@ -55,7 +55,10 @@ def _temporary(path: Path) -> Path:
 
 
 def _remove_dead_temporaries(path: Path) -> None:
-    """Remove ``.NAME.tmpPID`` files of ``path`` whose writer no longer runs (it was killed)."""
+    """Remove ``.NAME.tmpPID`` files of ``path`` whose writer no longer runs (it was killed). POSIX only:
+    on Windows ``os.kill(pid, 0)`` would send a Ctrl-C, not ask, so temporaries are left there."""
+    if os.name == "nt":
+        return
     for tmp in path.parent.glob(f".{path.name}.tmp*"):
         pid = tmp.name.rsplit(".tmp", 1)[-1]
         if not pid.isdigit() or int(pid) == os.getpid():
