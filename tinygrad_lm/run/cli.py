@@ -83,8 +83,9 @@ def build_parser():
     p.add_argument("--load", default=None, help="use a saved tokenizer file instead of training one")
     p.add_argument("--save", default=None, help="write the trained tokenizer here (train --tokenizer-file reads it)")
     p.add_argument("--save-tiktoken", default=None, help="also write tiktoken's .tiktoken rank file here")
-    p.add_argument("--encode-to", default=None, help="encode --data into this token file (uint16/uint32; train "
-                   "--tokens reads it, with the tokenizer as --tokenizer-file)")
+    p.add_argument("--encode-to", default=None, help="encode --data into this token file (raw uint16/uint32 ids, "
+                   "and FILE.json beside it naming the tokenizer; train --tokens reads it, with the tokenizer as "
+                   "--tokenizer-file)")
 
     p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels)",
                        description="Fine-tune a pretrained checkpoint (a GPT, or a BERT of --objective mlm, pooled "
@@ -253,7 +254,7 @@ def _cmd_tokenize(args):
     if args.encode_to:
         if args.data is None:
             raise ValueError("--encode-to needs --data (the text file to encode)")
-        n, dtype = tok.encode_file(args.data, args.encode_to)
+        n, dtype = tok.encode_file(args.data, args.encode_to, tokenizer_name=args.save or args.load)
         print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
 
 

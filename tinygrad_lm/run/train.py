@@ -83,6 +83,7 @@ from ..models.gpt import GPT, GPTConfig
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
 from ..tokenizer import load_tokenizer, tokenizer_from_dict
+from ..version import newer_writer
 
 
 @dataclass
@@ -222,7 +223,7 @@ def _setup(cfg, resume, given=None):
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     source = cfg.tokens or cfg.data  # the file trained on (None: the built-in corpus)
     state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes,
-             "data_sha256": file_sha256(source) if source else None}
+             "data_sha256": getattr(data, "sha256", None) or (file_sha256(source) if source else None)}
     if cfg.init_from and not resume:
         model.load_state_dict(pretrained_state)
     if resume:
@@ -258,7 +259,8 @@ def _load_data(cfg, tokenizer=None):
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
     if cfg.objective == "mlm":  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary (a resumed run's has them)
         mlm.add_special_tokens(tokenizer)
-    data = TokenData.from_file(cfg.tokens, tokenizer) if cfg.tokens else TokenData(text, tokenizer)
+    data = (TokenData.from_file(cfg.tokens, tokenizer, tokenizer_name=cfg.tokenizer_file) if cfg.tokens
+            else TokenData(text, tokenizer))
     return data, tokenizer
 
 
@@ -297,7 +299,8 @@ def _resumed_config(meta, cfg, given, ckpt_path):
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"{path}: the run in {ckpt_path} trained on this file, which is not there any "
                                     f"more; pass its new place with --{name} NEW_PATH (the content must be the same)")
-    cfg, more = config.resumed(saved, cfg, f"{ckpt_path}: train_config", given, meta["step"])
+    where = f"{ckpt_path}: train_config{newer_writer(meta.get('tinygrad_lm_version'))}"  # a setting from a newer one?
+    cfg, more = config.resumed(saved, cfg, where, given, meta["step"])
     return replace(cfg, **moved), notes + more
 
 
@@ -315,7 +318,7 @@ def _pretrained(cfg):
     cropped to cfg.model.block_size (the first rows of wpe), cfg.model.dropout, its tokenizer."""
     from ..hf.gpt2 import TOKENIZER_FILES, load_tokenizer
 
-    pretrained = GPT.from_pretrained(cfg.init_from)
+    pretrained = GPT.from_pretrained(cfg.init_from, dtype=cfg.dtype)  # a float64 run keeps a float64 file exact
     tokenizer = load_tokenizer(cfg.init_from)
     if tokenizer is None:
         raise FileNotFoundError(f"{cfg.init_from}: no tokenizer files ({' or '.join(' + '.join(f) for f in TOKENIZER_FILES)}); "
@@ -345,8 +348,10 @@ def load_model(path, device="cpu"):
     try:
         config = GPTConfig(**meta["model_config"])
     except (TypeError, KeyError) as e:
-        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
-    model = GPT(config)
+        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}"
+                         f"{newer_writer(meta.get('tinygrad_lm_version'))}") from None
+    floats = [a.dtype for a in model_state.values() if np.issubdtype(a.dtype, np.floating)]
+    model = GPT(config).to(dtype=np.result_type(*floats) if floats else None)  # the checkpoint's dtype (float64 runs)
     try:
         model.load_state_dict(model_state)
     except ValueError as e:
