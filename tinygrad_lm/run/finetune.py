@@ -328,7 +328,12 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
     """
     _check_config(cfg)
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
+    with claim_folder(cfg.run.out_dir, resume, overwrite, group=dist):  # this run alone writes there until it returns
+        return _finetune(cfg, resume, stop_at, given, dist)
+
+
+def _finetune(cfg, resume, stop_at, given, dist):
+    """`finetune`, in its locked run folder: set up, the loop, the final report."""
     cfg, model, optimizer, tokenizer, (train, val, test), state = _setup(cfg, resume, given)
     raw_model = model  # the classifier itself: what checkpoints hold
     if dist:  # every rank: rank 0's config and initial weights
