@@ -36,7 +36,8 @@ HOLD = "import sys, time; from tinygrad_lm.run.folder_lock import lock_folder; l
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "corpus.txt"
-    path.write_text(" ".join(random.Random(0).choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
+    rng = random.Random(0)
+    path.write_text(" ".join(rng.choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
     return path
 
 
@@ -178,3 +179,20 @@ def test_over_mpi_a_folder_in_use_ends_every_rank_with_one_message(corpus, tmp_p
     assert done.returncode != 0, out
     assert out.count(f"is in use by another run (PID {holder.pid}") == 1, out
     assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def test_finetune_takes_the_same_lock(corpus, tmp_path):
+    from tinygrad_lm.run.finetune import FinetuneConfig, finetune
+    from tinygrad_lm.run.folder_lock import FolderInUse, lock_folder
+
+    train(small_cfg(corpus, tmp_path / "pre"))
+    rows = [{"text": f"the {w} sat", "label": w} for w in ("cat", "dog") * 8]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = from_flat(FinetuneConfig, ckpt=str(tmp_path / "pre" / "best.npz"), data=str(tmp_path / "d.jsonl"),
+                    val=str(tmp_path / "d.jsonl"), batch_size=4, max_iters=2, eval_interval=2,
+                    out_dir=str(tmp_path / "ft"), quiet=True)
+    with lock_folder(tmp_path / "ft"):
+        with pytest.raises(FolderInUse, match=rf"ft is in use by another run \(PID {os.getpid()}"):
+            finetune(cfg, overwrite=True)
+    assert finetune(cfg)["step"] == 2
+    assert not (tmp_path / "ft" / ".lock").exists()  # let go when finetune returned

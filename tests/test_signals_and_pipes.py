@@ -35,7 +35,8 @@ FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "1
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "corpus.txt"
-    path.write_text(" ".join(random.Random(0).choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
+    rng = random.Random(0)
+    path.write_text(" ".join(rng.choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
     return path
 
 

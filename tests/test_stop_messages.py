@@ -24,7 +24,8 @@ WORDS = "the cat sat on a mat while the dog ran to the log and nobody saw them g
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "corpus.txt"
-    path.write_text(" ".join(random.Random(0).choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
+    rng = random.Random(0)
+    path.write_text(" ".join(rng.choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
     return path
 
 
