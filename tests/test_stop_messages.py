@@ -103,3 +103,24 @@ def test_nan_in_the_first_evaluation_does_not_claim_a_checkpoint(corpus, tmp_pat
     message = str(stopped.value)
     assert message.startswith("evaluation at step 4 gave"), message
     assert "kept" not in message and "no checkpoint was written yet" in message, message
+
+
+def test_resume_with_the_other_command_names_the_one_that_wrote_the_folder(corpus, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from tinygrad_lm.run.finetune import FinetuneConfig, finetune
+
+    train(small_cfg(corpus, tmp_path / "pre", max_iters=4))
+    rows = [{"text": f"the {w} sat", "label": w} for w in ("cat", "dog") * 8]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ft = from_flat(FinetuneConfig, ckpt=str(tmp_path / "pre" / "best.npz"), data=str(tmp_path / "d.jsonl"),
+                   val=str(tmp_path / "d.jsonl"), batch_size=4, max_iters=2, eval_interval=2,
+                   out_dir=str(tmp_path / "ft"), quiet=True)
+    finetune(ft)
+    with pytest.raises(ValueError, match=r"ft.ckpt.npz is a fine-tuned classifier's checkpoint \(written by "
+                                         r"`finetune`\): continue that run with `finetune --resume"):
+        train(small_cfg(corpus, tmp_path / "ft", max_iters=8), resume=True)
+    with pytest.raises(ValueError, match=r"pre.ckpt.npz is a pretraining checkpoint \(written by `train`\): continue "
+                                         r"that run with `train --resume"):
+        finetune(replace(ft, run=replace(ft.run, out_dir=str(tmp_path / "pre"))), resume=True)

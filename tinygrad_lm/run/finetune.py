@@ -247,6 +247,10 @@ def _setup(cfg, resume, given=None):
     if resume:
         ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
         meta, state, optim_state = checkpoint.load(ckpt_path)
+        if meta.get("kind") != KIND and "train_config" in meta:  # --out-dir names a pretraining run's folder
+            raise ValueError(f"{ckpt_path} is a pretraining checkpoint (written by `train`): continue that run with "
+                             f"`train --resume --out-dir {cfg.run.out_dir}`, or fine-tune from it in another --out-dir "
+                             f"with --ckpt {ckpt_path}")
         if meta.get("kind") != KIND:
             raise ValueError(f"{ckpt_path} is not a fine-tuning checkpoint; cannot resume")
         # a resumed run continues the saved run: only where and how it runs may change

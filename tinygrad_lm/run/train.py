@@ -205,6 +205,10 @@ def _setup(cfg, resume, given=None):
     notes, tokenizer = [], None
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
+        if meta.get("kind") == "sequence-classifier":  # --out-dir names a finetune run's folder
+            raise ValueError(f"{ckpt_path} is a fine-tuned classifier's checkpoint (written by `finetune`): "
+                             f"continue that run with `finetune --resume --out-dir {cfg.run.out_dir}`, or choose "
+                             "another --out-dir")
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
         cfg, notes = _resumed_config(meta, cfg, given, ckpt_path)
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
