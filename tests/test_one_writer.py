@@ -158,6 +158,10 @@ def test_an_out_dir_that_is_a_file_is_one_true_line(corpus, tmp_path):
     rc, out = run_cli(tmp_path, "train", "--data", corpus, "--out-dir", "taken", *FLAGS, "--max-iters", "2")
     assert rc == 2, out
     assert "--out-dir taken is a file, not a folder" in out and "Errno" not in out, out
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ckpt.npz").write_bytes(b"")
+    rc, out = run_cli(tmp_path, "train", "--data", corpus, "--out-dir", "run/ckpt.npz", "--resume", *FLAGS)
+    assert rc == 2 and "pass --out-dir run (the checkpoint's folder)" in out, out
 
 
 MPIEXEC = next((str(p) for p in [Path(sys.executable).with_name("mpiexec")] if p.exists()), None) \

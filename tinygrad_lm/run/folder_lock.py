@@ -127,8 +127,9 @@ def _make_folder(folder):
         return False
     if folder.exists() or folder.is_symlink():
         what = "is a file, not a folder" if folder.is_file() else "is there but is no folder (a broken link?)"
+        fix = f"--out-dir {folder.parent} (the checkpoint's folder)" if folder.suffix == ".npz" else "another --out-dir"
         raise FileExistsError(f"--out-dir {folder} {what}: a run writes its checkpoints and log.jsonl into a "
-                              "folder; choose another --out-dir")
+                              f"folder; pass {fix}")
     try:
         folder.mkdir(parents=True)
     except FileExistsError:  # made meanwhile by another process (a second run starting)
