@@ -24,6 +24,8 @@ and the confusion matrix on labelled JSONL (classifier) (evaluate.py).
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
+`train` and `finetune` go on when stdout or stderr is closed (`train ... | head -3`, a terminal
+that went away): the printing stops (streams.py), the run, its log.jsonl and checkpoints do not.
 Leaves out: several config files at once, interactive sampling, and a `classify` command for new
 texts (use `run/finetune.py`'s `load_classifier` and `predict`).
 """
@@ -334,7 +336,12 @@ def main(argv=None):
             from .. import distributed  # with one message
 
             distributed.init(args.device)
-        return commands[args.command](args) or 0  # 130 / 143 when a run stopped on Ctrl-C / SIGTERM
+        if args.command in ("train", "finetune"):  # a closed stdout or stderr (| head) stops the printing, not the run
+            from .streams import guarded_streams
+
+            with guarded_streams():
+                return commands[args.command](args) or 0  # 130 / 143 / 129 when stopped by SIGINT / SIGTERM / SIGHUP
+        return commands[args.command](args) or 0
     except (OSError, ValueError, RuntimeError, ImportError) as e:  # OSError: missing files, a full disk, ...
         if os.environ.get("TINYGRAD_LM_DEBUG"):
             raise

@@ -47,10 +47,12 @@ context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` 
 
 Reproducibility: `--resume` continues bit-for-bit, because the checkpoint holds the model,
 the optimizer state, the step, and both random streams (batches; dropout/init).
-Safety (loop.py): Ctrl-C or SIGTERM stops the run between two steps and saves a checkpoint
-that resumes exactly (exit status 130 or 143); a NaN or infinite loss stops the run with a
-message naming the step and leaves the last good checkpoint untouched; a run folder that holds
-a run already is refused unless `--resume` (continue it) or `--overwrite` (start over).
+Safety (loop.py): Ctrl-C, SIGTERM or SIGHUP stops the run between two steps and saves a
+checkpoint that resumes exactly (exit status 130, 143 or 129); a closed stdout (`| head`) stops
+the printing, not the run; a NaN or infinite loss stops the run with a message naming the step
+and leaves the last good checkpoint untouched; a run folder is locked while a run writes it
+(a second run into it is refused, naming the first one's PID), and one that holds a run
+already is refused unless `--resume` (continue it) or `--overwrite` (start over).
 `--resume` takes the saved run's settings; of the flags given with it, only those that cannot
 change what was computed so far (more --max-iters, evaluation and logging cadence, where and
 how it runs) apply, and any other that differs is refused by name.
@@ -205,6 +207,10 @@ def _setup(cfg, resume, given=None):
     notes, tokenizer = [], None
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
+        if meta.get("kind") == "sequence-classifier":  # --out-dir names a finetune run's folder
+            raise ValueError(f"{ckpt_path} is a fine-tuned classifier's checkpoint (written by `finetune`): "
+                             f"continue that run with `finetune --resume --out-dir {cfg.run.out_dir}`, or choose "
+                             "another --out-dir")
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
         cfg, notes = _resumed_config(meta, cfg, given, ckpt_path)
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
@@ -364,12 +370,16 @@ def load_model(path, device="cpu"):
 
 
 def _start(cfg, resume, overwrite, given):
-    """Everything before the first step: the MPI group, the run folder, the model, optimizer,
-    data and training state (`_setup`), the fast path unless --reference, and the Run that logs
-    and saves. Returns (cfg, model, optimizer, data, batches, state, run, dist)."""
+    """Everything before the first step: the MPI group, the run folder (locked until run.close()),
+    the model, optimizer, data and training state (`_setup`), the fast path unless --reference,
+    and the Run that logs and saves. Returns (cfg, model, optimizer, data, batches, state, run, dist)."""
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
-    cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
+    lock = claim_folder(cfg.run.out_dir, resume, overwrite, group=dist)  # this run alone writes there until run.close()
+    try:
+        cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
+    except BaseException:
+        lock.release()
+        raise
     raw_model = state["model"] = model  # the GPT itself: what checkpoints hold and what samples
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
@@ -384,7 +394,7 @@ def _start(cfg, resume, overwrite, given):
               state["data_sha256"], run.evaluated_step)
 
     run = Run(cfg.run, save, start_step=state["step"], group=dist,  # over MPI, rank 0 alone writes and prints
-              evaluated_step=state.get("evaluated_step"))
+              evaluated_step=state.get("evaluated_step"), lock=lock)
     run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
