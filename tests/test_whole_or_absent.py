@@ -93,8 +93,7 @@ def test_tokenize_save_on_a_full_disk_is_one_line_naming_the_file(tmp_path, disk
     rc = cli.main(["tokenize", "--data", str(corpus), "--vocab-size", "300", "--save", str(saved)])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err, err
-    assert f"tinygrad-lm tokenize: error: [Errno 28] {saved}: could not write the tokenizer (No space left on device)" \
-        in err, err
+    assert f"tinygrad-lm tokenize: error: {saved}: could not write the tokenizer (No space left on device)" in err, err
     assert saved.read_bytes() == before and temporaries(tmp_path) == []
 
 

@@ -9,6 +9,8 @@ has no effect") reduced to one file, and what PyTorch's and Hugging Face's `save
 
     atomic_write(path, data, what=..., fix=...)   data: bytes, str (UTF-8), or write(f) taking the
                                                   open binary file; returns path as a Path
+    with writing(path, what, fix) as tmp: ...    the same for a writer that takes a file name:
+                                                  write `tmp`; leaving the block renames it
     write_error(path, error, what, fix)          the OSError a failed write raises: the file,
                                                   what it is, the OS's reason, that the old file
                                                   is unchanged, and what to do (by errno)
@@ -26,6 +28,7 @@ Imports nothing of the package: every layer, the tokenizer included, may use it.
 import errno
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 ADVICE = {  # errno -> what to do about it; {folder} is the folder written into
@@ -38,16 +41,24 @@ ADVICE = {  # errno -> what to do about it; {folder} is the folder written into
 }
 
 
+def os_error(code, message):
+    """An OSError of errno `code` (the subclass Python picks for it: FileNotFoundError, ...) whose
+    text is `message` alone, without the '[Errno N]' in front that tells a user nothing."""
+    error = type(OSError(code, ""))(message)
+    error.errno = code
+    return error
+
+
 def write_error(path, error, what="the file", fix=None):
     """The OSError to raise when writing `what` to `path` failed with the OSError `error`:
     '<path>: could not write <what> (<reason>); the previous <name>, if any, is unchanged; <advice>, or
     <fix>'."""
     path = Path(path)
     advice = ADVICE.get(error.errno, "").format(folder=path.parent)
-    reason = error.strerror or str(error)
+    reason = error.strerror or str(error)  # (the OS's words: "No space left on device")
     todo = ", or ".join(text for text in (advice, fix) if text)
-    return OSError(error.errno, f"{path}: could not write {what} ({reason}); the previous {path.name}, if any, is "
-                                f"unchanged" + (f"; {todo}" if todo else ""))
+    return os_error(error.errno, f"{path}: could not write {what} ({reason}); the previous {path.name}, if any, is "
+                                 f"unchanged" + (f"; {todo}" if todo else ""))
 
 
 def _make_folder(folder, path, what):
@@ -56,8 +67,8 @@ def _make_folder(folder, path, what):
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
-        raise NotADirectoryError(errno.ENOTDIR, f"{path}: cannot write {what} there: {blocking} is a file, not a "
-                                                "folder; choose another path") from None
+        raise os_error(errno.ENOTDIR, f"{path}: cannot write {what} there: {blocking} is a file, not a folder; "
+                                      "choose another path") from None
     except OSError as e:
         raise write_error(path, e, what) from None
 
@@ -66,6 +77,32 @@ def temporary_name(path):
     """Where `atomic_write` writes `path` before the rename: `.NAME.tmpPID` beside it."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextmanager
+def writing(path, what="the file", fix=None):
+    """`atomic_write` for writers that take a file name (another program, safetensors' save_file):
+    yields the temporary path to write; leaving the block fsyncs it and renames it onto `path`.
+    An exception in the block removes the temporary file and leaves `path` untouched."""
+    path = Path(path)
+    if path.is_dir():
+        raise os_error(errno.EISDIR, f"{path} is a folder; pass a file name to write {what} to")
+    _make_folder(path.parent, path, what)
+    remove_stale_temporaries(path.parent, path.name)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        with open(tmp, "r+b") as f:  # (whoever wrote it may not have flushed it to the disk)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: one error, and the old file untouched
+        raise write_error(path, e, what, fix) from None
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the folder went away or became read-only: nothing left to clean
+    sync_folder(path.parent)
 
 
 def atomic_write(path, data, what="the file", fix=None):
@@ -85,28 +122,12 @@ def atomic_write(path, data, what="the file", fix=None):
         Anything `data(f)` raises, after the temporary file is removed.
     """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{path} is a folder; pass a file name to write {what} to")
-    _make_folder(path.parent, path, what)
-    remove_stale_temporaries(path.parent, path.name)
-    tmp = temporary_name(path)
-    try:
+    with writing(path, what, fix) as tmp:
         with open(tmp, "wb") as f:
             if callable(data):
                 data(f)
             else:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # a full disk, a read-only folder: one error, and the old file untouched
-        raise write_error(path, e, what, fix) from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the folder went away or became read-only: nothing left to clean
-    sync_folder(path.parent)
     return path
 
 
@@ -153,4 +174,4 @@ def _alive(pid):
     return True
 
 
-__all__ = ["atomic_write", "remove_stale_temporaries", "sync_folder", "temporary_name", "write_error"]
+__all__ = ["atomic_write", "os_error", "remove_stale_temporaries", "sync_folder", "temporary_name", "write_error", "writing"]

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.backend import to_device
-from ..files import atomic_write, remove_stale_temporaries
+from ..files import atomic_write, os_error, remove_stale_temporaries
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
@@ -53,13 +53,12 @@ def cache_dir():
     path = Path(os.environ.get("TINYGRAD_LM_CACHE", Path.home() / ".cache" / "tinygrad_lm"))
     if path.exists() and not path.is_dir():
         where = f"TINYGRAD_LM_CACHE={path}" if named else f"{path} (the default cache folder)"
-        raise NotADirectoryError(errno.ENOTDIR, f"{where} is a file; point it at a folder, where tinygrad_lm caches "
-                                                "corpora, tokenizers and token files"
-                                 + ("" if named else " (set TINYGRAD_LM_CACHE)"))
+        raise os_error(errno.ENOTDIR, f"{where} is a file; point it at a folder, where tinygrad_lm caches corpora, "
+                                      "tokenizers and token files" + ("" if named else " (set TINYGRAD_LM_CACHE)"))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OSError(e.errno, f"{path}: cannot create the cache folder ({e.strerror or e}); {CACHE_FIX}") from None
+        raise os_error(e.errno, f"{path}: cannot create the cache folder ({e.strerror or e}); {CACHE_FIX}") from None
     remove_stale_temporaries(path)
     return path
 
@@ -94,8 +93,8 @@ def read_cached(path):
     path, digest = Path(path), Path(f"{path}.sha256")
     for p in (path, digest):
         if p.is_dir():
-            raise IsADirectoryError(errno.EISDIR, f"{p} is a folder where tinygrad_lm keeps a cache file; remove it, "
-                                                  f"or {CACHE_FIX}")
+            raise os_error(errno.EISDIR, f"{p} is a folder where tinygrad_lm keeps a cache file; remove it, or "
+                                         f"{CACHE_FIX}")
     if not path.exists() and not digest.exists():
         return None
     problem = _cache_problem(path, digest)
