@@ -49,20 +49,21 @@ def os_error(code, message):
     return error
 
 
-def write_error(path, error, what="the file", fix=None):
+def write_error(path, error, what="the file", fix=None, kept=None):
     """The OSError to raise when writing `what` to `path` failed with the OSError `error`:
     '<path>: could not write <what> (<reason>); the previous <name>, if any, is unchanged; <advice>, or
-    <fix>'."""
+    <fix>' (`kept` replaces the part that says what is unchanged)."""
     path = Path(path)
     advice = ADVICE.get(error.errno, "").format(folder=path.parent)
     reason = error.strerror or str(error)  # (the OS's words: "No space left on device")
     todo = ", or ".join(text for text in (advice, fix) if text)
-    return os_error(error.errno, f"{path}: could not write {what} ({reason}); the previous {path.name}, if any, is "
-                                 f"unchanged" + (f"; {todo}" if todo else ""))
+    kept = kept or f"the previous {path.name}, if any, is unchanged"
+    return os_error(error.errno, f"{path}: could not write {what} ({reason}); {kept}" + (f"; {todo}" if todo else ""))
 
 
-def _make_folder(folder, path, what):
-    """Create `folder` (and its parents); a file in the way is named, not reported as 'File exists'."""
+def make_folder(folder, path, what):
+    """Create `folder` (and its parents) to write `what` at `path` in it; a file in the way is named,
+    not reported as 'File exists'."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -87,7 +88,7 @@ def writing(path, what="the file", fix=None):
     path = Path(path)
     if path.is_dir():
         raise os_error(errno.EISDIR, f"{path} is a folder; pass a file name to write {what} to")
-    _make_folder(path.parent, path, what)
+    make_folder(path.parent, path, what)
     remove_stale_temporaries(path.parent, path.name)
     tmp = temporary_name(path)
     try:
@@ -174,4 +175,4 @@ def _alive(pid):
     return True
 
 
-__all__ = ["atomic_write", "os_error", "remove_stale_temporaries", "sync_folder", "temporary_name", "write_error", "writing"]
+__all__ = ["atomic_write", "make_folder", "os_error", "remove_stale_temporaries", "sync_folder", "temporary_name", "write_error", "writing"]
