@@ -80,7 +80,8 @@ def read_config(path):
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{file}: not valid JSON ({e})") from None
+        empty = " (the file is empty)" if not file.read_bytes().strip() else ""
+        raise ValueError(f"{file}: not valid JSON{empty} ({e})") from None
     if not isinstance(config, dict):
         raise ValueError(f"{file}: expected a JSON object of settings, got {type(config).__name__}")
     return config
