@@ -127,3 +127,23 @@ def test_a_checkpoint_that_cannot_be_written_later_names_the_one_kept(text_file,
     assert rc == 2 and "could not write the checkpoint (No space left on device)" in err, err
     assert f"the run's last checkpoint is {run_dir / 'ckpt.npz'} (step 5)" in err, err
     assert "continue from it with --resume" in err, err
+
+
+@pytest.mark.parametrize("tail", [8, 40, 1 << 20])  # bytes read from the end first (log_file.TAIL)
+def test_open_log_cuts_after_the_last_record_of_the_resume_step(tmp_path, monkeypatch, tail):
+    from tinygrad_lm.run import log_file
+
+    monkeypatch.setattr(log_file, "TAIL", tail)
+    log = tmp_path / "log.jsonl"
+    kept = [{"step": 0, "val_loss": 4.0}, {"step": 1, "loss": 3.0, "lr": 0.1}, "not json, kept: before the cut",
+            {"step": 2, "loss": 2.9, "lr": 0.1}, {"step": 2, "diagnostics": {}}]
+    dropped = [{"step": 3, "loss": 2.8, "lr": 0.1}, "garbage after the cut", {"step": 4, "loss": 2.7, "lr": 0.1}]
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in kept + dropped]
+    log.write_text("\n".join(lines) + '\n{"step": 5, "lo', encoding="utf-8")
+    f = log_file.open_log(log, 2)
+    f.write(json.dumps({"step": 3, "loss": 1.0, "lr": 0.1}) + "\n")
+    f.close()
+    assert log.read_text(encoding="utf-8").splitlines() == lines[:len(kept)] + ['{"step": 3, "loss": 1.0, "lr": 0.1}']
+    f = log_file.open_log(log, 0)  # nothing after step 0 survives; before it, everything
+    f.close()
+    assert log.read_text(encoding="utf-8").splitlines() == lines[:1]

@@ -3,11 +3,11 @@
 loop.Run writes each record as one `write` of the whole line followed by a flush, so a kill leaves
 a line whole or absent; what can still go wrong is kept out here, around the run:
 
-    open_log(path, step)   before a run appends: a torn last line (part of a record, from a full
-                           disk or a kill inside a large write) is cut, and the records of steps
-                           after `step`, the step the run (re)starts at, are dropped: a run resumed
-                           from its checkpoint redoes the steps after it that the stopped run had
-                           logged, and would log them twice. The rewrite is atomic (files.py).
+    open_log(path, step)   before a run appends: the log is cut after the last record of a step
+                           <= `step`, the step the run (re)starts at: a run resumed from its
+                           checkpoint redoes the steps after it that the stopped run had logged,
+                           and would log them twice; a torn last line (part of a record, from a
+                           full disk or a kill inside a large write) goes with them. One truncate.
     close_log(f, path, error, kept)
                            after the run: close the file; when writing a record failed (a full
                            disk), cut the part of it that was written and raise, in place of the
@@ -24,7 +24,7 @@ import json
 import os
 from pathlib import Path
 
-from ..files import atomic_write, os_error, write_error
+from ..files import os_error, write_error
 
 
 def _step(line):
@@ -38,16 +38,39 @@ def _step(line):
 
 
 def open_log(path, step):
-    """log.jsonl at `path` opened for appending, after cutting a torn last line and the records
-    of steps after `step` (None: keep every whole record). Returns the open text file."""
+    """log.jsonl at `path` opened for appending, cut after the last record of a step <= `step`:
+    the records of later steps and a torn last line go. Returns the open text file.
+
+    The cut is one truncate (whole or not done, as a rename is); only the end of the file is read,
+    unless the records after `step` are more than TAIL bytes."""
     path = Path(path)
     if path.is_file():
-        raw = path.read_bytes()
-        *lines, torn = raw.split(b"\n")  # `torn`: whatever follows the last newline (b"" when none)
-        kept = [line for line in lines if step is None or (s := _step(line)) is None or s <= step]
-        if torn or len(kept) < len(lines):
-            atomic_write(path, b"".join(line + b"\n" for line in kept), what="the run log")
+        size = path.stat().st_size
+        end = _end_of(path, size, step)
+        if end < size:
+            os.truncate(path, end)
     return open(path, "a", encoding="utf-8")
+
+
+TAIL = 4 << 20  # bytes of the log's end read first to find where a resumed run cuts it
+
+
+def _end_of(path, size, step):
+    """The offset just after the last whole line holding a record of a step <= `step` (0: none)."""
+    with open(path, "rb") as f:
+        for start in ([size - TAIL, 0] if size > TAIL else [0]):
+            f.seek(start)
+            data = f.read()
+            first = 0 if start == 0 else data.find(b"\n") + 1  # (a window starts inside a line)
+            end, pos = None, first
+            for line in data[first:].split(b"\n")[:-1]:  # whole lines: the part after the last newline is torn
+                pos += len(line) + 1
+                found = _step(line)
+                if found is not None and found <= step:
+                    end = start + pos
+            if end is not None:
+                return end
+    return 0
 
 
 def cut_torn_tail(path):

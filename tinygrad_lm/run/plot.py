@@ -13,7 +13,8 @@ and "lr", an evaluation record one with "val_loss", a diagnostics record (`train
 diagnostics.py) one with a "diagnostics" dict. Lines that are none of these (a run killed in
 the middle of writing one) are skipped with one warning naming the file and lines. A run resumed
 after being killed re-does the steps since its last checkpoint: the records written after a
-restart replace those of the same steps before it.
+restart replace those of the same steps before it (a log written before run/log_file.py cut
+them when the run resumed).
 `plot RUN --diagnostics` draws a run's diagnostics records instead (plot_diagnostics.py).
 The picture is written whole or not at all (`save_figure`, files.py): a full disk or a kill leaves
 the old picture.
