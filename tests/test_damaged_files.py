@@ -39,6 +39,7 @@ DAMAGE = {  # name -> what it does to a cache entry (its data file and its .sha2
     "sidecar emptied": lambda p: _sidecar(p).write_bytes(b""),
     "sidecar missing": lambda p: _sidecar(p).unlink(),
     "sidecar not ascii": lambda p: _sidecar(p).write_bytes(b"\xff\xfe\x00 12"),
+    "sidecar digest not hex": lambda p: _sidecar(p).write_text("zz " + _sidecar(p).read_text().split()[1]),
 }
 
 
@@ -61,6 +62,8 @@ def test_every_kind_of_damage_to_a_cache_entry_is_rebuilt_with_a_note(tmp_path, 
     assert again.merges == tok.merges and np.array_equal(rebuilt.train, ids)
     notes = [line for line in err.splitlines() if line.startswith("note: ")]
     assert len(notes) == 2 and all("rebuilding it" in n and str(cache) in n for n in notes), err
+    if damage.startswith("sidecar") and damage != "sidecar missing":
+        assert all("has a damaged sidecar" in n for n in notes), err
     assert read_cached(_entry(cache, "bpe_*.json")) is not None  # whole again
     capsys.readouterr()
     build_tokenizer("bpe", TEXT, 280)

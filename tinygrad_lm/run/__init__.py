@@ -4,7 +4,8 @@
                   checkpoints (written by `checkpoint.py`, the file format) read back by `load_model`
     finetune.py   fine-tuning a classifier: `finetune(cfg)`, the same step
     loop.py       `train_step` (forward, backward, clip, update) and what the loops share around
-                  it: the run folder, log lines, evaluation cadence, NaN stop, Ctrl-C
+                  it: the run folder, log lines, evaluation cadence, NaN stop, Ctrl-C;
+                  log_file.py keeps log.jsonl whole, each step once after a resume
     config.py     OptimConfig, RunConfig; one flag per setting; --config run.toml files
     data.py       the built-in corpus, cached token files, `get_batch`, micro-batches
     labeled.py    labelled JSONL for fine-tuning; mlm.py, the masked-LM objective

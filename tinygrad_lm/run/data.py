@@ -106,6 +106,8 @@ def read_cached(path):
 
 def _cache_problem(path, digest):
     """The cached bytes, or what is wrong with the entry (a str)."""
+    if not path.exists():
+        return f"is missing (its {digest.name} is there)"
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -113,8 +115,10 @@ def _cache_problem(path, digest):
     try:
         want, size = digest.read_text(encoding="ascii").split()
         size = int(size)
+        if len(want) != 64 or want.strip("0123456789abcdef") or size < 0:
+            raise ValueError(want)
     except FileNotFoundError:
-        return "has no .sha256 beside it (cut short while written, or written before digests)"
+        return f"has no {digest.name} beside it (a write stopped before its digest, or a cache from before digests)"
     except (OSError, ValueError, UnicodeDecodeError):
         return f"has a damaged sidecar {digest.name} (not '<sha256> <length>')"
     if len(data) != size:
