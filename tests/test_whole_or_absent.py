@@ -311,6 +311,24 @@ def test_an_export_killed_in_the_middle_leaves_the_old_folder(tmp_path, two_chec
 
 
 @pytest.mark.oracle
+def test_an_export_whose_weights_cannot_be_written_is_one_line_and_keeps_the_old_folder(tmp_path, two_checkpoints):
+    """The file-size limit again, with SIGXFSZ ignored (Python's default): the write fails with EFBIG
+    inside safetensors' own writer (Rust), which must come out as the same one-line error."""
+    a, b, tok = two_checkpoints
+    folder = tmp_path / "hf"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    script = ("import resource, sys\nfrom tinygrad_lm.run import cli\nlimit = int(sys.argv[3])\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+              "sys.exit(cli.main(['export', '--ckpt', sys.argv[1], '--hf-dir', sys.argv[2]]))\n")
+    _checkpoint(tmp_path / "big.npz", tok, 3)
+    done = _child(tmp_path, script, tmp_path / "big.npz", folder, (folder / "model.safetensors").stat().st_size // 2)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{folder / 'model.safetensors'}: could not write it (File too large)" in done.stderr, done.stderr
+    assert f"the folder {folder} is unchanged" in done.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and temporaries(tmp_path) == []
+
+
+@pytest.mark.oracle
 def test_an_export_stopped_between_its_files_never_loads_as_a_mixture(tmp_path, two_checkpoints):
     """Killed after each of the renames that put the new files in place: the folder is the old
     export, or the new one, or has no config.json (refused with a message), never old and new mixed."""

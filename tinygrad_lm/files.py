@@ -4,8 +4,8 @@ The bytes go to a temporary file in the same folder (`.NAME.tmpPID`), are flushe
 and `os.replace` then puts that file in place of `path` in one step; the folder is fsync'ed after,
 so the rename itself survives a power cut. Whatever stops the write (a full disk, a read-only
 folder, a kill), `path` is either the old file, untouched, or the new one, whole: never half of
-one. This is the write-ahead recipe of SQLite's atomic commit ("a transaction either completes or
-has no effect") reduced to one file, and what PyTorch's and Hugging Face's `save` do.
+one. It is SQLite's promise ("a transaction either completes or has no effect") for one file, kept
+the way PyTorch's and Hugging Face's `save` keep it: a temporary name in the same folder, a rename.
 
     atomic_write(path, data, what=..., fix=...)   data: bytes, str (UTF-8), or write(f) taking the
                                                   open binary file; returns path as a Path
@@ -31,12 +31,12 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-ADVICE = {  # errno -> what to do about it; {folder} is the folder written into
+ADVICE = {  # errno -> what to do about it; {folder} is the folder written into (getattr: not every OS has all)
     errno.ENOSPC: "free some space",
-    errno.EDQUOT: "free some space (the disk quota is full)",
+    getattr(errno, "EDQUOT", -1): "free some space (the disk quota is full)",
     errno.EACCES: "you have no permission to write in {folder}; choose another place",
     errno.EPERM: "you have no permission to write in {folder}; choose another place",
-    errno.EROFS: "{folder} is on a read-only file system; choose another place",
+    getattr(errno, "EROFS", -2): "{folder} is on a read-only file system; choose another place",
     errno.EFBIG: "the file is larger than this system lets a process write (ulimit -f)",
 }
 

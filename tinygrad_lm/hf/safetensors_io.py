@@ -20,8 +20,10 @@ Leaves out: sharded checkpoints (`model.safetensors.index.json`), PyTorch `.bin`
 (they need torch to unpickle), and bfloat16 tensors (NumPy has no bfloat16).
 It follows the safetensors format description (huggingface/safetensors README).
 """
+import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -136,10 +138,19 @@ def read_tensors(path):
 
 def tensors_writer(tensors):
     """write(path): writes {name: array} as a safetensors file at `path` (metadata format "pt",
-    which transformers expects); for `write_folder`."""
+    which transformers expects); for `write_folder`. A failed write is an OSError (safetensors
+    raises its own error type, from Rust, whose message carries the OS's error number)."""
     st = _safetensors_numpy()
     arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
-    return lambda path: st.save_file(arrays, str(path), metadata={"format": "pt"})
+
+    def write(path):
+        try:
+            st.save_file(arrays, str(path), metadata={"format": "pt"})
+        except Exception as e:  # SafetensorError: "Error while serializing: I/O error: ... (os error 28)"
+            code = re.search(r"os error (\d+)", str(e))
+            reason = os.strerror(int(code.group(1))) if code else str(e)
+            raise OSError(int(code.group(1)) if code else errno.EIO, reason) from None
+    return write
 
 
 def write_folder(path, files, remove=()):
