@@ -143,7 +143,8 @@ def test_a_tokenizer_file_cut_anywhere_loads_as_saved_or_is_refused_by_name(tmp_
                              f"({'the same merges' if loaded.merges == tok.merges else 'other merges'})")
     cut.write_bytes(raw[:raw.rindex(b"\n", 0, len(raw) - 1) + 1])  # cut after a whole line: one merge short
     n = len(tok.merges)
-    with pytest.raises(ValueError, match=rf"cut short\? it ends at line \d+, after {n - 1} of the {n} merges it announces"):
+    announced = rf"cut short\? it ends at line \d+, after {n - 1} of the {n} merges it announces"
+    with pytest.raises(ValueError, match=announced):
         load_tokenizer(cut)
 
 

@@ -9,14 +9,15 @@ The package's layers, from the bottom (README, "How to read this code"):
     optim/       optimizers, on the engine alone
     run/         loops, config, checkpoints, data, CLI, plot: may use everything
 
-and beside them tokenizer/ (imports nothing of the package but files.py), hf/ (Hugging Face folders <-> plain
-config values and state dicts; no model), checkpoint.py (the package's own .npz file format,
+and beside them tokenizer/ (imports nothing of the package but files.py), hf/ (Hugging Face
+folders <-> plain config values and state dicts; no model), checkpoint.py (the package's own .npz file format,
 which models read in `from_pretrained` as they read hf/, and the run writes), fast/ (the fused
 twins of nn/ and optim/), distributed.py (MPI data parallel) and viz/ (pictures of a model's
-graph and attention, from the engine and nn/ alone); below them all, files.py (writing a file whole or not
-at all), which every layer may import and which imports nothing of the package. Every import counts: module level and function level
-(a late import is still a dependency), `import x` and `from x import y` alike. The test also
-checks that the allowed graph has no cycle, so no import cycle can join two layers.
+graph and attention, from the engine and nn/ alone); below them all, files.py (writing a file whole
+or not at all), which every layer may import and which imports nothing of the package. Every import
+counts: module level and function level (a late import is still a dependency), `import x` and
+`from x import y` alike. The test also checks that the allowed graph has no cycle, so no import
+cycle can join two layers.
 """
 import ast
 from pathlib import Path

@@ -300,7 +300,8 @@ def test_an_export_killed_in_the_middle_leaves_the_old_folder(tmp_path, two_chec
     folder = tmp_path / "hf"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     script = ("import resource, signal, sys\nfrom tinygrad_lm.run import cli\nlimit = int(sys.argv[3])\n"
-              "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nresource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
               "cli.main(['export', '--ckpt', sys.argv[1], '--hf-dir', sys.argv[2]])\n")
     _checkpoint(tmp_path / "big.npz", tok, 3)  # the same sizes: a half-written folder would still load
     limit = (folder / "model.safetensors").stat().st_size // 2

@@ -175,4 +175,5 @@ def _alive(pid):
     return True
 
 
-__all__ = ["atomic_write", "make_folder", "os_error", "remove_stale_temporaries", "sync_folder", "temporary_name", "write_error", "writing"]
+__all__ = ["atomic_write", "make_folder", "os_error", "remove_stale_temporaries", "sync_folder", "temporary_name",
+           "write_error", "writing"]

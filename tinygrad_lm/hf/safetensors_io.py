@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write, make_folder, os_error, remove_stale_temporaries, sync_folder, temporary_name, write_error
+from ..files import (atomic_write, make_folder, os_error, remove_stale_temporaries, sync_folder, temporary_name,
+                     write_error)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

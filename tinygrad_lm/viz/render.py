@@ -4,8 +4,9 @@
 graphviz`, `conda install graphviz`, or https://graphviz.org/download/); it is run here through
 subprocess, so no Python dependency is needed. Without it, `render` saves the DOT text beside
 the picture it was asked for (graph.dot for graph.svg), so the drawing is not lost, and says
-what to install. Both files are written whole or not at all (files.py). In Jupyter, the Python `graphviz` package (the `viz` extra: `pip install -e
-'.[viz]'`) shows the text inline: `graphviz.Source(dot_text)`; it too needs the `dot` program.
+what to install. Both files are written whole or not at all (files.py). In Jupyter, the Python
+`graphviz` package (the `viz` extra: `pip install -e '.[viz]'`) shows the text inline:
+`graphviz.Source(dot_text)`; it too needs the `dot` program.
 Leaves out: layout options (edit the text, or pass them to `dot` yourself), viewers.
 """
 import shutil
