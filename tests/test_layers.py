@@ -11,7 +11,7 @@ The package's layers, from the bottom (README, "How to read this code"):
 
 and beside them version.py (the package's version and the newer-format refusal; imports nothing,
 and every layer that reads or writes a versioned file may use it), tokenizer/ (imports nothing of
-the package but version.py), hf/ (Hugging Face folders <-> plain
+the package but version.py and files.py), hf/ (Hugging Face folders <-> plain
 config values and state dicts; no model), checkpoint.py (the package's own .npz file format,
 which models read in `from_pretrained` as they read hf/, and the run writes), fast/ (the fused
 twins of nn/ and optim/), distributed.py (MPI data parallel), viz/ (pictures of a model's
@@ -19,7 +19,8 @@ graph and attention, from the engine and nn/ alone) and metrics/ (pure functions
 and labels: classification scores, perplexity, BLEU, chrF; imports nothing of the package).
 Every import counts: module level and function level (a late import is still a dependency),
 `import x` and `from x import y` alike. The test also checks that the allowed graph has no cycle,
-so no import cycle can join two layers.
+so no import cycle can join two layers. Below them all, files.py (writing a file whole or not
+at all), which every layer may import and which imports nothing of the package.
 """
 import ast
 from pathlib import Path
@@ -30,6 +31,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinygrad_lm"
 
 # layer -> the layers it may import (itself always allowed)
 ALLOWED = {
+    "files": set(),  # files.py: writing a file whole or not at all; below every layer, importing none
     "version": set(),  # the package's version and the newer-format refusal: every layer may quote them
     "engine": {"version"},
     "tokenizer": {"version"},
@@ -47,6 +49,9 @@ ALLOWED = {
             "metrics", "version"},
     "main": {"run"},
 }
+for _layer in ALLOWED:  # every layer may write its files through files.py
+    if _layer != "files":
+        ALLOWED[_layer].add("files")
 
 
 def layer_of(module):

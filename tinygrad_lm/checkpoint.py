@@ -6,21 +6,22 @@ Layout (a NumPy zip archive; `numpy.load(path)` opens it anywhere):
                        states, optimizer hyperparameters and the scalar parts of its state
     model/<name>       one array per parameter, GPT-2 names (`transformer.h.0.attn.c_attn.weight`)
     optim/<i>/<key>    the optimizer's per-parameter arrays (AdamW's exp_avg, exp_avg_sq, ...)
-Writing is atomic: the archive goes to a temporary file in the same folder, then
-`os.replace` puts it in place, so an interrupted write never leaves a half checkpoint. A write
-that fails (a full disk) removes its temporary file and raises one OSError naming the file; a
-write killed outright (kill -9) leaves `.NAME.tmpPID`, which `remove_stale_temporaries` clears
-once that process is gone. Reading trusts nothing: a truncated, corrupted or foreign file, or
-metadata lacking a key the reader asks for, is a ValueError naming the file; so is a checkpoint of
-a newer format than VERSION ("written by a newer tinygrad_lm ...: upgrade", version.py).
+Writing is atomic (files.py `atomic_write`): the archive goes to a temporary file in the same
+folder, then `os.replace` puts it in place, so an interrupted write never leaves a half
+checkpoint. A write that fails (a full disk) removes its temporary file and raises one OSError
+naming the file and the reason; a write killed outright (kill -9) leaves `.NAME.tmpPID`, which
+`remove_stale_temporaries` (files.py, re-exported here) clears once that process is gone.
+Reading trusts nothing: a truncated, corrupted or foreign file, or metadata lacking a key the
+reader asks for, is a ValueError naming the file; so is a checkpoint of a newer format than
+VERSION ("written by a newer tinygrad_lm ...: upgrade", version.py).
 Leaves out: sharded checkpoints and safetensors.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write, remove_stale_temporaries  # noqa: F401  (remove_...: importable from here too)
 from .version import __version__, is_newer, newer_format
 
 FORMAT = "tinygrad_lm-checkpoint"
@@ -59,52 +60,16 @@ def save(path, model_state, optimizer_state=None, meta=None):
         model_state: name -> array (`model.state_dict()`).
         optimizer_state: `optimizer.state_dict()` or None.
         meta: JSON-serialisable dict (configs, tokenizer, step, RNG states, ...).
+    Raises:
+        OSError naming the file and the reason when it cannot be written (a full disk, a read-only
+        folder); the previous file at `path`, if any, is then unchanged.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
     optim_tree = _split_state(optimizer_state, "optim", arrays) if optimizer_state is not None else None
     header = {"format": FORMAT, "version": VERSION, "optimizer": optim_tree, **(meta or {}),
               "tinygrad_lm_version": __version__}  # this writer, even where `meta` came from an older file
     arrays["meta"] = np.array(json.dumps(header))
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # a full disk, a read-only folder: one error, and the old file untouched
-        raise OSError(e.errno, f"{path}: could not write the checkpoint ({e.strerror or e}); the previous "
-                               f"{path.name}, if any, is unchanged. Free some space, then continue with --resume") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def remove_stale_temporaries(folder):
-    """Delete `*.tmpPID` files in `folder` left by writes whose process no longer runs (a kill -9
-    in the middle of `save` or of a cache write). Returns the paths removed."""
-    removed = []
-    for tmp in Path(folder).glob("*.tmp*"):
-        pid = tmp.name.rsplit(".tmp", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass  # another process cleaned it first
-    return removed
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, another user's
-    return True
+    atomic_write(path, lambda f: np.savez(f, **arrays), what="the checkpoint")
 
 
 class Meta(dict):

@@ -167,7 +167,8 @@ def read_state(path, config):
 
 def save_pretrained(model, path):
     """Write `model` as a folder that `transformers.BertForMaskedLM.from_pretrained(path)` loads
-    (config.json + model.safetensors, float32), creating it; existing files are replaced."""
+    (config.json + model.safetensors, float32), creating it; existing files are replaced, whole
+    or not at all (safetensors_io.write_folder)."""
     tensors = state_to_hf(model.state_dict(), model.config)
-    io.write_tensors(path, tensors)
-    io.write_config(path, config_to_hf(model.config))
+    io.write_folder(path, {io.WEIGHTS_FILE: io.tensors_writer(tensors), io.CONFIG_FILE: io.config_text(
+        config_to_hf(model.config))})

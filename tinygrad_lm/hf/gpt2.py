@@ -24,7 +24,6 @@ write float32). Reading keeps the file's dtype until the model's cast: a float64
 It follows transformers' modeling_gpt2.py and nanoGPT's `from_pretrained` in what it maps.
 """
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -179,14 +178,18 @@ def fits_gpt2_files(tokenizer):
             and all(s.startswith("<|") and s.endswith("|>") for s in tokenizer.special_tokens))
 
 
-def save_pretrained(model, path, tokenizer=None):
-    """Write `model` as a folder `transformers.GPT2LMHeadModel.from_pretrained(path)` loads.
+def save_pretrained(model, path, tokenizer=None, extra_files=None, remove=()):
+    """Write `model` as a folder `transformers.GPT2LMHeadModel.from_pretrained(path)` loads, whole
+    or not at all (safetensors_io.write_folder: a failed or killed write leaves the old folder, or
+    one without config.json that nothing loads).
 
     Args:
         model: a GPT with learned positions and biases (GPT-2's architecture).
         path: the folder to write (created; config.json and model.safetensors are replaced).
         tokenizer: optional BPETokenizer with GPT-2's split pattern (`fits_gpt2_files`); written
             as vocab.json + merges.txt (GPT-2's format).
+        extra_files: {name: bytes, str or write(path)} written with them (`export`'s own tokenizer file).
+        remove: names of files in the folder to delete (an earlier export's other tokenizer files).
     Raises:
         ValueError: before writing anything, when GPT-2's format cannot hold the model or the tokenizer.
     """
@@ -197,11 +200,12 @@ def save_pretrained(model, path, tokenizer=None):
     eot = getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>")
     if eot is not None:  # transformers' generate stops there, as GPT-2's own config says
         hf_config.update(bos_token_id=eot, eos_token_id=eot)
-    io.write_tensors(path, state_to_hf(model.state_dict(), model.config))
-    io.write_config(path, hf_config)
+    files = {io.WEIGHTS_FILE: io.tensors_writer(state_to_hf(model.state_dict(), model.config)),
+             io.CONFIG_FILE: io.config_text(hf_config)}
     if tokenizer is not None:
-        from ..tokenizer.gpt2_files import write_gpt2_vocab
-        write_gpt2_vocab(tokenizer, Path(path) / "vocab.json", Path(path) / "merges.txt")
+        from ..tokenizer.gpt2_files import gpt2_vocab_texts
+        files["vocab.json"], files["merges.txt"] = gpt2_vocab_texts(tokenizer)
+    io.write_folder(path, {**files, **(extra_files or {})}, remove)
 
 
 def load_tokenizer(path):

@@ -11,14 +11,26 @@ these functions.
 Errors a user can fix name the file (and the key): a missing folder or file, a config that
 is not a JSON object, a key missing or of the wrong type, a tensor file safetensors cannot
 read; a missing safetensors package is one ImportError saying how to install it.
+Writing a folder is one transaction (`write_folder`): every file is written into a temporary
+folder beside it first, so a full disk or a kill leaves the old folder as it was; then the files
+are moved in with config.json last, after the old config.json was removed first: a kill while
+they move leaves a folder without config.json, which every loader refuses (the message says an
+export did not finish), never the new weights with the old config or tokenizer.
 Leaves out: sharded checkpoints (`model.safetensors.index.json`), PyTorch `.bin` pickles
 (they need torch to unpickle), and bfloat16 tensors (NumPy has no bfloat16).
 It follows the safetensors format description (huggingface/safetensors README).
 """
+import errno
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
+
+from ..files import (atomic_write, make_folder, os_error, remove_stale_temporaries, sync_folder, temporary_name,
+                     write_error)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -64,11 +76,15 @@ def read_config(path):
     """
     file = model_folder(path) / CONFIG_FILE
     if not file.is_file():
-        raise FileNotFoundError(f"{file}: missing; a Hugging Face model folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+        unfinished = (f" (its {WEIGHTS_FILE} is there: an export that did not finish? write it again)"
+                      if (file.parent / WEIGHTS_FILE).is_file() else "")
+        raise FileNotFoundError(f"{file}: missing; a Hugging Face model folder holds {CONFIG_FILE} and "
+                                f"{WEIGHTS_FILE}{unfinished}")
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{file}: not valid JSON ({e})") from None
+        empty = " (the file is empty)" if not file.read_bytes().strip() else ""
+        raise ValueError(f"{file}: not valid JSON{empty} ({e})") from None
     if not isinstance(config, dict):
         raise ValueError(f"{file}: expected a JSON object of settings, got {type(config).__name__}")
     return config
@@ -89,11 +105,15 @@ def config_value(config, key, kind, where, default=None):
     return value
 
 
+def config_text(config):
+    """The text of a config.json holding `config` (a JSON-serialisable dict)."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
 def write_config(path, config):
-    """Write `config` (a JSON-serialisable dict) as `path/config.json`, creating the folder."""
-    folder = model_folder(path, must_exist=False)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """Write `config` (a JSON-serialisable dict) as `path/config.json` alone, whole or not at all,
+    creating the folder (a whole model folder: `write_folder`)."""
+    atomic_write(model_folder(path, must_exist=False) / CONFIG_FILE, config_text(config), what="the model's config")
 
 
 def read_tensors(path):
@@ -117,11 +137,84 @@ def read_tensors(path):
         raise ValueError(f"{file}: cannot read it as a safetensors file of NumPy arrays: {e}") from None
 
 
-def write_tensors(path, tensors):
-    """Write {name: array} as `path/model.safetensors` (metadata format "pt", which
-    transformers expects), creating the folder."""
+def tensors_writer(tensors):
+    """write(path): writes {name: array} as a safetensors file at `path` (metadata format "pt",
+    which transformers expects); for `write_folder`. A failed write is an OSError (safetensors
+    raises its own error type, from Rust, whose message carries the OS's error number)."""
     st = _safetensors_numpy()
-    folder = model_folder(path, must_exist=False)
-    folder.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
-    st.save_file(arrays, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+
+    def write(path):
+        try:
+            st.save_file(arrays, str(path), metadata={"format": "pt"})
+        except Exception as e:  # SafetensorError: "Error while serializing: I/O error: ... (os error 28)"
+            code = re.search(r"os error (\d+)", str(e))
+            reason = os.strerror(int(code.group(1))) if code else str(e)
+            raise OSError(int(code.group(1)) if code else errno.EIO, reason) from None
+    return write
+
+
+def write_folder(path, files, remove=()):
+    """Write a model folder whole, or leave the old one (see the module's docstring).
+
+    Args:
+        path: the folder (created, with its parents, when missing).
+        files: {file name: bytes, str (UTF-8), or write(path) that writes the file at `path`};
+            config.json among them, which is what makes the folder load.
+        remove: names of files to delete from the folder, if there (what an earlier write left that
+            the new files must not be read with: another kind of tokenizer).
+    Raises:
+        NotADirectoryError: `path` is a file. OSError naming the file and the reason when one cannot
+        be written: the folder is then unchanged.
+    """
+    folder = model_folder(path, must_exist=False)
+    make_folder(folder.parent, folder, "the model folder")
+    remove_stale_temporaries(folder.parent, folder.name)  # a staging folder a killed write left
+    staging = temporary_name(folder)
+    try:
+        staging.mkdir()
+        for name, content in files.items():
+            try:
+                _write_synced(staging / name, content)
+            except OSError as e:  # a full disk: the staging folder goes, the folder is untouched
+                raise write_error(folder / name, e, "it", kept=f"the folder {folder} is unchanged") from None
+        _move_in(staging, folder, list(files), remove)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _write_synced(file, content):
+    if callable(content):
+        content(file)
+    else:
+        file.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    with open(file, "r+b") as f:
+        os.fsync(f.fileno())
+
+
+def _move_in(staging, folder, names, remove):
+    """Put the staged files in place: the whole staging folder when there is no folder yet, else
+    file by file, config.json removed first and put back last."""
+    if not folder.exists():
+        try:
+            os.rename(staging, folder)
+            sync_folder(folder.parent)
+            return
+        except OSError:  # the folder appeared meanwhile (another writer): move the files in one by one
+            pass
+    try:
+        (folder / CONFIG_FILE).unlink(missing_ok=True)  # from here until the end the folder does not load
+        sync_folder(folder)
+        for name in names:
+            if name != CONFIG_FILE:
+                os.replace(staging / name, folder / name)
+        for name in remove:
+            if name not in names:
+                (folder / name).unlink(missing_ok=True)
+        if CONFIG_FILE in names:
+            os.replace(staging / CONFIG_FILE, folder / CONFIG_FILE)
+        sync_folder(folder)
+    except OSError as e:  # a rename in one folder needs no space: this is rare (the folder's permissions changed)
+        raise os_error(e.errno, f"{folder}: could not move the new files in ({e.strerror or e}); the folder has no "
+                                f"{CONFIG_FILE} until it is written again, so nothing loads it") from None

@@ -4,7 +4,8 @@
                   checkpoints (written by `checkpoint.py`, the file format) read back by `load_model`
     finetune.py   fine-tuning a classifier: `finetune(cfg)`, the same step
     loop.py       `train_step` (forward, backward, clip, update) and what the loops share around
-                  it: the run folder, log lines, evaluation cadence, NaN stop, Ctrl-C
+                  it: the run folder, log lines, evaluation cadence, NaN stop, Ctrl-C;
+                  log_file.py keeps log.jsonl whole, each step once after a resume
     folder_lock.py  one writer per run folder (an OS lock on --out-dir); streams.py, printing
                   that a closed stdout or stderr (`| head`, a lost terminal) does not end the run
     config.py     OptimConfig, RunConfig; one flag per setting; --config run.toml files

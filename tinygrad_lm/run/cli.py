@@ -281,16 +281,19 @@ OWN_TOKENIZER = "tinygrad_lm_tokenizer.txt"  # export's file for a tokenizer GPT
 
 
 def _cmd_export(args):
-    from ..hf.gpt2 import fits_gpt2_files
+    from ..hf.gpt2 import TOKENIZER_FILES, fits_gpt2_files, save_pretrained
     from .train import load_model
 
     model, tokenizer, _ = load_model(args.ckpt)
     gpt2_like = fits_gpt2_files(tokenizer)
-    model.save_pretrained(args.hf_dir, tokenizer=tokenizer if gpt2_like else None)
+    # one folder, written whole (hf/safetensors_io.write_folder), without the other kind's tokenizer files
+    # that an earlier export may have left there (GPT-2's would be read first)
+    own = {} if gpt2_like else {OWN_TOKENIZER: tokenizer.save}
+    stale = [OWN_TOKENIZER] if gpt2_like else [name for pair in TOKENIZER_FILES for name in pair]
+    save_pretrained(model, args.hf_dir, tokenizer if gpt2_like else None, own, stale)
     if gpt2_like:
         print(f"wrote {args.hf_dir}: config.json, model.safetensors, vocab.json, merges.txt")
     else:  # a char tokenizer, or BPE with GPT-4's split pattern, which GPT2Tokenizer would split differently
-        tokenizer.save(Path(args.hf_dir) / OWN_TOKENIZER)
         print(f"wrote {args.hf_dir}: config.json, model.safetensors, and {OWN_TOKENIZER} (this tokenizer has no "
               f"GPT-2 file form; `sample --hf {args.hf_dir}` reads it, transformers ignores it)")
     print(f"load it with: transformers.GPT2LMHeadModel.from_pretrained({str(args.hf_dir)!r})")

@@ -10,9 +10,10 @@
 * `TokenData`: the text tokenized once into a memory-mapped token file (uint16 when the
   vocabulary fits, else uint32) under the cache directory, keyed by a hash of the text and
   the tokenizer, then split 90/10 into train and validation ids.
-Every cache file is written atomically with its SHA-256 and length beside it (`write_cached`),
-and checked against them when read (`read_cached`): a truncated or damaged cache is rebuilt,
-never trained on.
+Every cache file is written atomically (files.py) with its SHA-256 and length beside it
+(`write_cached`), and checked against them when read (`read_cached`): a cache entry cut short,
+emptied, damaged, missing its sidecar (or the sidecar its file), or holding what this version
+cannot read, is rebuilt with a one-line note on stderr, never trained on.
 * `TokenData.from_file(path, tokenizer)`: a token file written by `encode_file` (`tokenize
   --encode-to`), memory-mapped, checked against its sidecar (the tokenizer that wrote it, count,
   SHA-256: tokenizer/token_file.py; older files without one: size, with a warning) and ids below
@@ -27,6 +28,7 @@ Leaves out: sharded corpora, document boundaries (the corpus is one stream), and
 loading in a background thread (a batch is a few microseconds of fancy indexing).
 """
 import ast
+import errno
 import hashlib
 import json
 import os
@@ -36,58 +38,95 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import remove_stale_temporaries
 from ..engine.backend import to_device
+from ..files import atomic_write, os_error, remove_stale_temporaries
 from ..tokenizer.token_file import read_token_file
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
 
+CACHE_FIX = "point TINYGRAD_LM_CACHE at another folder"
+
+
 def cache_dir():
     """Where corpora and token files are cached: $TINYGRAD_LM_CACHE or ~/.cache/tinygrad_lm
     (temporary files that killed writers left there are removed)."""
+    named = "TINYGRAD_LM_CACHE" in os.environ
     path = Path(os.environ.get("TINYGRAD_LM_CACHE", Path.home() / ".cache" / "tinygrad_lm"))
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        where = f"TINYGRAD_LM_CACHE={path}" if named else f"{path} (the default cache folder)"
+        raise os_error(errno.ENOTDIR, f"{where} is a file; point it at a folder, where tinygrad_lm caches corpora, "
+                                      "tokenizers and token files" + ("" if named else " (set TINYGRAD_LM_CACHE)"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise os_error(e.errno, f"{path}: cannot create the cache folder ({e.strerror or e}); {CACHE_FIX}") from None
     remove_stale_temporaries(path)
     return path
 
 
-def atomic_write_bytes(path, data, what="the cache file",
-                       fix="free some space, or point TINYGRAD_LM_CACHE at another folder"):
-    """Write `data` to `path` through a temporary file and os.replace: never a half file.
-    A failure is an OSError naming the path, `what` it is, and the `fix`."""
-    tmp = Path(f"{path}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OSError(e.errno, f"{path}: could not write {what} ({e.strerror or e}); {fix}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def atomic_write_bytes(path, data, what="the cache file", fix=CACHE_FIX):
+    """files.atomic_write with the cache's wording: never a half file; a failure is an OSError
+    naming the path, `what` it is, the reason and the `fix`."""
+    return atomic_write(path, data, what, fix)
 
 
 def write_cached(path, data):
     """Cache `data` (bytes) at `path`, with `path.sha256` beside it: its digest and length."""
     path = Path(path)
     atomic_write_bytes(path, data)
-    atomic_write_bytes(Path(f"{path}.sha256"), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode())
+    atomic_write_bytes(Path(f"{path}.sha256"), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode(),
+                       what="the cache file's SHA-256")
+
+
+def cache_note(problem):
+    """One line on stderr: a cache entry has `problem` (naming its file) and is rebuilt."""
+    print(f"note: {problem}; rebuilding it", file=sys.stderr)
 
 
 def read_cached(path):
-    """The bytes cached at `path` by `write_cached`, or None when they are missing or do not match
-    their digest (a truncated or damaged file, or one from before digests): the caller rebuilds."""
+    """The bytes cached at `path` by `write_cached`, or None: nothing is cached there yet (silently),
+    or the entry is damaged (a one-line note says how): the caller rebuilds it.
+
+    Damage: the file cut short, emptied, changed, or missing while its `.sha256` is there; the
+    `.sha256` missing, empty or garbage. A folder where either file belongs is an IsADirectoryError
+    (tinygrad_lm writes no folder there: something else does, which the user must move).
+    """
     path, digest = Path(path), Path(f"{path}.sha256")
+    for p in (path, digest):
+        if p.is_dir():
+            raise os_error(errno.EISDIR, f"{p} is a folder where tinygrad_lm keeps a cache file; remove it, or "
+                                         f"{CACHE_FIX}")
+    if not path.exists() and not digest.exists():
+        return None
+    problem = _cache_problem(path, digest)
+    if isinstance(problem, str):
+        cache_note(f"the cache file {path} {problem}")
+        return None
+    return problem
+
+
+def _cache_problem(path, digest):
+    """The cached bytes, or what is wrong with the entry (a str)."""
+    if not path.exists():
+        return f"is missing (its {digest.name} is there)"
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
     try:
         want, size = digest.read_text(encoding="ascii").split()
-        data = path.read_bytes()
+        size = int(size)
+        if len(want) != 64 or want.strip("0123456789abcdef") or size < 0:
+            raise ValueError(want)
+    except FileNotFoundError:
+        return f"has no {digest.name} beside it (a write stopped before its digest, or a cache from before digests)"
     except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if len(data) != int(size) or hashlib.sha256(data).hexdigest() != want:
-        return None
+        return f"has a damaged sidecar {digest.name} (not '<sha256> <length>')"
+    if len(data) != size:
+        return f"is {len(data):,} bytes but was written with {size:,} (cut short or changed)"
+    if hashlib.sha256(data).hexdigest() != want:
+        return "does not match its SHA-256 (damaged)"
     return data
 
 
@@ -123,7 +162,10 @@ def builtin_corpus():
     path = cache_dir() / f"builtin_corpus_{version}.txt"
     cached = read_cached(path)
     if cached is not None:
-        return cached.decode("utf-8")
+        try:
+            return cached.decode("utf-8")
+        except UnicodeDecodeError as e:  # its digest matches: written so by something else
+            cache_note(f"the cached corpus {path} is not UTF-8 ({e.reason} at byte {e.start})")
     text = "\n\n".join([*_stdlib_docstrings(), *_pydoc_topics()]) + "\n"
     write_cached(path, text.encode("utf-8"))
     return text
@@ -175,10 +217,13 @@ def build_tokenizer(kind, text, vocab_size=1024, cache=None, name="the corpus"):
         raise ValueError(f"unknown tokenizer {kind!r}: use 'char' or 'bpe'")
     key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
     path = Path(cache or cache_dir()) / f"bpe_{key}_{vocab_size}.json"
-    cached = read_cached(path)
+    cached, tok = read_cached(path), None
     if cached is not None:
-        tok = tokenizer_from_dict(json.loads(cached.decode("utf-8")))
-    else:
+        try:
+            tok = tokenizer_from_dict(json.loads(cached.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # whole, but not what this version reads
+            cache_note(f"the cached tokenizer {path} cannot be read ({type(e).__name__}: {e})")
+    if tok is None:
         tok = BPETokenizer("gpt4")
         tok.train(text, vocab_size)
         write_cached(path, json.dumps(tok.to_dict()).encode("utf-8"))

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import atomic_write_bytes
+from ..files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,8 @@ def read_local(path, corpus):
 
 
 def write_atomic(path, data):
-    """Write bytes to `path` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    if path.parent != Path(""):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data, what="it", fix="free some space or pass another --out")
+    """Write bytes to `path` through a temporary file in the same folder and os.replace (files.py)."""
+    atomic_write(path, data, what="it", fix="pass another --out")
 
 
 def fetch(corpus, out, source=None, force=False):

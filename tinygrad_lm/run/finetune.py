@@ -33,7 +33,6 @@ weighted by its share of the examples): the update of one K*B batch.
 Leaves out: class weighting, early stopping (the best checkpoint is
 kept instead), and layer-wise learning-rate decay.
 """
-import json
 import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from ..engine.backend import check_device, to_device
 from .config import OptimConfig, RunConfig
 from .data import micro_batch_rows
 from .diagnostics import diagnostics_for
+from .log_file import append_record
 from .loop import Run, claim_folder, learning_rate, train_step
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
@@ -426,7 +426,6 @@ def _final_report(summary, val, test, cfg, state, run):
     if test is not None:
         summary["test"] = evaluate(best_model, test, cfg.eval_batch_size)
         run.print(format_report("test", summary["test"], names))
-        with open(run.out_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": summary["step"], "best_step": state["best"]["step"],
-                                "test_loss": summary["test"]["loss"], "test_accuracy": summary["test"]["accuracy"],
-                                "test_macro_f1": summary["test"]["macro_f1"]}) + "\n")
+        append_record(run.out_dir / "log.jsonl", {  # whole or not at all (log_file.py)
+            "step": summary["step"], "best_step": state["best"]["step"], "test_loss": summary["test"]["loss"],
+            "test_accuracy": summary["test"]["accuracy"], "test_macro_f1": summary["test"]["macro_f1"]})

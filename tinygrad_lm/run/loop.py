@@ -39,7 +39,11 @@ Nothing is lost and nothing saved is half-done:
     its first checkpoint leaves nothing to resume: an empty log.jsonl is no run (the folder is
     free again), one with records is refused until --overwrite, with a message saying so.
   * A run folder left with temporary files by a killed write is cleaned when the next run
-    starts (`checkpoint.remove_stale_temporaries`).
+    starts (`files.remove_stale_temporaries`).
+  * log.jsonl holds each step once, whole (log_file.py): a resumed run first drops the records
+    of the steps it redoes and a torn last line; a record that cannot be written (a full disk)
+    is cut off and ends the run with an error naming the file. A checkpoint that cannot be
+    written says which checkpoint the run still has (`Run.kept`).
 
 `save(path, step)` is the loop's own function writing a checkpoint of its state, so this file
 knows nothing of models or data. The resumed config comes from `config.resumed`.
@@ -54,8 +58,9 @@ from pathlib import Path
 
 from . import streams
 from .folder_lock import FolderLock, lock_folder
-from ..checkpoint import remove_stale_temporaries
+from ..files import os_error, remove_stale_temporaries
 from ..optim import clip_grad_norm_, cosine_warmup_lr
+from .log_file import close_log, open_log
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
 if hasattr(signal, "SIGHUP"):  # not on Windows
@@ -192,13 +197,16 @@ class Run:
         # the last step evaluated (its checkpoint says; a fresh run: none before its start)
         self.evaluated_step = start_step if evaluated_step is None else evaluated_step
         self.writer = group is None or group.rank == 0
-        self.save = save if self.writer else (lambda path, step: None)
+        self.save = self._saving(save) if self.writer else (lambda path, step: None)
         self.out_dir = Path(cfg.out_dir)
         self.log_file = None
+        self.saved_step = None  # the step ckpt.npz holds, once this run has one (a resumed run: its start)
         if self.writer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.out_dir)
-            self.log_file = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")
+            # a torn last line cut, and the steps after start_step that a stopped run had logged dropped
+            self.log_file = open_log(self.out_dir / "log.jsonl", start_step)
+            self.saved_step = start_step if (self.out_dir / "ckpt.npz").is_file() else None
         self.t_start = self.t_last = time.perf_counter()
         self.steps_timed = 0
         self.step_time = None  # seconds per step, smoothed over about ETA_HORIZON steps (the ETA's rate)
@@ -214,6 +222,25 @@ class Run:
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # called away from the program's main flow, where Python allows no handler
                 break
+
+    def _saving(self, save):
+        """`save` that notes the step of each ckpt.npz written and, when a checkpoint cannot be
+        written (a full disk), says in the error which checkpoint the run still has."""
+        def save_or_say(path, step):
+            try:
+                save(path, step)
+            except OSError as e:
+                raise os_error(e.errno, f"{e}; {self.kept()}") from None
+            if Path(path).name == "ckpt.npz":
+                self.saved_step = step
+        return save_or_say
+
+    def kept(self):
+        """What the run has on disk to continue from, in words for an error message."""
+        if self.saved_step is None:
+            return "no checkpoint of this run was written yet"
+        return (f"the run's last checkpoint is {self.out_dir / 'ckpt.npz'} (step {self.saved_step}): continue from it "
+                "with --resume")
 
     def _on_signal(self, signum, frame):
         if self.stop_signal is not None and signum == getattr(signal, "SIGHUP", None):
@@ -352,21 +379,29 @@ class Run:
         return time.perf_counter() - self.t_start
 
     def close(self):
-        """Run `on_close`, close log.jsonl, give the signals their previous handlers and sys.stdout and
-        sys.stderr their streams, and release the folder's lock (the last: everything is written)."""
+        """Run `on_close`, give the signals their previous handlers, close log.jsonl, then give
+        sys.stdout and sys.stderr their streams and release the folder's lock (the last: everything
+        is written, also when closing the log raises).
+
+        Closing the log comes after the handlers: when the run ends because a record could not be
+        written (a full disk), the part of it written is cut off and the error is raised again,
+        naming the file and what the run still has (log_file.close_log)."""
         for fn in self.on_close:
             fn()
         self.on_close = []
-        if self.log_file is not None:
-            self.log_file.close()
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
         self._old_handlers = {}
-        streams.restore(self._streams)
-        self._streams = []
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        try:
+            if self.log_file is not None:
+                log, self.log_file = self.log_file, None
+                close_log(log, self.out_dir / "log.jsonl", sys.exc_info()[1], self.kept())
+        finally:
+            streams.restore(self._streams)
+            self._streams = []
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
 
 __all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate", "train_step"]

@@ -13,8 +13,11 @@ and "lr", an evaluation record one with "val_loss", a diagnostics record (`train
 diagnostics.py) one with a "diagnostics" dict. Lines that are none of these (a run killed in
 the middle of writing one) are skipped with one warning naming the file and lines. A run resumed
 after being killed re-does the steps since its last checkpoint: the records written after a
-restart replace those of the same steps before it.
+restart replace those of the same steps before it (a log written before run/log_file.py cut
+them when the run resumed).
 `plot RUN --diagnostics` draws a run's diagnostics records instead (plot_diagnostics.py).
+The picture is written whole or not at all (`save_figure`, files.py): a full disk or a kill leaves
+the old picture.
 matplotlib is an optional dependency (`pip install -e .[plot]`); without it the command prints
 how to install it and exits with status 2. The Agg backend draws without a display.
 Leaves out: smoothing, wall-clock axes, fine-tuning's accuracy curves (its losses are drawn).
@@ -24,6 +27,8 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..files import atomic_write
 
 INSTALL_HINT = "needs matplotlib: pip install -e .[plot] (or: pip install matplotlib)"
 
@@ -112,6 +117,19 @@ def read_log(run_dir, warn=None):
                   [r["lr"] for r in steps], evals, kinds["diagnostics"])
 
 
+def save_figure(fig, out, dpi):
+    """Write a matplotlib figure to `out` whole or not at all (files.atomic_write), in the format
+    its suffix names (PNG without one), and close it; returns `out` as a Path."""
+    plt = _pyplot()
+    out = Path(out)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, format=out.suffix[1:].lower() or "png", dpi=dpi),
+                     what="the picture", fix="pass another --out")
+    finally:
+        plt.close(fig)
+    return out
+
+
 def _pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed); ImportError when not installed."""
     import matplotlib
@@ -173,11 +191,7 @@ def plot_runs(logs, out, log_y=False, title=None):
         axes[1, 0].grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)
 
 
 def add_arguments(parser):

@@ -18,10 +18,9 @@ Leaves out: several runs in one picture (each run has its own layers), per-param
 """
 import math
 import sys
-from pathlib import Path
 
 from .diagnostics import GELU_FLAT, short_name
-from .plot import INSTALL_HINT, _pyplot, read_log
+from .plot import INSTALL_HINT, _pyplot, read_log, save_figure
 
 HEALTHY_RATIO = 1e-3  # the reference line of the update/data panel
 LABELS = {"embeddings": "embeddings (before the blocks)", "head": "head (after the blocks)"}
@@ -94,11 +93,7 @@ def plot_diagnostics(log, out, title=None):
     legend.set_in_layout(False)  # the panels keep their sizes, however wide the legend
     fig.suptitle(title or f"training diagnostics of {log.name} (every {_interval(steps)} steps)", fontsize=13)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)
 
 
 def _interval(steps):

@@ -24,6 +24,9 @@ What this package implements:
   * ``tokenizer_from_dict(d)`` (here): rebuild either tokenizer from its ``to_dict()``, as stored
     in model checkpoints; ``load_tokenizer(path)``: read a file written by either ``save``.
 
+Every file a tokenizer saves is written whole or not at all (``tinygrad_lm/files.py``, the one
+module of the package this one imports): a failed or killed save leaves the old file.
+
 What it leaves out: SentencePiece/unigram models, normalisers, and the GPT-4o (o200k) pattern.
 
     >>> tok = BPETokenizer("gpt4")
@@ -60,15 +63,19 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
 
     Raises:
         ValueError: naming the path when the file is neither (a ``.tiktoken`` rank file holds no
-            split pattern: read it with ``BPETokenizer.load_tiktoken(path, pattern=...)``).
+            split pattern: read it with ``BPETokenizer.load_tiktoken(path, pattern=...)``), is
+            empty, or is one of them cut short or damaged.
     """
     from .bpe import FORMAT_HEADER
-    from .char import FORMAT as CHAR_FORMAT
+    from .char import FORMAT as CHAR_FORMAT, PREFIX as CHAR_PREFIX
 
     head = read_text(path)[:200]
-    if head.startswith(FORMAT_HEADER[:-1]):  # "tinygrad_lm bpe v": any version, a newer one refused by load
+    if not head:
+        raise ValueError(f"{path} is empty (a save that did not finish?); save the tokenizer again")
+    # "tinygrad_lm bpe v": any version (a newer one is refused by load), or a file cut inside the header
+    if head.startswith(FORMAT_HEADER[:-1]) or FORMAT_HEADER.startswith(head):
         return BPETokenizer.load(path)
-    if CHAR_FORMAT[:-1] in head:
+    if CHAR_FORMAT[:-1] in head or CHAR_PREFIX.startswith(head):
         return CharTokenizer.load(path)
     raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save "
                      f"('{FORMAT_HEADER}') or CharTokenizer.save ('{CHAR_FORMAT}'); for a "

@@ -41,11 +41,11 @@ import json
 import operator
 import os
 import re
-from pathlib import Path
 from typing import Iterable
 
 import regex
 
+from ..files import atomic_write
 from ..version import is_newer, newer_format
 from .base import Tokenizer, check_specials, read_text, render_token
 from .patterns import ASCII_PATTERNS, resolve_pattern
@@ -463,7 +463,8 @@ class BPETokenizer(Tokenizer):
             97 98  # "ab"
             256 257  # "aaab"
 
-        The text after ``#`` renders the new token and is ignored when loading.
+        The text after ``#`` renders the new token and is ignored when loading. The file is written
+        whole or not at all (``files.atomic_write``: a failed or killed save leaves the old file).
         """
         lines = [FORMAT_HEADER, f"pattern {json.dumps(self.pattern)}"]
         if self.byte_order != tuple(range(256)):
@@ -472,18 +473,28 @@ class BPETokenizer(Tokenizer):
         lines += [f"{json.dumps(s)} {i}" for s, i in self.special_tokens.items()]
         lines.append(f"merges {len(self.merges)}")
         lines += [f'{a} {b}  # "{render_token(self.vocab[i])}"' for (a, b), i in self.merges.items()]
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write(path, "\n".join(lines) + "\n", what="the tokenizer")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BPETokenizer":
         """Read a file written by ``save``. Raises ValueError naming the path (and line) when
-        the file is not a ``tinygrad_lm bpe v1`` file or is damaged."""
-        lines = read_text(path).split("\n")
+        the file is not a ``tinygrad_lm bpe v1`` file or is damaged; a file cut short (it does not
+        end with a newline, or ends before the merges or special tokens it announces) says so."""
+        text = read_text(path)
+        lines = text.split("\n")
 
         def bad(lineno, why):
             return ValueError(f"{path}: line {lineno}: {why}; expected a '{FORMAT_HEADER}' "
                               f"tokenizer file written by BPETokenizer.save")
 
+        def cut(why):
+            return ValueError(f"{path}: cut short? {why}; save the tokenizer again")
+
+        if not text:
+            raise ValueError(f"{path} is empty (a save that did not finish?); save the tokenizer again")
+        if not text.endswith("\n"):  # save ends every line with one: a cut inside a line would parse as another merge
+            raise cut(f"its last line ({len(lines)}) does not end with a newline, as every line BPETokenizer.save "
+                      "writes does")
         if lines[0].strip() != FORMAT_HEADER:
             later = re.fullmatch(r"tinygrad_lm bpe v(\d+)", lines[0].strip())
             if later and is_newer(int(later[1]), 1):
@@ -511,8 +522,14 @@ class BPETokenizer(Tokenizer):
             pos += 1
             return int(parts[1])
 
+        def present(k, n, what):
+            if pos >= len(lines) - 1:  # only the empty string after the last newline is left
+                raise cut(f"it ends at line {pos + 1}, after {k} of the {n} {what} it announces")
+
         specials = {}
-        for _ in range(count("specials")):
+        n_specials = count("specials")
+        for k in range(n_specials):
+            present(k, n_specials, "special tokens")
             try:
                 s, i = lines[pos].rsplit(" ", 1)
                 specials[json.loads(s)] = int(i)
@@ -520,7 +537,9 @@ class BPETokenizer(Tokenizer):
                 raise bad(pos + 1, "expected '<json string> <id>'") from None
             pos += 1
         pairs = []
-        for _ in range(count("merges")):
+        n_merges = count("merges")
+        for k in range(n_merges):
+            present(k, n_merges, "merges")
             try:
                 a, b = lines[pos].split("#", 1)[0].split()
                 pairs.append((int(a), int(b)))

@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from typing import Iterable
 
+from ..files import atomic_write
 from ..version import is_newer, newer_format
 from .base import Tokenizer, read_text
 
 FORMAT = "tinygrad_lm char v1"  # a file of a later version ("... v2") is refused as newer (version.py)
+PREFIX = json.dumps({"format": FORMAT})[:-1]  # how every file `save` writes begins: '{"format": "tinygrad_lm char v1"'
 
 
 class CharTokenizer(Tokenizer):
@@ -102,17 +103,28 @@ class CharTokenizer(Tokenizer):
         return tok
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``{"format": "tinygrad_lm char v1", "chars": ...}`` as UTF-8 JSON."""
+        """Write ``{"format": "tinygrad_lm char v1", "chars": ...}`` as UTF-8 JSON, whole or not at
+        all (``files.atomic_write``: a failed or killed save leaves the old file)."""
         d = {"format": FORMAT, "chars": self.chars}
         if self.special_tokens:
             d["special_tokens"] = self.special_tokens
-        Path(path).write_text(json.dumps(d, ensure_ascii=False) + "\n", encoding="utf-8")
+        atomic_write(path, json.dumps(d, ensure_ascii=False) + "\n", what="the tokenizer")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CharTokenizer":
-        """Read a file written by ``save``; raises ValueError naming the path otherwise."""
+        """Read a file written by ``save``; raises ValueError naming the path otherwise (a file cut
+        short or damaged says so)."""
+        text = read_text(path)
+        if not text:
+            raise ValueError(f"{path} is empty (a save that did not finish?); save the tokenizer again")
         try:
-            d = json.loads(read_text(path))
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            if text.startswith(PREFIX) or PREFIX.startswith(text):
+                raise ValueError(f"{path}: a char tokenizer file cut short or damaged (not valid JSON: {e}); "
+                                 "save the tokenizer again") from None
+            d = None
+        try:
             later = re.fullmatch(r"tinygrad_lm char v(\d+)", str(d.get("format")))
             if later and is_newer(int(later[1]), 1):
                 raise newer_format(path, "char tokenizer file", int(later[1]), 1)

@@ -15,7 +15,8 @@ control characters, ...) are moved up to chr(256 + n) in byte order, so the spac
 ``read_gpt2_vocab`` turns the two files into what ``BPETokenizer`` stores: the byte order,
 the merges as pairs of ids, the special tokens; it checks, as tiktoken's
 ``data_gym_to_mergeable_bpe_ranks`` does, that merge i's token has id 256 + i in encoder.json.
-``write_gpt2_vocab`` writes a tokenizer back in that format (``vocab.json``, ``merges.txt``).
+``write_gpt2_vocab`` writes a tokenizer back in that format (``vocab.json``, ``merges.txt``;
+``gpt2_vocab_texts`` gives their texts).
 It follows OpenAI's gpt-2 ``encoder.py`` in the byte table. Leaves out: the BPE cache and the
 text normalisation of other GPT-2 ports (there is none in GPT-2), ``tokenizer.json``.
 """
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
+from ..files import atomic_write
 from .base import read_text
 
 
@@ -108,17 +109,29 @@ def read_gpt2_vocab(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
     return byte_order, pairs, specials
 
 
+def gpt2_vocab_texts(tokenizer) -> tuple[str, str]:
+    """The texts of ``vocab.json`` and ``merges.txt`` (Hugging Face's names) for a byte-level
+    ``BPETokenizer``: its byte order, merges and special tokens in GPT-2's spelling."""
+    table = bytes_to_unicode()
+    spell = [''.join(table[b] for b in token) for token in tokenizer.vocab]  # id -> GPT-2's spelling
+    vocab = {s: i for i, s in enumerate(spell)}
+    vocab.update(tokenizer.special_tokens)
+    lines = ["#version: 0.2"] + [f"{spell[a]} {spell[b]}" for a, b in tokenizer.merges]
+    return json.dumps(vocab, ensure_ascii=False), "\n".join(lines) + "\n"
+
+
 def write_gpt2_vocab(tokenizer, vocab_json: str | os.PathLike, merges_txt: str | os.PathLike) -> None:
     """Write a byte-level ``BPETokenizer`` as ``vocab.json`` + ``merges.txt`` (Hugging Face's names).
+
+    Each file is written whole or not at all (``files.atomic_write``); the two are not one
+    transaction: a save stopped between them leaves a new vocab.json beside the old merges.txt,
+    a pair ``read_gpt2_vocab`` refuses as "not from the same tokenizer" (an ``export`` writes its
+    folder as one, hf/safetensors_io.py ``write_folder``).
 
     Args:
         tokenizer: a BPETokenizer (its merges, byte order and special tokens are written).
         vocab_json, merges_txt: the two paths to write (UTF-8).
     """
-    table = bytes_to_unicode()
-    spell = [''.join(table[b] for b in token) for token in tokenizer.vocab]  # id -> GPT-2's spelling
-    vocab = {s: i for i, s in enumerate(spell)}
-    vocab.update(tokenizer.special_tokens)
-    Path(vocab_json).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    lines = ["#version: 0.2"] + [f"{spell[a]} {spell[b]}" for a, b in tokenizer.merges]
-    Path(merges_txt).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    vocab_text, merges_text = gpt2_vocab_texts(tokenizer)
+    atomic_write(vocab_json, vocab_text, what="the tokenizer")
+    atomic_write(merges_txt, merges_text, what="the tokenizer")

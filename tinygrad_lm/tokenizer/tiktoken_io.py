@@ -20,11 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from pathlib import Path
+
+from ..files import atomic_write
 
 
 def save_tiktoken_ranks(ranks: dict[bytes, int], path: str | os.PathLike) -> None:
-    """Write ``{token bytes: rank}`` as ``base64 rank`` lines, in rank order (ASCII text).
+    """Write ``{token bytes: rank}`` as ``base64 rank`` lines, in rank order (ASCII text), whole or
+    not at all (``files.atomic_write``).
 
         >>> import tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "t.tiktoken")
@@ -34,7 +36,7 @@ def save_tiktoken_ranks(ranks: dict[bytes, int], path: str | os.PathLike) -> Non
     """
     lines = [f"{base64.b64encode(tok).decode('ascii')} {rank}\n"
              for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
-    Path(path).write_text("".join(lines), encoding="utf-8")
+    atomic_write(path, "".join(lines), what="the tiktoken rank file")
 
 
 def load_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:

@@ -27,7 +27,6 @@ matplotlib (the `plot` extra) is imported only by `plot_attention`; the rest nee
 Leaves out: other patterns (next token, [SEP], punctuation, induction), attention from several
 texts averaged, interactive views, and attention to cached keys (S != T).
 """
-import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.backend import to_device
+from ..files import atomic_write
 
 INSTALL_HINT = "drawing attention maps needs matplotlib: pip install -e '.[plot]' (or: pip install matplotlib)"
 PATTERNS = ("previous", "first", "self")  # the labels head_patterns gives, besides "mixed"
@@ -178,7 +178,7 @@ def plot_attention(weights, tokens, out, head=None, title=None):
     Args:
         weights: (L, nh, T, T) attention probabilities (stack_attention).
         tokens: T token labels (token_labels) for both axes.
-        out: the file to write; its folder must exist.
+        out: the file to write; its folder is created when missing.
         head: None for the grid of every layer x head, or (layer, head) for that head alone, large.
         title: the figure's title (default: "attention weights").
     Returns:
@@ -228,14 +228,8 @@ def plot_attention(weights, tokens, out, head=None, title=None):
         fig.supylabel("query (token attending)", fontsize=10)
     fig.colorbar(image, ax=axes, shrink=0.6 if rows > 1 else 0.8, label="attention weight (square-root scale)")
     fig.suptitle(title or "attention weights", fontsize=10)
-    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"  # checkpoint.py's temporary name; the umask's mode
-    try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=100)
-        os.replace(tmp, out)  # never a half-written image under the name asked for
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    try:  # never a half-written image under the name asked for
+        atomic_write(out, lambda f: fig.savefig(f, format=fmt, dpi=100), what="the picture")
     finally:
         plt.close(fig)
     return out

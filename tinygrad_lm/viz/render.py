@@ -4,13 +4,16 @@
 graphviz`, `conda install graphviz`, or https://graphviz.org/download/); it is run here through
 subprocess, so no Python dependency is needed. Without it, `render` saves the DOT text beside
 the picture it was asked for (graph.dot for graph.svg), so the drawing is not lost, and says
-what to install. In Jupyter, the Python `graphviz` package (the `viz` extra: `pip install -e
-'.[viz]'`) shows the text inline: `graphviz.Source(dot_text)`; it too needs the `dot` program.
+what to install. Both files are written whole or not at all (files.py). In Jupyter, the Python
+`graphviz` package (the `viz` extra: `pip install -e '.[viz]'`) shows the text inline:
+`graphviz.Source(dot_text)`; it too needs the `dot` program.
 Leaves out: layout options (edit the text, or pass them to `dot` yourself), viewers.
 """
 import shutil
 import subprocess
 from pathlib import Path
+
+from ..files import atomic_write, writing
 
 FORMATS = ("svg", "png", "pdf")
 INSTALL = ("Graphviz's `dot` program is not installed (or not on PATH); install Graphviz: `sudo apt-get install "
@@ -44,14 +47,15 @@ def render(dot_text, path, format=None):
         raise FileNotFoundError(f"render: the folder {str(path.parent)!r} does not exist; create it first")
     dot = shutil.which("dot")
     if dot is None:
-        saved = path.with_suffix(".dot")
-        saved.write_text(dot_text, encoding="utf-8")
+        saved = atomic_write(path.with_suffix(".dot"), dot_text, what="the graph's DOT text")
         raise GraphvizNotFound(f"render: {INSTALL}; the text is saved in {saved} (`dot -T{format} {saved} -o {path}` "
                                "draws it once Graphviz is installed)")
-    done = subprocess.run([dot, f"-T{format}", "-o", str(path)], input=dot_text.encode("utf-8"), capture_output=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"render: dot exited with status {done.returncode}: "
-                           f"{done.stderr.decode('utf-8', 'replace').strip()}")
+    with writing(path, what="the picture") as tmp:  # dot writes a temporary file, renamed once whole
+        done = subprocess.run([dot, f"-T{format}", "-o", str(tmp)], input=dot_text.encode("utf-8"),
+                              capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"render: dot exited with status {done.returncode}: "
+                               f"{done.stderr.decode('utf-8', 'replace').strip()}")
     return path
 
 
