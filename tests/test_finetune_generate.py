@@ -312,3 +312,26 @@ def test_cli_finetune_generate_and_a_bad_line(pretrained, tmp_path):
     done = cli("finetune", "--task", "generate", "--ckpt", pretrained, "--data", "bad.jsonl", "--out-dir", "bad")
     assert done.returncode == 2 and "bad.jsonl, line 1: \"completion\" is empty" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "bad").exists()
+
+
+def test_two_mpi_ranks_end_with_the_weights_of_two_threads(pretrained, tmp_path):
+    """`--dist mpi` on 2 ranks, dropout on: bit for bit the weights of one process with --threads 2."""
+    pytest.importorskip("mpi4py", reason="the dist extra (mpi4py + an MPI) is not installed")
+    import shutil
+
+    mpiexec = next((str(p) for p in [Path(sys.executable).with_name("mpiexec")] if p.exists()), None) \
+        or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("mpiexec is not on the PATH (pip install mpich)")
+    train_path, val_path = task_files(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    common = [sys.executable, "-m", "tinygrad_lm", "finetune", "--task", "generate", "--ckpt", str(pretrained),
+              "--data", str(train_path), "--val", str(val_path), "--batch-size", "8", "--max-iters", "4",
+              "--eval-interval", "2", "--dropout", "0.1", "--quiet"]
+    for name, launch in (("ranks", [mpiexec, "-n", "2", *common, "--dist", "mpi"]),
+                         ("threads", [*common, "--threads", "2"])):
+        done = subprocess.run(launch + ["--out-dir", name], capture_output=True, text=True, cwd=tmp_path, env=env,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    ranks, threads = (checkpoint.load(tmp_path / name / "ckpt.npz")[1] for name in ("ranks", "threads"))
+    assert ranks.keys() == threads.keys() and all(np.array_equal(ranks[k], threads[k]) for k in threads)
