@@ -91,7 +91,7 @@ from tinygrad_lm.run.config import from_flat  # noqa: E402
 from tinygrad_lm.run.data import read_text  # noqa: E402
 from tinygrad_lm.run.baselines import BagOfWordsLogReg, majority_baseline
 from tinygrad_lm.run.finetune import FinetuneConfig, evaluate, finetune
-from tinygrad_lm.run.metrics import accuracy, macro_f1
+from tinygrad_lm.metrics import accuracy, macro_f1
 from tinygrad_lm.run.labeled import load_labeled
 from tinygrad_lm.run.mlm import SpecialIds  # noqa: E402
 from tinygrad_lm.run.train import load_model  # noqa: E402

@@ -69,6 +69,7 @@ from tinygrad_lm.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinygrad_lm.optim import AdamW, param_groups  # noqa: E402
 from tinygrad_lm import fast  # noqa: E402
 from tinygrad_lm.fast.blas import blas_threads, set_blas_threads  # noqa: E402
+from tinygrad_lm.metrics import bits_per_byte  # noqa: E402
 from tinygrad_lm.run.data import micro_batches  # noqa: E402
 from tinygrad_lm.run.loop import train_step  # noqa: E402
 
@@ -337,7 +338,7 @@ def bench_quality(tokenizer):
     print(f"   final: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}, "
           f"val bits/byte {last['val_bpb']:.4f}, best val loss {result['best_val']:.4f}")
     print(f"   whole validation split ({len(val_ids):,} tokens, non-overlapping windows): val loss {full:.4f}, "
-          f"bits/byte {full / np.log(2) / result['bytes_per_token']:.4f}")
+          f"bits/byte {bits_per_byte(full, 1, result['bytes_per_token']):.4f}")
     print(f"   mean ms/step {1e3 * result['seconds'] / max(len(result['losses']), 1):.1f} (incl. evaluation)")
 
 
@@ -390,7 +391,7 @@ def bench_torch_quality():
     print(f"\n== quality, PyTorch twin (GELU {ARGS.torch_gelu}), char-level, {data_path.name}, {ARGS.iters} iters, "
           f"seed {ARGS.seed} ({minutes:.1f} min)")
     print(f"   whole validation split, non-overlapping windows: val loss {val:.4f}, "
-          f"bits/byte {val / np.log(2) / data.bytes_per_token:.4f}")
+          f"bits/byte {bits_per_byte(val, 1, data.bytes_per_token):.4f}")
 
 
 def bench_against(other):

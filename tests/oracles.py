@@ -1,5 +1,5 @@
-"""The optional oracles: PyTorch, transformers, tiktoken (and safetensors, for the Hugging Face
-folders), imported through one helper, `oracle(name)`.
+"""The optional oracles: PyTorch, transformers, tiktoken, sacreBLEU (and safetensors, for the Hugging
+Face folders), imported through one helper, `oracle(name)`.
 
 Every test that needs one of them carries `@pytest.mark.oracle` (or `pytestmark =
 pytest.mark.oracle` above the module's `oracle(...)` call) and imports it with `oracle("torch")`:

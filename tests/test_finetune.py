@@ -15,10 +15,10 @@ from tinygrad_lm import checkpoint
 from tinygrad_lm.run.baselines import BagOfWordsLogReg, majority_baseline
 from tinygrad_lm.run.finetune import FinetuneConfig, evaluate, finetune, load_classifier
 from tinygrad_lm.models.gpt_classifier import GPTForSequenceClassification
-from tinygrad_lm.run.metrics import accuracy, confusion_matrix, format_confusion, macro_f1
+from tinygrad_lm.metrics import accuracy, confusion_matrix, format_confusion, macro_f1
 from tinygrad_lm.run.labeled import load_labeled, pad_batch, read_jsonl
 from tinygrad_lm.run.labeled import encode_text, epoch_order, train_batch_indices
-from tinygrad_lm.run.metrics import f1_per_class
+from tinygrad_lm.metrics import f1_per_class
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.models.gpt import GPTConfig
 from tinygrad_lm.run.train import load_model

@@ -42,7 +42,7 @@ def test_training_lowers_the_loss_and_writes_log_and_checkpoints(text_file, tmp_
     assert {"lr", "tokens_per_s", "ms_per_step"} <= set(steps[0])
     for r in evals:
         assert r["val_ppl"] == pytest.approx(math.exp(r["val_loss"]))
-        assert r["val_bpb"] > 0
+        assert r["val_bpb"] == pytest.approx(r["val_loss"] / math.log(2) / result["bytes_per_token"])
     assert (tmp_path / "run" / "ckpt.npz").exists() and (tmp_path / "run" / "best.npz").exists()
     meta, _, _ = checkpoint.load(tmp_path / "run" / "best.npz")
     assert meta["best_val"] == pytest.approx(min(r["val_loss"] for r in evals))

@@ -8,7 +8,7 @@
     config.py     OptimConfig, RunConfig; one flag per setting; --config run.toml files
     data.py       the built-in corpus, cached token files, `get_batch`, micro-batches
     labeled.py    labelled JSONL for fine-tuning; mlm.py, the masked-LM objective
-    metrics.py    accuracy, macro-F1, confusion matrix; plot.py, loss curves
+    plot.py       loss curves (the metrics, accuracy to BLEU, are tinygrad_lm/metrics/)
     diagnostics.py  `--diagnostics`: gradient norms, update/data ratios, block activations in
                   log.jsonl; plot_diagnostics.py draws them (`plot RUN --diagnostics`)
     baselines.py  the majority class and a bag-of-words logistic regression, to compare with

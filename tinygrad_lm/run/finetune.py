@@ -57,7 +57,7 @@ from .mlm import SpecialIds
 from ..tokenizer import tokenizer_from_dict
 from ..models.bert_classifier import BertForSequenceClassification
 from .labeled import LabeledData, load_labeled, pad_batch, train_batch_indices
-from .metrics import accuracy, confusion_matrix, format_confusion, macro_f1
+from ..metrics import accuracy, confusion_matrix, format_confusion, macro_f1
 from ..models.gpt_classifier import GPTForSequenceClassification
 
 KIND = "sequence-classifier"

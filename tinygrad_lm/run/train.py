@@ -75,6 +75,7 @@ from .diagnostics import diagnostics_for
 from .. import checkpoint, distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
+from ..metrics import bits_per_byte, perplexity
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
 from .loop import Run, TrainingStopped, claim_folder, learning_rate, train_step
@@ -169,13 +170,13 @@ def _evaluate(model, data, cfg, step, state, run, batches=next_token_batch):
     """Evaluate, log, checkpoint (best.npz when the val loss improved); returns the record."""
     losses = estimate_loss(model, data, cfg, step, batches)
     val = losses["val"]
-    record = {"step": step, "train_loss": losses["train"], "val_loss": val, "val_ppl": math.exp(min(val, 700))}
+    record = {"step": step, "train_loss": losses["train"], "val_loss": val, "val_ppl": perplexity(val)}
     if cfg.objective == "mlm":  # the loss is over masked tokens only: bits per byte of the text do not apply
         record.update(train_acc=losses["train_acc"], val_acc=losses["val_acc"])
         message = (f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, masked-token accuracy "
                    f"train {record['train_acc']:.4f} val {record['val_acc']:.4f}")
     else:
-        record["val_bpb"] = val / math.log(2) / data.bytes_per_token
+        record["val_bpb"] = bits_per_byte(val, tokens=1, bytes=data.bytes_per_token)  # a corpus-wide ratio
         message = (f"step {step}: train loss {losses['train']:.4f}, val loss {val:.4f}, "
                    f"val ppl {record['val_ppl']:.2f}, val bits/byte {record['val_bpb']:.3f}")
     improved = val < state["best_val"]
