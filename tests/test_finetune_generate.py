@@ -232,8 +232,15 @@ def test_generate_stops_at_the_end_token():
     assert eos not in got[2] and len(got[2]) <= 10
 
 
-def test_text_scores_exact_match():
-    assert text_scores(["dog", "log", "x"], ["dog", "log ", "x"])["exact_match"] == pytest.approx(2 / 3)
+def test_text_scores_exact_match_bleu_and_chrf():
+    from tinygrad_lm.metrics import corpus_bleu, corpus_chrf
+
+    hyps, refs = ["the dog ran", "log", "x y"], ["the dog ran", "log ", "x z"]
+    scores = text_scores(hyps, refs)
+    assert scores["exact_match"] == pytest.approx(1 / 3)  # "log" != "log ": no normalisation
+    assert scores["bleu"] == corpus_bleu(hyps, [refs]).score and scores["chrf"] == corpus_chrf(hyps, [refs]).score
+    same = ["the cat sat on the mat", "a dog ran to the log"]
+    assert text_scores(same, same) == {"exact_match": 1.0, "bleu": pytest.approx(100), "chrf": pytest.approx(100)}
     with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
         text_scores(["a", "b"], ["a"])
 
@@ -245,6 +252,7 @@ def test_generate_finetuning_learns_the_task_and_samples_stop_at_the_end(pretrai
     assert [e["step"] for e in evals] == [10, 20, 30, 40, 50, 60]
     assert evals[0]["val_exact_match"] < 1.0 and result["val"]["exact_match"] == 1.0
     assert result["val"]["hypotheses"] == list(MAP.values())
+    assert result["val"]["chrf"] == pytest.approx(100) and evals[0]["val_chrf"] < 100
     records = [json.loads(line) for line in open(tmp_path / "ft" / "log.jsonl")]
     assert [r["step"] for r in records if "val_exact_match" in r] == [10, 20, 30, 40, 50, 60]
     model, tok, meta = load_completion_model(tmp_path / "ft" / "best.npz")
