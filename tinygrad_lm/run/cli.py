@@ -6,6 +6,8 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 `finetune.FinetuneConfig`, both built by `config.add_flags`, so the dataclasses are the single
 source of defaults and `--help` lists them all. `--reference` runs the textbook layers instead
 of the fast path.
+`finetune --task generate` fine-tunes a GPT on {"prompt", "completion"} lines (finetune_generate.py);
+`sample --ckpt` on its checkpoint stops at the end-of-completion token.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
 `export` refuse its checkpoints with a message (run/train.py load_model: an encoder does not generate;
 `finetune` takes them).
