@@ -21,6 +21,7 @@ from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.finetune import FinetuneConfig, finetune
 from tinygrad_lm.run.finetune_generate import evaluate, generate_completions, load_completion_model, text_scores
 from tinygrad_lm.run.train import TrainConfig, load_model, train
+from tinygrad_lm.testing.backends import cuda_devices
 from tinygrad_lm.tokenizer import BPETokenizer, CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -285,6 +286,17 @@ def test_resume_is_exact_and_threads_follow_one_thread(pretrained, tmp_path):
     np.testing.assert_allclose(two["history"], one["history"], rtol=1e-4)  # float32, the same batches
     np.testing.assert_allclose([e["val_loss"] for e in two["evals"]], [e["val_loss"] for e in one["evals"]],
                                rtol=1e-4)
+
+
+@pytest.mark.parametrize("device", cuda_devices())  # a real GPU, or the CuPy stand-in where there is none
+def test_on_the_device_it_evaluates_and_resumes_bit_for_bit(pretrained, tmp_path, device):
+    full = finetune(gen_cfg(pretrained, tmp_path / "a", dropout=0.1, max_iters=12, eval_interval=6, device=device))
+    part = finetune(gen_cfg(pretrained, tmp_path / "b", dropout=0.1, max_iters=12, eval_interval=6, device=device),
+                    stop_at=7)
+    rest = finetune(gen_cfg(pretrained, tmp_path / "b", dropout=0.1, max_iters=12, eval_interval=6, device=device),
+                    resume=True)
+    assert part["history"] + rest["history"] == full["history"] and np.isfinite(full["history"]).all()
+    assert rest["evals"] == full["evals"][1:] and 0 <= full["val"]["chrf"] <= 100
 
 
 def test_gradient_accumulation_weighs_micro_batches_by_their_targets(pretrained, tmp_path):
