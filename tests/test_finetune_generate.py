@@ -77,6 +77,7 @@ def char_tokenizer():
 @pytest.mark.parametrize("content, message", [
     ('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n', "line 2: missing the 'completion' key"),
     ('{"completion": "b"}\n', "line 1: missing the 'prompt' key"),
+    ('{"text": "a", "label": "b"}\n', "(labelled lines are for --task classify)"),
     ('\n{"prompt": 3, "completion": "b"}\n', 'line 2: "prompt" must be a string, got int'),
     ('{"prompt": "a", "completion": null}\n', '"completion" must be a string, got NoneType'),
     ('{"prompt": "a", "completion": ""}\n', 'line 1: "completion" is empty'),
@@ -315,6 +316,8 @@ def test_flags_of_the_other_task_are_refused(pretrained, tmp_path):
     train_path, _ = task_files(tmp_path)
     with pytest.raises(ValueError, match="--truncate and --max-new-tokens are for --task generate"):
         finetune(from_flat(FinetuneConfig, ckpt=str(pretrained), data=str(train_path), truncate=True))
+    with pytest.raises(ValueError, match="line 1: missing the 'text' key .* use --task generate"):
+        finetune(from_flat(FinetuneConfig, ckpt=str(pretrained), data=str(train_path), out_dir=str(tmp_path / "c")))
     with pytest.raises(ValueError, match="task must be 'classify' or 'generate'"):
         finetune(gen_cfg(pretrained, tmp_path, task="translate"))
 

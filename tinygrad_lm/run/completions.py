@@ -102,8 +102,9 @@ def read_completions(path):
         where = f"{path}, line {n}"
         for key in ("prompt", "completion"):
             if key not in obj:
+                hint = " (labelled lines are for --task classify)" if "label" in obj else ""
                 raise ValueError(f"{where}: missing the {key!r} key (keys present: {sorted(obj)}); each line must "
-                                 f"be one object like {EXAMPLE}")
+                                 f"be one object like {EXAMPLE}{hint}")
             if not isinstance(obj[key], str):
                 raise ValueError(f"{where}: \"{key}\" must be a string, got {type(obj[key]).__name__} "
                                  f"{obj[key]!r:.40}")

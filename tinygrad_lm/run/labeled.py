@@ -99,7 +99,8 @@ def read_jsonl(path):
         where = f"{path}, line {n}"
         for key in ("text", "label"):
             if key not in obj:
-                raise ValueError(f"{where}: missing the {key!r} key (keys present: {sorted(obj)})")
+                hint = "; for prompt -> completion lines use --task generate" if "completion" in obj else ""
+                raise ValueError(f"{where}: missing the {key!r} key (keys present: {sorted(obj)}){hint}")
         text, label = obj["text"], obj["label"]
         if not isinstance(text, str):
             raise ValueError(f"{where}: \"text\" must be a string, got {type(text).__name__} {text!r:.40}")
