@@ -9,7 +9,9 @@ The package's layers, from the bottom (README, "How to read this code"):
     optim/       optimizers, on the engine alone
     run/         loops, config, checkpoints, data, CLI, plot: may use everything
 
-and beside them tokenizer/ (imports nothing of the package), hf/ (Hugging Face folders <-> plain
+and beside them version.py (the package's version and the newer-format refusal; imports nothing,
+and every layer that reads or writes a versioned file may use it), tokenizer/ (imports nothing of
+the package but version.py), hf/ (Hugging Face folders <-> plain
 config values and state dicts; no model), checkpoint.py (the package's own .npz file format,
 which models read in `from_pretrained` as they read hf/, and the run writes), fast/ (the fused
 twins of nn/ and optim/), distributed.py (MPI data parallel), viz/ (pictures of a model's
@@ -28,20 +30,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinygrad_lm"
 
 # layer -> the layers it may import (itself always allowed)
 ALLOWED = {
-    "engine": set(),
-    "tokenizer": set(),
+    "version": set(),  # the package's version and the newer-format refusal: every layer may quote them
+    "engine": {"version"},
+    "tokenizer": {"version"},
     "testing": {"engine"},
     "nn": {"engine"},
     "optim": {"engine"},
     "hf": {"tokenizer"},
-    "checkpoint": set(),
-    "models": {"engine", "nn", "hf", "checkpoint", "tokenizer"},
+    "checkpoint": {"version"},
+    "models": {"engine", "nn", "hf", "checkpoint", "tokenizer", "version"},
     "fast": {"engine", "nn", "optim"},
     "distributed": {"engine", "nn", "fast"},
     "viz": {"engine", "nn"},
     "metrics": set(),
     "run": {"engine", "nn", "models", "optim", "tokenizer", "hf", "checkpoint", "fast", "distributed", "viz",
-            "metrics"},
+            "metrics", "version"},
     "main": {"run"},
 }
 

@@ -57,6 +57,8 @@ SKIP = [
      lambda: shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None),
     (r"^python -m tinygrad_lm (plot|attention)\b", "needs matplotlib (pip install -e .[plot])",
      lambda: importlib.util.find_spec("matplotlib") is None),
+    (r"^python -m tinygrad_lm evaluate\b.* --plot\b", "needs matplotlib (pip install -e .[plot])",
+     lambda: importlib.util.find_spec("matplotlib") is None),
 ]
 
 # ---- commands run: (regex matched at the start of the command, what it is)
@@ -65,7 +67,8 @@ SHELL = [  # run by bash as written, not split into words: they write a file the
     (r"printf '[^']*' > \S+$", "printf writing a file"),
 ]
 RUN = [
-    (r"python -m tinygrad_lm (train|sample|tokenize|finetune|export|data|plot|attention)\b", "a tinygrad_lm subcommand"),
+    (r"python -m tinygrad_lm (train|sample|tokenize|finetune|evaluate|export|data|plot|attention)\b",
+     "a tinygrad_lm subcommand"),
     (r"mpiexec -n \d+ python -m tinygrad_lm (train|finetune)\b", "a subcommand over MPI ranks"),
     (r"python scripts/make_speaker_dataset\.py\b", "builds the fine-tuning dataset"),
 ]

@@ -174,7 +174,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_fi
         return logits, loss
 
     monkeypatch.setattr(model_module.GPT, "forward", poisoned)
-    with pytest.raises(TrainingStopped, match="at step 14"):
+    with pytest.raises(TrainingStopped, match="in step 15;"):  # numbered as the progress lines: steps done
         train(cfg)
     meta, _, _ = checkpoint.load(tmp_path / "run" / "ckpt.npz")
     assert meta["step"] == 10  # the checkpoint of the last evaluation, untouched

@@ -11,7 +11,7 @@ from .engine.ops import (cat, concat, exp, gelu, log, log_softmax, masked_fill, 
 from .engine.rng import manual_seed
 from .engine.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, unbroadcast
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (one place: version.py, which every file format quotes)
 
 __all__ = [
     "Tensor", "Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "manual_seed",

@@ -1,9 +1,9 @@
 """Checkpoints: one `.npz` file holding everything needed to sample from or resume a run.
 
 Layout (a NumPy zip archive; `numpy.load(path)` opens it anywhere):
-    meta               a JSON string: format name and version, model config, training config,
-                       tokenizer, step, best validation loss, RNG states, optimizer hyper-
-                       parameters and the scalar parts of its state
+    meta               a JSON string: format name and version, the writer's `tinygrad_lm_version`,
+                       model config, training config, tokenizer, step, best validation loss, RNG
+                       states, optimizer hyperparameters and the scalar parts of its state
     model/<name>       one array per parameter, GPT-2 names (`transformer.h.0.attn.c_attn.weight`)
     optim/<i>/<key>    the optimizer's per-parameter arrays (AdamW's exp_avg, exp_avg_sq, ...)
 Writing is atomic: the archive goes to a temporary file in the same folder, then
@@ -11,7 +11,8 @@ Writing is atomic: the archive goes to a temporary file in the same folder, then
 that fails (a full disk) removes its temporary file and raises one OSError naming the file; a
 write killed outright (kill -9) leaves `.NAME.tmpPID`, which `remove_stale_temporaries` clears
 once that process is gone. Reading trusts nothing: a truncated, corrupted or foreign file, or
-metadata lacking a key the reader asks for, is a ValueError naming the file.
+metadata lacking a key the reader asks for, is a ValueError naming the file; so is a checkpoint of
+a newer format than VERSION ("written by a newer tinygrad_lm ...: upgrade", version.py).
 Leaves out: sharded checkpoints and safetensors.
 """
 import json
@@ -19,6 +20,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from .version import __version__, is_newer, newer_format
 
 FORMAT = "tinygrad_lm-checkpoint"
 VERSION = 1
@@ -61,7 +64,8 @@ def save(path, model_state, optimizer_state=None, meta=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
     optim_tree = _split_state(optimizer_state, "optim", arrays) if optimizer_state is not None else None
-    header = {"format": FORMAT, "version": VERSION, "optimizer": optim_tree, **(meta or {})}
+    header = {"format": FORMAT, "version": VERSION, "optimizer": optim_tree, **(meta or {}),
+              "tinygrad_lm_version": __version__}  # this writer, even where `meta` came from an older file
     arrays["meta"] = np.array(json.dumps(header))
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -111,8 +115,10 @@ class Meta(dict):
         self.path = path
 
     def __missing__(self, key):
-        raise ValueError(f"{self.path}: the checkpoint's metadata has no {key!r} entry (written by another "
-                         "version of tinygrad_lm, or damaged)")
+        writer = self.get("tinygrad_lm_version")
+        by = (f"written by tinygrad_lm {writer}, this is {__version__}" if writer and writer != __version__
+              else "written by another version of tinygrad_lm")
+        raise ValueError(f"{self.path}: the checkpoint's metadata has no {key!r} entry ({by}, or damaged)")
 
 
 CHECKPOINT_NAMES = ("best.npz", "ckpt.npz")  # what a run folder holds
@@ -167,9 +173,12 @@ def load(path):
     meta = Meta(meta, path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tinygrad_lm checkpoint (format {meta.get('format')!r})")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{path} is checkpoint format version {meta.get('version')}, "
-                         f"this tinygrad_lm reads version {VERSION}")
+    version = meta.get("version")
+    if is_newer(version, VERSION):
+        raise newer_format(path, "checkpoint", version, VERSION, meta.get("tinygrad_lm_version"))
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise ValueError(f"{path}: the checkpoint's format version is {version!r}, not a number from 1 to {VERSION} "
+                         "(damaged metadata?)")
     model_state = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
     optim_tree = meta.pop("optimizer", None)
     try:

@@ -12,8 +12,8 @@ One step with N ranks, the way llm.c and ChainerMN do it:
      mean loss, the one a single process computes;
   4. clipping and AdamW run on every rank on equal gradients, so the weights stay equal without
      being sent again.
-Rank 0 broadcasts the initial weights, checks that every rank has its config, and alone writes
-logs and checkpoints; every rank reads the checkpoint to resume. The loss each rank sees is the
+Rank 0 broadcasts the initial weights, checks that every rank has its config, alone locks the
+run folder (a refusal is raised on every rank) and alone writes logs and checkpoints; every rank reads the checkpoint to resume. The loss each rank sees is the
 whole batch's (`Sharded` sums the weighted losses with a one-number Allreduce), so all ranks log
 the same value, evaluate together and stop together on a NaN.
 
@@ -24,7 +24,7 @@ order of the sum, and runs agree with one process to float rounding.
 GPUs: CuPy buffers are summed by NCCL (`cupy.cuda.nccl`, its unique id sent over MPI) when CuPy
 has NCCL, otherwise copied to the host and summed by MPI. Each rank uses GPU (local rank mod the
 number of GPUs).
-Interrupts: Ctrl-C or SIGTERM on any rank only sets a flag (loop.Run's handler), which rides in
+Interrupts: Ctrl-C, SIGTERM or SIGHUP on any rank only sets a flag (loop.Run's handler), which rides in
 the gradient buffer, so every rank stops after the same step and rank 0 saves a checkpoint that
 resumes exactly. A second Ctrl-C, or an error on any rank, prints one message and ends every
 rank (MPI_Abort), so no process is left waiting in a collective.

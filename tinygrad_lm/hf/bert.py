@@ -115,7 +115,7 @@ def _our_name(name):
 
 
 def state_from_hf(tensors, config, where="model.safetensors"):
-    """Our state dict (float32, tied names filled in) from a BERT file's tensors.
+    """Our state dict (the file's dtype, tied names filled in) from a BERT file's tensors.
 
     Args:
         tensors: {name: array} as read from the file.
@@ -139,7 +139,7 @@ def state_from_hf(tensors, config, where="model.safetensors"):
         raise ValueError(f"{where}: does not match config.json's BERT (num_hidden_layers={config.num_hidden_layers}, "
                          f"hidden_size={config.hidden_size}, vocab_size={config.vocab_size}): missing {missing[:4]}, "
                          f"unexpected {unexpected[:4]}, mis-shaped {wrong[:4]}")
-    state = {k: np.asarray(v, dtype=np.float32) for k, v in named.items()}
+    state = {k: np.asarray(v) for k, v in named.items()}  # as stored: the model's load_state_dict casts once
     state[TIED[0]] = state["bert.embeddings.word_embeddings.weight"]
     state[TIED[1]] = state["cls.predictions.bias"]
     return state, has_pooler

@@ -19,7 +19,8 @@ scaled-by-layer attention, a missing or mis-shaped tensor) is a ValueError namin
 the key. `GPT.from_pretrained` and `GPT.save_pretrained` call `read_config`, `read_state` and
 `save_pretrained` here; the file handling is in safetensors_io.py.
 Leaves out: GPT-2's other heads (double heads, classification), and fp16/bf16 storage (we
-write float32; float16 files load as float32).
+write float32). Reading keeps the file's dtype until the model's cast: a float64 file loaded with
+`dtype=np.float64` is bit for bit, float16 or float32 files are upcast exactly.
 It follows transformers' modeling_gpt2.py and nanoGPT's `from_pretrained` in what it maps.
 """
 import math
@@ -107,7 +108,7 @@ def _is_conv1d(name):
 
 
 def state_from_hf(tensors, config, where="model.safetensors"):
-    """Our state dict (GPT-2 names, Linear layout (out, in), float32) from a GPT-2 file's tensors.
+    """Our state dict (GPT-2 names, Linear layout (out, in), the file's dtype) from a GPT-2 file's tensors.
 
     Args:
         tensors: {name: array} as read from the file; names with or without `transformer.`.
@@ -138,7 +139,7 @@ def state_from_hf(tensors, config, where="model.safetensors"):
                          f"missing {missing[:4]}, unexpected {unexpected[:4]}, mis-shaped {wrong[:4]}")
     state = {}
     for name, array in named.items():
-        array = np.asarray(array, dtype=np.float32)
+        array = np.asarray(array)  # as stored: load_state_dict casts once, to the model's dtype (float64 stays exact)
         state[name] = array.T if _is_conv1d(name) else array  # Conv1D (in, out) -> Linear (out, in)
     if config.tie_weights:
         state["lm_head.weight"] = state["transformer.wte.weight"]

@@ -355,10 +355,10 @@ class BertForMaskedLM(Module):
         model.safetensors), in eval mode; needs `pip install safetensors`. Mapping: hf/bert.py."""
         from ..hf import bert  # the file format, read only when asked for (hf/ imports no model)
 
-        model = cls(bert.read_config(path, BertConfig))  # values BertConfig refuses name config.json
+        model = cls(bert.read_config(path, BertConfig)).to(dtype=np.dtype(dtype))  # refused values name config.json
         state, has_pooler = bert.read_state(path, model.config)
-        model.load_state_dict(state, strict=has_pooler)  # without the pooler, only its two keys are missing
-        return model.to(dtype=np.dtype(dtype)).eval()
+        model.load_state_dict(state, strict=has_pooler)  # without the pooler, only its two keys are missing; one cast
+        return model.eval()
 
     def save_pretrained(self, path):
         """Write a folder that `transformers.BertForMaskedLM.from_pretrained(path)` loads."""

@@ -187,13 +187,14 @@ class GPT(Module):
 
         Args:
             path: the folder, e.g. from `hf download gpt2 --local-dir gpt2`.
-            dtype: the parameters' dtype.
+            dtype: the parameters' dtype; the file's values are cast to it once (a float64
+                file read as float64 is bit for bit).
         """
         from ..hf import gpt2  # the file format, read only when asked for (hf/ imports no model)
 
-        model = cls(gpt2.read_config(path, GPTConfig))  # sizes GPTConfig refuses name config.json
-        model.load_state_dict(gpt2.read_state(path, model.config))
-        return model.to(dtype=np.dtype(dtype)).eval()
+        model = cls(gpt2.read_config(path, GPTConfig)).to(dtype=np.dtype(dtype))  # refused sizes name config.json
+        model.load_state_dict(gpt2.read_state(path, model.config))  # file dtype -> model dtype, never via float32
+        return model.eval()
 
     def save_pretrained(self, path, tokenizer=None):
         """Write a folder that `transformers.GPT2LMHeadModel.from_pretrained(path)` loads (and

@@ -1,5 +1,5 @@
-"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,data,export,plot,attention,bench} ...`
-(also installed as the `tinygrad-lm` console script).
+"""The command line: `python -m tinygrad_lm {train,sample,tokenize,finetune,evaluate,data,export,plot,attention,
+bench} ...` (also installed as the `tinygrad-lm` console script).
 
 Every `train` flag is one setting of the nested `train.TrainConfig` under its flat name
 (`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), and every `finetune` flag one of
@@ -20,9 +20,14 @@ fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one 
 drop` drops prompt characters a char-level vocabulary lacks, `--num-samples N` prints N samples.
 `attention --ckpt CKPT --text "..." --out attn.png` draws a GPT's or BERT's attention maps and
 prints its head patterns (attention_maps.py, viz/attention.py).
+`evaluate --ckpt CKPT --data FILE` scores a checkpoint without training: sliding-window perplexity
+of a text (GPT, or `--hf FOLDER`), masked-token loss and accuracy (BERT), or accuracy, macro-F1
+and the confusion matrix on labelled JSONL (classifier) (evaluate.py).
 Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
 line naming the problem and exit with status 2, never a traceback.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
+`train` and `finetune` go on when stdout or stderr is closed (`train ... | head -3`, a terminal
+that went away): the printing stops (streams.py), the run, its log.jsonl and checkpoints do not.
 Leaves out: several config files at once, interactive sampling, and a `classify` command for new
 texts (use `run/finetune.py`'s `load_classifier` and `predict`).
 """
@@ -82,8 +87,9 @@ def build_parser():
     p.add_argument("--load", default=None, help="use a saved tokenizer file instead of training one")
     p.add_argument("--save", default=None, help="write the trained tokenizer here (train --tokenizer-file reads it)")
     p.add_argument("--save-tiktoken", default=None, help="also write tiktoken's .tiktoken rank file here")
-    p.add_argument("--encode-to", default=None, help="encode --data into this token file (uint16/uint32; train "
-                   "--tokens reads it, with the tokenizer as --tokenizer-file)")
+    p.add_argument("--encode-to", default=None, help="encode --data into this token file (raw uint16/uint32 ids, "
+                   "and FILE.json beside it naming the tokenizer; train --tokens reads it, with the tokenizer as "
+                   "--tokenizer-file)")
 
     p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels), "
                                         "or on prompt -> completion pairs (--task generate)",
@@ -93,6 +99,14 @@ def build_parser():
                                    "\"completion\"} lines (loss on the completion only) and is scored by exact "
                                    "match, BLEU and chrF of its greedy completions.")
     add_flags(p, FinetuneConfig, "finetune", required=("ckpt", "data"))
+
+    p = sub.add_parser("evaluate", help="score a checkpoint without training: perplexity of a text (GPT), masked-"
+                       "token accuracy (BERT), or accuracy and macro-F1 on labelled JSONL (classifier)",
+                       description="Evaluate a GPT (sliding-window perplexity and bits per byte of a UTF-8 text), "
+                                   "a BERT (masked-token loss and accuracy) or a fine-tuned classifier (accuracy, "
+                                   "macro-F1 and the confusion matrix of a labelled JSONL file).")
+    from .evaluate import add_arguments as add_evaluate_arguments
+    add_evaluate_arguments(p)
 
     p = sub.add_parser("data", help="fetch a text corpus, checked (shakespeare: Tiny Shakespeare into input.txt)",
                        description="Download a known corpus (or check and copy a local copy, --from) into a file.")
@@ -202,10 +216,10 @@ def _cmd_sample(args):
                           args.top_k, seed, use_cache=args.kv_cache, eos_id=eos_id))
 
 
-def _known_chars(tokenizer, prompt, unknown, where):
+def _known_chars(tokenizer, prompt, unknown, where, what="prompt"):
     """The prompt for a char-level tokenizer: its characters outside the vocabulary dropped
     (`unknown="drop"`, reported on stderr) or named in an error ("error"). Other tokenizers
-    encode any text: the prompt is returned unchanged."""
+    encode any text: the prompt is returned unchanged. `what` names the text in the messages."""
     if not hasattr(tokenizer, "chars"):
         return prompt
     vocab = set(tokenizer.chars)
@@ -215,9 +229,9 @@ def _known_chars(tokenizer, prompt, unknown, where):
     shown = " ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     if unknown == "error":
         raise ValueError(f"{where}: {len(missing)} character(s) are not in this char-level vocabulary: {shown}; "
-                         "drop them with --unknown-chars drop, or change the prompt")
+                         f"drop them with --unknown-chars drop, or change the {what}")
     kept = "".join(c for c in prompt if c in vocab)
-    print(f"dropped {len(prompt) - len(kept)} prompt character(s) outside the vocabulary: {shown}", file=sys.stderr)
+    print(f"dropped {len(prompt) - len(kept)} {what} character(s) outside the vocabulary: {shown}", file=sys.stderr)
     return kept
 
 
@@ -248,7 +262,7 @@ def _cmd_tokenize(args):
     if args.encode_to:
         if args.data is None:
             raise ValueError("--encode-to needs --data (the text file to encode)")
-        n, dtype = tok.encode_file(args.data, args.encode_to)
+        n, dtype = tok.encode_file(args.data, args.encode_to, tokenizer_name=args.save or args.load)
         print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
 
 
@@ -317,21 +331,26 @@ def _cmd_finetune(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "sample", "finetune"):  # BLAS on one thread unless asked: its spinning idle
-        from ..fast.blas import default_blas_threads  # workers slow a busy machine down (fast/blas.py)
+    if args.command in ("train", "sample", "finetune", "evaluate"):  # BLAS on one thread unless asked: its
+        from ..fast.blas import default_blas_threads  # spinning idle workers slow a busy machine down (fast/blas.py)
 
         default_blas_threads()
-    from . import attention_maps, datasets, plot  # build_parser imported them already (their flags)
+    from . import attention_maps, datasets, evaluate, plot  # build_parser imported them already (their flags)
 
     commands = {"train": _cmd_train, "sample": _cmd_sample, "tokenize": _cmd_tokenize, "bench": _cmd_bench,
                 "finetune": _cmd_finetune, "export": _cmd_export, "plot": plot.run, "data": datasets.run,
-                "attention": attention_maps.run}
+                "attention": attention_maps.run, "evaluate": evaluate.run}
     try:
         if getattr(args, "dist", None):  # train, finetune: join the MPI job first, so that a bad flag ends every rank
             from .. import distributed  # with one message
 
             distributed.init(args.device)
-        return commands[args.command](args) or 0  # 130 / 143 when a run stopped on Ctrl-C / SIGTERM
+        if args.command in ("train", "finetune"):  # a closed stdout or stderr (| head) stops the printing, not the run
+            from .streams import guarded_streams
+
+            with guarded_streams():
+                return commands[args.command](args) or 0  # 130 / 143 / 129 when stopped by SIGINT / SIGTERM / SIGHUP
+        return commands[args.command](args) or 0
     except (OSError, ValueError, RuntimeError, ImportError) as e:  # OSError: missing files, a full disk, ...
         if os.environ.get("TINYGRAD_LM_DEBUG"):
             raise

@@ -14,8 +14,9 @@ Every cache file is written atomically with its SHA-256 and length beside it (`w
 and checked against them when read (`read_cached`): a truncated or damaged cache is rebuilt,
 never trained on.
 * `TokenData.from_file(path, tokenizer)`: a token file written by `encode_file` (`tokenize
-  --encode-to`), memory-mapped as the tokenizer's dtype, checked (size, ids below vocab_size),
-  and split 90/10 as text is.
+  --encode-to`), memory-mapped, checked against its sidecar (the tokenizer that wrote it, count,
+  SHA-256: tokenizer/token_file.py; older files without one: size, with a warning) and ids below
+  vocab_size, and split 90/10 as text is.
 * `get_batch(ids, batch_size, block_size, rng)`: B random windows x (B, T) and the windows
   shifted by one, y (B, T), as int64 arrays; the rng makes batches reproducible.
 * `micro_batches(batch, k)`: a batch's rows cut into k micro-batches, each with the weight
@@ -37,6 +38,7 @@ import numpy as np
 
 from ..checkpoint import remove_stale_temporaries
 from ..engine.backend import to_device
+from ..tokenizer.token_file import read_token_file
 
 SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3", "dist-packages"}
 
@@ -232,12 +234,15 @@ class TokenData:
         self.train, self.val = ids[:-n_val], ids[-n_val:]
 
     @classmethod
-    def from_file(cls, path, tokenizer, val_fraction=0.1):
+    def from_file(cls, path, tokenizer, val_fraction=0.1, tokenizer_name=None):
         """The token file at `path` (raw little-endian ids, as `encode_file` writes them) as TokenData.
 
-        The file is read as the tokenizer's dtype (uint16 when vocab_size <= 65536, else uint32);
-        a size that is not a whole number of ids, an empty file, or an id >= vocab_size (a file
-        written by another tokenizer) is a ValueError naming the file.
+        With its sidecar (`path.json`, tokenizer/token_file.py) the file is read as the dtype it
+        records and refused, naming the file, when it is cut, changed or damaged, or was written by
+        another tokenizer (`tokenizer_name`, the file the tokenizer came from, names it then). Without
+        one (older files) it is read as the tokenizer's dtype (uint16 when vocab_size <= 65536, else
+        uint32) with a warning. Either way an id >= vocab_size is a ValueError naming the file.
+        `self.sha256` is the file's SHA-256 when the sidecar let it be checked, else None.
         """
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -245,18 +250,9 @@ class TokenData:
         if not path.is_file():
             what = "is a folder" if path.is_dir() else "does not exist"
             raise FileNotFoundError(f"{path} {what}; pass a token file written by `tokenize --encode-to`")
-        dtype = np.dtype(token_dtype(tokenizer.vocab_size)).newbyteorder("<")
-        size = path.stat().st_size
-        if size == 0 or size % dtype.itemsize:
-            raise ValueError(f"{path}: {size} bytes is not a whole number of {dtype.name} ids (what a tokenizer of "
-                             f"{tokenizer.vocab_size} tokens writes); pass the token file this --tokenizer-file wrote")
         self = cls.__new__(cls)
         self.tokenizer, self.path = tokenizer, path
-        ids = np.memmap(path, dtype=dtype, mode="r")
-        if dtype.itemsize == 2 and len(ids) >= 16 and not ids[1::2].any() and ids[::2].any():  # uint32's high halves
-            raise ValueError(f"{path} looks like a uint32 token file (every second uint16 is 0), written by a "
-                             f"tokenizer of more than 65,536 tokens, but this one has {tokenizer.vocab_size} (uint16 "
-                             "ids); pass the --tokenizer-file that wrote it")
+        ids, self.sha256 = read_token_file(path, tokenizer, tokenizer_name)
         top = int(ids.max())
         if top >= tokenizer.vocab_size:
             raise ValueError(f"{path} holds token id {top} but the tokenizer has only {tokenizer.vocab_size} tokens: "

@@ -273,6 +273,10 @@ def _setup(cfg, resume, given=None):
     if resume:
         ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
         meta, state, optim_state = checkpoint.load(ckpt_path)
+        if meta.get("kind") != KIND and "train_config" in meta:  # --out-dir names a pretraining run's folder
+            raise ValueError(f"{ckpt_path} is a pretraining checkpoint (written by `train`): continue that run with "
+                             f"`train --resume --out-dir {cfg.run.out_dir}`, or fine-tune from it in another --out-dir "
+                             f"with --ckpt {ckpt_path}")
         if meta.get("kind") != KIND:
             raise ValueError(f"{ckpt_path} is not a fine-tuning checkpoint; cannot resume")
         # a resumed run continues the saved run: only where and how it runs may change
@@ -394,9 +398,14 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         "evals", "step", "interrupted", "out_dir", "seconds".
     """
     _check_config(cfg)
-    task = _task(cfg, resume, given)  # Classify, or finetune_generate.Generate
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
+    with claim_folder(cfg.run.out_dir, resume, overwrite, group=dist):  # this run alone writes there until it returns
+        return _finetune(cfg, resume, stop_at, given, dist)
+
+
+def _finetune(cfg, resume, stop_at, given, dist):
+    """`finetune`, in its locked run folder: set up, the loop, the final report."""
+    task = _task(cfg, resume, given)  # Classify, or finetune_generate.Generate
     cfg, model, optimizer, tokenizer, (train, val, test), state = task.setup(cfg, resume, given)
     raw_model = model  # the model itself (not a fast-path wrapper): what checkpoints hold
     if dist:  # every rank: rank 0's config and initial weights

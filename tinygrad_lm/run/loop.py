@@ -14,17 +14,30 @@ around it:
                                    ms/step leaves evaluations out, and the ETA is the steps left
                                    at a smoothed step time plus the evaluations left
       .evaluated(...)              an evaluation's record; best.npz when improved, then ckpt.npz
-      .should_stop(step)           after a step: Ctrl-C or SIGTERM came (or stop_at was reached)
+      .should_stop(step)           after a step: Ctrl-C, SIGTERM or SIGHUP came (or stop_at was reached)
       .interrupted(step)           save ckpt.npz, say how to resume (nothing, after a second Ctrl-C)
+      .close()                     give back the signal handlers, stdout and stderr, and the folder's lock
+    claim_folder(out_dir, ...)   before anything else: lock the folder (folder_lock.py), refuse to
+                                 lose a previous run in it, check that --resume has a checkpoint
 
 Nothing is lost and nothing saved is half-done:
-  * Ctrl-C (SIGINT) and SIGTERM (what `timeout` and schedulers send) only set a flag; the loop
-    looks at it between steps, so the step in flight finishes whole and the checkpoint written
-    is exactly resumable. A second Ctrl-C stops at once and saves nothing (the step in flight is
-    torn), leaving the last checkpoint. The exit status is then 130 (SIGINT) or 143 (SIGTERM).
+  * One run at a time writes a folder: `claim_folder` takes the folder's lock (folder_lock.py)
+    before it deletes (--overwrite) or reads (--resume) anything, and `Run.close` lets go. A
+    second run into it is refused, whatever its flags, naming the holder's PID.
+  * Ctrl-C (SIGINT), SIGTERM (what `timeout` and schedulers send) and SIGHUP (a closed terminal,
+    a dropped SSH session) only set a flag; the loop looks at it between steps, so the step in
+    flight finishes whole and the checkpoint written is exactly resumable. A second Ctrl-C or
+    SIGTERM stops at once and saves nothing (the step in flight is torn), leaving the last
+    checkpoint; a second SIGHUP is ignored (a closing terminal sends two). The exit
+    status is then 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP), as shells report them. Under
+    `nohup` (SIGHUP ignored) SIGHUP stays ignored.
+  * A closed stdout or stderr (`train ... | head`, a terminal that went away) stops the printing,
+    not the run (streams.py): log.jsonl and the checkpoints go on.
   * best.npz is written before ckpt.npz, so the best loss ckpt.npz records is always best.npz's.
   * An evaluation whose loss is NaN stops the run before anything is saved over the last good
-    checkpoint (TrainingStopped).
+    checkpoint (TrainingStopped); the message says whether there is one. A run stopped before
+    its first checkpoint leaves nothing to resume: an empty log.jsonl is no run (the folder is
+    free again), one with records is refused until --overwrite, with a message saying so.
   * A run folder left with temporary files by a killed write is cleaned when the next run
     starts (`checkpoint.remove_stale_temporaries`).
 
@@ -39,10 +52,14 @@ import sys
 import time
 from pathlib import Path
 
+from . import streams
+from .folder_lock import FolderLock, lock_folder
 from ..checkpoint import remove_stale_temporaries
 from ..optim import clip_grad_norm_, cosine_warmup_lr
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report
+if hasattr(signal, "SIGHUP"):  # not on Windows
+    EXIT_CODES[signal.SIGHUP] = 129
 ETA_HORIZON = 100  # steps: the smoothed step time forgets a step's weight by a factor e over about this many
 
 
@@ -91,23 +108,61 @@ def learning_rate(step, optim):
 RUN_FILES = ("ckpt.npz", "best.npz", "log.jsonl")
 
 
-def claim_folder(out_dir, resume=False, overwrite=False, writer=True):
-    """Make sure starting a run in `out_dir` loses nothing.
+def claim_folder(out_dir, resume=False, overwrite=False, group=None):
+    """Take `out_dir` for one run: lock it, then make sure starting the run there loses nothing.
 
-    A fresh run (not `resume`) in a folder holding a run's files is refused with an error that
-    says how to continue it (--resume) or start over (--overwrite); with `overwrite`, those files
-    are deleted first (by the writer, rank 0 over MPI).
+    First the folder's lock (folder_lock.py; FolderInUse while another run holds it, whatever the
+    flags). Then a fresh run (not `resume`) in a folder holding a run's files is refused with an
+    error that says how to continue it (--resume) or start over (--overwrite); with `overwrite`,
+    those files are deleted. An empty log.jsonl is no run. `resume` needs a ckpt.npz. Over MPI
+    (`group`), rank 0 alone locks, checks and deletes, and every rank raises its error.
+
+    Returns:
+        the FolderLock (on the other ranks one that holds nothing), for the run to release when it
+        ends: `Run(..., lock=lock)` does in close(), or use it as a `with` block.
     """
+    lock, error = FolderLock(out_dir), None
+    if group is None or group.rank == 0:
+        try:
+            lock = lock_folder(out_dir)
+            _check_folder(Path(out_dir), resume, overwrite)
+        except (OSError, ValueError, RuntimeError) as e:
+            lock.release()
+            error = e
+    if group is not None and group.size > 1:
+        error = group.comm.bcast(error, root=0)  # every rank raises rank 0's error: none is left waiting
+    if error is not None:
+        raise error
+    return lock
+
+
+def _holds(path):
+    """Whether a run file is there (an empty log.jsonl, of a run that logged nothing, is not)."""
+    return path.is_file() and (path.name != "log.jsonl" or path.stat().st_size > 0)
+
+
+def _check_folder(folder, resume, overwrite):
+    found = [name for name in RUN_FILES if _holds(folder / name)]
+    if resume and "ckpt.npz" not in found:
+        if found:
+            raise FileNotFoundError(f"--resume: the run in {folder} stopped before its first checkpoint (it left "
+                                    f"{', '.join(found)}, no ckpt.npz): there is nothing to resume; start over "
+                                    "without --resume, with --overwrite (deletes them), or choose another --out-dir")
+        raise FileNotFoundError(f"--resume: {folder} holds no run to continue (no ckpt.npz); drop --resume to start "
+                                "one there")
     if resume:
         return
-    folder = Path(out_dir)
-    found = [name for name in RUN_FILES if (folder / name).exists()]
     if found and not overwrite:
-        raise FileExistsError(f"{folder} holds a previous run ({', '.join(found)}); continue it with --resume, "
-                              "start over with --overwrite (deletes them), or choose another --out-dir")
-    if found and writer:
-        for name in found:
-            (folder / name).unlink()
+        if "ckpt.npz" in found:
+            raise FileExistsError(f"{folder} holds a previous run ({', '.join(found)}); continue it with --resume, "
+                                  "start over with --overwrite (deletes them), or choose another --out-dir")
+        raise FileExistsError(f"{folder} holds a run that stopped before its first checkpoint ({', '.join(found)}): "
+                              "there is nothing to --resume; start over with --overwrite (deletes them), or choose "
+                              "another --out-dir")
+    if overwrite:
+        for name in RUN_FILES:
+            if (folder / name).is_file():
+                (folder / name).unlink()
 
 
 def _fmt_time(seconds):
@@ -127,10 +182,13 @@ class Run:
         group: the distributed.Group of a run over MPI ranks, or None. Only rank 0 writes the
             folder (logs, checkpoints) and prints; the other ranks run silently, unless the
             RunConfig's all_ranks_print asks them to print too.
+        lock: the folder's lock (`claim_folder`), released by close(); None: none to release.
+    From here to close(), a closed stdout or stderr stops the printing, not the run (streams.py).
     """
 
-    def __init__(self, cfg, save, start_step=0, group=None, evaluated_step=None):
-        self.cfg, self.group = cfg, group
+    def __init__(self, cfg, save, start_step=0, group=None, evaluated_step=None, lock=None):
+        self.cfg, self.group, self.lock = cfg, group, lock
+        self._streams = streams.guard()  # given back by close()
         # the last step evaluated (its checkpoint says; a fresh run: none before its start)
         self.evaluated_step = start_step if evaluated_step is None else evaluated_step
         self.writer = group is None or group.rank == 0
@@ -145,17 +203,21 @@ class Run:
         self.steps_timed = 0
         self.step_time = None  # seconds per step, smoothed over about ETA_HORIZON steps (the ETA's rate)
         self.eval_began, self.eval_seconds, self.evals, self.eval_since_line = None, 0.0, 0, 0.0
-        self.stop_signal = None  # SIGINT or SIGTERM, once one asked the run to stop
+        self.stop_signal = None  # SIGINT, SIGTERM or SIGHUP, once one asked the run to stop
         self.torn = False  # a second signal stopped the run in the middle of a step
         self._old_handlers = {}
         self.on_close = []  # called by close(), however the loop ends (diagnostics.py detaches its hooks)
         for sig in EXIT_CODES:
+            if sig == getattr(signal, "SIGHUP", None) and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # nohup: the user asked the run to outlive the terminal
             try:
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # called away from the program's main flow, where Python allows no handler
                 break
 
     def _on_signal(self, signum, frame):
+        if self.stop_signal is not None and signum == getattr(signal, "SIGHUP", None):
+            return  # a closing terminal sends it twice (the kernel, then the shell): no one asks to hurry
         if self.stop_signal is not None:  # the second one: stop now, in the middle of the step
             self.torn = True
             raise KeyboardInterrupt
@@ -171,7 +233,7 @@ class Run:
 
     @property
     def exit_code(self):
-        """130 or 143 after SIGINT or SIGTERM (the shell's convention), else 0."""
+        """130, 143 or 129 after SIGINT, SIGTERM or SIGHUP (the shell's convention), else 0."""
         return EXIT_CODES.get(self.stop_signal, 0)
 
     def print(self, message):
@@ -195,8 +257,7 @@ class Run:
 
     def stop_if_not_finite(self, loss_value, step):
         if not math.isfinite(loss_value):
-            raise TrainingStopped(f"loss became {loss_value} at step {step}; stopping. The last good checkpoint "
-                                  f"({self.out_dir / 'ckpt.npz'}) is kept; try a lower --lr or --grad-clip")
+            raise TrainingStopped(f"loss became {loss_value} in step {step + 1}; stopping: {self._left_behind()}")
 
     def log_step(self, step, max_iters, loss_value, lr, tokens_per_step=None):
         """Count a finished step; every log_interval steps (and at the last) print and record it.
@@ -242,8 +303,8 @@ class Run:
         """
         losses = {k: v for k, v in record.items() if k.endswith("loss")}
         if not all(math.isfinite(v) for v in losses.values()):
-            raise TrainingStopped(f"evaluation at step {record['step']} gave {losses}; stopping without saving. The "
-                                  f"last good checkpoint ({self.out_dir / 'ckpt.npz'}) is kept; try a lower --lr")
+            raise TrainingStopped(f"evaluation at step {record['step']} gave {losses}; stopping without saving: "
+                                  f"{self._left_behind()}")
         self.record(record)
         self.evaluated_step = record["step"]  # the checkpoints below record it: a resumed run does not redo it
         if improved:
@@ -255,16 +316,30 @@ class Run:
             self.eval_seconds, self.evals, self.eval_since_line = (self.eval_seconds + spent, self.evals + 1,
                                                                    self.eval_since_line + spent)
 
+    def _left_behind(self):
+        """After a NaN stop: what the folder holds to go on from, and what to do next."""
+        ckpt, log = self.out_dir / "ckpt.npz", self.out_dir / "log.jsonl"
+        if ckpt.exists():
+            return (f"the last good checkpoint ({ckpt}) is kept, but --resume would continue it with the same --lr; "
+                    "to train with a lower --lr, start over with --overwrite or choose another --out-dir")
+        if log.exists() and log.stat().st_size:
+            return ("no checkpoint was written yet, so there is nothing to resume; start over with a lower --lr, "
+                    f"adding --overwrite (it deletes {log}, which has records) or choosing another --out-dir")
+        return ("no checkpoint was written yet, so there is nothing to resume; run again with a lower --lr "
+                "(this --out-dir holds nothing that needs --overwrite)")
+
     def interrupted(self, step):
         """Stopped between steps: save ckpt.npz so that `--resume` continues exactly from here.
         Stopped by a second Ctrl-C in the middle of a step: save nothing (over MPI: end every rank)."""
         last = self.out_dir / "ckpt.npz"
         if self.torn:
+            kept = f"the last checkpoint is {last}" if last.exists() else \
+                "no checkpoint was written yet (nothing to resume)"
             if self.group is not None:
-                self.group.abort(f"interrupted twice: every rank stopped at once; resume from {last}", 130)
+                self.group.abort(f"interrupted twice: every rank stopped at once, in the middle of step {step + 1}: "
+                                 f"nothing saved; {kept}", 130)
             if self.writer:  # on stderr even with --quiet: the user must know nothing was saved
-                print(f"\ninterrupted twice, in the middle of step {step + 1}: nothing saved; "
-                      f"{'the last checkpoint is ' + str(last) if last.exists() else 'no checkpoint was written yet'}",
+                print(f"\ninterrupted twice, in the middle of step {step + 1}: nothing saved; {kept}",
                       file=sys.stderr, flush=True)
             return
         self.save(last, step)
@@ -277,7 +352,8 @@ class Run:
         return time.perf_counter() - self.t_start
 
     def close(self):
-        """Close log.jsonl, give Ctrl-C and SIGTERM back their previous handlers, run `on_close`."""
+        """Run `on_close`, close log.jsonl, give the signals their previous handlers and sys.stdout and
+        sys.stderr their streams, and release the folder's lock (the last: everything is written)."""
         for fn in self.on_close:
             fn()
         self.on_close = []
@@ -286,6 +362,11 @@ class Run:
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
         self._old_handlers = {}
+        streams.restore(self._streams)
+        self._streams = []
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 __all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate", "train_step"]

@@ -47,10 +47,12 @@ context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` 
 
 Reproducibility: `--resume` continues bit-for-bit, because the checkpoint holds the model,
 the optimizer state, the step, and both random streams (batches; dropout/init).
-Safety (loop.py): Ctrl-C or SIGTERM stops the run between two steps and saves a checkpoint
-that resumes exactly (exit status 130 or 143); a NaN or infinite loss stops the run with a
-message naming the step and leaves the last good checkpoint untouched; a run folder that holds
-a run already is refused unless `--resume` (continue it) or `--overwrite` (start over).
+Safety (loop.py): Ctrl-C, SIGTERM or SIGHUP stops the run between two steps and saves a
+checkpoint that resumes exactly (exit status 130, 143 or 129); a closed stdout (`| head`) stops
+the printing, not the run; a NaN or infinite loss stops the run with a message naming the step
+and leaves the last good checkpoint untouched; a run folder is locked while a run writes it
+(a second run into it is refused, naming the first one's PID), and one that holds a run
+already is refused unless `--resume` (continue it) or `--overwrite` (start over).
 `--resume` takes the saved run's settings; of the flags given with it, only those that cannot
 change what was computed so far (more --max-iters, evaluation and logging cadence, where and
 how it runs) apply, and any other that differs is refused by name.
@@ -83,6 +85,7 @@ from ..models.gpt import GPT, GPTConfig
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
 from ..tokenizer import load_tokenizer, tokenizer_from_dict
+from ..version import newer_writer
 
 
 @dataclass
@@ -204,6 +207,10 @@ def _setup(cfg, resume, given=None):
     notes, tokenizer = [], None
     if resume:
         meta, model_state, optim_state = checkpoint.load(ckpt_path)
+        if meta.get("kind") == "sequence-classifier":  # --out-dir names a finetune run's folder
+            raise ValueError(f"{ckpt_path} is a fine-tuned classifier's checkpoint (written by `finetune`): "
+                             f"continue that run with `finetune --resume --out-dir {cfg.run.out_dir}`, or choose "
+                             "another --out-dir")
         # a resumed run continues the saved run: only where and how it runs, and when it stops, may change
         cfg, notes = _resumed_config(meta, cfg, given, ckpt_path)
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
@@ -222,7 +229,7 @@ def _setup(cfg, resume, given=None):
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     source = cfg.tokens or cfg.data  # the file trained on (None: the built-in corpus)
     state = {"step": 0, "best_val": math.inf, "batch_rng": np.random.default_rng(cfg.run.seed), "notes": notes,
-             "data_sha256": file_sha256(source) if source else None}
+             "data_sha256": getattr(data, "sha256", None) or (file_sha256(source) if source else None)}
     if cfg.init_from and not resume:
         model.load_state_dict(pretrained_state)
     if resume:
@@ -258,7 +265,8 @@ def _load_data(cfg, tokenizer=None):
         tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
     if cfg.objective == "mlm":  # [CLS] [SEP] [MASK] [PAD], ids after the vocabulary (a resumed run's has them)
         mlm.add_special_tokens(tokenizer)
-    data = TokenData.from_file(cfg.tokens, tokenizer) if cfg.tokens else TokenData(text, tokenizer)
+    data = (TokenData.from_file(cfg.tokens, tokenizer, tokenizer_name=cfg.tokenizer_file) if cfg.tokens
+            else TokenData(text, tokenizer))
     return data, tokenizer
 
 
@@ -297,7 +305,8 @@ def _resumed_config(meta, cfg, given, ckpt_path):
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"{path}: the run in {ckpt_path} trained on this file, which is not there any "
                                     f"more; pass its new place with --{name} NEW_PATH (the content must be the same)")
-    cfg, more = config.resumed(saved, cfg, f"{ckpt_path}: train_config", given, meta["step"])
+    where = f"{ckpt_path}: train_config{newer_writer(meta.get('tinygrad_lm_version'))}"  # a setting from a newer one?
+    cfg, more = config.resumed(saved, cfg, where, given, meta["step"])
     return replace(cfg, **moved), notes + more
 
 
@@ -315,7 +324,7 @@ def _pretrained(cfg):
     cropped to cfg.model.block_size (the first rows of wpe), cfg.model.dropout, its tokenizer."""
     from ..hf.gpt2 import TOKENIZER_FILES, load_tokenizer
 
-    pretrained = GPT.from_pretrained(cfg.init_from)
+    pretrained = GPT.from_pretrained(cfg.init_from, dtype=cfg.dtype)  # a float64 run keeps a float64 file exact
     tokenizer = load_tokenizer(cfg.init_from)
     if tokenizer is None:
         raise FileNotFoundError(f"{cfg.init_from}: no tokenizer files ({' or '.join(' + '.join(f) for f in TOKENIZER_FILES)}); "
@@ -345,8 +354,10 @@ def load_model(path, device="cpu"):
     try:
         config = GPTConfig(**meta["model_config"])
     except (TypeError, KeyError) as e:
-        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}") from None
-    model = GPT(config)
+        raise ValueError(f"{path}: checkpoint has an incompatible model config: {e}"
+                         f"{newer_writer(meta.get('tinygrad_lm_version'))}") from None
+    floats = [a.dtype for a in model_state.values() if np.issubdtype(a.dtype, np.floating)]
+    model = GPT(config).to(dtype=np.result_type(*floats) if floats else None)  # the checkpoint's dtype (float64 runs)
     try:
         model.load_state_dict(model_state)
     except ValueError as e:
@@ -359,12 +370,16 @@ def load_model(path, device="cpu"):
 
 
 def _start(cfg, resume, overwrite, given):
-    """Everything before the first step: the MPI group, the run folder, the model, optimizer,
-    data and training state (`_setup`), the fast path unless --reference, and the Run that logs
-    and saves. Returns (cfg, model, optimizer, data, batches, state, run, dist)."""
+    """Everything before the first step: the MPI group, the run folder (locked until run.close()),
+    the model, optimizer, data and training state (`_setup`), the fast path unless --reference,
+    and the Run that logs and saves. Returns (cfg, model, optimizer, data, batches, state, run, dist)."""
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
-    claim_folder(cfg.run.out_dir, resume, overwrite, writer=dist is None or dist.rank == 0)
-    cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
+    lock = claim_folder(cfg.run.out_dir, resume, overwrite, group=dist)  # this run alone writes there until run.close()
+    try:
+        cfg, model, optimizer, data, tokenizer, state = _setup(cfg, resume, given)
+    except BaseException:
+        lock.release()
+        raise
     raw_model = state["model"] = model  # the GPT itself: what checkpoints hold and what samples
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
@@ -379,7 +394,7 @@ def _start(cfg, resume, overwrite, given):
               state["data_sha256"], run.evaluated_step)
 
     run = Run(cfg.run, save, start_step=state["step"], group=dist,  # over MPI, rank 0 alone writes and prints
-              evaluated_step=state.get("evaluated_step"))
+              evaluated_step=state.get("evaluated_step"), lock=lock)
     run.print(f"model: {raw_model.num_params():,} parameters | data: {len(data.train):,} train / "
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"

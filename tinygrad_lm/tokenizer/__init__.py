@@ -14,6 +14,8 @@ What this package implements:
     encoding, special tokens and a versioned model file; it trains with either trainer;
   * ``base.py``: the ``Tokenizer`` base class, UTF-8 file reading with clear errors, and
     ``encode_file`` (text file -> raw uint16/uint32 token file);
+  * ``token_file.py``: token files on disk: the raw ids written whole or not at all, and the
+    ``NAME.json`` sidecar recording the tokenizer that wrote them, checked when they are read;
   * ``char.py``: ``CharTokenizer``, one id per character of a text;
   * ``patterns.py``: the GPT-2 and GPT-4 split regexes;
   * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files;
@@ -64,9 +66,9 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     from .char import FORMAT as CHAR_FORMAT
 
     head = read_text(path)[:200]
-    if head.startswith(FORMAT_HEADER):
+    if head.startswith(FORMAT_HEADER[:-1]):  # "tinygrad_lm bpe v": any version, a newer one refused by load
         return BPETokenizer.load(path)
-    if CHAR_FORMAT in head:
+    if CHAR_FORMAT[:-1] in head:
         return CharTokenizer.load(path)
     raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save "
                      f"('{FORMAT_HEADER}') or CharTokenizer.save ('{CHAR_FORMAT}'); for a "

@@ -9,7 +9,8 @@ What this file implements:
     in pieces; both raise a clear error naming the path and the byte offset of the first byte
     that is not UTF-8.
   * ``Tokenizer``: the base class with what every tokenizer shares: ``vocab_size``,
-    ``encode_file`` (stream a large text into a raw uint16/uint32 token file) and the dtype rule.
+    ``encode_file`` (stream a large text into a raw uint16/uint32 token file, with a sidecar that
+    records the tokenizer: ``token_file.py``), ``fingerprint`` and the dtype rule.
 
 What it leaves out: BPE training (``train_reference.py``, ``train_fast.py``) and encoding
 (``bpe.py``), the character tokenizer (``char.py``), the split patterns (``patterns.py``) and
@@ -19,6 +20,8 @@ our own.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import unicodedata
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .token_file import write_token_file
 # the two pure helpers of byte-pair encoding live beside the training loop built from them;
 # they stay importable from here, where they used to be
 from .train_reference import get_stats, merge  # noqa: F401
@@ -155,6 +159,14 @@ class Tokenizer:
         """uint16 when every id fits (vocab_size <= 65536, ids 0..65535), else uint32."""
         return np.dtype(np.uint16 if self.vocab_size <= 1 << 16 else np.uint32)
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of what gives the ids below the special tokens their meaning: ``to_dict()``
+        without ``special_tokens`` and ``version``, as canonical JSON (sorted keys, no spaces). Two
+        tokenizers with the same fingerprint encode every text to the same ids (BPE: pattern, merges
+        and byte order; char: the characters); token files record it (``token_file.py``)."""
+        content = {k: v for k, v in self.to_dict().items() if k not in ("special_tokens", "version")}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode("ascii")).hexdigest()
+
     def _safe_cut(self, text: str) -> int:
         """Largest i such that ``encode(text[:i]) + encode(text[i:])`` equals ``encode(text)``
         for every continuation of ``text``; 0 when there is none. Any cut is safe by default."""
@@ -164,8 +176,9 @@ class Tokenizer:
         return self.encode(text, **kwargs)
 
     def encode_file(self, path: str | os.PathLike, out_path: str | os.PathLike,
-                    piece_bytes: int = 4 << 20, **encode_kwargs) -> tuple[int, np.dtype]:
-        """Stream a UTF-8 text file into a header-less binary file of token ids.
+                    piece_bytes: int = 4 << 20, tokenizer_name: str | None = None,
+                    **encode_kwargs) -> tuple[int, np.dtype]:
+        """Stream a UTF-8 text file into a header-less binary file of token ids, and its sidecar.
 
         The text is read ``piece_bytes`` at a time; each piece is encoded up to the last
         position where cutting cannot change the result (see ``_safe_cut``) and the rest is
@@ -175,33 +188,38 @@ class Tokenizer:
         (see ``BPETokenizer._safe_cut``); ``CharTokenizer`` may cut anywhere.
         The ids are written as a raw little-endian array of ``token_dtype()`` (uint16 when
         vocab_size <= 65536, else uint32), readable with ``np.fromfile(out_path, dtype)`` or
-        ``np.memmap``.
+        ``np.memmap``; ``out_path.json`` beside it records the count, SHA-256 and this
+        tokenizer's fingerprint (``token_file.py``). Both are written to temporary files and
+        renamed into place: the previous file stays whole until the new one is.
 
         Args:
             path: the input text (UTF-8).
-            out_path: the token file to write (overwritten).
+            out_path: the token file to write (replaced, with its sidecar).
             piece_bytes: how many bytes to read at a time.
+            tokenizer_name: how the sidecar names this tokenizer (the file it is saved to);
+                default its repr.
             **encode_kwargs: passed to ``encode`` (e.g. ``allowed_special="all"``).
         Returns:
             ``(number_of_tokens, dtype)``.
         Raises:
             ValueError: the input is not UTF-8 (path and byte offset in the message).
+            OSError: the token file cannot be written (naming it and why).
         """
+        if Path(out_path).resolve() == Path(path).resolve():
+            raise ValueError(f"{out_path} is the text being encoded; write the ids to another file (such as "
+                             f"{Path(path).with_suffix('.bin')})")
         dtype = self.token_dtype().newbyteorder("<")
-        n = 0
-        pending = ""
-        out_path = Path(out_path)
-        with open(out_path, "wb") as out:
+
+        def pieces():
+            pending = ""
             for text in iter_text_pieces(path, piece_bytes):
                 pending += text
                 cut = self._safe_cut(pending)
                 if cut > 0:
-                    ids = self._encode_piece(pending[:cut], **encode_kwargs)
-                    np.asarray(ids, dtype=dtype).tofile(out)
-                    n += len(ids)
+                    yield self._encode_piece(pending[:cut], **encode_kwargs)
                     pending = pending[cut:]
             if pending:
-                ids = self._encode_piece(pending, **encode_kwargs)
-                np.asarray(ids, dtype=dtype).tofile(out)
-                n += len(ids)
+                yield self._encode_piece(pending, **encode_kwargs)
+
+        n = write_token_file(out_path, pieces(), dtype, self, tokenizer_name)
         return n, np.dtype(dtype)

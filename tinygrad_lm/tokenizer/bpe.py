@@ -46,12 +46,13 @@ from typing import Iterable
 
 import regex
 
+from ..version import is_newer, newer_format
 from .base import Tokenizer, check_specials, read_text, render_token
 from .patterns import ASCII_PATTERNS, resolve_pattern
 from .train_fast import train_bpe_fast
 from .train_reference import train_bpe_reference
 
-FORMAT_HEADER = "tinygrad_lm bpe v1"
+FORMAT_HEADER = "tinygrad_lm bpe v1"  # a file of a later version ("... v2") is refused as newer (version.py)
 LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorter ones in the plain loop
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
@@ -422,9 +423,11 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, d: dict) -> "BPETokenizer":
+        if d.get("type") == "bpe" and is_newer(d.get("version"), 1):
+            raise newer_format("the tokenizer", "bpe tokenizer dict", d["version"], 1)
         if d.get("type") != "bpe" or d.get("version") != 1:
-            raise ValueError(f"not a version-1 BPE tokenizer dict: type={d.get('type')!r} "
-                             f"version={d.get('version')!r}")
+            raise ValueError(f"not a bpe tokenizer dict of version 1: version={d.get('version')!r}, "
+                             f"type={d.get('type')!r}")
         return cls._from_parts(d["pattern"], [tuple(p) for p in d["merges"]],
                                d.get("special_tokens", {}), d.get("byte_order"))
 
@@ -482,6 +485,9 @@ class BPETokenizer(Tokenizer):
                               f"tokenizer file written by BPETokenizer.save")
 
         if lines[0].strip() != FORMAT_HEADER:
+            later = re.fullmatch(r"tinygrad_lm bpe v(\d+)", lines[0].strip())
+            if later and is_newer(int(later[1]), 1):
+                raise newer_format(path, "BPE tokenizer file", int(later[1]), 1)
             raise bad(1, f"unknown header {lines[0][:60]!r}")
         try:
             key, pat = lines[1].split(" ", 1)

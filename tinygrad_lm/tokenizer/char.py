@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
+from ..version import is_newer, newer_format
 from .base import Tokenizer, read_text
 
-FORMAT = "tinygrad_lm char v1"
+FORMAT = "tinygrad_lm char v1"  # a file of a later version ("... v2") is refused as newer (version.py)
 
 
 class CharTokenizer(Tokenizer):
@@ -82,8 +84,11 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, d: dict) -> "CharTokenizer":
+        if d.get("type") == "char" and is_newer(d.get("version"), 1):
+            raise newer_format("the tokenizer", "char tokenizer dict", d["version"], 1)
         if d.get("type") != "char" or d.get("version", 1) != 1:
-            raise ValueError(f"not a version-1 char tokenizer dict: type={d.get('type')!r}")
+            raise ValueError(f"not a char tokenizer dict of version 1: version={d.get('version')!r}, "
+                             f"type={d.get('type')!r}")
         return cls._with_specials(d["chars"], d.get("special_tokens", {}), "char tokenizer dict")
 
     @classmethod
@@ -108,8 +113,11 @@ class CharTokenizer(Tokenizer):
         """Read a file written by ``save``; raises ValueError naming the path otherwise."""
         try:
             d = json.loads(read_text(path))
+            later = re.fullmatch(r"tinygrad_lm char v(\d+)", str(d.get("format")))
+            if later and is_newer(int(later[1]), 1):
+                raise newer_format(path, "char tokenizer file", int(later[1]), 1)
             assert d["format"] == FORMAT and isinstance(d["chars"], str) and d["chars"]
-        except (ValueError, KeyError, TypeError, AssertionError):
+        except (KeyError, TypeError, AttributeError, AssertionError, json.JSONDecodeError):
             raise ValueError(f"{path} is not a '{FORMAT}' file written by CharTokenizer.save") \
                 from None
         return cls._with_specials(d["chars"], d.get("special_tokens", {}), str(path))
