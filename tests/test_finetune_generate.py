@@ -104,7 +104,8 @@ def test_bad_data_leaves_no_run_folder(pretrained, tmp_path):
 
 def test_encoding_unknown_characters_empty_prompts_and_special_strings(tmp_path):
     tok = char_tokenizer()
-    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "", "completion": "dog"}, {"prompt": "cat!", "completion": "dog"}])
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "", "completion": "dog"},
+                                              {"prompt": "cat!", "completion": "dog"}])
     with pytest.raises(ValueError, match=r"d.jsonl, line 2: character '!'"):
         load_completions(path, tok, 16, end_token_id(tok))
     data = load_completions(path, tok, 16, end_token_id(tok), unknown="drop")

@@ -76,7 +76,7 @@ class FinetuneConfig:
     # data and starting point
     task: str = "classify"  # "classify" ({"text", "label"} lines) or "generate" ({"prompt", "completion"} lines)
     ckpt: str = None  # pretrained checkpoint (GPT, or BERT from --objective mlm): its tokenizer and size are used
-    data: str = None  # training JSONL, one {"text": ..., "label": ...} per line
+    data: str = None  # training JSONL, one {"text": ..., "label": ...} (generate: {"prompt", "completion"}) per line
     val: str = None  # validation JSONL; None = hold out val_fraction of the training file
     test: str = None  # optional test JSONL, evaluated once at the end with the best weights
     val_fraction: float = 0.1
@@ -259,6 +259,7 @@ def load_classifier(path, device="cpu"):
 
 
 def prepare_device(cfg):
+    """Check the run's device; on CUDA, set TF32 as asked (both tasks' set-up starts here)."""
     check_device(cfg.run.device)
     if cfg.run.device == "cuda":  # float32 matmuls: exact float32 unless --tf32 (fast/cuda/tf32.py)
         from ..fast.cuda.tf32 import set_tf32
