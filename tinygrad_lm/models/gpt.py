@@ -15,12 +15,17 @@ residual stream's variance does not grow with depth.
 puts the language-model head on it, and the classifier (`gpt_classifier.py`) a class head.
 `sample_text` samples a continuation of a prompt (run/checkpoint.py's `load_model` reads a checkpoint back).
 `generate` keeps each layer's keys and values in a `KVCache` (nn/kv_cache.py), so each new
-token costs one position's work. `GPT.from_pretrained` / `save_pretrained` read and write
-Hugging Face GPT-2 folders (the name and layout mapping is in hf/gpt2.py).
+token costs one position's work; with `eos_id` it stops once every row has produced that token
+(prompt -> completion fine-tuning's end-of-completion token, run/completions.py).
+`resize_token_embeddings(n)` grows the vocabulary (Hugging Face's method of that name, with its
+`mean_resizing` idea reduced to the mean): each new row of `wte` (and of an untied `lm_head`) is
+the mean of the old rows, so a new token starts as an average token rather than a random one.
+`GPT.from_pretrained` / `save_pretrained` read and write Hugging Face GPT-2 folders (the name and
+layout mapping is in hf/gpt2.py).
 Leaves out: mixed precision.
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -148,6 +153,33 @@ class GPT(Module):
     def device(self):
         return self.transformer.wte.weight.device
 
+    def resize_token_embeddings(self, n):
+        """Grow the vocabulary to `n` tokens, in place; returns self.
+
+        The rows of `transformer.wte.weight` (and of `lm_head.weight` when it is not tied) for ids
+        vocab_size..n-1 are the mean of the existing rows; the old rows are unchanged and a tied
+        head stays one Parameter with the embedding. Call it before building the optimizer (its
+        state is per parameter) and before `fast.speed_up`. Shrinking is refused (it would drop
+        ids a tokenizer may still produce).
+        """
+        old = self.config.vocab_size
+        if not isinstance(n, (int, np.integer)) or n < old:
+            raise ValueError(f"resize_token_embeddings: n={n!r} must be an integer >= the current vocab_size {old}")
+        if n == old:
+            return self
+
+        def grown(weight):  # (old, C) -> (n, C), the new rows the mean of the old ones
+            xp = get_array_module(weight.data)
+            mean = weight.data.mean(axis=0, keepdims=True)  # (1, C)
+            return Parameter(xp.concatenate([weight.data, xp.repeat(mean, n - old, axis=0)]).astype(weight.dtype))
+
+        wte = self.transformer.wte
+        wte.weight, wte.num_embeddings = grown(wte.weight), n
+        self.lm_head.weight = wte.weight if self.config.tie_weights else grown(self.lm_head.weight)
+        self.lm_head.out_features = n
+        self.config = self.transformer.config = replace(self.config, vocab_size=n)
+        return self
+
     @classmethod
     def from_pretrained(cls, path, dtype=np.float32):
         """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors),
@@ -192,9 +224,11 @@ class GPT(Module):
         attention_mask (B, T) as forward takes it (padded keys get weight 0)."""
         return run_with_cache(self, lambda: self.lm_head(self.transformer(idx, attention_mask)))
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, use_cache=True):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, use_cache=True, eos_id=None):
         """Append `max_new_tokens` sampled tokens to idx (B, T); returns a (B, T + n) integer array
         on idx's device (NumPy for lists and NumPy arrays, CuPy for a CuPy idx or a CUDA Tensor).
+        With `eos_id`, a row that has produced that token gets only eos_id after it, and
+        generation stops early once every row has produced it (n may then be < max_new_tokens).
 
         With use_cache (the default) the prompt runs once and each later step feeds only the
         new token, the earlier keys and values coming from a `KVCache`; once the context would
@@ -222,6 +256,7 @@ class GPT(Module):
         try:
             with no_grad():
                 cache = KVCache(self.config.n_layer) if use_cache else None
+                done = np.zeros(len(out), dtype=bool)  # rows that have produced eos_id
                 for _ in range(max_new_tokens):
                     if cache is not None and 0 < len(cache) < self.config.block_size:
                         context = out[:, -1:]  # only the new token: the others' keys and values are cached
@@ -231,7 +266,13 @@ class GPT(Module):
                             cache.clear()  # the window slid: every cached position moved
                     logits, _ = self(context, kv_cache=cache)
                     logits = to_device(logits.data[:, -1, :], "cpu").astype(np.float64)  # (B, V)
-                    out = np.concatenate([out, _sample(logits, temperature, top_k, rng)[:, None]], axis=1)
+                    token = _sample(logits, temperature, top_k, rng)  # (B,)
+                    if eos_id is not None:
+                        token = np.where(done, eos_id, token)
+                        done |= token == eos_id
+                    out = np.concatenate([out, token[:, None]], axis=1)
+                    if done.all():
+                        break
         finally:
             self.train(was_training)
         return to_device(out, device_of(idx))  # on the device idx came from
@@ -255,11 +296,15 @@ def _sample(logits, temperature, top_k, rng):
 
 
 def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None,
-                use_cache=True):
-    """Continue `prompt` with sampled tokens and return the decoded text (prompt included)."""
+                use_cache=True, eos_id=None):
+    """Continue `prompt` with sampled tokens and return the decoded text (prompt included).
+    With `eos_id`, sampling stops at that token, which is not part of the text returned."""
     ids = tokenizer.encode(prompt) if prompt else tokenizer.encode("\n")[:1] or [0]
-    out = model.generate(np.asarray([ids], dtype=np.int64), max_new_tokens, temperature, top_k, seed, use_cache)
-    return tokenizer.decode(out[0].tolist())
+    out = model.generate(np.asarray([ids], dtype=np.int64), max_new_tokens, temperature, top_k, seed, use_cache,
+                         eos_id)[0].tolist()
+    if eos_id is not None and eos_id in out[len(ids):]:
+        out = out[:out.index(eos_id, len(ids))]
+    return tokenizer.decode(out)
 
 
 __all__ = ["GPT", "GPTConfig", "Transformer", "Parameter", "sample_text"]

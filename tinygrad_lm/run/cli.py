@@ -6,6 +6,8 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 `finetune.FinetuneConfig`, both built by `config.add_flags`, so the dataclasses are the single
 source of defaults and `--help` lists them all. `--reference` runs the textbook layers instead
 of the fast path.
+`finetune --task generate` fine-tunes a GPT on {"prompt", "completion"} lines (finetune_generate.py);
+`sample --ckpt` on its checkpoint stops at the end-of-completion token.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
 `export` refuse its checkpoints with a message (run/train.py load_model: an encoder does not generate;
 `finetune` takes them).
@@ -89,10 +91,13 @@ def build_parser():
                    "and FILE.json beside it naming the tokenizer; train --tokens reads it, with the tokenizer as "
                    "--tokenizer-file)")
 
-    p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels)",
+    p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint as a text classifier (JSONL labels), "
+                                        "or on prompt -> completion pairs (--task generate)",
                        description="Fine-tune a pretrained checkpoint (a GPT, or a BERT of --objective mlm, pooled "
                                    "on [CLS]) on {\"text\", \"label\"} JSONL lines; reports accuracy, macro-F1 and "
-                                   "the confusion matrix.")
+                                   "the confusion matrix. With --task generate, a GPT learns {\"prompt\", "
+                                   "\"completion\"} lines (loss on the completion only) and is scored by exact "
+                                   "match, BLEU and chrF of its greedy completions.")
     add_flags(p, FinetuneConfig, "finetune", required=("ckpt", "data"))
 
     p = sub.add_parser("evaluate", help="score a checkpoint without training: perplexity of a text (GPT), masked-"
@@ -193,9 +198,10 @@ def _cmd_sample(args):
         model, tokenizer = _load_hf(args.hf)
         model.to(device=args.device)
     else:
-        model, tokenizer, _ = load_model(args.ckpt, device=args.device)
+        model, tokenizer, meta = load_model(args.ckpt, device=args.device)
     if not args.reference:
         fast.fuse(model)  # the fused layers: about 1.2x the tokens/s of the reference (BENCHMARKS.md)
+    eos_id = None if args.hf else meta.get("end_id")  # `finetune --task generate`: stop at the end of the completion
     prompt = args.prompt
     if args.start is not None:
         from .data import read_text
@@ -207,7 +213,7 @@ def _cmd_sample(args):
         if args.num_samples > 1:
             print(f"---- sample {i + 1}/{args.num_samples} ----")
         print(sample_text(model, tokenizer, _start(tokenizer, prompt), args.max_new_tokens, args.temperature,
-                          args.top_k, seed, use_cache=args.kv_cache))
+                          args.top_k, seed, use_cache=args.kv_cache, eos_id=eos_id))
 
 
 def _known_chars(tokenizer, prompt, unknown, where, what="prompt"):
@@ -316,7 +322,10 @@ def _cmd_finetune(args):
 
     result = finetune(from_args(FinetuneConfig, args), resume=args.resume, overwrite=args.overwrite,
                       given=given_flags(args))
-    if not result["interrupted"] and result["writer"]:
+    if not result["interrupted"] and result["writer"] and result["config"].task == "generate":
+        print(f"fine-tuned language model in {result['out_dir']}/best.npz; complete a prompt with: python -m "
+              f"tinygrad_lm sample --ckpt {result['out_dir']}/best.npz --temperature 0 --prompt PROMPT")
+    elif not result["interrupted"] and result["writer"]:
         print(f"fine-tuned classifier in {result['out_dir']}/best.npz (load it with "
               "tinygrad_lm.run.finetune.load_classifier)")
     return result["exit_code"]

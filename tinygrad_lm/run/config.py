@@ -101,7 +101,7 @@ RUN_SETTINGS = ("out_dir", "device", "threads", "reference", "dist", "all_ranks_
 # the new max_iters, and its floor is min_lr), how often it evaluates, logs and samples, and whether it
 # logs diagnostics (a resumed run keeps the saved setting unless --diagnostics or --no-diagnostics is given)
 RESUMABLE = ("max_iters", "min_lr", "eval_interval", "log_interval", "eval_iters", "eval_batch_size", "sample_tokens",
-             "diagnostics")
+             "diagnostics", "max_new_tokens")
 
 
 def resumed(saved, current, where="checkpoint", given=None, step=0):
@@ -251,7 +251,8 @@ def flat_dict(cfg):
 HELP = {
     # pretraining data
     "data": {"train": "UTF-8 text file to train on (default: the built-in corpus of Python's own docstrings)",
-             "finetune": "training JSONL file, one {\"text\": ..., \"label\": ...} object per line"},
+             "finetune": "training JSONL file, one {\"text\": ..., \"label\": ...} object per line "
+                         "(--task generate: {\"prompt\": ..., \"completion\": ...})"},
     "tokenizer": "char (one token per character) or bpe (byte-level BPE, GPT-4 split pattern)",
     "vocab_size": "BPE vocabulary size (ignored for char)",
     "tokenizer_file": "a tokenizer saved by `tokenize --save` (BPE or char) to use instead of training one; "
@@ -274,6 +275,12 @@ HELP = {
     "pos_encoding": "learned (GPT-2) or sinusoidal (Vaswani et al.) position encodings",
     "tie_weights": "share the token embedding with the output layer",
     # fine-tuning data and starting point
+    "task": "classify (a classifier head on {\"text\", \"label\"} lines) or generate (the language model learns "
+            "{\"prompt\", \"completion\"} lines, with loss on the completion only, and is scored by exact match, "
+            "BLEU and chrF of its greedy completions)",
+    "truncate": "--task generate: cut a prompt that does not fit the context from the left (its first tokens); "
+                "without it such an example is an error naming its line",
+    "max_new_tokens": "--task generate: tokens decoded per validation prompt (default: the longest completion + 10)",
     "ckpt": "pretrained checkpoint (best.npz or ckpt.npz of a `train` run, GPT or --objective mlm); its tokenizer "
             "and size are used",
     "val": "validation JSONL file (default: hold out --val-fraction of --data)",
@@ -325,8 +332,10 @@ HELP = {
 }
 CHOICES = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal"], "dtype": ["float32", "float64"],
            "device": ["cpu", "cuda"], "init": ["pretrained", "scratch"], "pooling": ["last", "mean", "cls"],
-           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"], "dist": ["mpi"], "objective": ["clm", "mlm"]}
-TYPES = {"dropout": float, "val_fraction": float, "pooling": str}  # fields whose default (None) does not show their type
+           "schedule": ["cosine", "constant"], "unknown_chars": ["error", "drop"], "dist": ["mpi"], "objective": ["clm", "mlm"],
+           "task": ["classify", "generate"]}
+# fields whose default (None) does not show their type
+TYPES = {"dropout": float, "val_fraction": float, "pooling": str, "max_new_tokens": int}
 SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "evaluation, checkpoints and the run"}
 
 

@@ -30,6 +30,9 @@ the gradients are summed as in pretraining; every rank evaluates the whole valid
 Gradient accumulation (`grad_accum=K`, `--grad-accum K`): the step takes K*B examples and runs
 forward and backward on K micro-batches of B in turn (each padded to its own longest, each loss
 weighted by its share of the examples): the update of one K*B batch.
+Prompt -> completion fine-tuning (`task="generate"`, `--task generate`) runs the same loop:
+`finetune` takes the task's parts (set-up, batches, evaluation, checkpoints, final report) from
+`Classify` below or from finetune_generate.py's `Generate`, and everything else is shared.
 Leaves out: class weighting, early stopping (the best checkpoint is
 kept instead), and layer-wise learning-rate decay.
 """
@@ -71,8 +74,9 @@ def _run_defaults():
 @dataclass
 class FinetuneConfig:
     # data and starting point
+    task: str = "classify"  # "classify" ({"text", "label"} lines) or "generate" ({"prompt", "completion"} lines)
     ckpt: str = None  # pretrained checkpoint (GPT, or BERT from --objective mlm): its tokenizer and size are used
-    data: str = None  # training JSONL, one {"text": ..., "label": ...} per line
+    data: str = None  # training JSONL, one {"text": ..., "label": ...} (generate: {"prompt", "completion"}) per line
     val: str = None  # validation JSONL; None = hold out val_fraction of the training file
     test: str = None  # optional test JSONL, evaluated once at the end with the best weights
     val_fraction: float = 0.1
@@ -81,6 +85,8 @@ class FinetuneConfig:
     unknown_chars: str = "error"  # char tokenizers: "error" on an unseen character, or "drop" it
     dropout: float = None  # None keeps the checkpoint's dropout
     pooling: str = None  # GPT: "last" real token (GPT-2 / Hugging Face, the default) or "mean"; BERT: "cls"
+    truncate: bool = False  # generate: cut too-long prompts from the left (else such an example is an error)
+    max_new_tokens: int = None  # generate: tokens decoded per validation prompt (None: longest completion + 10)
     # the optimisation and how the run is carried out (shared with pretraining; other defaults)
     optim: OptimConfig = field(default_factory=_optim_defaults)
     run: RunConfig = field(default_factory=_run_defaults)
@@ -93,8 +99,19 @@ class FinetuneConfig:
 
 
 def _check_config(cfg):
+    if cfg.task not in ("classify", "generate"):
+        raise ValueError(f"task must be 'classify' or 'generate', got {cfg.task!r}")
     if cfg.ckpt is None or cfg.data is None:
-        raise ValueError("fine-tuning needs a pretrained checkpoint (--ckpt) and a labelled JSONL file (--data)")
+        raise ValueError("fine-tuning needs a pretrained checkpoint (--ckpt) and a JSONL file (--data)")
+    if cfg.task == "generate" and (cfg.pooling is not None or cfg.freeze_body):
+        raise ValueError("--pooling and --freeze-body are for --task classify (a classifier head); --task generate "
+                         "trains the whole language model")
+    if cfg.task == "classify" and (cfg.truncate or cfg.max_new_tokens is not None):
+        raise ValueError("--truncate and --max-new-tokens are for --task generate; a classifier keeps the first "
+                         "block_size tokens of each text and generates nothing")
+    if cfg.max_new_tokens is not None and (not isinstance(cfg.max_new_tokens, numbers.Integral)
+                                           or cfg.max_new_tokens <= 0):
+        raise ValueError(f"max_new_tokens must be a positive integer, got {cfg.max_new_tokens!r}")
     if cfg.init not in ("pretrained", "scratch"):
         raise ValueError(f"init must be 'pretrained' or 'scratch', got {cfg.init!r}")
     if cfg.pooling not in (None, "last", "mean", "cls"):
@@ -145,6 +162,16 @@ def _pad_id(model):
     return getattr(model.config, "pad_token_id", 0)
 
 
+def held_out(n, cfg):
+    """(kept, held) sorted indices: round(n * val_fraction) of n training examples held out for
+    validation, a fixed seeded choice (when no --val file is given)."""
+    n_val = int(round(n * cfg.val_fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"{cfg.data}: {n} examples are too few to hold out a validation split; pass --val")
+    perm = np.random.default_rng([cfg.run.seed, 7]).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def load_splits(cfg, tokenizer, block_size, label_names=None, specials=None):
     """(train, val, test or None) LabeledData; val is carved from train when cfg.val is None.
     `specials` (mlm.SpecialIds) wraps every text as [CLS] text [SEP], for a BERT encoder."""
@@ -154,14 +181,9 @@ def load_splits(cfg, tokenizer, block_size, label_names=None, specials=None):
         val = load_labeled(cfg.val, tokenizer, block_size, names, train_path=cfg.data, unknown=cfg.unknown_chars,
                            specials=specials)
     else:
-        n = len(train)
-        n_val = int(round(n * cfg.val_fraction))
-        if n_val < 1 or n - n_val < 1:
-            raise ValueError(f"{cfg.data}: {n} examples are too few to hold out a validation split; pass --val")
-        perm = np.random.default_rng([cfg.run.seed, 7]).permutation(n)  # a fixed, seeded hold-out
-        train_full = train
-        train = _subset(train_full, np.sort(perm[n_val:]), f"{cfg.data} (train part)")
-        val = _subset(train_full, np.sort(perm[:n_val]), f"{cfg.data} (held-out {n_val})")
+        kept, held = held_out(len(train), cfg)
+        train, val = (_subset(train, kept, f"{cfg.data} (train part)"),
+                      _subset(train, held, f"{cfg.data} (held-out {len(held)})"))
     test = (load_labeled(cfg.test, tokenizer, block_size, names, train_path=cfg.data, unknown=cfg.unknown_chars,
                          specials=specials) if cfg.test is not None else None)
     return train, val, test
@@ -236,14 +258,19 @@ def load_classifier(path, device="cpu"):
     return model.to(device=device), tokenizer_from_dict(meta["tokenizer"]), meta
 
 
-def _setup(cfg, resume, given=None):
-    """Model, optimizer, tokenizer, data splits and the loop's state: fresh, or from out_dir/ckpt.npz."""
+def prepare_device(cfg):
+    """Check the run's device; on CUDA, set TF32 as asked (both tasks' set-up starts here)."""
     check_device(cfg.run.device)
-    notes = []
     if cfg.run.device == "cuda":  # float32 matmuls: exact float32 unless --tf32 (fast/cuda/tf32.py)
         from ..fast.cuda.tf32 import set_tf32
 
         set_tf32(cfg.run.tf32)
+
+
+def _setup(cfg, resume, given=None):
+    """Model, optimizer, tokenizer, data splits and the loop's state: fresh, or from out_dir/ckpt.npz."""
+    prepare_device(cfg)
+    notes = []
     if resume:
         ckpt_path = Path(cfg.run.out_dir) / "ckpt.npz"
         meta, state, optim_state = checkpoint.load(ckpt_path)
@@ -316,8 +343,49 @@ def _evaluate(model, val, cfg, step, state, run):
     return record
 
 
+def _micro_batches(data, sel, k, model, device):
+    """This step's examples `sel` as k (micro-batch, weight) pairs for `train_step`: each micro-batch
+    right-padded to its own longest sequence, with its attention mask and labels."""
+    out = []
+    for rows, weight in micro_batch_rows(data.labels[sel], k):
+        ids, mask = pad_batch([data.ids[i] for i in sel[rows]], _pad_id(model))  # (B, T) right-padded ids, real mask
+        out.append(({"idx": to_device(ids, device), "attention_mask": to_device(mask, device),
+                     "labels": data.labels[sel[rows]]}, weight))
+    return out
+
+
+class Classify:
+    """The classifier's parts of the loop `finetune` runs (finetune_generate.Generate: the other task's)."""
+    setup, save, evaluate = staticmethod(_setup), staticmethod(_save), staticmethod(_evaluate)
+    micro_batches = staticmethod(_micro_batches)
+
+    @staticmethod
+    def describe(model, cfg, tokenizer):
+        trainable = sum(p.size for _, p in model.trainable_named_parameters())
+        return (f"model: {model.num_params():,} parameters ({trainable:,} trainable) | {len(model.label_names)} labels")
+
+    @staticmethod
+    def final_report(summary, val, test, cfg, state, run):
+        _final_report(summary, val, test, cfg, state, run)
+
+
+def _task(cfg, resume, given):
+    """The task's parts of the loop: `Classify`, or `Generate` for --task generate; a resumed run's
+    task is its checkpoint's (unless --task is given, which `config.resumed` then checks)."""
+    name = cfg.task
+    if resume and (given is None or "task" not in given):
+        meta = checkpoint.load(Path(cfg.run.out_dir) / "ckpt.npz")[0]
+        name = meta.get("finetune_config", {}).get("task", "classify")
+    if name == "generate":
+        from .finetune_generate import Generate
+
+        return Generate
+    return Classify
+
+
 def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
-    """Fine-tune a classifier as configured; returns a summary dict.
+    """Fine-tune a classifier (or, with task="generate", a prompt -> completion LM) as configured;
+    returns a summary dict.
 
     Args:
         cfg: FinetuneConfig (`config.from_flat(FinetuneConfig, ckpt=..., lr=1e-3)` sets it by flag names).
@@ -338,8 +406,9 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
 
 def _finetune(cfg, resume, stop_at, given, dist):
     """`finetune`, in its locked run folder: set up, the loop, the final report."""
-    cfg, model, optimizer, tokenizer, (train, val, test), state = _setup(cfg, resume, given)
-    raw_model = model  # the classifier itself: what checkpoints hold
+    task = _task(cfg, resume, given)  # Classify, or finetune_generate.Generate
+    cfg, model, optimizer, tokenizer, (train, val, test), state = task.setup(cfg, resume, given)
+    raw_model = model  # the model itself (not a fast-path wrapper): what checkpoints hold
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
         dist.broadcast_parameters(raw_model)
@@ -350,34 +419,33 @@ def _finetune(cfg, resume, stop_at, given, dist):
     step = state["step"]
 
     def save(path, step):  # a checkpoint of the state after `step` steps
-        _save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer, run.evaluated_step)
+        task.save(path, raw_model, optimizer, cfg, step, state["best"], tokenizer, run.evaluated_step)
 
     run = Run(cfg.run, save, start_step=step, group=dist,  # over MPI, rank 0 alone writes and prints
               evaluated_step=state.get("evaluated_step"))
-    names = raw_model.label_names
     run.print(train.summary())
     run.print(val.summary())
-    trainable = [p for _, p in raw_model.trainable_named_parameters()]
-    run.print(f"model: {raw_model.num_params():,} parameters ({sum(p.size for p in trainable):,} trainable) | "
-              f"{len(names)} labels | {'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}")
+    run.print(f"{task.describe(raw_model, cfg, tokenizer)} | {'reference' if cfg.run.reference else 'fast'} path | "
+              f"out {run.out_dir}")
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
     diagnostics_for(cfg, raw_model, optimizer, run, step, dist)  # --diagnostics, detached by run.close(); off: nothing
-    device, pad_id = cfg.run.device, _pad_id(raw_model)
-    history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "label_names": names, "evals": []}
+    device = cfg.run.device
+    history, summary = [], {"out_dir": str(run.out_dir), "interrupted": False, "evals": [],
+                            "label_names": getattr(raw_model, "label_names", None)}
     try:
         while step < cfg.optim.max_iters:
             # ---- evaluate and checkpoint every eval_interval steps (not at the step the run starts at)
             if run.should_evaluate(step):
-                summary["evals"].append(_evaluate(model, val, cfg, step, state, run))
+                summary["evals"].append(task.evaluate(model, val, cfg, step, state, run))
             # ---- one optimisation step
             lr = learning_rate(step, cfg.optim)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             K = cfg.optim.grad_accum
             sel = train_batch_indices(len(train), step, K * cfg.optim.batch_size, cfg.run.seed)  # this step's examples
-            loss_value = train_step(step_model, optimizer, _micro_batches(train, sel, K, pad_id, device),
+            loss_value = train_step(step_model, optimizer, task.micro_batches(train, sel, K, raw_model, device),
                                     cfg.optim.grad_clip, dist)
             run.stop_if_not_finite(loss_value, step)  # NaN or inf: stop; the last checkpoint on disk stays
             step += 1
@@ -386,7 +454,7 @@ def _finetune(cfg, resume, stop_at, given, dist):
             run.log_step(step, cfg.optim.max_iters, loss_value, lr)
             if run.should_stop(step, stop_at):  # Ctrl-C or SIGTERM came (to any rank): stop between steps
                 raise KeyboardInterrupt
-        summary["evals"].append(_evaluate(model, val, cfg, step, state, run))
+        summary["evals"].append(task.evaluate(model, val, cfg, step, state, run))
     except KeyboardInterrupt:
         run.interrupted(step)  # saves ckpt.npz, unless a second Ctrl-C tore the step in flight
         summary["interrupted"] = True
@@ -399,19 +467,8 @@ def _finetune(cfg, resume, stop_at, given, dist):
     if summary["interrupted"] or not run.writer:  # over MPI, rank 0 alone reports (from its best.npz)
         summary["model"] = raw_model
         return summary
-    _final_report(summary, val, test, cfg, state, run)
+    task.final_report(summary, val, test, cfg, state, run)
     return summary
-
-
-def _micro_batches(data, sel, k, pad_id, device):
-    """This step's examples `sel` as k (micro-batch, weight) pairs for `train_step`: each micro-batch
-    right-padded to its own longest sequence, with its attention mask and labels."""
-    out = []
-    for rows, weight in micro_batch_rows(data.labels[sel], k):
-        ids, mask = pad_batch([data.ids[i] for i in sel[rows]], pad_id)  # (B, T) right-padded ids, real mask
-        out.append(({"idx": to_device(ids, device), "attention_mask": to_device(mask, device),
-                     "labels": data.labels[sel[rows]]}, weight))
-    return out
 
 
 def _final_report(summary, val, test, cfg, state, run):

@@ -62,12 +62,15 @@ class LabeledData:
                 + (f", {self.dropped_chars} unknown characters dropped" if self.dropped_chars else ""))
 
 
-def read_jsonl(path):
-    """[(line number, text, label)] of a labelled JSONL file, with clear errors (module doc)."""
+def json_lines(path, example='{"text": ..., "label": ...}'):
+    """[(line number, object)] of a JSONL file: one JSON object per line, blank lines skipped.
+
+    Errors name the file and the 1-based line: an empty file, malformed JSON, a line that is not
+    an object, a file with only blank lines; `example` shows the expected object in them.
+    """
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty; a labelled dataset needs one JSON object per line, "
-                         '{"text": ..., "label": ...}')
+        raise ValueError(f"{path}: the file is empty; a dataset needs one JSON object per line, {example}")
     raw = read_text(path)
     rows = []
     # split on "\n" only: str.splitlines also splits at U+2028, U+2029, U+0085 and others, which
@@ -80,13 +83,24 @@ def read_jsonl(path):
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{where}: malformed JSON ({e.msg} at column {e.colno}); each line must be one "
-                             'object like {"text": "...", "label": "..."}') from None
+                             f"object like {example}") from None
         if not isinstance(obj, dict):
-            raise ValueError(f"{where}: expected a JSON object with \"text\" and \"label\", got a "
-                             f"{type(obj).__name__}")
+            raise ValueError(f"{where}: expected a JSON object like {example}, got a {type(obj).__name__}")
+        rows.append((n, obj))
+    if not rows:
+        raise ValueError(f"{path}: no examples (the file holds only blank lines)")
+    return rows
+
+
+def read_jsonl(path):
+    """[(line number, text, label)] of a labelled JSONL file, with clear errors (module doc)."""
+    rows = []
+    for n, obj in json_lines(path):
+        where = f"{path}, line {n}"
         for key in ("text", "label"):
             if key not in obj:
-                raise ValueError(f"{where}: missing the {key!r} key (keys present: {sorted(obj)})")
+                hint = "; for prompt -> completion lines use --task generate" if "completion" in obj else ""
+                raise ValueError(f"{where}: missing the {key!r} key (keys present: {sorted(obj)}){hint}")
         text, label = obj["text"], obj["label"]
         if not isinstance(text, str):
             raise ValueError(f"{where}: \"text\" must be a string, got {type(text).__name__} {text!r:.40}")
@@ -96,8 +110,6 @@ def read_jsonl(path):
             raise ValueError(f"{where}: \"label\" must be a string or an integer, got {type(label).__name__} "
                              f"{label!r:.40}")
         rows.append((n, text, label))
-    if not rows:
-        raise ValueError(f"{path}: no examples (the file holds only blank lines)")
     return rows
 
 
