@@ -33,9 +33,10 @@ from pathlib import Path
 def build_parser():
     from .config import add_flags
     from .finetune import FinetuneConfig
+    from .flags import Parser  # exact flags only; a typo's error names the nearest flag
     from .train import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
+    parser = Parser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="pretrain a GPT (default: built-in corpus, a few minutes on a laptop CPU), or "

@@ -26,6 +26,7 @@ Leaves out: nanoGPT's `exec`-a-Python-file configurator, and several config file
 """
 import argparse
 import numbers
+import shlex
 import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import reduce
@@ -497,10 +498,23 @@ def from_args(cls, args):
 
 def describe(cfg, defaults=None):
     """One line of the settings of `cfg` that differ from `defaults` (those of `type(cfg)()`),
-    as flags: what a run's start prints, so that its effective config is on record."""
+    as flags: what a run's start prints, so that its effective config is on record.
+
+    What follows "config:" is shell words: pasted after the subcommand, they give the same
+    config (a switch as `--reference` or `--no-bias`, a value quoted where the shell would split
+    it), and the note after them is a shell comment.
+    """
     now, base = flat_dict(cfg), flat_dict(defaults if defaults is not None else type(cfg)())
-    changed = [f"{_flag(n)} {now[n]}" for n in now if now[n] != base[n]]
-    return "config: " + (" ".join(changed) if changed else "the defaults") + " (all other settings at their defaults)"
+    changed = [_as_flag(n, now[n]) for n in now if now[n] != base[n]]
+    return "config: " + " ".join(changed) + ("  # every other setting at its default" if changed else
+                                             " # every setting at its default")
+
+
+def _as_flag(name, value):
+    """The command-line words setting `name` to `value`: --reference, --no-bias, --data 'my file.txt'."""
+    if isinstance(value, bool):
+        return _flag(name) if value else "--no-" + name.replace("_", "-")
+    return f"{_flag(name)} {shlex.quote(str(value))}"
 
 
 __all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "resumed", "from_dict", "from_flat", "flat_dict", "flat_fields",
