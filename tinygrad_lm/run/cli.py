@@ -25,6 +25,7 @@ Leaves out: several config files at once, interactive sampling, and a `classify`
 texts (use `run/finetune.py`'s `load_classifier` and `predict`).
 """
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -59,12 +60,13 @@ def build_parser():
                    help="char-level checkpoints: a prompt character outside the vocabulary is an error, or is "
                         "dropped (the count dropped is reported) (default: error)")
     p.add_argument("--max-new-tokens", type=_count(0), default=300, help="tokens to generate (default: 300)")
-    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: 0.8)")
+    p.add_argument("--temperature", type=_finite(0), default=0.8, help="softmax temperature; 0 is greedy (default: "
+                   "0.8)")
     p.add_argument("--top-k", type=_count(1), default=None, help="sample among the k most likely tokens only "
                    "(default: all tokens)")
     p.add_argument("--num-samples", type=_count(1), default=1, help="independent samples to print, each under a "
                    "header line (default: 1)")
-    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--seed", type=_count(0), default=None, help="seed for reproducible samples")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default: cpu)")
     p.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
                    help="recompute the whole context for every token (slower; the same tokens)")
@@ -138,6 +140,20 @@ def _count(least):
     return parse
 
 
+def _finite(least):
+    """An argparse type: a finite number >= `least` (nan and inf refused), else one error line."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not least <= value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text!r}: use a finite number >= {least:g}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def _cmd_train(args):
     from .config import from_args, given_flags
     from ..models.gpt import sample_text
@@ -187,7 +203,8 @@ def _cmd_sample(args):
     if args.start is not None:
         from .data import read_text
 
-        prompt = read_text(args.start)
+        prompt = read_text(args.start, "--start", "--start takes a UTF-8 file holding the prompt; to give the "
+                           "prompt itself, use --prompt (or neither, to start from a newline)")
     prompt = _known_chars(tokenizer, prompt, args.unknown_chars, "--start " + args.start if args.start else "--prompt")
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i

@@ -25,7 +25,9 @@ TOML is read with the standard library's `tomllib` (Python 3.11+) or its backpor
 Leaves out: nanoGPT's `exec`-a-Python-file configurator, and several config files at once.
 """
 import argparse
+import math
 import numbers
+import os
 import shlex
 import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
@@ -50,11 +52,22 @@ class OptimConfig:
         _check_positive(self, "batch_size", "grad_accum", "max_iters")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if not (self.lr >= 0 and self.min_lr >= 0 and self.warmup_iters >= 0):
-            raise ValueError(f"lr, min_lr and warmup_iters must be >= 0, got {self.lr}, {self.min_lr}, "
-                             f"{self.warmup_iters}")
-        if not self.grad_clip >= 0:
-            raise ValueError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip}")
+        _check_real(self, "lr", "a finite number > 0", lambda v: 0 < v < math.inf,
+                    "it is the peak learning rate: try --lr 1e-3")
+        _check_real(self, "min_lr", "a finite number >= 0", lambda v: 0 <= v < math.inf,
+                    "it is where the cosine schedule ends: try --min-lr 0, or a tenth of --lr")
+        if not _is_int(self.warmup_iters) or self.warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be an integer >= 0, got {self.warmup_iters!r} (0: no warmup)")
+        _check_real(self, "weight_decay", "a finite number >= 0", lambda v: 0 <= v < math.inf, "0: no decay")
+        _check_real(self, "beta1", "a number in [0, 1)", lambda v: 0 <= v < 1, "AdamW's usual is --beta1 0.9")
+        _check_real(self, "beta2", "a number in [0, 1)", lambda v: 0 <= v < 1,
+                    "AdamW's usual is --beta2 0.99 (0.95 for large models)")
+        _check_real(self, "grad_clip", ">= 0 (0 disables clipping) and finite", lambda v: 0 <= v < math.inf,
+                    "try --grad-clip 1")
+        if self.schedule == "cosine" and self.min_lr > self.lr:
+            raise ValueError(f"min_lr {self.min_lr!r} is above lr {self.lr!r}: the cosine schedule would rise from "
+                             f"--lr to --min-lr; pass --min-lr {self.lr / 10:g} (a tenth of --lr) or less, or "
+                             "--schedule constant")
 
 
 @dataclass
@@ -74,6 +87,10 @@ class RunConfig:
 
     def __post_init__(self):
         _check_positive(self, "eval_interval", "log_interval")
+        check_paths(self, "out_dir", required=("out_dir",))
+        check_switches(self)
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0 (NumPy's generators take no negative seeds), "
                              f"got {self.seed!r}")
@@ -154,7 +171,43 @@ def _check_positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
         if not _is_int(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ValueError(f"{name} must be a positive integer, got {value!r}; pass {_flag(name)} 1 or more")
+
+
+def _check_real(cfg, name, what, ok, fix):
+    """Raise ValueError naming the setting, its value and `fix` unless it is a real number (not a
+    bool, not a string) for which `ok` holds (NaN fails every comparison, so `ok` refuses it)."""
+    value = getattr(cfg, name)
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(value)):
+        raise ValueError(f"{name} must be {what}, got {value!r}; {fix}")
+
+
+def check_paths(cfg, *names, required=()):
+    """The path settings `names` of `cfg` as `str`: a `pathlib.Path` (any os.PathLike) is turned
+    into its string, so configs given either kind are equal and checkpoints can store them as
+    JSON. None is no path, unless the setting is `required`; an empty string (which would mean
+    the current folder) and any other type are refused by name."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+            setattr(cfg, name, value)
+        if value is None and name not in required:
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
+        if not value:
+            raise ValueError(f"{name} is an empty path; give {_flag(name)} a file or folder name, or leave it out")
+
+
+def check_switches(cfg):
+    """Every bool field of the dataclass `cfg` (its own, not its sections') must hold True or False:
+    a string such as "no" would count as true."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.type is bool and not isinstance(value, bool):
+            raise ValueError(f"{f.name} must be True or False, got {value!r}; on the command line, "
+                             f"{_flag(f.name)} or --no-{f.name.replace('_', '-')}")
 
 
 def from_dict(cls, values, where="config"):
@@ -517,5 +570,5 @@ def _as_flag(name, value):
     return f"{_flag(name)} {shlex.quote(str(value))}"
 
 
-__all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "resumed", "from_dict", "from_flat", "flat_dict", "flat_fields",
-           "add_flags", "from_args", "given_flags", "describe", "read_toml", "settings_from_toml", "HELP"]
+__all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "check_paths", "check_switches", "resumed", "from_dict",
+           "from_flat", "flat_dict", "flat_fields", "add_flags", "from_args", "given_flags", "describe", "read_toml", "settings_from_toml", "HELP"]

@@ -68,7 +68,7 @@ def read_jsonl(path):
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"{path}: the file is empty; a labelled dataset needs one JSON object per line, "
                          '{"text": ..., "label": ...}')
-    raw = read_text(path)
+    raw = read_text(path, instead='pass the path of a JSONL file, one {"text": ..., "label": ...} object per line')
     rows = []
     # split on "\n" only: str.splitlines also splits at U+2028, U+2029, U+0085 and others, which
     # are valid inside a JSON string (json.dumps(..., ensure_ascii=False) writes them raw)

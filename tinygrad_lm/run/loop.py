@@ -98,6 +98,7 @@ def claim_folder(out_dir, resume=False, overwrite=False, writer=True):
     says how to continue it (--resume) or start over (--overwrite); with `overwrite`, those files
     are deleted first (by the writer, rank 0 over MPI).
     """
+    check_out_dir(out_dir)
     if resume:
         return
     folder = Path(out_dir)
@@ -108,6 +109,24 @@ def claim_folder(out_dir, resume=False, overwrite=False, writer=True):
     if found and writer:
         for name in found:
             (folder / name).unlink()
+
+
+def resuming(out_dir, step, max_iters):
+    """The line a resumed run starts with: where and at which step, or that nothing is left."""
+    done = ": nothing left to train; give a larger --max-iters to train on" if step >= max_iters else ""
+    return f"resuming {out_dir} at step {step} of {max_iters}{done}"
+
+
+def check_out_dir(out_dir):
+    """Refuse, before any work, an --out-dir that is a file or lies inside one (the folder could
+    never be made: mkdir's "[Errno 17] File exists" came only after the data was read)."""
+    folder = Path(out_dir)
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            where = "" if place == folder else f": {place}"
+            raise FileExistsError(f"--out-dir {folder}{where} is a file, not a folder; choose another --out-dir")
+        if place.is_dir():
+            return
 
 
 def _fmt_time(seconds):
@@ -288,4 +307,4 @@ class Run:
         self._old_handlers = {}
 
 
-__all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate", "train_step"]
+__all__ = ["Run", "TrainingStopped", "check_out_dir", "claim_folder", "resuming", "learning_rate", "train_step"]
