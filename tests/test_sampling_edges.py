@@ -115,9 +115,9 @@ def test_nan_inf_or_nothing_to_sample_is_refused(logits, words):
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    (dict(temperature=INF), "temperature must be a finite number >= 0"),
-    (dict(temperature=float("nan")), "temperature must be a finite number >= 0"),
-    (dict(temperature="1"), "temperature must be a finite number >= 0"),
+    (dict(temperature=INF), "temperature must be a number >= 0, got .*: a finite one"),
+    (dict(temperature=float("nan")), "temperature must be a number >= 0, got .*: a finite one"),
+    (dict(temperature="1"), "temperature must be a number >= 0, got .*: a finite one"),
     (dict(top_k=2.5), "top_k must be a positive integer or None"),
     (dict(top_k=True), "top_k must be a positive integer or None"),
     (dict(top_k=0), "top_k must be a positive integer or None"),

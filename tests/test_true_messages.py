@@ -33,11 +33,16 @@ def pretrained(tmp_path_factory):
 
 def error_of(capsys, *argv):
     """The stderr of a command that stops with exit status 2 (cli.main's one-line errors)."""
+    return outputs_of_error(capsys, *argv)[1]
+
+
+def outputs_of_error(capsys, *argv):
+    """(stdout, stderr) of a command that stops with exit status 2."""
     code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2, err
     assert "Traceback" not in err and "Errno" not in err, err
-    return err
+    return out, err
 
 
 @pytest.mark.parametrize("command", ["train", "finetune"])
@@ -100,3 +105,57 @@ def test_a_resumed_finetune_run_says_where_and_at_which_step(pretrained, tmp_pat
     finetune(from_flat(FinetuneConfig, max_iters=3, **values), resume=True, given={"max_iters"})
     out = capsys.readouterr().out
     assert f"resuming {tmp_path / 'ft'} at step 2 of 3" in out, out
+
+
+@pytest.mark.parametrize("cls, has, lacks", [
+    (TrainConfig, ["--eval-iters", "--sample-tokens", "--max-iters"], ["--eval-batch-size"]),
+    (FinetuneConfig, ["--eval-batch-size", "--max-iters"], ["--eval-iters", "--sample-tokens"]),
+])
+def test_a_refused_resume_lists_only_the_flags_the_command_has(cls, has, lacks):
+    from dataclasses import asdict
+
+    from tinygrad_lm.run.config import resumed
+
+    paths = dict(ckpt="a.npz", data="d.jsonl") if cls is FinetuneConfig else {}
+    with pytest.raises(ValueError) as e:
+        resumed(asdict(from_flat(cls, **paths)), from_flat(cls, lr=0.1, min_lr=0.0, **paths), given={"lr"})
+    message = str(e.value)
+    assert "a resumed run may change only" in message, message
+    assert all(flag in message for flag in has) and not any(flag in message for flag in lacks), message
+
+
+def test_running_out_of_memory_is_one_line_that_says_what_to_shrink(monkeypatch, capsys):
+    import tinygrad_lm.run.cli as cli
+
+    def huge(args):
+        raise MemoryError("Unable to allocate 149. GiB for an array with shape (2, 2, 100000, 100000)")
+
+    monkeypatch.setattr(cli, "_cmd_train", huge)
+    err = error_of(capsys, "train", "--block-size", "100000")
+    assert "out of memory (Unable to allocate 149. GiB" in err and "--batch-size" in err and "--block-size" in err
+
+
+def test_tokenize_checks_where_it_will_write_before_training(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    for flag in ("--save", "--save-tiktoken", "--encode-to"):
+        out, err = outputs_of_error(capsys, "tokenize", "--data", tmp_path / "text.txt", "--vocab-size", "300",
+                                    flag, tmp_path / "no-such-folder" / "out")
+        assert f"{flag} {tmp_path / 'no-such-folder' / 'out'}: the folder {tmp_path / 'no-such-folder'} does not exist" \
+            in err, err
+        assert "trained" not in out  # refused before the (slow) training
+        err = error_of(capsys, "tokenize", "--data", tmp_path / "text.txt", flag, tmp_path)
+        assert f"{flag} {tmp_path} is a folder" in err, err
+    err = error_of(capsys, "tokenize", "--load", tmp_path / "nope.model")
+    assert f"--load {tmp_path / 'nope.model'}: no such file" in err and "tokenize --save" in err, err
+
+
+def test_export_into_a_file_says_it_writes_a_folder(pretrained, tmp_path, capsys):
+    (tmp_path / "taken.txt").write_text("mine", encoding="utf-8")
+    err = error_of(capsys, "export", "--ckpt", pretrained / "run" / "best.npz", "--hf-dir", tmp_path / "taken.txt")
+    assert f"--hf-dir {tmp_path / 'taken.txt'} is a file; export writes a folder" in err, err
+    assert "expected a Hugging Face model folder" not in err
+
+
+def test_tokenize_encode_to_without_data_is_refused_before_training(tmp_path, capsys):
+    out, err = outputs_of_error(capsys, "tokenize", "--vocab-size", "257", "--encode-to", tmp_path / "x.bin")
+    assert "--encode-to needs --data" in err and "trained" not in out

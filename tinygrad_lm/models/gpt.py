@@ -248,7 +248,8 @@ def _check_generate(max_new_tokens, temperature, top_k, seed):
         raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
     if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
             and 0 <= temperature < math.inf):
-        raise ValueError(f"generate: temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+        raise ValueError(f"generate: temperature must be a number >= 0, got {temperature!r}: a finite one (0 is "
+                         "greedy, a large one near uniform)")
     if top_k is not None and (not _is_int(top_k) or top_k < 1):
         raise ValueError(f"generate: top_k must be a positive integer or None (all tokens), got {top_k!r}")
     if seed is not None and (not _is_int(seed) or seed < 0):
@@ -271,8 +272,8 @@ def _sample(logits, temperature, top_k, rng):
     the k largest logits (and any tied with the k-th, as nanoGPT's).
     """
     if np.isnan(logits).any() or np.isposinf(logits).any():  # NaN weights: a run that diverged
-        raise ValueError("generate: the model's logits are NaN or +inf (are its weights NaN? a run that diverged); "
-                         "nothing sensible can be sampled")
+        raise ValueError("generate: the model's logits are NaN or infinite (NaN or +inf; are its weights NaN? a run "
+                         "that diverged); nothing sensible can be sampled")
     if np.isneginf(logits).all(axis=-1).any():
         raise ValueError("generate: every token's logit is -inf in some row: no token can be sampled")
     if temperature == 0 or top_k == 1:

@@ -237,6 +237,14 @@ def _cmd_tokenize(args):
     from .data import load_corpus, warn_short_vocab
     from ..tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
+    if args.encode_to and args.data is None:  # said before training a tokenizer, which takes minutes
+        raise ValueError("--encode-to needs --data (the text file to encode)")
+    for flag, path in (("--save", args.save), ("--save-tiktoken", args.save_tiktoken), ("--encode-to", args.encode_to)):
+        if path:
+            _check_output_file(flag, path)
+    if args.load and not Path(args.load).is_file():
+        raise FileNotFoundError(f"--load {args.load}: no such file; --load takes a tokenizer file written by "
+                                "`tokenize --save`")
     if args.load:
         tok = load_tokenizer(args.load)
         text = None
@@ -258,10 +266,18 @@ def _cmd_tokenize(args):
         tok.save_tiktoken(args.save_tiktoken)
         print(f"saved tiktoken rank file to {args.save_tiktoken}")
     if args.encode_to:
-        if args.data is None:
-            raise ValueError("--encode-to needs --data (the text file to encode)")
         n, dtype = tok.encode_file(args.data, args.encode_to)
         print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
+
+
+def _check_output_file(flag, path):
+    """Refuse, before any work, a file to write whose folder is missing, or that is a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give the name of a file to write in it")
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist; create it first"
+        raise FileNotFoundError(f"{flag} {path}: the folder {path.parent} {what}")
 
 
 def _load_hf(folder):
@@ -288,6 +304,9 @@ def _cmd_export(args):
     from ..hf.gpt2 import fits_gpt2_files
     from .train import load_model
 
+    if Path(args.hf_dir).exists() and not Path(args.hf_dir).is_dir():
+        raise FileExistsError(f"--hf-dir {args.hf_dir} is a file; export writes a folder (config.json, "
+                              "model.safetensors, the tokenizer): choose another --hf-dir")
     model, tokenizer, _ = load_model(args.ckpt)
     gpt2_like = fits_gpt2_files(tokenizer)
     model.save_pretrained(args.hf_dir, tokenizer=tokenizer if gpt2_like else None)
@@ -348,6 +367,11 @@ def main(argv=None):
         print(f"tinygrad-lm {args.command}: error: {e}", file=sys.stderr)
         print("(set TINYGRAD_LM_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
+    except MemoryError as e:  # a batch or model too big for this machine (CuPy's OutOfMemoryError is one too)
+        _end_every_rank(e, 2, f"tinygrad-lm {args.command}: error")
+        print(f"tinygrad-lm {args.command}: error: out of memory ({e}); {SMALLER.get(args.command, SMALLER[None])}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:  # Ctrl-C outside a training loop's steps (loading, sampling): nothing to save
         _end_every_rank(e, 130, f"tinygrad-lm {args.command}: stopped")
         print(f"\ntinygrad-lm {args.command}: interrupted", file=sys.stderr)
@@ -356,6 +380,15 @@ def main(argv=None):
         if not isinstance(e, SystemExit):
             _end_every_rank(e, 1, f"tinygrad-lm {args.command}: stopped")
         raise
+
+
+SMALLER = {  # what to shrink when a command runs out of memory
+    "train": "use a smaller --batch-size or --block-size (or --grad-accum K with a K times smaller --batch-size), "
+             "or a smaller model (--n-layer, --n-embd)",
+    "finetune": "use a smaller --batch-size or --eval-batch-size (or --grad-accum K with a K times smaller "
+                "--batch-size)",
+    None: "this machine cannot hold the model and its working arrays",
+}
 
 
 def _end_every_rank(error, code, what):

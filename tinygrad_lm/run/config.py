@@ -147,7 +147,7 @@ def resumed(saved, current, where="checkpoint", given=None, step=0):
     refused = [name for name in changes if name not in RESUMABLE]
     if refused:
         shown = ", ".join(f"{_flag(n)} {new[n]!r} (the run has {old[n]!r})" for n in refused)
-        allowed = ", ".join(map(_flag, RESUMABLE))
+        allowed = ", ".join(_flag(n) for n in RESUMABLE if n in new)  # this command's flags only
         raise ValueError(f"--resume continues the saved run as it was, but {shown} would change what it computes; "
                          f"a resumed run may change only {allowed} and where it runs. To train differently, start "
                          "a new run (another --out-dir, or --overwrite)")
