@@ -218,3 +218,17 @@ def test_optimizer_numbers_must_be_finite(make, words):
     with pytest.raises(ValueError) as e:
         make(params)
     assert all(w in str(e.value) for w in words), str(e.value)
+
+
+@pytest.mark.parametrize("ids", [[1.5], [0, "1"], [np.float32(2.0)]])
+def test_tokenizers_decode_only_integer_ids(ids):
+    from tinygrad_lm.tokenizer import BPETokenizer, CharTokenizer
+
+    bpe = BPETokenizer()
+    bpe.train("hello world " * 20, 260)
+    for tok in (CharTokenizer("abc"), bpe):
+        with pytest.raises(TypeError, match=r"decode: token ids must be integers, got "):
+            tok.decode(ids)
+    assert CharTokenizer("abc").decode(np.array([0, 2])) == "ac"  # NumPy integers are integers
+    with pytest.raises(ValueError, match=r"unknown token id\(s\) \[5\] for vocab_size 3"):
+        CharTokenizer("abc").decode([5])
