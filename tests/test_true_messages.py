@@ -159,3 +159,10 @@ def test_export_into_a_file_says_it_writes_a_folder(pretrained, tmp_path, capsys
 def test_tokenize_encode_to_without_data_is_refused_before_training(tmp_path, capsys):
     out, err = outputs_of_error(capsys, "tokenize", "--vocab-size", "257", "--encode-to", tmp_path / "x.bin")
     assert "--encode-to needs --data" in err and "trained" not in out
+
+
+def test_resume_where_nothing_was_saved_says_so(tmp_path, capsys):
+    for command in (["train"], ["finetune", "--ckpt", tmp_path / "a.npz", "--data", tmp_path / "d.jsonl"]):
+        err = error_of(capsys, *command, "--resume", "--out-dir", tmp_path / "fresh")
+        assert f"--resume: {tmp_path / 'fresh'} holds no ckpt.npz to continue" in err, err
+        assert "start the run without --resume" in err, err

@@ -98,7 +98,7 @@ def claim_folder(out_dir, resume=False, overwrite=False, writer=True):
     says how to continue it (--resume) or start over (--overwrite); with `overwrite`, those files
     are deleted first (by the writer, rank 0 over MPI).
     """
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, resume)
     if resume:
         return
     folder = Path(out_dir)
@@ -117,16 +117,20 @@ def resuming(out_dir, step, max_iters):
     return f"resuming {out_dir} at step {step} of {max_iters}{done}"
 
 
-def check_out_dir(out_dir):
+def check_out_dir(out_dir, resume=False):
     """Refuse, before any work, an --out-dir that is a file or lies inside one (the folder could
-    never be made: mkdir's "[Errno 17] File exists" came only after the data was read)."""
+    never be made: mkdir's "[Errno 17] File exists" came only after the data was read), and a
+    --resume where no checkpoint was ever saved."""
     folder = Path(out_dir)
     for place in (folder, *folder.parents):
         if place.exists() and not place.is_dir():
             where = "" if place == folder else f": {place}"
             raise FileExistsError(f"--out-dir {folder}{where} is a file, not a folder; choose another --out-dir")
         if place.is_dir():
-            return
+            break
+    if resume and not (folder / "ckpt.npz").exists():
+        raise FileNotFoundError(f"--resume: {folder} holds no ckpt.npz to continue (a run saves it at its first "
+                                "evaluation, or when stopped); start the run without --resume")
 
 
 def _fmt_time(seconds):
