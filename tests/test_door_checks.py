@@ -232,3 +232,32 @@ def test_tokenizers_decode_only_integer_ids(ids):
     assert CharTokenizer("abc").decode(np.array([0, 2])) == "ac"  # NumPy integers are integers
     with pytest.raises(ValueError, match=r"unknown token id\(s\) \[5\] for vocab_size 3"):
         CharTokenizer("abc").decode([5])
+
+
+def test_a_checkpoint_saved_with_min_lr_above_lr_still_resumes_on_the_schedule_it_ran():
+    """Older versions accepted --min-lr above --lr and ran a flat schedule at lr (learning_rate
+    floors min_lr at lr); its checkpoints resume, with min_lr set to lr: the same numbers."""
+    from tinygrad_lm.optim import cosine_warmup_lr
+    from tinygrad_lm.run.config import resumed
+    from tinygrad_lm.run.loop import learning_rate
+
+    saved = asdict(from_flat(TrainConfig, lr=1e-4, min_lr=1e-4, warmup_iters=3, max_iters=20))
+    saved["optim"]["lr"] = 1e-5  # what `train --lr 1e-5` wrote before min_lr <= lr was checked
+    cfg, notes = resumed(saved, from_flat(TrainConfig, max_iters=30), "ckpt.npz: train_config", given={"max_iters"},
+                         step=10)
+    assert (cfg.optim.lr, cfg.optim.min_lr, cfg.optim.max_iters) == (1e-5, 1e-5, 30)
+    assert [learning_rate(s, cfg.optim) for s in range(30)] == [cosine_warmup_lr(s, 1e-5, 3, 30, 1e-5)
+                                                                for s in range(30)]
+    assert any(note.startswith("--min-lr 0.0001 -> 1e-05") for note in notes), notes
+
+
+def test_a_checkpoint_whose_settings_this_version_refuses_says_it_cannot_be_resumed():
+    from tinygrad_lm.run.config import resumed
+
+    saved = asdict(from_flat(TrainConfig))
+    saved["optim"]["lr"], saved["optim"]["min_lr"] = 0.0, 0.0  # an lr of 0 was accepted before
+    with pytest.raises(ValueError) as e:
+        resumed(saved, from_flat(TrainConfig), "runs/x/ckpt.npz: train_config", given=set())
+    message = str(e.value)
+    assert message.startswith("runs/x/ckpt.npz: train_config: the saved run's settings are refused") and \
+        "lr must be a finite number > 0, got 0.0" in message and "start a new run" in message, message

@@ -140,8 +140,8 @@ def test_tokenize_checks_where_it_will_write_before_training(tmp_path, capsys):
     for flag in ("--save", "--save-tiktoken", "--encode-to"):
         out, err = outputs_of_error(capsys, "tokenize", "--data", tmp_path / "text.txt", "--vocab-size", "300",
                                     flag, tmp_path / "no-such-folder" / "out")
-        assert f"{flag} {tmp_path / 'no-such-folder' / 'out'}: the folder {tmp_path / 'no-such-folder'} does not exist" \
-            in err, err
+        missing = tmp_path / "no-such-folder"
+        assert f"{flag} {missing / 'out'}: the folder {missing} does not exist" in err, err
         assert "trained" not in out  # refused before the (slow) training
         err = error_of(capsys, "tokenize", "--data", tmp_path / "text.txt", flag, tmp_path)
         assert f"{flag} {tmp_path} is a folder" in err, err

@@ -18,8 +18,11 @@ fine-tunes one, `export --ckpt CKPT --hf-dir FOLDER` writes a checkpoint as one 
 drop` drops prompt characters a char-level vocabulary lacks, `--num-samples N` prints N samples.
 `attention --ckpt CKPT --text "..." --out attn.png` draws a GPT's or BERT's attention maps and
 prints its head patterns (attention_maps.py, viz/attention.py).
-Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
-line naming the problem and exit with status 2, never a traceback.
+Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint, out of memory)
+print one line naming the problem and exit with status 2, never a traceback. Flags are taken
+exactly as typed (no abbreviations), and a mistyped one gets the subcommand's usage and the
+nearest valid flag (run/flags.py). Numbers are checked at the door: here (argparse types) and in
+the configs' __post_init__ (config.py), before any data is read.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
 Leaves out: several config files at once, interactive sampling, and a `classify` command for new
 texts (use `run/finetune.py`'s `load_classifier` and `predict`).

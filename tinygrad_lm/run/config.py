@@ -7,12 +7,22 @@ and both it and `finetune.FinetuneConfig` nest the two shared ones defined here:
     RunConfig     how the run is carried out: evaluation and log cadence, run folder, seed,
                   device, the fast path (threads) or the reference path, MPI ranks, quiet
 
+Every setting is checked where a config is made (`__post_init__`, so `from_flat`, the command
+line, TOML files and resumed checkpoints alike): numbers that must be finite, positive or in a
+range (`--lr` > 0, `--min-lr` <= `--lr` for the cosine schedule, betas in [0, 1), ...), switches
+that must be True or False, and paths, which may be `str` or `pathlib.Path` and are kept as `str`.
+Each error names the setting, its value and the fix. `--warmup-iters` above `--max-iters` is
+allowed: the warmup is capped at the run's length (loop.learning_rate).
+
 Users never see the tree: every leaf field is one flat flag (`n_layer` -> `--n-layer`), so
 `from_flat(TrainConfig, n_layer=2, lr=3e-3)` and the command line name settings the same way.
 `add_flags` builds the argparse flags of either command from its dataclass, with one help
-table (`HELP`) and each default shown; `from_dict(cls, asdict(cfg))` rebuilds a config from
-the plain dict that checkpoints store, and `resumed` is the config a `--resume` continues with
-(the saved run's, plus the flags given with it that are safe to change).
+table (`HELP`) and each default shown; `describe` prints a config as the flags that, pasted
+after the subcommand, give it back (`--reference`, `--no-bias`, paths quoted for the shell);
+`from_dict(cls, asdict(cfg))` rebuilds a config from the plain dict that checkpoints store, and
+`resumed` is the config a `--resume` continues with (the saved run's, plus the flags given with
+it that are safe to change; a saved config this version's checks refuse is said to be so, and one
+with min_lr above lr, which older versions ran flat at lr, resumes with min_lr = lr).
 
 Config files: `--config run.toml` (added by `add_flags`, so both commands have it) reads any
 setting from a TOML file, keyed by its flat name (`n_layer = 4` or `n-layer = 4`), at the top
@@ -140,7 +150,13 @@ def resumed(saved, current, where="checkpoint", given=None, step=0):
     Returns:
         (config, notes): notes are lines such as "--max-iters 2000 -> 4000 ...".
     """
-    cfg = from_dict(type(current), saved, where)
+    _check_keys(type(current)(), saved, where)
+    saved, notes = _legacy(type(current), saved)
+    try:
+        cfg = _build(type(current)(), saved)
+    except ValueError as e:  # a value an older version accepted and this one refuses (an lr of 0)
+        raise ValueError(f"{where}: the saved run's settings are refused by this version of tinygrad_lm ({e}); "
+                         "such a run cannot be resumed: start a new run (another --out-dir, or --overwrite)") from None
     old, new = flat_dict(cfg), flat_dict(current)
     names = sorted(new) if given is None else [name for name in given if name in new]
     changes = {name: new[name] for name in names if name not in RUN_SETTINGS and new[name] != old[name]}
@@ -153,9 +169,23 @@ def resumed(saved, current, where="checkpoint", given=None, step=0):
                          "a new run (another --out-dir, or --overwrite)")
     if changes.get("max_iters", step) < step:
         raise ValueError(f"--max-iters {changes['max_iters']} is below step {step}, where the saved run stands")
-    notes = [f"{_flag(n)} {old[n]!r} -> {changes[n]!r}"
-             + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
+    notes += [f"{_flag(n)} {old[n]!r} -> {changes[n]!r}"
+              + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
     return with_flat(cfg, **{name: new[name] for name in (*RUN_SETTINGS, *changes)}), notes
+
+
+def _legacy(cls, saved):
+    """(saved, notes): a saved config whose min_lr is above its lr (accepted before min_lr <= lr
+    was checked) with min_lr set to lr: the same schedule, since learning_rate floors min_lr at
+    lr. Other saved configs come back unchanged."""
+    optim = saved.get("optim") if "min_lr" in {name for name, *_ in flat_fields(cls)} else None
+    if not (isinstance(optim, dict) and optim.get("schedule", "cosine") == "cosine"):
+        return saved, []
+    lr, min_lr = optim.get("lr"), optim.get("min_lr")
+    if not (isinstance(lr, numbers.Real) and isinstance(min_lr, numbers.Real) and min_lr > lr):
+        return saved, []
+    note = f"--min-lr {min_lr!r} -> {lr!r} (saved above --lr, which the schedule floored it at: the same schedule)"
+    return {**saved, "optim": {**optim, "min_lr": lr}}, [note]
 
 
 def _is_int(value):
@@ -571,4 +601,5 @@ def _as_flag(name, value):
 
 
 __all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "check_paths", "check_switches", "resumed", "from_dict",
-           "from_flat", "flat_dict", "flat_fields", "add_flags", "from_args", "given_flags", "describe", "read_toml", "settings_from_toml", "HELP"]
+           "from_flat", "flat_dict", "flat_fields", "add_flags", "from_args", "given_flags", "describe", "read_toml",
+           "settings_from_toml", "HELP"]
