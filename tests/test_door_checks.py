@@ -261,3 +261,12 @@ def test_a_checkpoint_whose_settings_this_version_refuses_says_it_cannot_be_resu
     message = str(e.value)
     assert message.startswith("runs/x/ckpt.npz: train_config: the saved run's settings are refused") and \
         "lr must be a finite number > 0, got 0.0" in message and "start a new run" in message, message
+
+
+def test_heads_that_do_not_divide_the_width_suggest_ones_that_do():
+    with pytest.raises(ValueError, match=r"n_embd=16 must be divisible by n_head=3 .*try n_head 2 or 4"):
+        GPTConfig(n_embd=16, n_head=3)
+    with pytest.raises(ValueError, match=r"n_embd=7 must be divisible by n_head=2 .*try n_head 1 or 7"):
+        GPTConfig(n_embd=7, n_head=2)
+    with pytest.raises(ValueError, match=r"n_embd=4 must be divisible by n_head=8 .*try n_head 4$"):
+        GPTConfig(n_embd=4, n_head=8)

@@ -52,7 +52,10 @@ class GPTConfig:
             if not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+            below = max(h for h in range(1, self.n_head) if self.n_embd % h == 0)
+            above = [h for h in range(self.n_head + 1, self.n_embd + 1) if self.n_embd % h == 0][:1]
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head} (each head "
+                             f"gets n_embd / n_head channels); try n_head {' or '.join(map(str, [below] + above))}")
         if self.pos_encoding not in ("learned", "sinusoidal"):
             raise ValueError(f"GPTConfig.pos_encoding must be 'learned' or 'sinusoidal', got {self.pos_encoding!r}")
         if not isinstance(self.dropout, numbers.Real) or isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
