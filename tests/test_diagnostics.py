@@ -317,7 +317,7 @@ def test_a_run_stopped_by_a_nan_loss_leaves_no_hook_and_no_wrapped_step(text_fil
     real_start = train_module._start
     monkeypatch.setattr(train_module, "_start", lambda *a: started.append(real_start(*a)) or started[-1])
     with pytest.raises(TrainingStopped):
-        train(tiny_cfg(text_file, tmp_path / "nan", lr=float("inf")))
+        train(tiny_cfg(text_file, tmp_path / "nan", lr=1e30))
     _, model, optimizer, *_ = started[0]
     assert not any(m._forward_hooks for m in model.modules())
     assert "step" not in vars(optimizer)  # the class's own step again

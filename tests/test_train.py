@@ -315,8 +315,8 @@ def test_learning_rate_schedules():
     assert [learning_rate(s, constant) for s in (0, 3, 4, 9)] == pytest.approx([0.2, 0.8, 1.0, 1.0])
     short = OptimConfig(lr=1.0, min_lr=0.0, warmup_iters=100, max_iters=3)  # warmup capped at the run's length
     assert [learning_rate(s, short) for s in range(3)] == pytest.approx([0.25, 0.5, 0.75])
-    low = OptimConfig(lr=1e-5, min_lr=1e-4, warmup_iters=0, max_iters=10)  # min_lr above lr: flat at lr
-    assert learning_rate(9, low) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match=r"min_lr 0.0001 is above lr 1e-05: the cosine schedule would rise"):
+        OptimConfig(lr=1e-5, min_lr=1e-4, warmup_iters=0, max_iters=10)  # refused at the door (issue #28)
     with pytest.raises(ValueError, match="schedule must be 'cosine' or 'constant'"):
         OptimConfig(schedule="linear")
 

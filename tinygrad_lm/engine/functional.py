@@ -17,11 +17,12 @@ from .tensor import Tensor
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _ids(x, like=None):
-    """Integer ids (array, list or Tensor) as a raw integer array, on `like`'s device if given."""
+def _ids(x, like=None, what="embedding ids"):
+    """Integer ids (array, list or Tensor) as a raw integer array, on `like`'s device if given;
+    `what` names them in the error for another dtype."""
     data = x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)
     if not np.issubdtype(data.dtype, np.integer):
-        raise TypeError(f"expected integer ids, got dtype {data.dtype}")
+        raise TypeError(f"{what}: expected integer ids, got dtype {data.dtype}; convert them with .astype(np.int64)")
     return data if like is None else to_device(data, like.device)
 
 
@@ -72,25 +73,34 @@ def linear(x, weight, bias=None):
     return y if bias is None else y + bias
 
 
-def check_ids(ids, n_rows, what="embedding", noun="id"):
-    """Raise IndexError naming an id outside 0..n_rows-1 (the smallest if below 0, else the largest).
+def check_ids(ids, n_rows, what="embedding", noun="id", ignore_index=None):
+    """Raise IndexError naming an id outside 0..n_rows-1 (the smallest if below 0, else the largest);
+    with the `ignore_index` of a loss, a negative target's error says how to skip positions.
 
     NumPy ids are checked now. GPU ids are checked without stopping the GPU: the flag waits
     on the device and the error is raised at the next host read (`backend.check_later`).
     """
     if get_array_module(ids) is not np:
         return check_later(((ids < 0) | (ids >= n_rows)).any(),
-                           lambda: _ids_error(to_device(ids, "cpu"), n_rows, what, noun))
+                           lambda: _ids_error(to_device(ids, "cpu"), n_rows, what, noun, ignore_index))
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
-        raise _ids_error(ids, n_rows, what, noun)
+        raise _ids_error(ids, n_rows, what, noun, ignore_index)
 
 
-def _ids_error(ids, n_rows, what, noun):
-    """The IndexError for NumPy `ids`, some of them out of range."""
+def _ids_error(ids, n_rows, what, noun, ignore_index=None):
+    """The IndexError for NumPy `ids`, some of them out of range. A negative target of a loss is
+    most often a position meant to be skipped with another ignore_index (PyTorch's is -100)."""
     lo, hi = int(ids.min()), int(ids.max())
     bad = lo if lo < 0 else hi
-    return IndexError(f"{what}: {noun} {bad} is out of range for {n_rows} "
-                      f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
+    message = (f"{what}: {noun} {bad} is out of range for {n_rows} "
+               f"{'rows' if what == 'embedding' else 'classes'} (valid {noun}s are 0..{n_rows - 1})")
+    if bad < 0 and ignore_index is not None and bad == -100:
+        message += (f"; -100 is PyTorch's default ignore_index, but here ignore_index is {ignore_index}: give the "
+                    f"positions to skip the target {ignore_index}, or pass ignore_index=-100")
+    elif bad < 0 and ignore_index is not None:
+        message += (f"; to skip positions, give them the target {ignore_index} (ignore_index), or pass "
+                    f"ignore_index={bad}")
+    return IndexError(message)
 
 
 def embedding(ids, weight):
@@ -134,7 +144,7 @@ def check_cross_entropy(logits, targets, ignore_index, reduction, label_smoothin
     t = targets.reshape(-1)  # (N,)
     keep = t != ignore_index
     tk = xp.where(keep, t, 0)
-    check_ids(tk, logits.shape[-1], "cross_entropy", "target")
+    check_ids(tk, logits.shape[-1], "cross_entropy", "target", ignore_index)
     return t, keep, tk
 
 
@@ -149,7 +159,7 @@ def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoo
     Returns:
         Tensor loss (0-d unless reduction="none").
     """
-    targets = _ids(targets, logits)
+    targets = _ids(targets, logits, "cross_entropy targets")
     t, keep, tk = check_cross_entropy(logits, targets, ignore_index, reduction, label_smoothing)
     xp = get_array_module(t)
     V = logits.shape[-1]

@@ -124,7 +124,8 @@ class CrossEntropyKernel(Function):
 
 def cross_entropy(logits, targets, ignore_index=-1, reduction="mean", label_smoothing=0.0):
     """`F.cross_entropy`, fused."""
-    return CrossEntropyKernel(_ids(targets, logits), ignore_index, reduction, label_smoothing)(logits)
+    return CrossEntropyKernel(_ids(targets, logits, "cross_entropy targets"), ignore_index, reduction,
+                              label_smoothing)(logits)
 
 
 class FusedCrossEntropyLoss(CrossEntropyLoss):

@@ -25,6 +25,7 @@ layout mapping is in hf/gpt2.py).
 Leaves out: mixed precision.
 """
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -56,11 +57,17 @@ class GPTConfig:
             if not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+            below = max(h for h in range(1, self.n_head) if self.n_embd % h == 0)
+            above = [h for h in range(self.n_head + 1, self.n_embd + 1) if self.n_embd % h == 0][:1]
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head} (each head "
+                             f"gets n_embd / n_head channels); try n_head {' or '.join(map(str, [below] + above))}")
         if self.pos_encoding not in ("learned", "sinusoidal"):
             raise ValueError(f"GPTConfig.pos_encoding must be 'learned' or 'sinusoidal', got {self.pos_encoding!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.dropout, numbers.Real) or isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig.dropout must be a number in [0, 1) (0 disables it), got {self.dropout!r}")
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
 
     def to_dict(self):
         return asdict(self)
@@ -242,13 +249,14 @@ class GPT(Module):
         """
         from ..engine.rng import get_rng
 
-        if not temperature >= 0:  # NaN too: it would turn every probability into NaN, and token 0 out
-            raise ValueError(f"generate: temperature must be a number >= 0, got {temperature}")
-        if top_k is not None and top_k <= 0:
-            raise ValueError(f"generate: top_k must be a positive integer, got {top_k}")
+        _check_generate(max_new_tokens, temperature, top_k, seed)
         rng = np.random.default_rng(seed) if seed is not None else get_rng(np)
         idx = idx.data if isinstance(idx, Tensor) else idx
-        out = np.array(to_device(idx, "cpu"), dtype=np.int64)  # sampling runs on the host; a CuPy idx is copied
+        out = np.asarray(to_device(idx, "cpu"))  # sampling runs on the host; a CuPy idx is copied
+        if out.size and not np.issubdtype(out.dtype, np.integer):  # casting would cut 1.7 to token 1
+            raise TypeError(f"generate: idx must be integer token ids, got dtype {out.dtype}; convert them with "
+                            ".astype(np.int64)")
+        out = out.astype(np.int64)
         if out.ndim == 1:
             out = out[None, :]
         was_training = self.training
@@ -278,33 +286,71 @@ class GPT(Module):
         return to_device(out, device_of(idx))  # on the device idx came from
 
 
+def _check_generate(max_new_tokens, temperature, top_k, seed):
+    """generate's numbers, each refused by name: a NaN or infinite temperature would make every
+    probability NaN (and token 0 the pick), a float top_k fails inside np.partition."""
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+            and 0 <= temperature < math.inf):
+        raise ValueError(f"generate: temperature must be a number >= 0, got {temperature!r}: a finite one (0 is "
+                         "greedy, a large one near uniform)")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise ValueError(f"generate: top_k must be a positive integer or None (all tokens), got {top_k!r}")
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"generate: seed must be an integer >= 0 or None, got {seed!r}")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _sample(logits, temperature, top_k, rng):
-    """One token id per row of logits (B, V): greedy, or from softmax(logits / temperature)."""
-    if not np.isfinite(logits).all():  # NaN weights: argmax and the cumulative sum would both say token 0
-        raise ValueError("generate: the model's logits are NaN or infinite (are its weights NaN? a run that "
-                         "diverged); nothing sensible can be sampled")
-    if temperature == 0:
+    """One token id per row of logits (B, V): greedy, or from softmax(logits / temperature).
+
+    Exact at the edges: temperature 0 and top_k 1 are the argmax (the first of tied maxima);
+    the logits are shifted by their maximum before the division, so a tiny temperature gives
+    the most likely token weight exp(0) = 1 and the others exp(-huge) = 0 (greedy, never
+    inf - inf = NaN), and a huge one weights every token about 1 (uniform). A logit of -inf
+    (a token ruled out) has weight 0 and is never drawn: the draw u is scaled to the weights'
+    own total, and the pick is the first token whose cumulative weight exceeds u. top_k keeps
+    the k largest logits (and any tied with the k-th, as nanoGPT's).
+    """
+    if np.isnan(logits).any() or np.isposinf(logits).any():  # NaN weights: a run that diverged
+        raise ValueError("generate: the model's logits are NaN or infinite (NaN or +inf; are its weights NaN? a run "
+                         "that diverged); nothing sensible can be sampled")
+    if np.isneginf(logits).all(axis=-1).any():
+        raise ValueError("generate: every token's logit is -inf in some row: no token can be sampled")
+    if temperature == 0 or top_k == 1:
         return logits.argmax(axis=-1)
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]  # (B, 1)
-        logits = np.where(logits < kth, -np.inf, logits)
-    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    p /= p.sum(axis=-1, keepdims=True)
-    u = rng.random((p.shape[0], 1))
-    return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+    with np.errstate(over="ignore"):  # (logits - max) / tiny temperature: -inf for every token but the likeliest
+        z = (logits - logits.max(axis=-1, keepdims=True)) / temperature  # (B, V), <= 0, the maximum 0
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = np.partition(z, -top_k, axis=-1)[:, -top_k][:, None]  # (B, 1)
+        z = np.where(z < kth, -np.inf, z)
+    cumulative = np.cumsum(np.exp(z), axis=-1)  # (B, V); the last column >= 1 (the maximum's weight)
+    u = rng.random((z.shape[0], 1)) * cumulative[:, -1:]  # in [0, total)
+    return (cumulative <= u).sum(axis=-1)
 
 
 def sample_text(model, tokenizer, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, seed=None,
                 use_cache=True, eos_id=None):
     """Continue `prompt` with sampled tokens and return the decoded text (prompt included).
     With `eos_id`, sampling stops at that token, which is not part of the text returned."""
-    ids = tokenizer.encode(prompt) if prompt else tokenizer.encode("\n")[:1] or [0]
+    ids = tokenizer.encode(prompt) if prompt else _newline_or_first(tokenizer)
     out = model.generate(np.asarray([ids], dtype=np.int64), max_new_tokens, temperature, top_k, seed, use_cache,
                          eos_id)[0].tolist()
     if eos_id is not None and eos_id in out[len(ids):]:
         out = out[:out.index(eos_id, len(ids))]
     return tokenizer.decode(out)
+
+
+def _newline_or_first(tokenizer):
+    """The ids an empty prompt starts from: a newline's, else (a vocabulary without one) token 0."""
+    try:
+        return tokenizer.encode("\n")[:1] or [0]
+    except ValueError:  # a char-level vocabulary that never saw a newline
+        return [0]
 
 
 __all__ = ["GPT", "GPTConfig", "Transformer", "Parameter", "sample_text"]

@@ -15,11 +15,20 @@ from . import init
 from .module import Module, Parameter
 
 
+def _check_sizes(layer, **sizes):
+    """Raise ValueError naming the layer, the argument and its value unless each size is a
+    positive integer (a float or a 0 would fail later, deep inside NumPy, or build an empty layer)."""
+    for name, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{type(layer).__name__}: {name} must be a positive integer, got {value!r}")
+
+
 class Linear(Module):
     """y = x W^T + b, W of shape (out_features, in_features). PyTorch's default init."""
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
+        _check_sizes(self, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(init.uniform((out_features, in_features), bound))
@@ -37,6 +46,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim):
         super().__init__()
+        _check_sizes(self, num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = Parameter(init.normal((num_embeddings, embedding_dim), std=1.0))
 
@@ -52,6 +62,7 @@ class LayerNorm(Module):
 
     def __init__(self, dim, eps=1e-5, bias=True):
         super().__init__()
+        _check_sizes(self, dim=dim)
         self.dim, self.eps = dim, eps
         self.weight = Parameter(np.ones(dim, dtype=np.float32))
         self.bias = Parameter(np.zeros(dim, dtype=np.float32)) if bias else None
@@ -117,6 +128,10 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, ignore_index=-1, reduction="mean", label_smoothing=0.0):
         super().__init__()
+        if reduction not in F._REDUCTIONS:  # checked again by each call (F.cross_entropy): here, when it is built
+            raise ValueError(f"CrossEntropyLoss: reduction must be one of {F._REDUCTIONS}, got {reduction!r}")
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
 
     def forward(self, logits, targets):

@@ -125,8 +125,12 @@ class Module:
         return self.train(False)
 
     def to(self, device=None, dtype=None):
-        """Move/cast every parameter and buffer in place (references stay valid); returns self."""
+        """Move/cast every parameter and buffer in place (references stay valid); returns self.
+        `dtype` must be a floating type (parameters take gradients); integer buffers keep theirs."""
         device = backend.check_device(device)
+        if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
+            raise TypeError(f"to(dtype={dtype!r}): parameters must be floating (float32 or float64), got "
+                            f"{np.dtype(dtype)}")
         for m in self.modules():
             for p in m._params.values():
                 data = backend.to_device(p.data, device) if device else p.data

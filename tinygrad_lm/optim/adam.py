@@ -19,7 +19,7 @@ Leaves out: AMSGrad, `maximize`, foreach multi-tensor kernels and capturable (CU
 state. Which parameters get weight decay is the caller's choice: see `param_groups`.
 """
 from ..engine.backend import get_array_module
-from .optimizer import Optimizer
+from .optimizer import Optimizer, finite_at_least_zero
 
 
 class Adam(Optimizer):
@@ -44,8 +44,8 @@ class Adam(Optimizer):
         betas = group["betas"]
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"invalid betas {betas!r}: need two values, each in [0, 1)")
-        if not group["eps"] >= 0.0:
-            raise ValueError(f"invalid eps {group['eps']!r}: must be >= 0")
+        if not finite_at_least_zero(group["eps"]):
+            raise ValueError(f"invalid eps {group['eps']!r}: must be a finite number >= 0")
 
     def _next_step(self, group, p, state):
         """This update's hyperparameters as floats, and the parameter's state advanced by a step:

@@ -30,6 +30,7 @@ Leaves out: closures in `step()`, sparse gradients, `set_to_none=False` in `zero
 hooks, multi-tensor ("foreach") kernels, and norms other than L2 in clipping (`norm_type`).
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -41,6 +42,11 @@ def _to_numpy_copy(array):
     if device_of(array) == "cuda":
         return to_device(array, "cpu")  # a fresh host copy
     return np.array(array, copy=True)
+
+
+def finite_at_least_zero(value):
+    """Whether a hyperparameter is a real number in [0, inf): not NaN, inf, a bool or a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < math.inf
 
 
 class Optimizer:
@@ -105,10 +111,10 @@ class Optimizer:
 
     def _check_group(self, group):
         """Validate one group's hyperparameters (subclasses extend); raise ValueError if wrong."""
-        if not group["lr"] >= 0.0:
-            raise ValueError(f"invalid learning rate {group['lr']!r}: must be >= 0")
-        if not group.get("weight_decay", 0.0) >= 0.0:
-            raise ValueError(f"invalid weight_decay {group['weight_decay']!r}: must be >= 0")
+        if not finite_at_least_zero(group["lr"]):
+            raise ValueError(f"invalid learning rate {group['lr']!r}: must be a finite number >= 0")
+        if not finite_at_least_zero(group.get("weight_decay", 0.0)):
+            raise ValueError(f"invalid weight_decay {group['weight_decay']!r}: must be a finite number >= 0")
 
     # ----------------------------------------------------------------- training loop
     def zero_grad(self):

@@ -11,7 +11,7 @@ Implements `SGD` with PyTorch's conventions (torch.optim.SGD with dampening=0):
 Leaves out: dampening, `maximize`, and decoupled weight decay (use AdamW for that).
 """
 from ..engine.backend import get_array_module
-from .optimizer import Optimizer
+from .optimizer import Optimizer, finite_at_least_zero
 
 
 class SGD(Optimizer):
@@ -32,8 +32,8 @@ class SGD(Optimizer):
 
     def _check_group(self, group):
         super()._check_group(group)
-        if not group["momentum"] >= 0.0:
-            raise ValueError(f"invalid momentum {group['momentum']!r}: must be >= 0")
+        if not finite_at_least_zero(group["momentum"]):
+            raise ValueError(f"invalid momentum {group['momentum']!r}: must be a finite number >= 0")
         if group["nesterov"] and group["momentum"] <= 0.0:
             raise ValueError("nesterov=True needs momentum > 0")
 

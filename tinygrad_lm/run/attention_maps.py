@@ -177,7 +177,8 @@ def run(args):
 
     check_out(args.out)
     viz._pyplot()  # matplotlib missing: say how to install it before loading anything
-    text = read_text(args.text_file) if args.text_file is not None else args.text
+    text = (read_text(args.text_file, "--text-file", "--text-file takes a UTF-8 file holding the text; to give "
+                      "the text itself, use --text") if args.text_file is not None else args.text)
     loaded = load_any(args.ckpt)
     n_layer, n_head, tokenizer = loaded.n_layer, loaded.n_head, loaded.tokenizer
     if args.head is not None and not (args.head[0] < n_layer and args.head[1] < n_head):

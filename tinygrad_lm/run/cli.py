@@ -23,8 +23,11 @@ prints its head patterns (attention_maps.py, viz/attention.py).
 `evaluate --ckpt CKPT --data FILE` scores a checkpoint without training: sliding-window perplexity
 of a text (GPT, or `--hf FOLDER`), masked-token loss and accuracy (BERT), or accuracy, macro-F1
 and the confusion matrix on labelled JSONL (classifier) (evaluate.py).
-Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint) print one
-line naming the problem and exit with status 2, never a traceback.
+Errors a user can fix (missing file, bad UTF-8, too-short corpus, bad checkpoint, out of memory)
+print one line naming the problem and exit with status 2, never a traceback. Flags are taken
+exactly as typed (no abbreviations), and a mistyped one gets the subcommand's usage and the
+nearest valid flag (run/flags.py). Numbers are checked at the door: here (argparse types) and in
+the configs' __post_init__ (config.py), before any data is read.
 Over MPI (`mpiexec -n N ... --dist mpi`), an error on any rank ends every rank with one message.
 `train` and `finetune` go on when stdout or stderr is closed (`train ... | head -3`, a terminal
 that went away): the printing stops (streams.py), the run, its log.jsonl and checkpoints do not.
@@ -32,6 +35,7 @@ Leaves out: several config files at once, interactive sampling, and a `classify`
 texts (use `run/finetune.py`'s `load_classifier` and `predict`).
 """
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -40,9 +44,10 @@ from pathlib import Path
 def build_parser():
     from .config import add_flags
     from .finetune import FinetuneConfig
+    from .flags import Parser  # exact flags only; a typo's error names the nearest flag
     from .train import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
+    parser = Parser(prog="tinygrad-lm", description="Pretrain, sample from and fine-tune small GPTs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="pretrain a GPT (default: built-in corpus, a few minutes on a laptop CPU), or "
@@ -65,12 +70,13 @@ def build_parser():
                    help="char-level checkpoints: a prompt character outside the vocabulary is an error, or is "
                         "dropped (the count dropped is reported) (default: error)")
     p.add_argument("--max-new-tokens", type=_count(0), default=300, help="tokens to generate (default: 300)")
-    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: 0.8)")
+    p.add_argument("--temperature", type=_finite(0), default=0.8, help="softmax temperature; 0 is greedy (default: "
+                   "0.8)")
     p.add_argument("--top-k", type=_count(1), default=None, help="sample among the k most likely tokens only "
                    "(default: all tokens)")
     p.add_argument("--num-samples", type=_count(1), default=1, help="independent samples to print, each under a "
                    "header line (default: 1)")
-    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--seed", type=_count(0), default=None, help="seed for reproducible samples")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default: cpu)")
     p.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
                    help="recompute the whole context for every token (slower; the same tokens)")
@@ -156,6 +162,20 @@ def _count(least):
     return parse
 
 
+def _finite(least):
+    """An argparse type: a finite number >= `least` (nan and inf refused), else one error line."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not least <= value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text!r}: use a finite number >= {least:g}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def _cmd_train(args):
     from .config import from_args, given_flags
     from ..models.gpt import sample_text
@@ -206,7 +226,8 @@ def _cmd_sample(args):
     if args.start is not None:
         from .data import read_text
 
-        prompt = read_text(args.start)
+        prompt = read_text(args.start, "--start", "--start takes a UTF-8 file holding the prompt; to give the "
+                           "prompt itself, use --prompt (or neither, to start from a newline)")
     prompt = _known_chars(tokenizer, prompt, args.unknown_chars, "--start " + args.start if args.start else "--prompt")
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i
@@ -239,6 +260,14 @@ def _cmd_tokenize(args):
     from .data import load_corpus, warn_short_vocab
     from ..tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
+    if args.encode_to and args.data is None:  # said before training a tokenizer, which takes minutes
+        raise ValueError("--encode-to needs --data (the text file to encode)")
+    for flag, path in (("--save", args.save), ("--save-tiktoken", args.save_tiktoken), ("--encode-to", args.encode_to)):
+        if path:
+            _check_output_file(flag, path)
+    if args.load and not Path(args.load).is_file():
+        raise FileNotFoundError(f"--load {args.load}: no such file; --load takes a tokenizer file written by "
+                                "`tokenize --save`")
     if args.load:
         tok = load_tokenizer(args.load)
         text = None
@@ -260,10 +289,18 @@ def _cmd_tokenize(args):
         tok.save_tiktoken(args.save_tiktoken)
         print(f"saved tiktoken rank file to {args.save_tiktoken}")
     if args.encode_to:
-        if args.data is None:
-            raise ValueError("--encode-to needs --data (the text file to encode)")
         n, dtype = tok.encode_file(args.data, args.encode_to, tokenizer_name=args.save or args.load)
         print(f"wrote {n:,} tokens ({dtype}) to {args.encode_to}")
+
+
+def _check_output_file(flag, path):
+    """Refuse, before any work, a file to write whose folder is missing, or that is a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give the name of a file to write in it")
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist; create it first"
+        raise FileNotFoundError(f"{flag} {path}: the folder {path.parent} {what}")
 
 
 def _load_hf(folder):
@@ -290,6 +327,9 @@ def _cmd_export(args):
     from ..hf.gpt2 import TOKENIZER_FILES, fits_gpt2_files, save_pretrained
     from .train import load_model
 
+    if Path(args.hf_dir).exists() and not Path(args.hf_dir).is_dir():
+        raise FileExistsError(f"--hf-dir {args.hf_dir} is a file; export writes a folder (config.json, "
+                              "model.safetensors, the tokenizer): choose another --hf-dir")
     model, tokenizer, _ = load_model(args.ckpt)
     gpt2_like = fits_gpt2_files(tokenizer)
     # one folder, written whole (hf/safetensors_io.write_folder), without the other kind's tokenizer files
@@ -361,6 +401,11 @@ def main(argv=None):
         print(f"tinygrad-lm {args.command}: error: {e}", file=sys.stderr)
         print("(set TINYGRAD_LM_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
+    except MemoryError as e:  # a batch or model too big for this machine (CuPy's OutOfMemoryError is one too)
+        _end_every_rank(e, 2, f"tinygrad-lm {args.command}: error")
+        print(f"tinygrad-lm {args.command}: error: out of memory ({e}); {SMALLER.get(args.command, SMALLER[None])}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:  # Ctrl-C outside a training loop's steps (loading, sampling): nothing to save
         _end_every_rank(e, 130, f"tinygrad-lm {args.command}: stopped")
         print(f"\ntinygrad-lm {args.command}: interrupted", file=sys.stderr)
@@ -369,6 +414,15 @@ def main(argv=None):
         if not isinstance(e, SystemExit):
             _end_every_rank(e, 1, f"tinygrad-lm {args.command}: stopped")
         raise
+
+
+SMALLER = {  # what to shrink when a command runs out of memory
+    "train": "use a smaller --batch-size or --block-size (or --grad-accum K with a K times smaller --batch-size), "
+             "or a smaller model (--n-layer, --n-embd)",
+    "finetune": "use a smaller --batch-size or --eval-batch-size (or --grad-accum K with a K times smaller "
+                "--batch-size)",
+    None: "this machine cannot hold the model and its working arrays",
+}
 
 
 def _end_every_rank(error, code, what):

@@ -7,12 +7,22 @@ and both it and `finetune.FinetuneConfig` nest the two shared ones defined here:
     RunConfig     how the run is carried out: evaluation and log cadence, run folder, seed,
                   device, the fast path (threads) or the reference path, MPI ranks, quiet
 
+Every setting is checked where a config is made (`__post_init__`, so `from_flat`, the command
+line, TOML files and resumed checkpoints alike): numbers that must be finite, positive or in a
+range (`--lr` > 0, `--min-lr` <= `--lr` for the cosine schedule, betas in [0, 1), ...), switches
+that must be True or False, and paths, which may be `str` or `pathlib.Path` and are kept as `str`.
+Each error names the setting, its value and the fix. `--warmup-iters` above `--max-iters` is
+allowed: the warmup is capped at the run's length (loop.learning_rate).
+
 Users never see the tree: every leaf field is one flat flag (`n_layer` -> `--n-layer`), so
 `from_flat(TrainConfig, n_layer=2, lr=3e-3)` and the command line name settings the same way.
 `add_flags` builds the argparse flags of either command from its dataclass, with one help
-table (`HELP`) and each default shown; `from_dict(cls, asdict(cfg))` rebuilds a config from
-the plain dict that checkpoints store, and `resumed` is the config a `--resume` continues with
-(the saved run's, plus the flags given with it that are safe to change).
+table (`HELP`) and each default shown; `describe` prints a config as the flags that, pasted
+after the subcommand, give it back (`--reference`, `--no-bias`, paths quoted for the shell);
+`from_dict(cls, asdict(cfg))` rebuilds a config from the plain dict that checkpoints store, and
+`resumed` is the config a `--resume` continues with (the saved run's, plus the flags given with
+it that are safe to change; a saved config this version's checks refuse is said to be so, and one
+with min_lr above lr, which older versions ran flat at lr, resumes with min_lr = lr).
 
 Config files: `--config run.toml` (added by `add_flags`, so both commands have it) reads any
 setting from a TOML file, keyed by its flat name (`n_layer = 4` or `n-layer = 4`), at the top
@@ -25,7 +35,10 @@ TOML is read with the standard library's `tomllib` (Python 3.11+) or its backpor
 Leaves out: nanoGPT's `exec`-a-Python-file configurator, and several config files at once.
 """
 import argparse
+import math
 import numbers
+import os
+import shlex
 import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import reduce
@@ -49,11 +62,22 @@ class OptimConfig:
         _check_positive(self, "batch_size", "grad_accum", "max_iters")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if not (self.lr >= 0 and self.min_lr >= 0 and self.warmup_iters >= 0):
-            raise ValueError(f"lr, min_lr and warmup_iters must be >= 0, got {self.lr}, {self.min_lr}, "
-                             f"{self.warmup_iters}")
-        if not self.grad_clip >= 0:
-            raise ValueError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip}")
+        _check_real(self, "lr", "a finite number > 0", lambda v: 0 < v < math.inf,
+                    "it is the peak learning rate: try --lr 1e-3")
+        _check_real(self, "min_lr", "a finite number >= 0", lambda v: 0 <= v < math.inf,
+                    "it is where the cosine schedule ends: try --min-lr 0, or a tenth of --lr")
+        if not _is_int(self.warmup_iters) or self.warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be an integer >= 0, got {self.warmup_iters!r} (0: no warmup)")
+        _check_real(self, "weight_decay", "a finite number >= 0", lambda v: 0 <= v < math.inf, "0: no decay")
+        _check_real(self, "beta1", "a number in [0, 1)", lambda v: 0 <= v < 1, "AdamW's usual is --beta1 0.9")
+        _check_real(self, "beta2", "a number in [0, 1)", lambda v: 0 <= v < 1,
+                    "AdamW's usual is --beta2 0.99 (0.95 for large models)")
+        _check_real(self, "grad_clip", ">= 0 (0 disables clipping) and finite", lambda v: 0 <= v < math.inf,
+                    "try --grad-clip 1")
+        if self.schedule == "cosine" and self.min_lr > self.lr:
+            raise ValueError(f"min_lr {self.min_lr!r} is above lr {self.lr!r}: the cosine schedule would rise from "
+                             f"--lr to --min-lr; pass --min-lr {self.lr / 10:g} (a tenth of --lr) or less, or "
+                             "--schedule constant")
 
 
 @dataclass
@@ -73,6 +97,10 @@ class RunConfig:
 
     def __post_init__(self):
         _check_positive(self, "eval_interval", "log_interval")
+        check_paths(self, "out_dir", required=("out_dir",))
+        check_switches(self)
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0 (NumPy's generators take no negative seeds), "
                              f"got {self.seed!r}")
@@ -122,22 +150,42 @@ def resumed(saved, current, where="checkpoint", given=None, step=0):
     Returns:
         (config, notes): notes are lines such as "--max-iters 2000 -> 4000 ...".
     """
-    cfg = from_dict(type(current), saved, where)
+    _check_keys(type(current)(), saved, where)
+    saved, notes = _legacy(type(current), saved)
+    try:
+        cfg = _build(type(current)(), saved)
+    except ValueError as e:  # a value an older version accepted and this one refuses (an lr of 0)
+        raise ValueError(f"{where}: the saved run's settings are refused by this version of tinygrad_lm ({e}); "
+                         "such a run cannot be resumed: start a new run (another --out-dir, or --overwrite)") from None
     old, new = flat_dict(cfg), flat_dict(current)
     names = sorted(new) if given is None else [name for name in given if name in new]
     changes = {name: new[name] for name in names if name not in RUN_SETTINGS and new[name] != old[name]}
     refused = [name for name in changes if name not in RESUMABLE]
     if refused:
         shown = ", ".join(f"{_flag(n)} {new[n]!r} (the run has {old[n]!r})" for n in refused)
-        allowed = ", ".join(map(_flag, RESUMABLE))
+        allowed = ", ".join(_flag(n) for n in RESUMABLE if n in new)  # this command's flags only
         raise ValueError(f"--resume continues the saved run as it was, but {shown} would change what it computes; "
                          f"a resumed run may change only {allowed} and where it runs. To train differently, start "
                          "a new run (another --out-dir, or --overwrite)")
     if changes.get("max_iters", step) < step:
         raise ValueError(f"--max-iters {changes['max_iters']} is below step {step}, where the saved run stands")
-    notes = [f"{_flag(n)} {old[n]!r} -> {changes[n]!r}"
-             + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
+    notes += [f"{_flag(n)} {old[n]!r} -> {changes[n]!r}"
+              + (" (the learning-rate schedule now ends there)" if n == "max_iters" else "") for n in changes]
     return with_flat(cfg, **{name: new[name] for name in (*RUN_SETTINGS, *changes)}), notes
+
+
+def _legacy(cls, saved):
+    """(saved, notes): a saved config whose min_lr is above its lr (accepted before min_lr <= lr
+    was checked) with min_lr set to lr: the same schedule, since learning_rate floors min_lr at
+    lr. Other saved configs come back unchanged."""
+    optim = saved.get("optim") if "min_lr" in {name for name, *_ in flat_fields(cls)} else None
+    if not (isinstance(optim, dict) and optim.get("schedule", "cosine") == "cosine"):
+        return saved, []
+    lr, min_lr = optim.get("lr"), optim.get("min_lr")
+    if not (isinstance(lr, numbers.Real) and isinstance(min_lr, numbers.Real) and min_lr > lr):
+        return saved, []
+    note = f"--min-lr {min_lr!r} -> {lr!r} (saved above --lr, which the schedule floored it at: the same schedule)"
+    return {**saved, "optim": {**optim, "min_lr": lr}}, [note]
 
 
 def _is_int(value):
@@ -153,7 +201,43 @@ def _check_positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
         if not _is_int(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ValueError(f"{name} must be a positive integer, got {value!r}; pass {_flag(name)} 1 or more")
+
+
+def _check_real(cfg, name, what, ok, fix):
+    """Raise ValueError naming the setting, its value and `fix` unless it is a real number (not a
+    bool, not a string) for which `ok` holds (NaN fails every comparison, so `ok` refuses it)."""
+    value = getattr(cfg, name)
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(value)):
+        raise ValueError(f"{name} must be {what}, got {value!r}; {fix}")
+
+
+def check_paths(cfg, *names, required=()):
+    """The path settings `names` of `cfg` as `str`: a `pathlib.Path` (any os.PathLike) is turned
+    into its string, so configs given either kind are equal and checkpoints can store them as
+    JSON. None is no path, unless the setting is `required`; an empty string (which would mean
+    the current folder) and any other type are refused by name."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+            setattr(cfg, name, value)
+        if value is None and name not in required:
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
+        if not value:
+            raise ValueError(f"{name} is an empty path; give {_flag(name)} a file or folder name, or leave it out")
+
+
+def check_switches(cfg):
+    """Every bool field of the dataclass `cfg` (its own, not its sections') must hold True or False:
+    a string such as "no" would count as true."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.type is bool and not isinstance(value, bool):
+            raise ValueError(f"{f.name} must be True or False, got {value!r}; on the command line, "
+                             f"{_flag(f.name)} or --no-{f.name.replace('_', '-')}")
 
 
 def from_dict(cls, values, where="config"):
@@ -506,11 +590,25 @@ def from_args(cls, args):
 
 def describe(cfg, defaults=None):
     """One line of the settings of `cfg` that differ from `defaults` (those of `type(cfg)()`),
-    as flags: what a run's start prints, so that its effective config is on record."""
+    as flags: what a run's start prints, so that its effective config is on record.
+
+    What follows "config:" is shell words: pasted after the subcommand, they give the same
+    config (a switch as `--reference` or `--no-bias`, a value quoted where the shell would split
+    it), and the note after them is a shell comment.
+    """
     now, base = flat_dict(cfg), flat_dict(defaults if defaults is not None else type(cfg)())
-    changed = [f"{_flag(n)} {now[n]}" for n in now if now[n] != base[n]]
-    return "config: " + (" ".join(changed) if changed else "the defaults") + " (all other settings at their defaults)"
+    changed = [_as_flag(n, now[n]) for n in now if now[n] != base[n]]
+    return "config: " + " ".join(changed) + ("  # every other setting at its default" if changed else
+                                             " # every setting at its default")
 
 
-__all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "resumed", "from_dict", "from_flat", "flat_dict", "flat_fields",
-           "add_flags", "from_args", "given_flags", "describe", "read_toml", "settings_from_toml", "HELP"]
+def _as_flag(name, value):
+    """The command-line words setting `name` to `value`: --reference, --no-bias, --data 'my file.txt'."""
+    if isinstance(value, bool):
+        return _flag(name) if value else "--no-" + name.replace("_", "-")
+    return f"{_flag(name)} {shlex.quote(str(value))}"
+
+
+__all__ = ["OptimConfig", "RunConfig", "RUN_SETTINGS", "check_paths", "check_switches", "resumed", "from_dict",
+           "from_flat", "flat_dict", "flat_fields", "add_flags", "from_args", "given_flags", "describe", "read_toml",
+           "settings_from_toml", "HELP"]

@@ -171,29 +171,36 @@ def builtin_corpus():
     return text
 
 
-def read_text(path):
-    """Read a UTF-8 text file, with errors that name the path and say what to do."""
+def read_text(path, flag=None, instead="pass the path of a UTF-8 text file"):
+    """Read a UTF-8 text file, with errors that name the path and say what to do.
+
+    Args:
+        flag: the command-line flag the path came from ("--start"), put before it in errors.
+        instead: what to do about a missing or empty file, in the words of the caller (each
+            command has its own flags: only `train` and `tokenize` can leave --data out).
+    """
     path = Path(path)
+    named = f"{flag} {path}" if flag else str(path)
     if not path.exists():
         hint = (f"; `python -m tinygrad_lm data shakespeare --out {path}` writes Tiny Shakespeare there"
                 if path.name == "input.txt" else "")
-        raise FileNotFoundError(f"{path}: no such file; pass the path of a UTF-8 text file "
-                                f"(or omit --data to use the built-in corpus){hint}")
+        raise FileNotFoundError(f"{named}: no such file; {instead}{hint}")
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; pass the path of a UTF-8 text file")
+        raise IsADirectoryError(f"{named} is a directory; pass the path of a UTF-8 text file")
     from ..tokenizer.base import read_text as read_utf8  # names the path and the first bad byte's offset
 
     text = read_utf8(path)
     if not text:
-        raise ValueError(f"{path} is empty; a training corpus needs text")
+        raise ValueError(f"{named} is empty; {instead}")
     return text
 
 
 def load_corpus(path=None):
-    """(text, name): the file at `path`, or the built-in corpus when path is None."""
+    """(text, name): the file at `path` (a training corpus: --data), or the built-in corpus when path is None."""
     if path is None:
         return builtin_corpus(), "builtin"
-    return read_text(path), str(path)
+    return read_text(path, instead="pass the path of a UTF-8 text file, or omit --data to use the built-in "
+                                   "corpus"), str(path)
 
 
 def file_sha256(path):

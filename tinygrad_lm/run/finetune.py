@@ -50,7 +50,7 @@ from .config import OptimConfig, RunConfig
 from .data import micro_batch_rows
 from .diagnostics import diagnostics_for
 from .log_file import append_record
-from .loop import Run, claim_folder, learning_rate, train_step
+from .loop import Run, claim_folder, learning_rate, resuming, train_step
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
 from .mlm import SpecialIds
@@ -92,17 +92,26 @@ class FinetuneConfig:
     run: RunConfig = field(default_factory=_run_defaults)
     eval_batch_size: int = 64
 
+    def __post_init__(self):  # ckpt and data may be missing here (the defaults); finetune() requires them
+        config.check_paths(self, "ckpt", "data", "val", "test")  # str or Path, stored as str
+        config.check_switches(self)
+        _check_config(self)
+
     @classmethod
     def from_dict(cls, values, where="finetune_config"):
         """A FinetuneConfig from `asdict(cfg)` (what checkpoints store)."""
         return config.from_dict(cls, values, where)
 
 
-def _check_config(cfg):
-    if cfg.task not in ("classify", "generate"):
-        raise ValueError(f"task must be 'classify' or 'generate', got {cfg.task!r}")
+def _check_required(cfg):
     if cfg.ckpt is None or cfg.data is None:
         raise ValueError("fine-tuning needs a pretrained checkpoint (--ckpt) and a JSONL file (--data)")
+
+
+def _check_config(cfg):
+    """The settings' values, each refused by name (FinetuneConfig's __post_init__)."""
+    if cfg.task not in ("classify", "generate"):
+        raise ValueError(f"task must be 'classify' or 'generate', got {cfg.task!r}")
     if cfg.task == "generate" and (cfg.pooling is not None or cfg.freeze_body):
         raise ValueError("--pooling and --freeze-body are for --task classify (a classifier head); --task generate "
                          "trains the whole language model")
@@ -120,8 +129,12 @@ def _check_config(cfg):
         raise ValueError(f"unknown_chars must be 'error' or 'drop', got {cfg.unknown_chars!r}")
     if not isinstance(cfg.eval_batch_size, numbers.Integral) or cfg.eval_batch_size <= 0:
         raise ValueError(f"eval_batch_size must be a positive integer, got {cfg.eval_batch_size!r}")
-    if not 0.0 < cfg.val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
+    if not isinstance(cfg.val_fraction, numbers.Real) or not 0.0 < cfg.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be a number in (0, 1), got {cfg.val_fraction!r} (e.g. --val-fraction "
+                         "0.1), or pass --val")
+    if cfg.dropout is not None and (not isinstance(cfg.dropout, numbers.Real) or not 0.0 <= cfg.dropout < 1.0):
+        raise ValueError(f"dropout must be a number in [0, 1) (0 disables it), got {cfg.dropout!r}; leave it out "
+                         "to keep the checkpoint's")
 
 
 def _subset(data, idx, path):
@@ -398,7 +411,7 @@ def finetune(cfg, resume=False, stop_at=None, overwrite=False, given=None):
         (when cfg.test is set) "test" metrics of the best model, "history" (training losses),
         "evals", "step", "interrupted", "out_dir", "seconds".
     """
-    _check_config(cfg)
+    _check_required(cfg)
     dist = distributed.init(cfg.run.device) if cfg.run.dist else None  # this process's MPI rank, if any
     with claim_folder(cfg.run.out_dir, resume, overwrite, group=dist):  # this run alone writes there until it returns
         return _finetune(cfg, resume, stop_at, given, dist)
@@ -428,6 +441,8 @@ def _finetune(cfg, resume, stop_at, given, dist):
     run.print(f"{task.describe(raw_model, cfg, tokenizer)} | {'reference' if cfg.run.reference else 'fast'} path | "
               f"out {run.out_dir}")
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
+    if resume:
+        run.print(resuming(run.out_dir, step, cfg.optim.max_iters))
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {step} with {note}")
     diagnostics_for(cfg, raw_model, optimizer, run, step, dist)  # --diagnostics, detached by run.close(); off: nothing

@@ -71,7 +71,7 @@ def json_lines(path, example='{"text": ..., "label": ...}'):
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"{path}: the file is empty; a dataset needs one JSON object per line, {example}")
-    raw = read_text(path)
+    raw = read_text(path, instead=f"pass the path of a JSONL file, one {example} object per line")
     rows = []
     # split on "\n" only: str.splitlines also splits at U+2028, U+2029, U+0085 and others, which
     # are valid inside a JSON string (json.dumps(..., ensure_ascii=False) writes them raw)

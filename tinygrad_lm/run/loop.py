@@ -126,6 +126,7 @@ def claim_folder(out_dir, resume=False, overwrite=False, group=None):
         the FolderLock (on the other ranks one that holds nothing), for the run to release when it
         ends: `Run(..., lock=lock)` does in close(), or use it as a `with` block.
     """
+    check_out_dir(out_dir)  # a file where the folder should be: refused before anything is made
     lock, error = FolderLock(out_dir), None
     if group is None or group.rank == 0:
         try:
@@ -168,6 +169,24 @@ def _check_folder(folder, resume, overwrite):
         for name in RUN_FILES:
             if (folder / name).is_file():
                 (folder / name).unlink()
+
+
+def resuming(out_dir, step, max_iters):
+    """The line a resumed run starts with: where and at which step, or that nothing is left."""
+    done = ": nothing left to train; give a larger --max-iters to train on" if step >= max_iters else ""
+    return f"resuming {out_dir} at step {step} of {max_iters}{done}"
+
+
+def check_out_dir(out_dir):
+    """Refuse, before any work, an --out-dir that is a file or lies inside one (the folder could
+    never be made: mkdir's "[Errno 17] File exists" came only after the data was read)."""
+    folder = Path(out_dir)
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            where = "" if place == folder else f": {place}"
+            raise FileExistsError(f"--out-dir {folder}{where} is a file, not a folder; choose another --out-dir")
+        if place.is_dir():
+            break
 
 
 def _fmt_time(seconds):
@@ -404,4 +423,4 @@ class Run:
                 self.lock = None
 
 
-__all__ = ["Run", "TrainingStopped", "claim_folder", "learning_rate", "train_step"]
+__all__ = ["Run", "TrainingStopped", "check_out_dir", "claim_folder", "resuming", "learning_rate", "train_step"]

@@ -80,7 +80,7 @@ from ..engine.backend import check_device, to_device
 from ..metrics import bits_per_byte, perplexity
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
-from .loop import Run, TrainingStopped, claim_folder, learning_rate, train_step
+from .loop import Run, TrainingStopped, claim_folder, learning_rate, resuming, train_step
 from ..models.gpt import GPT, GPTConfig
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
@@ -110,8 +110,13 @@ class TrainConfig:
     sample_tokens: int = 200  # printed by `python -m tinygrad_lm train` at the end
 
     def __post_init__(self):
-        if not config._is_int(self.eval_iters) or self.eval_iters <= 0:
-            raise ValueError(f"eval_iters must be a positive integer, got {self.eval_iters!r}")
+        config.check_paths(self, "data", "tokenizer_file", "tokens", "init_from")  # str or Path, stored as str
+        config._check_positive(self, "eval_iters", "vocab_size")
+        if self.tokenizer not in ("char", "bpe"):
+            raise ValueError(f"tokenizer must be 'char' or 'bpe', got {self.tokenizer!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64' (the parameters' floating type), got "
+                             f"{self.dtype!r}")
         if not config._is_int(self.sample_tokens) or self.sample_tokens < 0:
             raise ValueError(f"sample_tokens must be 0 (no sample) or a positive integer, got {self.sample_tokens!r}")
         if self.tokens is not None and self.tokenizer_file is None:
@@ -400,6 +405,8 @@ def _start(cfg, resume, overwrite, given):
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
               + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
     run.print(config.describe(cfg, replace(TrainConfig(), model=replace(GPTConfig(), vocab_size=cfg.model.vocab_size))))
+    if resume:
+        run.print(resuming(run.out_dir, state["step"], cfg.optim.max_iters))
     for note in state["notes"]:  # what --resume changed, as asked
         run.print(f"resuming at step {state['step']} with {note}")
     state["tokenizer"] = tokenizer

@@ -109,6 +109,14 @@ def iter_text_pieces(path: str | os.PathLike, piece_bytes: int = 4 << 20) -> Ite
 
 
 # ----------------------------------------------------------------------------------------------
+def check_integer_ids(ids) -> None:
+    """Raise TypeError naming the first id that is no integer (1.5, "3"): decode takes integer ids."""
+    for i in ids:
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"decode: token ids must be integers, got {i!r} ({type(i).__name__}); convert them "
+                            "with int() or .astype(np.int64)")
+
+
 def check_specials(specials: list[str]) -> None:
     """Special tokens must be distinct, non-empty strings: a ValueError naming the offenders."""
     for s in specials:

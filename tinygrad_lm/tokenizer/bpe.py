@@ -47,7 +47,7 @@ import regex
 
 from ..files import atomic_write
 from ..version import is_newer, newer_format
-from .base import Tokenizer, check_specials, read_text, render_token
+from .base import Tokenizer, check_integer_ids, check_specials, read_text, render_token
 from .patterns import ASCII_PATTERNS, resolve_pattern
 from .train_fast import train_bpe_fast
 from .train_reference import train_bpe_reference
@@ -388,6 +388,7 @@ class BPETokenizer(Tokenizer):
                 raise IndexError
             return b"".join([table[i] for i in ids])
         except (IndexError, TypeError):
+            check_integer_ids(ids)
             bad = [i for i in ids if not 0 <= i < self.vocab_size or table[i] is None]
             raise ValueError(f"unknown token id(s) {bad[:5]} for vocab_size {self.vocab_size}") \
                 from None

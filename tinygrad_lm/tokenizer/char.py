@@ -27,7 +27,7 @@ from typing import Iterable
 
 from ..files import atomic_write
 from ..version import is_newer, newer_format
-from .base import Tokenizer, read_text
+from .base import Tokenizer, check_integer_ids, read_text
 
 FORMAT = "tinygrad_lm char v1"  # a file of a later version ("... v2") is refused as newer (version.py)
 PREFIX = json.dumps({"format": FORMAT})[:-1]  # how every file `save` writes begins: '{"format": "tinygrad_lm char v1"'
@@ -66,15 +66,17 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids to text. Raises ValueError for an id outside 0..vocab_size-1."""
-        chars = self.chars
         ids = list(ids)
-        if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
-            bad = [i for i in ids if not 0 <= i < self.vocab_size]
-            raise ValueError(f"unknown token id(s) {bad[:5]} for vocab_size {self.vocab_size}")
-        if self.special_tokens:
-            table = list(chars) + list(self.special_tokens)  # ids in order: characters, then specials
+        # ids in order: characters, then specials
+        table = list(self.chars) + list(self.special_tokens) if self.special_tokens else self.chars
+        try:
+            if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
+                raise IndexError
             return "".join([table[i] for i in ids])
-        return "".join([chars[i] for i in ids])
+        except (IndexError, TypeError):  # the checks of a bad input, off the common path
+            check_integer_ids(ids)
+            bad = [i for i in ids if not 0 <= i < self.vocab_size]
+            raise ValueError(f"unknown token id(s) {bad[:5]} for vocab_size {self.vocab_size}") from None
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (for model checkpoints)."""
