@@ -20,7 +20,7 @@ cannot drift: about half a minute on the 2-core machine):
     the walk skips without it), and https_proxy/http_proxy point at a closed local port, so
     any attempt to reach the network fails instead of passing by luck.
   * The commands run in a temporary folder, cwd = tmp_path, with PYTHONPATH = this checkout,
-    `scripts/` linked in, `python` meaning this interpreter (also after `mpiexec -n 2`),
+    `scripts/` and README.md linked in (a clone's root), `python` meaning this interpreter (also after `mpiexec -n 2`),
     TINYGRAD_LM_CACHE in tmp_path, and one BLAS thread (the machine is shared).
   * Each command must exit 0; the walk prints each one's wall and CPU seconds (`pytest -s`).
 """
@@ -71,6 +71,7 @@ RUN = [
      "a tinygrad_lm subcommand"),
     (r"mpiexec -n \d+ python -m tinygrad_lm (train|finetune)\b", "a subcommand over MPI ranks"),
     (r"python scripts/make_speaker_dataset\.py\b", "builds the fine-tuning dataset"),
+    (r"python scripts/make_piglatin_dataset\.py\b", "builds the generative fine-tuning dataset"),
 ]
 
 # ---- how a run command is made small: subcommand -> {flag: (default when absent, shrink)}
@@ -204,6 +205,7 @@ def walk_env(tmp_path):
 @pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt (offline `data`)")
 def test_readme_walk(tmp_path):
     (tmp_path / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
+    (tmp_path / "README.md").symlink_to(README)  # a clone's root has it: `evaluate --data README.md` reads it
     env = walk_env(tmp_path)
     ran, skipped, t0, cpu0 = [], [], time.perf_counter(), children_cpu()
     for number, command in readme_commands(README.read_text(encoding="utf-8")):
