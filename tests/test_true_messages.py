@@ -164,5 +164,5 @@ def test_tokenize_encode_to_without_data_is_refused_before_training(tmp_path, ca
 def test_resume_where_nothing_was_saved_says_so(tmp_path, capsys):
     for command in (["train"], ["finetune", "--ckpt", tmp_path / "a.npz", "--data", tmp_path / "d.jsonl"]):
         err = error_of(capsys, *command, "--resume", "--out-dir", tmp_path / "fresh")
-        assert f"--resume: {tmp_path / 'fresh'} holds no ckpt.npz to continue" in err, err
-        assert "start the run without --resume" in err, err
+        assert f"--resume: {tmp_path / 'fresh'} holds no run to continue (no ckpt.npz)" in err, err
+        assert "drop --resume to start one there" in err, err

@@ -184,7 +184,9 @@ def check_out_dir(out_dir):
     for place in (folder, *folder.parents):
         if place.exists() and not place.is_dir():
             where = "" if place == folder else f": {place}"
-            raise FileExistsError(f"--out-dir {folder}{where} is a file, not a folder; choose another --out-dir")
+            checkpoint = place == folder and folder.suffix == ".npz"  # --out-dir run/ckpt.npz: meant run
+            fix = f"pass --out-dir {folder.parent} (the checkpoint's folder)" if checkpoint else "choose another --out-dir"
+            raise FileExistsError(f"--out-dir {folder}{where} is a file, not a folder; {fix}")
         if place.is_dir():
             break
 
