@@ -9,7 +9,6 @@ The real runs are subprocesses of `python -m tinygrad_lm`, waited on through the
 """
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -22,10 +21,9 @@ import pytest
 
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.train import TrainConfig, train
+from run_helpers import cli_env, write_words_corpus
 
 pytest.importorskip("fcntl", reason="no fcntl (Windows): runs take no folder lock there")
-ROOT = Path(__file__).resolve().parents[1]
-WORDS = "the cat sat on a mat while the dog ran to the log and nobody saw them go".split()
 FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4",
          "--eval-interval", "5", "--eval-iters", "1", "--log-interval", "1", "--sample-tokens", "0", "--quiet"]
 HOLD = "import sys, time; from tinygrad_lm.run.folder_lock import lock_folder; lock = lock_folder(sys.argv[1]); " \
@@ -35,14 +33,10 @@ HOLD = "import sys, time; from tinygrad_lm.run.folder_lock import lock_folder; l
 @pytest.fixture
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "corpus.txt"
-    rng = random.Random(0)
-    path.write_text(" ".join(rng.choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
-    return path
+    return write_words_corpus(tmp_path / "corpus.txt")
 
 
-def env(tmp_path):
-    return dict(os.environ, TINYGRAD_LM_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+env = cli_env
 
 
 def run_cli(tmp_path, *args, timeout=60):

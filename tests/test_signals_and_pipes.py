@@ -11,7 +11,6 @@ checkpoint. In one process: a stdout whose writes fail does not stop `train()`.
 import errno
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -23,10 +22,9 @@ import pytest
 
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.train import TrainConfig, train
+from run_helpers import cli_env, write_words_corpus
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform (Windows)")
-ROOT = Path(__file__).resolve().parents[1]
-WORDS = "the cat sat on a mat while the dog ran to the log and nobody saw them go".split()
 FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4",
          "--eval-interval", "50", "--eval-iters", "1", "--log-interval", "1", "--sample-tokens", "0"]
 
@@ -34,14 +32,10 @@ FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "1
 @pytest.fixture
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "corpus.txt"
-    rng = random.Random(0)
-    path.write_text(" ".join(rng.choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
-    return path
+    return write_words_corpus(tmp_path / "corpus.txt")
 
 
-def env(tmp_path):
-    return dict(os.environ, TINYGRAD_LM_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+env = cli_env
 
 
 def command(corpus, *args):

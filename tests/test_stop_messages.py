@@ -8,7 +8,6 @@ it and says that --resume would keep the same --lr. The step named is the progre
 In one process, with the step's loss (or the evaluation) replaced by NaN at a chosen step.
 """
 import math
-import random
 
 import pytest
 
@@ -16,17 +15,14 @@ from tinygrad_lm.run import train as T
 from tinygrad_lm.run.config import from_flat
 from tinygrad_lm.run.loop import TrainingStopped
 from tinygrad_lm.run.train import TrainConfig, train
+from run_helpers import write_words_corpus
 
-WORDS = "the cat sat on a mat while the dog ran to the log and nobody saw them go".split()
 
 
 @pytest.fixture
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_LM_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "corpus.txt"
-    rng = random.Random(0)
-    path.write_text(" ".join(rng.choice(WORDS) for _ in range(3000)) + "\n", encoding="utf-8")
-    return path
+    return write_words_corpus(tmp_path / "corpus.txt")
 
 
 def small_cfg(corpus, out_dir, **kw):
