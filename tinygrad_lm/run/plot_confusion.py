@@ -6,13 +6,15 @@ coloured by its share of the row (the recall of that true label), so a small cla
 as a large one. The title says what was evaluated and its accuracy and macro-F1.
 matplotlib is optional (`pip install -e '.[plot]'`) and imported here only; `check_plot_path` and
 `pyplot` refuse a bad path and a missing matplotlib before any model runs. The image is written to
-a temporary name in the same folder, then renamed into place: never half an image under the name.
+a temporary name in the same folder, then renamed into place (files.py): never half an image under the name.
 Leaves out: normalised counts as text, label sorting, and formats other than PNG.
 """
 import os
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write
 
 INSTALL_HINT = "--plot needs matplotlib: pip install -e '.[plot]' (or: pip install matplotlib)"
 
@@ -68,14 +70,9 @@ def plot_confusion(cm, names, out, title=None):
     ax.set_title(title or "confusion matrix", fontsize=10)
     fig.tight_layout()
     out = Path(out)
-    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"  # checkpoint.py's temporary name
     try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100), what="the confusion matrix picture",
+                     fix="pass another --plot")
     finally:
         plt.close(fig)
     return out
