@@ -155,8 +155,7 @@ def read_config(path, config_class=dict):
     """Our config from the config.json of a Hugging Face BERT folder, built by `config_class`
     (the model passes its own; the default, dict, gives the plain values): the first half of
     `from_pretrained`, which refuses a config before any tensor is read."""
-    where = str(io.model_folder(path) / io.CONFIG_FILE)
-    return io.make_config(config_class, config_from_hf(io.read_config(path), where), where)
+    return io.make_config(path, config_class, config_from_hf)
 
 
 def read_state(path, config):

@@ -59,8 +59,11 @@ def model_folder(path, must_exist=True):
     return folder
 
 
-def make_config(config_class, values, where):
-    """`config_class(**values)`, a refusal (sizes it cannot build) said with the file it came from."""
+def make_config(path, config_class, from_hf):
+    """Our config from `path/config.json`: `config_class(**from_hf(its dict, where))`, where names
+    the file; a refusal (sizes `config_class` cannot build) is said with the file it came from."""
+    where = str(model_folder(path) / CONFIG_FILE)
+    values = from_hf(read_config(path), where)
     try:
         return config_class(**values)
     except ValueError as e:  # e.g. a hidden size not divisible by the number of heads
