@@ -4,7 +4,8 @@
 
 One step with N ranks, the way llm.c and ChainerMN do it:
   1. every rank draws the same batch (same seed, same batch stream) and keeps its own rows,
-     the very slices `--threads N` cuts in one process (fast/slices.py);
+     the very slices `--threads N` cuts in one process (fast/slices.py); its dropout masks are
+     those rows of the whole batch's (`rng.batch_rows`), so the masks do not depend on N;
   2. forward and backward on those rows. The rank's mean loss enters the whole batch's mean with
      weight n_r / N (its share of the counted targets), so its backward starts from that weight;
   3. `group.all_reduce_grads(model)`: every gradient packed into one flat buffer, summed over the
@@ -40,9 +41,9 @@ import time
 
 import numpy as np
 
+from .engine import rng
 from .engine.backend import get_array_module
-from .nn import Dropout
-from .fast.slices import is_batch_first, slice_generators, slice_weights, split_rows
+from .fast.slices import check_no_own_generators, is_batch_first, slice_weights, split_rows
 from .engine.tensor import Function, Tensor
 
 INSTALL_HINT = "pip install -e .[dist] in a checkout (mpi4py and the mpich wheel), or pip install mpi4py mpich"
@@ -253,8 +254,9 @@ class Sharded:
         module: the model (or a fast-path wrapper of it), called as module(*args, **kwargs).
         group: the Group.
     Batch-first arguments (axis 0 of length B) are cut to this rank's rows; B must divide by the
-    number of ranks. Batch-first outputs (the logits) come back for this rank's rows only. In
-    training mode the model's Dropout layers draw from this rank's slice stream (fast/slices.py).
+    number of ranks. Batch-first outputs (the logits) come back for this rank's rows only. The
+    forward runs inside `rng.batch_rows(this rank's first row)`, so its dropout masks are its
+    rows of the masks one process draws over the whole batch.
     Every other attribute is the model's own, so the wrapper stands in for it in the loop.
     """
 
@@ -277,16 +279,14 @@ class Sharded:
         slices = split_rows(B, size)
         targets = bound.arguments.get("targets", bound.arguments.get("labels"))
         weight = slice_weights(targets.data if isinstance(targets, Tensor) else targets, slices)[rank]
-        if self.module.training and size > 1:  # dropout: this rank's stream, as thread `rank` would draw
-            generator = slice_generators(size)[rank]
-            for m in self.module.modules():
-                if isinstance(m, Dropout):
-                    m.generator = generator
+        if size > 1:
+            check_no_own_generators(self.module, "--dist mpi")
 
         def cut(v):
             return v[slices[rank]] if is_batch_first(v) and len(v) == B else v
 
-        out = self.module(*[cut(v) for v in bound.args], **{k: cut(v) for k, v in bound.kwargs.items()})
+        with rng.batch_rows(rng.row_offset() + slices[rank].start):  # dropout: this rank's rows of the batch's masks
+            out = self.module(*[cut(v) for v in bound.args], **{k: cut(v) for k, v in bound.kwargs.items()})
         outs = out if isinstance(out, tuple) else (out,)
         outs = tuple(_WholeBatchMean(self.group, weight)(o) if o is not None and o.ndim == 0 else o for o in outs)
         return outs if isinstance(out, tuple) else outs[0]

@@ -53,7 +53,8 @@ def dropout(x, p=0.5, training=True, rng=None):
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
 
     Args: p in [0, 1); training: the identity when False (or p == 0); rng: a generator for the
-    mask (default: the package's global one for x's device). Returns: Tensor.
+    mask (default: the package's keyed numbers, rng.py, the same masks however the batch is split).
+    Returns: Tensor.
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
@@ -200,7 +201,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, dropout_p=0.0,
         causal: query i attends to keys j <= i (+ S - T).
         mask: optional bool array/Tensor broadcastable to (B, nh, T, S); True = may attend.
         dropout_p: dropout on the attention weights (training only; pass 0 in eval).
-        rng: Generator for the dropout mask (default: the package's global one).
+        rng: Generator for the dropout mask (default: the package's keyed numbers, as `dropout`).
     Returns:
         Tensor (B, nh, T, hv). A query with no key to attend to gets zero weights (so a zero
         output), not the NaN of a softmax of nothing.

@@ -69,8 +69,9 @@ view, which BLAS takes without a copy.
 
 The causal mask is an additive matrix of 0 and -inf, cached per size; an optional boolean
 `mask` (broadcastable to (B, nh, T, S), True = may attend, PyTorch's convention) handles
-padding. Dropout draws its mask in the reference's (B, nh, T, S) layout from the same
-generator, so fast and reference agree exactly with dropout on too (tested).
+padding. Dropout asks rng.py for its mask in the reference's (B, nh, T, S) layout (the same
+keyed numbers, or the same generator), so fast and reference agree exactly with dropout on
+too, and a slice of the batch gets the rows of the whole batch's mask (tested).
 With a key/value cache (generation, `nn/kv_cache.py`) `FusedSelfAttention` splits the heads
 as the reference does, appends k and v to the cache and calls `AttentionKernel` on T new
 queries and S keys (the causal mask's bottom-right (T, S) corner): no graph is needed there.
@@ -87,7 +88,7 @@ from ..engine.backend import get_array_module
 from ..engine.functional import _mask, check_attention
 from ..nn import CausalSelfAttention
 from ..nn.attention import key_padding_mask
-from ..engine.rng import get_rng, uniform
+from ..engine.rng import dropout_mask, site_generator
 from ..engine.tensor import Function, Tensor
 from . import cuda
 from .cuda import attention as cuda_attention
@@ -155,9 +156,9 @@ class AttentionKernel(Function):
             denom[denom == 0] = 1  # fully masked queries give zero output instead of 0/0
         pt *= 1.0 / denom  # P^T: each column sums to 1 over the keys
         self.pt = pt
-        if self.dropout_p > 0.0:  # the reference's draw: same generator, dtype and (B, nh, T, S) layout
-            keep = uniform(pt.shape[:-2] + (T, S), pt.dtype, xp, self.rng) >= self.dropout_p
-            self.drop = xp.ascontiguousarray(keep.swapaxes(-1, -2)) * pt.dtype.type(1.0 / (1.0 - self.dropout_p))
+        if self.dropout_p > 0.0:  # the reference's mask: same numbers, dtype and (B, nh, T, S) layout
+            mask = dropout_mask(pt.shape[:-2] + (T, S), self.dropout_p, pt.dtype, xp, self.rng)
+            self.drop = xp.ascontiguousarray(mask.swapaxes(-1, -2))  # (B, nh, T, S) -> (B, nh, S, T)
             pt = pt * self.drop
         else:
             self.drop = None
@@ -251,11 +252,10 @@ class PackedAttentionKernel(AttentionKernel):
         self.scale = self.scale if self.scale is not None else 1.0 / np.sqrt(q.shape[-1])
         p = cuda_attention.softmax_forward(q @ k.swapaxes(-1, -2), self.scale)  # (B, nh, T, T)
         self.drop = None
-        if self.dropout_p > 0.0 and self.rng is None:  # the global generator's mask, in one kernel
-            self.drop = cuda_dropout.dropout_mask(p.shape, self.dropout_p, get_rng(xp))
+        if self.dropout_p > 0.0 and self.rng is None:  # the keyed mask of rng.py, in one kernel
+            self.drop = cuda_dropout.dropout_mask(p.shape, self.dropout_p, site_generator(xp, p.shape))
         elif self.dropout_p > 0.0:  # the same draw as the NumPy path: (B, nh, T, S), same generator
-            keep = uniform(p.shape, p.dtype, xp, self.rng) >= self.dropout_p
-            self.drop = keep * p.dtype.type(1.0 / (1.0 - self.dropout_p))
+            self.drop = dropout_mask(p.shape, self.dropout_p, p.dtype, xp, self.rng)
         p_used = p if self.drop is None else p * self.drop
         self.gpu_saved = q, k, v, p, p_used
         y = p_used @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)

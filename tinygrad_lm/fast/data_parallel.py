@@ -21,9 +21,10 @@ The training loop does not change: `logits, loss = model(x, y)`, `loss.backward(
     summed in slice order, which `loss.backward()` puts into the real parameters' `.grad`.
 Slice i's loss, a mean over its n_i counted targets (entries of `targets`/`labels` that are not
 -1), is weighted n_i / N, so the gradient is the whole batch's mean's, as one backward over
-the batch gives, up to the float rounding of the order of the sums. Dropout layers of slice i
-draw from a generator seeded by the i-th of n numbers drawn from the global generator, and
-sums run in slice order: a run is reproducible, bit for bit, whatever the thread scheduling.
+the batch gives, up to the float rounding of the order of the sums. Slice i runs inside `rng.batch_rows(its first
+row)`, so its dropout masks are its rows of the masks one thread draws over the whole batch
+(rng.py's keyed numbers): a run with dropout is the same run with 1, 2 or N threads, up to float
+rounding. Sums run in slice order, so it is reproducible bit for bit whatever the scheduling.
 `python scripts/bench_train.py --speed` times the step with and without the split.
 Leaves out: processes and GPUs (threads are CPU-only), models with side effects beyond the
 autograd graph, and `retain_graph=True` through a split call.
@@ -31,9 +32,10 @@ autograd graph, and `retain_graph=True` through a split call.
 import copy
 import inspect
 
+from ..engine import rng
 from ..engine.backend import get_array_module
-from ..nn import Dropout, Parameter
-from .slices import is_batch_first, slice_generators, slice_weights, split_rows
+from ..nn import Parameter
+from .slices import check_no_own_generators, is_batch_first, slice_weights, split_rows
 from ..engine.tensor import Function, Tensor
 from .blas import blas_threads
 from .workers import run_in_threads
@@ -152,17 +154,21 @@ class DataParallel:
             return self.module(*args, **kwargs)
         slices = split_rows(B, threads)
         weights = _weights(bound.arguments, slices)
-        generators = slice_generators(threads) if self.module.training else None  # dropout: a stream per slice
-        runs = [self._prepare(bound, rows, B, generators[i] if generators else None) for i, rows in enumerate(slices)]
+        check_no_own_generators(self.module, "DataParallel")
+        runs = [self._prepare(bound, rows, B) for rows in slices]
+        first, site = rng.row_offset(), rng.current_site()  # dropout: slice i draws rows first + its start..
+        blocks = [rng.batch_rows(first + rows.start, site) for rows in slices]
 
         def work(i):
             run = runs[i]
-            out = run["model"](*run["args"], **run["kwargs"])
+            with blocks[i]:
+                out = run["model"](*run["args"], **run["kwargs"])
             run["tuple"] = isinstance(out, tuple)
             run["out"] = out if run["tuple"] else (out,)
 
         with blas_threads(1):
             run_in_threads([lambda i=i: work(i) for i in range(threads)])
+        rng.advance_sites(blocks)  # past the masks the slices drew (the same sites in each)
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
         inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()
@@ -170,15 +176,11 @@ class DataParallel:
         outs = tuple(None if kind is None else next(joined) for kind in kinds)
         return outs if runs[0]["tuple"] else outs[0]
 
-    def _prepare(self, bound, rows, B, generator):
+    def _prepare(self, bound, rows, B):
         """A replica, its slice of every batch-first argument, and its leaves: `leaves` maps each
         real parameter and batch-first input Tensor (by id) to its counterpart in this slice."""
         model, pairs = replicate(self.module)
         leaves = {id(p): q for p, q in pairs}
-        if generator is not None:
-            for m in model.modules():
-                if isinstance(m, Dropout):
-                    m.generator = generator
 
         def cut(v):
             if not is_batch_first(v) or len(v) != B:

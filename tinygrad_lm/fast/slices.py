@@ -1,21 +1,22 @@
-"""How one batch is cut into slices: the rows, the loss weight and the dropout stream of each.
+"""How one batch is cut into slices: the rows and the loss weight of each.
 
 Two things split a batch: threads in one process (`fast/data_parallel.py`) and processes
-over MPI (`distributed.py`). Both use these three rules, which is why a 2-rank run and a
-2-thread run compute the same slices with the same weights and the same dropout masks, and
-agree bit for bit:
+over MPI (`distributed.py`). Both use these two rules, which is why a 2-rank run and a
+2-thread run compute the same slices with the same weights, and agree bit for bit:
 
     split_rows(8, 2)               -> [slice(0, 4), slice(4, 8)]     nearly equal runs of rows
     slice_weights(targets, cuts)   -> [n_0 / N, n_1 / N]             counted targets (>= 0) per slice
-    slice_generators(2)            -> two NumPy Generators, seeded from the global one in order
+
+Dropout masks need no rule here: each slice runs inside `rng.batch_rows(first row)`, and the
+keyed numbers of rng.py give it those rows of the whole batch's masks, so any split (1 thread,
+2 threads, 2 ranks) draws the same masks. A Dropout with a generator of its own cannot be split
+that way: `check_no_own_generators` refuses it.
 
 A slice's loss is the mean over its n_i counted targets, so weighting it by n_i / N makes
 the weighted sum the whole batch's mean, and the summed gradients its gradient.
 Leaves out: uneven weighting for other reductions (a sum loss, per-row losses).
 """
-import numpy as np
-
-from ..engine.rng import get_rng
+from ..nn import Dropout
 
 
 def split_rows(n, parts):
@@ -42,10 +43,15 @@ def slice_weights(targets, slices):
     return [c / total for c in counts]
 
 
-def slice_generators(parts):
-    """`parts` NumPy Generators for the slices' dropout, seeded by numbers drawn from the global
-    generator (so the streams, and the global generator's state after, depend on the seed only)."""
-    return [np.random.default_rng(int(s)) for s in get_rng(np).integers(0, 2**63, size=parts)]
+def check_no_own_generators(module, split):
+    """Raise ValueError if a Dropout in `module` (p > 0, training) draws from a generator of its
+    own: its stream would follow the slices (threads racing for it, or each rank drawing the
+    same numbers for other rows), not the rows. `split` names the split in the message."""
+    for name, m in module.named_modules():
+        if isinstance(m, Dropout) and m.generator is not None and m.p > 0 and m.training:
+            raise ValueError(f"{split}: the Dropout module {name or '(the model)'} draws from a generator of its own, "
+                             "whose masks would depend on how the batch is split; set its .generator to None (the "
+                             "package's keyed masks are the same for any split) or do not split the batch")
 
 
 def is_batch_first(v):

@@ -7,14 +7,15 @@ GPT-2 (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 twin, computing the derivative in forward in cache-sized blocks, is `tinygrad_lm/fast/gelu.py`.
 The exact GELU (through erf, BERT's) is in `erf.py`.
 Dropout multiplies by a mask of 0 and 1/(1-p) (inverted dropout: evaluation needs no rescaling);
-the mask comes from the package's seeded generator for x's device (rng.py) unless one is passed,
-so runs are reproducible; `F.dropout` (functional.py) is the function to call.
+the op asks rng.py for the mask, which keys it by the seed, the draw and each row's place in
+the batch (the same masks however the batch is split) unless a generator is passed;
+`F.dropout` (functional.py) is the function to call.
 Leaves out: in-place variants, structured dropout (DropPath, DropConnect).
 """
 import math
 
 from ..backend import get_array_module
-from ..rng import uniform
+from ..rng import dropout_mask
 from ..tensor import Function, Tensor
 
 
@@ -118,17 +119,15 @@ Tensor.gelu = lambda self: GELU()(self)  # the tanh approximation (GPT-2's)
 
 
 class Dropout(Function):
-    """x * mask, mask 0 with probability p and 1/(1-p) otherwise (drawn by `rng`, or the global
-    generator of x's device; a NumPy Generator also serves a CUDA tensor, drawn on the host)."""
+    """x * mask, mask 0 with probability p and 1/(1-p) otherwise (`rng.dropout_mask`: the
+    package's keyed numbers, or drawn from `rng` when given; a NumPy Generator also serves a
+    CUDA tensor, drawn on the host)."""
 
     def __init__(self, p, rng=None):
         self.p, self.rng = p, rng
 
     def forward(self, x):
-        xp = get_array_module(x)
-        draw_dtype = x.dtype if x.dtype in (xp.float32, xp.float64) else xp.float32
-        keep = uniform(x.shape, draw_dtype, xp, self.rng) >= self.p
-        self.scale = keep * x.dtype.type(1.0 / (1.0 - self.p))  # 0 or 1/(1-p), in x's dtype
+        self.scale = dropout_mask(x.shape, self.p, x.dtype, get_array_module(x), self.rng)  # 0 or 1/(1-p)
         return x * self.scale
 
     def backward(self, gy):

@@ -1,13 +1,15 @@
 """A dropout mask drawn and scaled in one CUDA kernel; NumPy twin: `rng.CounterGenerator.random`
 followed by `keep = u >= p; keep * 1/(1-p)` (engine/ops/unary.py's Dropout, fast/attention.py).
 
-The GPU's global generator is counter-based (rng.py): number i of the stream is
-splitmix64(key + (counter + i + 1) * golden), its top 24 bits a float32 in [0, 1). This kernel
-computes exactly those numbers (unsigned 64-bit arithmetic wraps the same on both sides) and
+The GPU's dropout numbers are counter-based (rng.py): for one mask (a "site"), the generator is
+keyed by hash(seed, site) and its counter starts at the slice's first row times the row length,
+so number i of the mask is splitmix64(key + (counter + i + 1) * golden), its top 24 bits a
+float32 in [0, 1), and a slice of rows gets exactly those rows of the whole batch's mask.
+This kernel computes exactly those numbers (unsigned 64-bit arithmetic wraps the same on both sides) and
 writes 1/(1-p) or 0 straight away, bit for bit the mask the array code builds, in one pass
 instead of about ten (the array code stores uint64 intermediates: 8 bytes an element a pass,
 ~1 ms per layer for the (64, 6, 256, 256) attention matrix of the shakespeare config). The
-generator's counter advances by the same n, so a checkpoint's state is the same either way.
+generator passed in (rng.site_generator's, used for one mask) advances by the same n.
 Launch shape: one thread per element, 256 per block, grid-stride loop (grid <= 65,535 blocks).
 Leaves out: masks from a generator passed by the caller (they take the array code).
 """
@@ -37,7 +39,7 @@ THREADS = 256
 
 def dropout_mask(shape, p, generator):
     """A float32 CuPy array of `shape` holding 1/(1-p) where kept and 0 where dropped, drawn from
-    the GPU's CounterGenerator (advanced by the array's size)."""
+    a CounterGenerator (`rng.site_generator(xp, shape)` for the keyed mask; advanced by the size)."""
     from . import launch
     from ...engine import backend
 
