@@ -1,8 +1,8 @@
 """`mpiexec -n 2 python -m tinygrad_lm train --dist mpi` (and `finetune`), end to end with 2 real ranks.
 
 What is pinned: a 2-rank run ends with the weights, optimizer state and logged losses of one
-process with `--threads 2`, bit for bit, dropout on; with dropout off it agrees with `--threads 1`
-to float32 rounding; a 2-rank run interrupted (by `stop_at`, or by Ctrl-C on one rank) and
+process with `--threads 2`, bit for bit, dropout on; it agrees with one thread to float32
+rounding, dropout off, and dropout on over 50 steps (fast and reference paths); a 2-rank run interrupted (by `stop_at`, or by Ctrl-C on one rank) and
 resumed ends where the uninterrupted run ends, bit for bit; rank 0 alone writes the run folder;
 bad launches end every rank with one message (a batch that does not split, ranks given different
 flags, a rank whose data file is missing). Each launch is a subprocess with a timeout, so a hang
@@ -106,6 +106,23 @@ def test_two_ranks_agree_with_one_thread_to_float32_rounding(corpus, tmp_path):
     for k in ranks:
         if k.startswith("model/"):
             np.testing.assert_allclose(ranks[k], one[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("path", [[], ["--reference"]], ids=["fast", "reference"])
+def test_two_ranks_train_the_run_of_one_process_with_dropout_on(corpus, tmp_path, path):
+    """The dropout masks are keyed by each row's place in the whole batch (engine/rng.py), so the
+    ranks draw the masks one process draws: the same run up to float32 summation order."""
+    common = ["train", "--data", corpus, "--quiet", "--dropout", "0.1", "--n-layer", "2", "--n-embd", "32",
+              "--n-head", "2", "--block-size", "16", "--batch-size", "6", "--max-iters", "50",
+              "--eval-interval", "25", "--eval-iters", "2", "--log-interval", "1", "--sample-tokens", "0",
+              "--warmup-iters", "5"] + path
+    rc, out = launch(common + ["--dist", "mpi", "--out-dir", "ranks"], tmp_path, ranks=2)
+    assert rc == 0, out
+    rc, out = launch(common + ["--out-dir", "one"], tmp_path)
+    assert rc == 0, out
+    (_, ranks_losses), (_, one_losses) = state(tmp_path / "ranks"), state(tmp_path / "one")
+    assert len(one_losses) == 50
+    np.testing.assert_allclose(ranks_losses, one_losses, rtol=1e-5)
 
 
 RESUME = """

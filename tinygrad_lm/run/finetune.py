@@ -332,7 +332,8 @@ def _setup(cfg, resume, given=None):
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     if resume:
         optimizer.load_state_dict(optim_state)
-        rng.set_state(meta["rng"])
+        checkpoint.restore_random_state(meta, model, ckpt_path, "start a new fine-tuning run (another "
+                                        "--out-dir) from the pretrained checkpoint this one started from")
     return cfg, model, optimizer, tokenizer, (train, val, test), state
 
 

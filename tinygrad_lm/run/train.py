@@ -248,7 +248,8 @@ def _setup(cfg, resume, given=None):
                              "new run (another --out-dir)")
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
-        rng.set_state(meta["rng"])
+        checkpoint.restore_random_state(meta, model, ckpt_path, f"sample from it, fine-tune from it (`finetune "
+                                        f"--ckpt {ckpt_path}`), or start a new run (another --out-dir)")
         state["batch_rng"].bit_generator.state = meta["batch_rng"]
         state["step"], state["best_val"] = meta["step"], meta["best_val"]
         state["evaluated_step"] = meta.get("evaluated_step", meta["step"])  # older checkpoints: at their step
