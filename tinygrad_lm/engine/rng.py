@@ -195,8 +195,8 @@ def _philox_keep(shape, p, draw):
 
 def site_seed(seed, site):
     """The GPU's CounterGenerator seed for one site: a hash of (seed, site), a Python int < 2^64."""
-    x = np.array([seed % 2 ** 64], dtype=np.uint64)
-    return int(splitmix64(splitmix64(x) + np.uint64(site % 2 ** 64) * _GOLDEN)[0])
+    x, s = np.array([seed % 2 ** 64, site % 2 ** 64], dtype=np.uint64)[:, None]  # arrays: uint64 products wrap
+    return int(splitmix64(splitmix64(x) + s * _GOLDEN)[0])
 
 
 def site_generator(xp, shape):
