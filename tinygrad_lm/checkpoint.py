@@ -14,10 +14,6 @@ naming the file and the reason; a write killed outright (kill -9) leaves `.NAME.
 Reading trusts nothing: a truncated, corrupted or foreign file, or metadata lacking a key the
 reader asks for, is a ValueError naming the file; so is a checkpoint of a newer format than
 VERSION ("written by a newer tinygrad_lm ...: upgrade", version.py).
-Resuming restores the random state too (`restore_random_state`); a checkpoint written before
-dropout masks were keyed by each sample's place in the batch (rng.py) has no "dropout" entry in
-it: it still loads for sampling and fine-tuning, resumes exactly when its model has no dropout,
-and is refused, with the reason, when it has.
 Leaves out: sharded checkpoints and safetensors.
 """
 import json
@@ -25,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import rng
 from .files import atomic_write, remove_stale_temporaries  # noqa: F401  (remove_...: importable from here too)
 from .version import __version__, is_newer, newer_format
 
@@ -156,23 +151,3 @@ def load(path):
     except KeyError as e:
         raise ValueError(f"{path}: the optimizer state names array {e} that the file does not hold (damaged?)") from None
     return meta, model_state, optim_state
-
-
-def restore_random_state(meta, model, path, instead):
-    """Set the package's random state to a checkpoint's (meta["rng"]) to resume `model`'s run.
-
-    A state from before the keyed dropout masks (no "dropout" entry: its masks came from per-slice
-    generators) cannot continue those masks: with any Dropout of p > 0 in `model` this raises a
-    ValueError naming `path`, the reason and `instead` (what to run instead); without dropout no
-    mask is drawn, and the run resumes exactly.
-    """
-    from .nn import Dropout
-
-    state = meta["rng"]
-    dropouts = sorted({m.p for m in model.modules() if isinstance(m, Dropout) and m.p > 0})
-    if not rng.has_keyed_state(state) and dropouts:
-        raise ValueError(f"{path} was written before dropout masks were keyed by each sample's place in the batch "
-                         f"(its random state has no 'dropout' entry): its masks were drawn per thread slice, the old "
-                         f"way, and cannot be continued exactly, and this run has dropout {dropouts[-1]}. Its weights "
-                         f"still load: {instead}")
-    rng.set_state(state)

@@ -1,7 +1,8 @@
 """The run: everything that turns the models into a training job a user starts from the shell.
 
     train.py      pretraining: `train(cfg)`, one plain while loop around `train_step`; its
-                  checkpoints (written by `checkpoint.py`, the file format) read back by `load_model`
+                  checkpoints (written by `checkpoint.py`, the file format) read back by `load_model`;
+                  random_state.py restores a resumed run's random state (or says why it cannot)
     finetune.py   fine-tuning a classifier: `finetune(cfg)`, the same step
     loop.py       `train_step` (forward, backward, clip, update) and what the loops share around
                   it: the run folder, log lines, evaluation cadence, NaN stop, Ctrl-C;

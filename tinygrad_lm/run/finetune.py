@@ -57,6 +57,7 @@ from .mlm import SpecialIds
 from ..tokenizer import tokenizer_from_dict
 from ..models.bert_classifier import BertForSequenceClassification
 from .labeled import LabeledData, load_labeled, pad_batch, train_batch_indices
+from .random_state import restore_random_state
 from ..metrics import accuracy, confusion_matrix, format_confusion, macro_f1
 from ..models.gpt_classifier import GPTForSequenceClassification
 
@@ -332,8 +333,8 @@ def _setup(cfg, resume, given=None):
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     if resume:
         optimizer.load_state_dict(optim_state)
-        checkpoint.restore_random_state(meta, model, ckpt_path, "start a new fine-tuning run (another "
-                                        "--out-dir) from the pretrained checkpoint this one started from")
+        restore_random_state(meta, model, ckpt_path, "start a new fine-tuning run (another "
+                             "--out-dir) from the pretrained checkpoint this one started from")
     return cfg, model, optimizer, tokenizer, (train, val, test), state
 
 

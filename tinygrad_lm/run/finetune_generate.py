@@ -51,6 +51,7 @@ from .completions import END_TOKEN, add_end_token, end_token_id, lm_batch, load_
 from .data import micro_batch_rows
 from .finetune import held_out, prepare_device
 from .train import load_model
+from .random_state import restore_random_state
 
 KIND = "completion-lm"
 MARGIN = 10  # tokens decoded beyond the longest reference completion and its END, by default
@@ -116,8 +117,8 @@ def _setup(cfg, resume, given=None):
                       betas=(cfg.optim.beta1, cfg.optim.beta2))
     if resume:
         optimizer.load_state_dict(optim_state)
-        checkpoint.restore_random_state(meta, model, ckpt_path, "start a new fine-tuning run (another "
-                                        "--out-dir) from the pretrained checkpoint this one started from")
+        restore_random_state(meta, model, ckpt_path, "start a new fine-tuning run (another "
+                             "--out-dir) from the pretrained checkpoint this one started from")
     return cfg, model, optimizer, tokenizer, splits, state
 
 

@@ -81,6 +81,7 @@ from ..metrics import bits_per_byte, perplexity
 from .config import OptimConfig, RunConfig
 from .data import TokenData, build_tokenizer, file_sha256, get_batch, load_corpus, micro_batches
 from .loop import Run, TrainingStopped, claim_folder, learning_rate, resuming, train_step
+from .random_state import restore_random_state
 from ..models.gpt import GPT, GPTConfig
 from ..optim import AdamW, param_groups
 from ..engine.tensor import no_grad
@@ -248,8 +249,8 @@ def _setup(cfg, resume, given=None):
                              "new run (another --out-dir)")
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
-        checkpoint.restore_random_state(meta, model, ckpt_path, f"sample from it, fine-tune from it (`finetune "
-                                        f"--ckpt {ckpt_path}`), or start a new run (another --out-dir)")
+        restore_random_state(meta, model, ckpt_path, f"sample from it, fine-tune from it (`finetune "
+                             f"--ckpt {ckpt_path}`), or start a new run (another --out-dir)")
         state["batch_rng"].bit_generator.state = meta["batch_rng"]
         state["step"], state["best_val"] = meta["step"], meta["best_val"]
         state["evaluated_step"] = meta.get("evaluated_step", meta["step"])  # older checkpoints: at their step
