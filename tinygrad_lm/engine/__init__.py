@@ -5,7 +5,7 @@
     functional.py  F.linear, F.layer_norm, F.cross_entropy, F.scaled_dot_product_attention, ...
                    written with the ops, so autograd derives their backward
     backend.py     NumPy or CuPy, picked from the arrays themselves; device moves
-    rng.py         the package's seeded random streams (init, dropout, batches)
+    rng.py         the package's seeded random numbers (init, sampling; dropout masks keyed by row)
     gradcheck.py   finite-difference gradient checks in float64
 
 It imports nothing else of the package (a test parses the imports to keep it so).

@@ -77,8 +77,10 @@ class LayerNorm(Module):
 class Dropout(Module):
     """Inverted dropout with probability p, active only in training mode.
 
-    The mask is drawn from `self.generator` when one is set (a `numpy.random.Generator`),
-    else from the package's global generator (`tinygrad_lm.manual_seed`).
+    The mask is drawn from `self.generator` when one is set (a `numpy.random.Generator`: its
+    stream, which a batch split over threads or ranks cannot share, so the split refuses it),
+    else it is the package's keyed mask (engine/rng.py, seeded by `tinygrad_lm.manual_seed`):
+    the same masks however the batch is split.
     """
 
     def __init__(self, p=0.5):
