@@ -24,7 +24,8 @@ number r * row_length + j of a stream keyed by (seed, site):
     GPU: the CounterGenerator with seed `site_seed(seed, site)`, numbers from r * row_length on.
 A slice of rows [r0, r1) therefore computes exactly rows r0..r1 of the whole batch's mask,
 whichever thread or process runs it. The split tells this module where its rows start with
-`batch_rows(offset)` (thread-local); without it the offset is 0, so one thread over the whole
+`batch_rows(offset)`, a context variable (each thread has its own value, so slices running at
+once in threads each see theirs); without it the offset is 0, so one thread over the whole
 batch draws what the slices draw together. The slices of one batch all start from the same
 site number and each counts its own; `advance_sites` then moves the run's counter past them
 (fast/data_parallel.py, distributed.py). Philox draws at about the speed of the Generator's
@@ -39,7 +40,7 @@ anything but the batch axis (a mask whose axis 0 is not the sample is still repr
 but a split of it would not be).
 """
 import math
-import threading
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -48,7 +49,7 @@ from . import backend
 _generators = {}
 _seed = 0
 _sites = 0  # the run's next site number (outside any batch_rows block)
-_local = threading.local()  # .rows: this thread's innermost batch_rows block
+_rows = ContextVar("batch_rows", default=None)  # the innermost batch_rows block here (per thread)
 KEYED_FORMAT = 1  # the version of the keyed dropout numbers, stored with their state in checkpoints
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (2^64 / golden ratio)
@@ -154,11 +155,12 @@ def dropout_mask(shape, p, dtype, xp, generator=None):
             float32 otherwise).
         xp: the array module (numpy, or cupy for a GPU array).
         generator: None for the keyed numbers (module docstring): the next site, the rows
-            where this thread's `batch_rows` block says they are; or a generator of the
+            where the current `batch_rows` block says they are; or a generator of the
             caller's (a NumPy `Generator`, a `CounterGenerator`) to draw from instead.
     Returns:
         an `xp` array of `shape` in `dtype`.
     """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     draw = np.float64 if np.dtype(dtype) == np.float64 else np.float32
     if generator is not None:
         keep = uniform(shape, draw, xp, generator) >= p
@@ -175,9 +177,8 @@ def _philox_keep(shape, p, draw):
     Philox gives 4 uint64 per counter step, so a draw starting at number e starts at counter
     step e // 4 (e // 8 for uint32 halves) and drops the first e % 4 (e % 8) numbers.
     """
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     n = math.prod(shape)
-    seed, site, first = next_site(shape)
+    seed, site, first = next_site(math.prod(shape[1:]))
     bits = 24 if draw == np.float32 else 53
     threshold = math.ceil(p * 2 ** bits)  # u = k / 2^bits is kept iff u >= p, that is k >= threshold (exact)
     if threshold >= 2 ** bits:
@@ -201,40 +202,39 @@ def site_seed(seed, site):
 
 def site_generator(xp, shape):
     """The GPU's numbers for the next site: a CounterGenerator on `xp` keyed by (seed, site) whose
-    counter starts at this thread's first row times the row length (the keyed numbers of the
-    module docstring; `fast/cuda/dropout.py` computes the same in one kernel)."""
-    seed, site, first = next_site(shape)
+    counter starts at the current first row times the row length of `shape` (a tuple; the keyed
+    numbers of the module docstring; `fast/cuda/dropout.py` computes the same in one kernel)."""
+    seed, site, first = next_site(math.prod(shape[1:]))
     return CounterGenerator(xp, site_seed(seed, site), first)
 
 
-def next_site(shape):
-    """Take a site number for a mask of `shape`: returns (seed, site, first), `first` the index of
-    its first element in the global batch's mask (row offset times row length)."""
+def next_site(row_length):
+    """Take a site number for a mask whose rows (samples) hold `row_length` elements each: returns
+    (seed, site, first), `first` the index of its first element in the global batch's mask."""
     global _sites
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    block = getattr(_local, "rows", None)
+    block = _rows.get()
     if block is None:
         site, _sites = _sites, _sites + 1
         return _seed, site, 0
     site, block.site = block.site, block.site + 1
-    return _seed, site, block.offset * math.prod(shape[1:])
+    return _seed, site, block.offset * row_length
 
 
 def current_site():
-    """The next site number this thread will draw (its batch_rows block's, else the run's)."""
-    block = getattr(_local, "rows", None)
+    """The next site number drawn here (the current batch_rows block's, else the run's)."""
+    block = _rows.get()
     return _sites if block is None else block.site
 
 
 def row_offset():
-    """The global batch row where this thread's rows start (0 outside any batch_rows block)."""
-    block = getattr(_local, "rows", None)
+    """The global batch row where the current rows start (0 outside any batch_rows block)."""
+    block = _rows.get()
     return 0 if block is None else block.offset
 
 
 def _set_site(site):
     global _sites
-    block = getattr(_local, "rows", None)
+    block = _rows.get()
     if block is None:
         _sites = site
     else:
@@ -242,11 +242,11 @@ def _set_site(site):
 
 
 class batch_rows:
-    """Context manager: this thread's masks inside it are rows `offset`, offset + 1, ... of the
-    global batch's.
+    """Context manager: the masks drawn inside it are rows `offset`, offset + 1, ... of the
+    global batch's (in the thread that entered it: a context variable).
 
     Args:
-        offset: the first row of the slice this thread runs, in the global batch.
+        offset: the first row of the slice run inside, in the global batch.
         site: where the block's site numbers start. None: the current site, and on exit the
             enclosing counter moves past the block's sites (one slice per process: MPI). Given:
             the block counts on its own and leaves the enclosing counter alone, so that several
@@ -262,25 +262,25 @@ class batch_rows:
         self.site = site
 
     def __enter__(self):
-        self.outer = getattr(_local, "rows", None)
         self.site = current_site() if self.start is None else int(self.start)
-        _local.rows = self
+        self.token = _rows.set(self)
         return self
 
     def __exit__(self, *exc):
-        _local.rows = self.outer
+        _rows.reset(self.token)  # the enclosing block (or none) is current again
         if self.start is None:
             _set_site(self.site)
 
 
-def advance_sites(blocks):
-    """After the slices of one batch ran in `blocks` (batch_rows given the same site), move this
-    thread's counter to where they ended; they must have drawn the same number of masks."""
+def advance_sites(blocks, fix="run it on the whole batch"):
+    """After the slices of one batch ran in `blocks` (batch_rows given the same site), move the
+    current counter to where they ended; they must have drawn the same number of masks (else a
+    RuntimeError ending with `fix`, what the caller's user can do)."""
     ends = {b.site for b in blocks}
     if len(ends) != 1:
         raise RuntimeError(f"the slices of one batch drew different numbers of dropout masks (sites ended at "
-                           f"{sorted(ends)}): each slice must run the same layers; a model whose random draws "
-                           "depend on its rows cannot be split over threads or ranks (use --threads 1)")
+                           f"{sorted(ends)}): each slice must run the same layers, and a model whose random draws "
+                           f"depend on its rows cannot be split; {fix}")
     _set_site(ends.pop())
 
 

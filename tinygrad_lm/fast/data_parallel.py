@@ -168,7 +168,7 @@ class DataParallel:
 
         with blas_threads(1):
             run_in_threads([lambda i=i: work(i) for i in range(threads)])
-        rng.advance_sites(blocks)  # past the masks the slices drew (the same sites in each)
+        rng.advance_sites(blocks, "run it with threads=1 (--threads 1)")  # past the masks the slices drew
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
         inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()
