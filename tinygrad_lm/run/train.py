@@ -46,7 +46,9 @@ random weights (`GPT.from_pretrained`), with its tokenizer and size; `--block-si
 context (the first rows of `wpe`, as nanoGPT's crop_block_size) and `--dropout` applies.
 
 Reproducibility: `--resume` continues bit-for-bit, because the checkpoint holds the model,
-the optimizer state, the step, and both random streams (batches; dropout/init).
+the optimizer state, the step, and the random state (the batch stream; init's generator and the
+dropout masks' seed and next site, engine/rng.py). A checkpoint from before the keyed masks
+resumes only without dropout (run/random_state.py says why).
 Safety (loop.py): Ctrl-C, SIGTERM or SIGHUP stops the run between two steps and saves a
 checkpoint that resumes exactly (exit status 130, 143 or 129); a closed stdout (`| head`) stops
 the printing, not the run; a NaN or infinite loss stops the run with a message naming the step
