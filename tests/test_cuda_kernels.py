@@ -241,3 +241,26 @@ def test_fused_dropout_on_the_gpu_is_the_reference_bit_for_bit(kernels):
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
     assert states[0] == states[1] and states[0]["dropout"]["site"] == 1  # one site each: checkpoints do not depend on fusing
+
+
+def test_the_dropout_kernel_on_a_slice_draws_those_rows_of_the_whole_batchs_mask(kernels):
+    """The key and counter the kernel is given (rng.site_generator): a slice of rows inside
+    rng.batch_rows gets exactly those rows of the whole batch's mask, as on the CPU."""
+    from tinygrad_lm import fast, nn
+    from tinygrad_lm.engine import rng
+
+    x = Tensor(np.ones((6, 5, 7), dtype=np.float32), device="cuda")
+    layer = nn.Dropout(0.3)
+    fast.fuse(layer)
+    rng.manual_seed(4)
+    whole = layer(x).numpy()
+    rng.manual_seed(4)
+    blocks = [rng.batch_rows(0, 0), rng.batch_rows(1, 0), rng.batch_rows(4, 0)]
+    parts = []
+    for block, (r0, r1) in zip(blocks, [(0, 1), (1, 4), (4, 6)]):
+        with block:
+            parts.append(layer(Tensor(x.data[r0:r1])).numpy())
+    rng.advance_sites(blocks)
+    assert type(layer).__name__ == "FusedDropout" and rng.current_site() == 1
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert 0 < (whole == 0).sum() < whole.size
