@@ -14,7 +14,6 @@ import pytest
 from tinygrad_lm import Tensor, checkpoint, fast, manual_seed, nn
 from tinygrad_lm.engine import functional as F
 from tinygrad_lm.engine import rng
-from tinygrad_lm.fast.attention import packed_self_attention
 from tinygrad_lm.fast.data_parallel import DataParallel
 from tinygrad_lm.models.gpt import GPT, GPTConfig
 from tinygrad_lm.run.config import from_flat

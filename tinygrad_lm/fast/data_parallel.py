@@ -21,10 +21,12 @@ The training loop does not change: `logits, loss = model(x, y)`, `loss.backward(
     summed in slice order, which `loss.backward()` puts into the real parameters' `.grad`.
 Slice i's loss, a mean over its n_i counted targets (entries of `targets`/`labels` that are not
 -1), is weighted n_i / N, so the gradient is the whole batch's mean's, as one backward over
-the batch gives, up to the float rounding of the order of the sums. Slice i runs inside `rng.batch_rows(its first
-row)`, so its dropout masks are its rows of the masks one thread draws over the whole batch
-(rng.py's keyed numbers): a run with dropout is the same run with 1, 2 or N threads, up to float
-rounding. Sums run in slice order, so it is reproducible bit for bit whatever the scheduling.
+the batch gives, up to the float rounding of the order of the sums. Slice i runs inside
+`rng.batch_rows(its first row)`, so its dropout masks are its rows of the masks one thread
+draws over the whole batch (rng.py's keyed numbers): a run with dropout is the same run with
+1, 2 or N threads, up to float rounding. Sums run in slice order, so it is reproducible bit
+for bit whatever the scheduling. A Dropout with a generator of its own is refused (its stream
+would follow the slices).
 `python scripts/bench_train.py --speed` times the step with and without the split.
 Leaves out: processes and GPUs (threads are CPU-only), models with side effects beyond the
 autograd graph, and `retain_graph=True` through a split call.
@@ -156,8 +158,8 @@ class DataParallel:
         weights = _weights(bound.arguments, slices)
         check_no_own_generators(self.module, "DataParallel")
         runs = [self._prepare(bound, rows, B) for rows in slices]
-        first, site = rng.row_offset(), rng.current_site()  # dropout: slice i draws rows first + its start..
-        blocks = [rng.batch_rows(first + rows.start, site) for rows in slices]
+        offset, site = rng.row_offset(), rng.current_site()  # dropout: slice i draws rows offset + its start..
+        blocks = [rng.batch_rows(offset + rows.start, site) for rows in slices]
 
         def work(i):
             run = runs[i]
