@@ -25,8 +25,12 @@ the batch gives, up to the float rounding of the order of the sums. Dropout laye
 draw from a generator seeded by the i-th of n numbers drawn from the global generator, and
 sums run in slice order: a run is reproducible, bit for bit, whatever the thread scheduling.
 `python scripts/bench_train.py --speed` times the step with and without the split.
+Forward hooks (nn/hooks.py, `--diagnostics`, `run_with_cache`) see each forward once, from the
+calling thread, with the whole batch: the replicas record the calls of hooked modules and
+split_hooks.py replays them joined after the threads; a hook that would replace an output is
+refused under the split (`--threads 1` honours it).
 Leaves out: processes and GPUs (threads are CPU-only), models with side effects beyond the
-autograd graph, and `retain_graph=True` through a split call.
+autograd graph and forward hooks, and `retain_graph=True` through a split call.
 """
 import copy
 import inspect
@@ -36,6 +40,7 @@ from ..nn import Dropout, Parameter
 from .slices import is_batch_first, slice_generators, slice_weights, split_rows
 from ..engine.tensor import Function, Tensor
 from .blas import blas_threads
+from . import split_hooks
 from .workers import run_in_threads
 
 
@@ -154,6 +159,9 @@ class DataParallel:
         weights = _weights(bound.arguments, slices)
         generators = slice_generators(threads) if self.module.training else None  # dropout: a stream per slice
         runs = [self._prepare(bound, rows, B, generators[i] if generators else None) for i, rows in enumerate(slices)]
+        if split_hooks.hooked(self.module):  # hooks see each forward once, joined: the replicas record their calls
+            for run in runs:
+                split_hooks.record(self.module, run["model"], run.setdefault("calls", []))
 
         def work(i):
             run = runs[i]
@@ -163,6 +171,8 @@ class DataParallel:
 
         with blas_threads(1):
             run_in_threads([lambda i=i: work(i) for i in range(threads)])
+        if "calls" in runs[0]:  # in this thread, after every slice: each hook once, on the whole batch
+            split_hooks.replay([run["calls"] for run in runs], [s.stop - s.start for s in slices], weights)
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
         inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, cores
 from .. import checkpoint, distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
@@ -425,8 +425,9 @@ def _finetune(cfg, resume, stop_at, given, dist):
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
         dist.broadcast_parameters(raw_model)
-    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
-        model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    split, split_line = cores.batch_split(cfg, dist)  # --threads auto (the default): every core (cores.py)
+    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels, the batch split over threads
+        model, optimizer = fast.speed_up(model, optimizer, split)
     # over MPI the step runs this rank's rows (evaluation runs whole on every rank: the same metrics)
     step_model = distributed.Sharded(model, dist) if dist else model
     step = state["step"]
@@ -440,6 +441,7 @@ def _finetune(cfg, resume, stop_at, given, dist):
     run.print(val.summary())
     run.print(f"{task.describe(raw_model, cfg, tokenizer)} | {'reference' if cfg.run.reference else 'fast'} path | "
               f"out {run.out_dir}")
+    run.print(split_line)  # "threads: 2 (auto)": how many threads split each batch, and why
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     if resume:
         run.print(resuming(run.out_dir, step, cfg.optim.max_iters))
