@@ -42,6 +42,7 @@ from pathlib import Path
 
 
 def build_parser():
+    from . import cores
     from .config import add_flags
     from .finetune import FinetuneConfig
     from .flags import Parser  # exact flags only; a typo's error names the nearest flag
@@ -142,9 +143,12 @@ def build_parser():
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
     p.add_argument("--steps", type=_count(1), default=30, help="timed steps (default: 30)")
-    p.add_argument("--blas-threads", "--threads", dest="blas_threads", type=_count(1), default=None,
-                   help="threads of the BLAS library inside each matrix product (not train's --threads, which "
-                        "splits the batch); --threads is its old name (default: the library's choice)")
+    p.add_argument("--threads", type=cores.parse, default=cores.AUTO,
+                   help="train's --threads for the split side: each batch split over N threads, or auto (every "
+                        "core this process may run on) (default: auto)")
+    p.add_argument("--blas-threads", type=_count(1), default=None,
+                   help="threads of the BLAS library inside each matrix product, and PyTorch's (default: "
+                        "scripts/bench_train.py's)")
     return parser
 
 
@@ -351,8 +355,8 @@ def _cmd_bench(args):
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
     if not script.exists():
         raise FileNotFoundError(f"{script}: the benchmark script ships with the source tree, not the wheel")
-    sys.argv = [str(script), "--speed-only", "--steps", str(args.steps)] + (
-        ["--threads", str(args.blas_threads)] if args.blas_threads else [])
+    sys.argv = [str(script), "--speed-only", "--steps", str(args.steps), "--threads", str(args.threads)] + (
+        ["--blas-threads", str(args.blas_threads)] if args.blas_threads else [])
     runpy.run_path(str(script), run_name="__main__")
 
 
