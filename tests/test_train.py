@@ -67,7 +67,7 @@ def test_resuming_keeps_the_best_val_loss_and_best_npz(text_file, tmp_path):
     lr of 1 the val loss is lowest at step 6 of 12; the run stops at step 7 and resumes."""
     def cfg(out):
         return tiny_cfg(text_file, tmp_path / out, max_iters=12, eval_interval=3, lr=1.0, schedule="constant",
-                        warmup_iters=0)
+                        warmup_iters=0, threads=1)  # one thread: the premise below was found with its dropout draws
 
     def evals(out):
         return {r["step"]: r["val_loss"] for r in map(json.loads, open(tmp_path / out / "log.jsonl")) if "val_loss" in r}
@@ -116,7 +116,7 @@ def test_threads_follow_the_plain_loop_without_dropout(text_file, tmp_path):
 
 
 def test_threads_2_match_threads_1_on_the_fast_path_in_float32(text_file, tmp_path):
-    one = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, max_iters=20))
+    one = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, max_iters=20, threads=1))
     two = train(tiny_cfg(text_file, tmp_path / "b", dropout=0.0, max_iters=20, threads=2))
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)  # float32: the order of sums differs
     assert two["best_val"] == pytest.approx(one["best_val"], rel=1e-5)
@@ -127,7 +127,7 @@ def _is_fused(model):
 
 
 def test_fast_and_reference_paths_reach_the_same_loss(text_file, tmp_path):
-    fast_run = train(tiny_cfg(text_file, tmp_path / "fast", max_iters=20))  # dropout 0.1: the same draws
+    fast_run = train(tiny_cfg(text_file, tmp_path / "fast", max_iters=20, threads=1))  # dropout 0.1: the same draws
     reference = train(tiny_cfg(text_file, tmp_path / "ref", max_iters=20, reference=True))
     assert _is_fused(fast_run["model"]) and not _is_fused(reference["model"])  # two paths really ran
     np.testing.assert_allclose(fast_run["losses"], reference["losses"], rtol=1e-5)  # float32 noise
@@ -161,7 +161,7 @@ def test_reference_with_threads_is_a_clear_error(text_file, tmp_path):
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
     from tinygrad_lm.models import gpt as model_module
 
-    cfg = tiny_cfg(text_file, tmp_path / "run", max_iters=30)
+    cfg = tiny_cfg(text_file, tmp_path / "run", max_iters=30, threads=1)  # one forward per step
     original = model_module.GPT.forward
     calls = {"n": 0}
 
