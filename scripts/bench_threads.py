@@ -19,11 +19,12 @@ steps (and each round's median), then the ratios the issue sets targets for:
   busy   auto / --threads 1                  target <= 1.10 (auto must not hurt on a loaded machine)
   idle   auto / best explicit --threads N    target <= 1.05 (auto is as good as the best choice)
 Extra train flags go after `--` (e.g. `-- --reference` for the textbook step); `--env` sets
-variables for the runs (e.g. `--env OPENBLAS_NUM_THREADS=2` to let BLAS run threads of its own).
+variables for every run, and a side may set its own after a colon (`auto:OPENBLAS_NUM_THREADS=2`
+lets BLAS run two threads of its own on that side: how fast/blas.py's default was chosen).
 
     python scripts/bench_threads.py                           # 3 rounds x 20 steps, about 3 minutes
     python scripts/bench_threads.py --rounds 5 --steps 40 --loads busy
-    python scripts/bench_threads.py --sides auto --env OPENBLAS_NUM_THREADS=2 -- --reference
+    python scripts/bench_threads.py --sides auto,auto:OPENBLAS_NUM_THREADS=2 -- --reference
 """
 import argparse
 import json
@@ -83,9 +84,12 @@ def child_env(settings):
 
 
 def step_times(side, args, env, folder):
-    """ms of each timed step of one `train --threads side` run (warm-up dropped)."""
-    out = Path(folder) / f"run-{side}"
-    cmd = [sys.executable, "-m", "tinygrad_lm", "train", "--threads", side, "--max-iters",
+    """ms of each timed step of one `train --threads side` run (warm-up dropped). A side may carry
+    environment variables of its own after a colon: `auto:OPENBLAS_NUM_THREADS=2`."""
+    threads, *settings = side.split(":")
+    env = {**env, **dict(s.split("=", 1) for s in settings)}
+    out = Path(folder) / f"run-{len(os.listdir(folder))}"
+    cmd = [sys.executable, "-m", "tinygrad_lm", "train", "--threads", threads, "--max-iters",
            str(args.warmup + args.steps), "--log-interval", "1", "--eval-interval", "100000", "--eval-iters", "1",
            "--sample-tokens", "0", "--quiet", "--overwrite", "--out-dir", str(out), *args.extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -124,7 +128,7 @@ def report(load, times):
     for side, runs in times.items():
         rounds = ", ".join(f"{statistics.median(run):.1f}" for run in runs)
         print(f"  --threads {side:>4}  {medians[side]:7.1f} ms  [{rounds}]")
-    explicit = {s: m for s, m in medians.items() if s != "auto"}
+    explicit = {s: m for s, m in medians.items() if s.isdigit()}
     if "auto" in medians and "1" in medians:
         target = " (target under load: <= 1.10)" if load == "busy" else ""
         print(f"  auto / --threads 1:       {medians['auto'] / medians['1']:.3f}{target}")

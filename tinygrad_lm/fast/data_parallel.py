@@ -9,6 +9,8 @@ all cores. NumPy releases the GIL inside its loops and BLAS calls, so the thread
 except for the Python bookkeeping between calls. `split_optimizer_step` shares the
 parameters' updates out over the same threads.
 
+`train` and `finetune` use it by default: `--threads auto` gives it every core this process
+may run on, at most one per row (run/cores.py); `--threads 1` turns it off.
 The training loop does not change: `logits, loss = model(x, y)`, `loss.backward()`,
 `optimizer.step()` run the same lines with or without the split. How:
   * each thread runs a replica of the model: the same module tree and the same parameter

@@ -5,7 +5,9 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 (`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), and every `finetune` flag one of
 `finetune.FinetuneConfig`, both built by `config.add_flags`, so the dataclasses are the single
 source of defaults and `--help` lists them all. `--reference` runs the textbook layers instead
-of the fast path.
+of the fast path. `--threads auto` (the default of train and finetune) splits each batch over every
+core this process may run on (run/cores.py); `bench --threads` means the same (its BLAS threads are
+`--blas-threads`).
 `finetune --task generate` fine-tunes a GPT on {"prompt", "completion"} lines (finetune_generate.py);
 `sample --ckpt` on its checkpoint stops at the end-of-completion token.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
@@ -378,8 +380,11 @@ def _cmd_finetune(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "sample", "finetune", "evaluate"):  # BLAS on one thread unless asked: its
-        from ..fast.blas import default_blas_threads  # spinning idle workers slow a busy machine down (fast/blas.py)
+    if args.command in ("train", "sample", "finetune", "evaluate"):  # BLAS on one thread unless asked, also
+        # when --threads resolves to 1 (--reference): its spinning idle workers slow a busy machine down, and
+        # this model's products are too small to gain from them (measured: fast/blas.py). The cores go to the
+        # batch split instead (--threads auto, run/cores.py)
+        from ..fast.blas import default_blas_threads
 
         default_blas_threads()
     from . import attention_maps, datasets, evaluate, plot  # build_parser imported them already (their flags)

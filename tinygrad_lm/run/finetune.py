@@ -14,8 +14,9 @@ A masked-language-model checkpoint (`train --objective mlm`) is fine-tuned by th
 its classifier (models/bert_classifier.py) reads [CLS] text [SEP] + [PAD] and pools [CLS] through BERT's
 pooler; `_classifier_class` picks the class from the checkpoint, once, before the loop.
 
-As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default) and on
-the textbook layers (`reference=True`, `--reference`); the schedule, logging, checkpoint
+As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default, each batch
+split over every core: `--threads auto`, run/cores.py) and on the textbook layers
+(`reference=True`, `--reference`, one thread); the schedule, logging, checkpoint
 writing, Ctrl-C and NaN handling are the shared ones of `tinygrad_lm/run/loop.py`.
 Checkpoints are written like pretraining's (`checkpoint.save`, atomic): `ckpt.npz` at every
 evaluation and on Ctrl-C, `best.npz` whenever validation macro-F1 improves (ties: lower val

@@ -22,8 +22,9 @@ keep the best-validation one beside it. A progress line shows step, loss, lr, to
 ETA; every logged step also goes to `log.jsonl` in the run folder.
 
 The same lines run in both configurations. By default the loop first hands the model and
-the optimizer to `fast.speed_up` (tinygrad_lm/fast/: fused kernels, and with --threads N the
-batch split over N cores); with `--reference` it runs the textbook layers of nn/ unchanged.
+the optimizer to `fast.speed_up` (tinygrad_lm/fast/: fused kernels, and each batch split over
+every core this process may run on: `--threads auto`, resolved and printed by cores.py, or
+`--threads N`); with `--reference` it runs the textbook layers of nn/ unchanged, on one thread.
 Both reach the same loss within float32 noise, and their checkpoints are interchangeable.
 What this loop shares with fine-tuning (schedule, logging, checkpoints, Ctrl-C, the NaN stop)
 is in loop.py; the flat flags of the nested config in config.py.
