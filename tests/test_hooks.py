@@ -236,6 +236,22 @@ def test_under_data_parallel_a_replacing_hook_is_refused_with_the_fix():
     assert got.data.any()
 
 
+def test_run_with_cache_under_data_parallel_keeps_the_whole_batch():
+    from tinygrad_lm.nn.hooks import run_with_cache
+
+    model = fast.fuse(tiny_gpt(dropout=0.0))
+    x = ids(B=3)
+    _, alone = run_with_cache(model, lambda: model(x, x))
+    _, split = run_with_cache(model, lambda: DataParallel(model, threads=2)(x, x))
+    assert split.keys() == alone.keys() and "transformer.h.1.attn.weights" in split
+    for name, value in alone.items():
+        got = split[name]
+        assert got.shape == value.shape, name  # B = 3 rows, or none (wpe's (T, C), the slices' own)
+        np.testing.assert_allclose(got.data, value.data, rtol=1e-10, atol=1e-13, err_msg=name)
+    assert split["transformer.h.1"].shape[0] == split["transformer.h.1.attn.weights"].shape[0] == 3
+    assert not split_hooks.hooked(model)  # run_with_cache removed its hooks
+
+
 def test_without_hooks_the_replicas_record_nothing():
     model = tiny_gpt()
     assert not split_hooks.hooked(model)
