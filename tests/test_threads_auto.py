@@ -180,3 +180,16 @@ def test_two_mpi_ranks_on_this_host_share_its_cores(text_file, tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("threads:")]
     n = max(1, cores.available_cores() // 2)  # each rank: its share of this host's cores (rank 0 prints)
     assert lines == [f"threads: {n} (auto: {cores.available_cores()} cores shared by 2 MPI ranks on this host)"]
+
+
+def test_bench_passes_threads_and_blas_threads_to_the_script_under_their_names(monkeypatch):
+    import runpy
+
+    seen = {}
+    monkeypatch.setattr(runpy, "run_path", lambda path, run_name: seen.update(path=path, argv=list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # _cmd_bench sets the script's argv
+    assert cli.main(["bench", "--steps", "2", "--threads", "3", "--blas-threads", "1"]) == 0
+    assert Path(seen["path"]).is_file() and Path(seen["path"]).name == "bench_train.py"
+    assert seen["argv"][1:] == ["--speed-only", "--steps", "2", "--threads", "3", "--blas-threads", "1"]
+    assert cli.main(["bench", "--steps", "2"]) == 0
+    assert seen["argv"][1:] == ["--speed-only", "--steps", "2", "--threads", "auto"]  # BLAS: the script's default

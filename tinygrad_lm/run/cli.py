@@ -354,7 +354,7 @@ def _cmd_export(args):
 def _cmd_bench(args):
     import runpy
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_train.py"  # run/cli.py -> the checkout
     if not script.exists():
         raise FileNotFoundError(f"{script}: the benchmark script ships with the source tree, not the wheel")
     sys.argv = [str(script), "--speed-only", "--steps", str(args.steps), "--threads", str(args.threads)] + (
