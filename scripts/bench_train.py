@@ -11,7 +11,8 @@ Three measurements (each can be run alone):
              warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
              no bias, learned positions): val loss and bits per byte at the end.
   --bpe      the same recipe with a 1024-token BPE tokenizer: val bits per byte.
-With no flag, all three run. Threads default to 2 (set before NumPy/PyTorch load BLAS).
+With no flag, all three run. BLAS (and PyTorch) threads: --blas-threads, default 2 (set before NumPy/PyTorch load
+BLAS); --threads is train's batch split for the split side (N, or auto: every core).
 
     python scripts/bench_train.py --speed --threads 2
     python scripts/bench_train.py --quality --bpe
@@ -29,7 +30,8 @@ def parse_args():
     p.add_argument("--bpe", action="store_true", help="the recipe with a 1024-token BPE")
     p.add_argument("--steps", type=int, default=50, help="timed steps per side (speed)")
     p.add_argument("--iters", type=int, default=2000, help="training iterations (quality, bpe)")
-    p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads")
+    p.add_argument("--threads", default="auto", help="train's --threads for the split side: N, or auto (every core)")
+    p.add_argument("--blas-threads", type=int, default=2, help="BLAS/OpenMP threads, and PyTorch's")
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
     p.add_argument("--page-faults", action="store_true",
@@ -45,6 +47,8 @@ def parse_args():
     p.add_argument("--torch-gelu", default="tanh", choices=["tanh", "none"],
                    help="GELU of the PyTorch twin: tanh approximation (ours, GPT-2) or exact erf (nanoGPT)")
     args = p.parse_args()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    args.threads = cores if args.threads == "auto" else int(args.threads)  # train's auto, without its row cap
     if args.speed_only:
         args.speed = True
     if not (args.speed or args.quality or args.bpe or args.torch_quality or args.page_faults):
@@ -54,7 +58,7 @@ def parse_args():
 
 ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+    os.environ[var] = str(ARGS.blas_threads)
 
 import platform  # noqa: E402
 import time  # noqa: E402
@@ -88,7 +92,7 @@ def machine():
     except OSError:
         pass
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, NumPy {np.__version__}, threads {ARGS.threads}")
+            f"Python {platform.python_version()}, NumPy {np.__version__}, threads {ARGS.blas_threads}")
 
 
 # ---------------------------------------------------------------- PyTorch twin of the model
@@ -195,7 +199,7 @@ def bench_speed(vocab_size=65):
         opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
         if path == "fast":
             model, opt = fast.speed_up(model, opt, threads)
-            set_blas_threads(ARGS.threads)  # speed_up(threads > 1) limits BLAS process-wide; each side sets its own
+            set_blas_threads(ARGS.blas_threads)  # speed_up(threads > 1) limits BLAS process-wide; each side sets its own
         return model, opt
 
     def step_of(model, opt):
@@ -217,7 +221,7 @@ def bench_speed(vocab_size=65):
     try:
         import torch
 
-        torch.set_num_threads(ARGS.threads)
+        torch.set_num_threads(ARGS.blas_threads)
         tmodel = torch_gpt(cfg)
         topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
         tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
@@ -355,7 +359,7 @@ def bench_torch_quality():
     tok = CharTokenizer(text)
     data = TokenData(text, tok)
     torch.manual_seed(ARGS.seed)
-    torch.set_num_threads(ARGS.threads)
+    torch.set_num_threads(ARGS.blas_threads)
     cfg = GPTConfig(vocab_size=tok.vocab_size, **RECIPE)
     model = torch_gpt(cfg)
     for name, p in model.named_parameters():  # GPT-2 / nanoGPT initialisation

@@ -57,7 +57,7 @@ def test_help_lists_every_option(command, tmp_path):
             else:
                 assert entry.group(1) == f"default: {default}", name
         assert "None" not in text  # a missing value is said in words
-        assert "--reference" in text and "--threads" in text and "(default: 1)" in text
+        assert "--reference" in text and "--threads" in text and "(default: auto)" in text
 
 
 def test_user_errors_print_one_line_and_exit_2(tmp_path):
@@ -173,7 +173,9 @@ def test_bench_blas_threads_is_named_apart_from_train_threads():
 
     parser = build_parser()
     assert parser.parse_args(["bench", "--blas-threads", "1"]).blas_threads == 1
-    assert parser.parse_args(["bench", "--threads", "2"]).blas_threads == 2  # the old name still works
+    bench = parser.parse_args(["bench", "--threads", "2"])  # one meaning across commands: the batch split
+    assert bench.threads == 2 and bench.blas_threads is None
+    assert parser.parse_args(["bench"]).threads == parser.parse_args(["train"]).threads == "auto"
     assert parser.parse_args(["train", "--threads", "2"]).threads == 2  # train's: the batch split
 
 

@@ -71,7 +71,8 @@ def test_exact_flags_negations_and_equals_signs_still_parse():
     assert (args.max_iters, args.bias, args.tie_weights, args.reference, args.lr) == (5, False, False, True, 3e-4)
     args = parser.parse_args(["sample", "--ckpt", "c.npz", "--no-kv-cache", "--temperature", "0"])
     assert args.kv_cache is False and args.temperature == 0.0
-    assert parser.parse_args(["bench", "--threads", "2"]).blas_threads == 2  # an alias is an exact name
+    assert parser.parse_args(["bench", "--blas-threads", "2"]).blas_threads == 2
+    assert parser.parse_args(["bench", "--threads", "2"]).threads == 2  # train's meaning, not BLAS's
 
 
 @pytest.mark.parametrize("argv, meant", [

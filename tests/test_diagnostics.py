@@ -275,7 +275,8 @@ def test_plot_draws_the_diagnostics_and_refuses_a_run_without_them(text_file, tm
 
 def test_two_mpi_ranks_log_the_whole_batchs_numbers(text_file, tmp_path):
     """Each rank sees half the rows: the activation sums are all-reduced, so rank 0 logs what
-    --threads 2 logs (two-term sums, bit for bit)."""
+    --threads 2 logs (whose hooks see the joined batch: an exact sum, where the ranks add two
+    rounded halves, so equal up to the last bit of a float64)."""
     pytest.importorskip("mpi4py", reason="the dist extra (mpi4py + an MPI) is not installed")
     mpiexec = next((str(p) for p in [Path(sys.executable).with_name("mpiexec")] if p.exists()), None) \
         or shutil.which("mpiexec")
@@ -292,7 +293,9 @@ def test_two_mpi_ranks_log_the_whole_batchs_numbers(text_file, tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
     ranks, threads = records(tmp_path / "mpi", "diagnostics"), records(tmp_path / "threads", "diagnostics")
     assert [r["step"] for r in ranks] == [r["step"] for r in threads] == [2, 4]
-    assert [numbers(r) for r in ranks] == [numbers(r) for r in threads]
+    for a, b in zip(ranks, threads):
+        a, b = numbers(a), numbers(b)
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-300) for k in a)
 
 
 @pytest.mark.parametrize("device", cuda_devices())
@@ -320,4 +323,5 @@ def test_a_run_stopped_by_a_nan_loss_leaves_no_hook_and_no_wrapped_step(text_fil
         train(tiny_cfg(text_file, tmp_path / "nan", lr=1e30))
     _, model, optimizer, *_ = started[0]
     assert not any(m._forward_hooks for m in model.modules())
-    assert "step" not in vars(optimizer)  # the class's own step again
+    own = vars(optimizer).get("step")  # the class's own step again, or --threads auto's split step (2+ cores)
+    assert own is None or own.__qualname__ == "split_optimizer_step.<locals>.step"

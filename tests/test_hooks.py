@@ -3,14 +3,18 @@ fn(module, inputs, output) once per forward with the positional inputs; a return
 replaces the output, None keeps it; several hooks chain in registration order; the handle's
 `remove()` (twice harmless, also from inside the hook, also as a `with` block) detaches it; a
 non-callable is refused. Hooks stay on a module through `fuse`/`unfuse` (the class swap) and
-`.to()`, fire once per slice under DataParallel, and on the fused attention the kernel shows the
+`.to()`, fire once per forward under DataParallel (from the calling thread, with the whole
+batch joined from the slices; a replacing hook is refused there), and on the fused attention the kernel shows the
 attention dropout's hooks the same weights the reference passes through that module (and
 refuses a replacement with a clear error).
 """
+import threading
+
 import numpy as np
 import pytest
 
 from tinygrad_lm import Tensor, fast, manual_seed, nn
+from tinygrad_lm.fast import split_hooks
 from tinygrad_lm.fast.data_parallel import DataParallel
 from tinygrad_lm.models.gpt import GPT, GPTConfig
 
@@ -186,18 +190,73 @@ def test_hooks_stay_through_fuse_unfuse_and_to():
     assert seen == [("LayerNorm", np.float64), ("FusedLayerNorm", np.float64), ("LayerNorm", np.float32)]
 
 
-def test_under_data_parallel_a_hook_fires_once_per_slice():
+@pytest.mark.parametrize("fused", [False, True], ids=["reference-layers", "fused"])
+def test_under_data_parallel_each_hook_fires_once_per_forward_and_sees_the_whole_batch(fused):
+    model = tiny_gpt(dropout=0.0)
+    if fused:
+        fast.fuse(model)
+    x = ids(B=5)
+    seen = {}
+    watched = {"lm_head": model.lm_head, "block": model.transformer.h[1], "ln_1": model.transformer.h[0].ln_1,
+               "weights": model.transformer.h[0].attn.attn_dropout, "model": model}
+    for name, module in watched.items():
+        module.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, []).append((m, i, o)))
+    want, want_loss = model(x, x)
+    alone = {name: calls[0] for name, calls in seen.items()}
+    assert all(len(calls) == 1 for calls in seen.values()) and seen.keys() == watched.keys()
+    seen.clear()
+    threads = []
+    model.lm_head.register_forward_hook(lambda m, i, o: threads.append(threading.get_ident()))
+    got, loss = DataParallel(model, threads=2)(x, x)  # slices of 3 and 2 rows, in 2 threads
+    assert {name: len(calls) for name, calls in seen.items()} == {name: 1 for name in watched}
+    assert threads == [threading.get_ident()]  # from the calling thread, after the slices' threads
+    for name, [(module, inputs, output)] in seen.items():
+        assert module is watched[name]  # the model's own module, not a replica
+        ref_module, ref_inputs, ref_output = alone[name]
+        outs, ref_outs = (output, ref_output) if name == "model" else ((output,), (ref_output,))
+        for o, r in zip(outs, ref_outs):
+            assert o.shape == r.shape  # B rows (the mean loss: 0-d)
+            np.testing.assert_allclose(o.data, r.data, rtol=1e-10, atol=1e-13)
+        first = inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0]
+        ref_first = ref_inputs[0].data if isinstance(ref_inputs[0], Tensor) else ref_inputs[0]
+        assert first.shape[0] == 5
+        np.testing.assert_allclose(first, ref_first, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
+    np.testing.assert_allclose(loss.data, want_loss.data, rtol=1e-12)
+
+
+def test_under_data_parallel_a_replacing_hook_is_refused_with_the_fix():
     model = tiny_gpt()
     x = ids(B=4)
-    outputs = []
-    model.lm_head.register_forward_hook(lambda m, i, o: outputs.append(o.data.copy()))
-    want, _ = model(x, x)
-    outputs.clear()
-    got, _ = DataParallel(model, threads=2)(x, x)  # the replicas share the module's hooks
-    assert sorted(o.shape[0] for o in outputs) == [2, 2]
-    np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
-    assert any(np.allclose(o, want.data[:2], rtol=1e-12) for o in outputs)
-    assert any(np.allclose(o, want.data[2:], rtol=1e-12) for o in outputs)
+    with model.lm_head.register_forward_hook(lambda m, i, o: o * 0.0):
+        assert not model(x, x)[0].data.any()  # one thread: the replacement is honoured
+        with pytest.raises(RuntimeError, match=r"returned a replacement.*--threads 1"):
+            DataParallel(model, threads=2)(x, x)
+    got, _ = DataParallel(model, threads=2)(x, x)  # without the hook the split runs as before
+    assert got.data.any()
+
+
+def test_run_with_cache_under_data_parallel_keeps_the_whole_batch():
+    from tinygrad_lm.nn.hooks import run_with_cache
+
+    model = fast.fuse(tiny_gpt(dropout=0.0))
+    x = ids(B=3)
+    _, alone = run_with_cache(model, lambda: model(x, x))
+    _, split = run_with_cache(model, lambda: DataParallel(model, threads=2)(x, x))
+    assert split.keys() == alone.keys() and "transformer.h.1.attn.weights" in split
+    for name, value in alone.items():
+        got = split[name]
+        assert got.shape == value.shape, name  # B = 3 rows, or none (wpe's (T, C), the slices' own)
+        np.testing.assert_allclose(got.data, value.data, rtol=1e-10, atol=1e-13, err_msg=name)
+    assert split["transformer.h.1"].shape[0] == split["transformer.h.1.attn.weights"].shape[0] == 3
+    assert not split_hooks.hooked(model)  # run_with_cache removed its hooks
+
+
+def test_without_hooks_the_replicas_record_nothing():
+    model = tiny_gpt()
+    assert not split_hooks.hooked(model)
+    model.transformer.h[0].ln_1.register_forward_hook(lambda m, i, o: None)
+    assert split_hooks.hooked(model)
 
 
 # ------------------------------------------------------------------ the attention weights on both paths

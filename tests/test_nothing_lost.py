@@ -40,7 +40,7 @@ FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "1
          "--sample-tokens", "0", "--warmup-iters", "2", "--dropout", "0.1", "--quiet"]
 
 WORKER = r'''
-import os, signal, sys
+import os, signal, sys, threading
 from tinygrad_lm.run import cli, loop, train as T
 from tinygrad_lm.fast import adamw
 from tinygrad_lm.engine.tensor import Tensor
@@ -54,8 +54,9 @@ def log_step(self, step, *a, **k):
     return real_log_step(self, step, *a, **k)
 loop.Run.log_step = log_step
 
-def fire():
-    if not done["fired"] and done["steps"] == after:
+def fire():  # from the main thread only: signals sent back to back from a --threads worker coalesce into one
+    # before the main thread runs its handler (a user's Ctrl-C reaches the main thread, wherever the step is)
+    if not done["fired"] and done["steps"] == after and threading.current_thread() is threading.main_thread():
         done["fired"] = True
         for name in signals:
             os.kill(os.getpid(), getattr(signal, name))

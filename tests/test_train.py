@@ -117,7 +117,7 @@ def test_threads_follow_the_plain_loop_without_dropout(text_file, tmp_path):
 
 
 def test_threads_2_match_threads_1_on_the_fast_path_in_float32(text_file, tmp_path):
-    one = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, max_iters=20))
+    one = train(tiny_cfg(text_file, tmp_path / "a", dropout=0.0, max_iters=20, threads=1))
     two = train(tiny_cfg(text_file, tmp_path / "b", dropout=0.0, max_iters=20, threads=2))
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)  # float32: the order of sums differs
     assert two["best_val"] == pytest.approx(one["best_val"], rel=1e-5)
@@ -128,7 +128,7 @@ def _is_fused(model):
 
 
 def test_fast_and_reference_paths_reach_the_same_loss(text_file, tmp_path):
-    fast_run = train(tiny_cfg(text_file, tmp_path / "fast", max_iters=20))  # dropout 0.1: the same draws
+    fast_run = train(tiny_cfg(text_file, tmp_path / "fast", max_iters=20, threads=1))  # dropout 0.1: the same draws
     reference = train(tiny_cfg(text_file, tmp_path / "ref", max_iters=20, reference=True))
     assert _is_fused(fast_run["model"]) and not _is_fused(reference["model"])  # two paths really ran
     np.testing.assert_allclose(fast_run["losses"], reference["losses"], rtol=1e-5)  # float32 noise
@@ -162,7 +162,7 @@ def test_reference_with_threads_is_a_clear_error(text_file, tmp_path):
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
     from tinygrad_lm.models import gpt as model_module
 
-    cfg = tiny_cfg(text_file, tmp_path / "run", max_iters=30)
+    cfg = tiny_cfg(text_file, tmp_path / "run", max_iters=30, threads=1)  # one forward per step
     original = model_module.GPT.forward
     calls = {"n": 0}
 

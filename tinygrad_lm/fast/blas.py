@@ -15,7 +15,18 @@ idle workers spin on their cores waiting for the next product; on a machine wher
 busy process holds a core, they fight it and our own calling thread for the cores, and a
 default `train` step got several times slower than with one BLAS thread (measure it with
 `python scripts/bench_load.py`). One thread costs little when the machine is idle: this
-model's products are small. `--threads N` (data_parallel.py) is the way to use more cores.
+model's products are small. The batch split (`--threads auto`, the default: every core,
+run/cores.py and data_parallel.py) is the way `train` uses more cores.
+
+BLAS stays on one thread also where that split resolves to one thread (`--reference`, a batch
+of one row, a 1-core share under MPI), rather than handing the idle cores to BLAS: measured on
+2 cores with `python scripts/bench_threads.py --sides auto,auto:OPENBLAS_NUM_THREADS=2 --rounds 3
+--steps 15 --warmup 3 -- --reference` (the reference step, alternating rounds, on a machine other
+jobs kept at a load average of 3.5 to 4.3, so the figures are noisy), the median step was 235 ms
+with one BLAS thread against 409 ms with two idle, and 374 against 661 ms beside a busy process
+(one round at 2,997 ms); two BLAS threads won one round of six. The products of these models are
+too small to pay for BLAS's thread start-up and spinning. A user who wants BLAS threads asks for
+them with OPENBLAS_NUM_THREADS.
 """
 import contextlib
 import ctypes

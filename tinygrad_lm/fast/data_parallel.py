@@ -9,6 +9,8 @@ all cores. NumPy releases the GIL inside its loops and BLAS calls, so the thread
 except for the Python bookkeeping between calls. `split_optimizer_step` shares the
 parameters' updates out over the same threads.
 
+`train` and `finetune` use it by default: `--threads auto` gives it every core this process
+may run on, at most one per row (run/cores.py); `--threads 1` turns it off.
 The training loop does not change: `logits, loss = model(x, y)`, `loss.backward()`,
 `optimizer.step()` run the same lines with or without the split. How:
   * each thread runs a replica of the model: the same module tree and the same parameter
@@ -28,8 +30,12 @@ draws over the whole batch (rng.py's keyed numbers): a run with dropout is the s
 for bit whatever the scheduling. A Dropout with a generator of its own is refused (its stream
 would follow the slices).
 `python scripts/bench_train.py --speed` times the step with and without the split.
+Forward hooks (nn/hooks.py, `--diagnostics`, `run_with_cache`) see each forward once, from the
+calling thread, with the whole batch: the replicas record the calls of hooked modules and
+split_hooks.py replays them joined after the threads; a hook that would replace an output is
+refused under the split (`--threads 1` honours it).
 Leaves out: processes and GPUs (threads are CPU-only), models with side effects beyond the
-autograd graph, and `retain_graph=True` through a split call.
+autograd graph and forward hooks, and `retain_graph=True` through a split call.
 """
 import copy
 import inspect
@@ -40,6 +46,7 @@ from ..nn import Parameter
 from .slices import check_no_own_generators, is_batch_first, slice_weights, split_rows
 from ..engine.tensor import Function, Tensor
 from .blas import blas_threads
+from . import split_hooks
 from .workers import run_in_threads
 
 
@@ -160,6 +167,9 @@ class DataParallel:
         runs = [self._prepare(bound, rows, B) for rows in slices]
         offset, site = rng.row_offset(), rng.current_site()  # dropout: slice i draws rows offset + its start..
         blocks = [rng.batch_rows(offset + rows.start, site) for rows in slices]
+        if split_hooks.hooked(self.module):  # hooks see each forward once, joined: the replicas record their calls
+            for run in runs:
+                split_hooks.record(self.module, run["model"], run.setdefault("calls", []))
 
         def work(i):
             run = runs[i]
@@ -171,6 +181,8 @@ class DataParallel:
         with blas_threads(1):
             run_in_threads([lambda i=i: work(i) for i in range(threads)])
         rng.advance_sites(blocks, "run it with threads=1 (--threads 1)")  # past the masks the slices drew
+        if "calls" in runs[0]:  # in this thread, after every slice: each hook once, on the whole batch
+            split_hooks.replay([run["calls"] for run in runs], [s.stop - s.start for s in slices], weights)
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
         inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()

@@ -9,6 +9,9 @@ dropout module (`weights_dropout` says which), which the fused kernel reports to
 The cached values are copies cut from the graph (`Tensor`s with no creator), so nothing done
 with them flows back into the model, and the hooks are gone when it returns, also when the
 forward raises.
+A model run with its batch split over CPU threads (`fast.DataParallel`, `train --threads N` or
+the default `auto`) calls each hook once per forward too, from the calling thread, with the whole
+batch joined from the slices (fast/split_hooks.py); there a hook may look but not replace.
 Leaves out: global hooks, pre-hooks, backward hooks, and caching only some names (filter the dict).
 """
 import itertools

@@ -5,7 +5,9 @@ Every `train` flag is one setting of the nested `train.TrainConfig` under its fl
 (`--n-layer` sets `model.n_layer`, `--lr` sets `optim.lr`), and every `finetune` flag one of
 `finetune.FinetuneConfig`, both built by `config.add_flags`, so the dataclasses are the single
 source of defaults and `--help` lists them all. `--reference` runs the textbook layers instead
-of the fast path.
+of the fast path. `--threads auto` (the default of train and finetune) splits each batch over every
+core this process may run on (run/cores.py); `bench --threads` means the same (its BLAS threads are
+`--blas-threads`).
 `finetune --task generate` fine-tunes a GPT on {"prompt", "completion"} lines (finetune_generate.py);
 `sample --ckpt` on its checkpoint stops at the end-of-completion token.
 `train --objective mlm` pretrains a BERT encoder instead of a GPT (mlm.py, bert.py); `sample` and
@@ -42,6 +44,7 @@ from pathlib import Path
 
 
 def build_parser():
+    from . import cores
     from .config import add_flags
     from .finetune import FinetuneConfig
     from .flags import Parser  # exact flags only; a typo's error names the nearest flag
@@ -142,9 +145,12 @@ def build_parser():
     p = sub.add_parser("bench", help="time training steps of the default model against PyTorch (if installed)",
                        description="Run scripts/bench_train.py's step-time measurement on this machine.")
     p.add_argument("--steps", type=_count(1), default=30, help="timed steps (default: 30)")
-    p.add_argument("--blas-threads", "--threads", dest="blas_threads", type=_count(1), default=None,
-                   help="threads of the BLAS library inside each matrix product (not train's --threads, which "
-                        "splits the batch); --threads is its old name (default: the library's choice)")
+    p.add_argument("--threads", type=cores.parse, default=cores.AUTO,
+                   help="train's --threads for the split side: each batch split over N threads, or auto (every "
+                        "core this process may run on) (default: auto)")
+    p.add_argument("--blas-threads", type=_count(1), default=None,
+                   help="threads of the BLAS library inside each matrix product, and PyTorch's (default: "
+                        "scripts/bench_train.py's)")
     return parser
 
 
@@ -348,11 +354,11 @@ def _cmd_export(args):
 def _cmd_bench(args):
     import runpy
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_train.py"  # run/cli.py -> the checkout
     if not script.exists():
         raise FileNotFoundError(f"{script}: the benchmark script ships with the source tree, not the wheel")
-    sys.argv = [str(script), "--speed-only", "--steps", str(args.steps)] + (
-        ["--threads", str(args.blas_threads)] if args.blas_threads else [])
+    sys.argv = [str(script), "--speed-only", "--steps", str(args.steps), "--threads", str(args.threads)] + (
+        ["--blas-threads", str(args.blas_threads)] if args.blas_threads else [])
     runpy.run_path(str(script), run_name="__main__")
 
 
@@ -374,8 +380,11 @@ def _cmd_finetune(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "sample", "finetune", "evaluate"):  # BLAS on one thread unless asked: its
-        from ..fast.blas import default_blas_threads  # spinning idle workers slow a busy machine down (fast/blas.py)
+    if args.command in ("train", "sample", "finetune", "evaluate"):  # BLAS on one thread unless asked, also
+        # when --threads resolves to 1 (--reference): its spinning idle workers slow a busy machine down, and
+        # this model's products are too small to gain from them (measured: fast/blas.py). The cores go to the
+        # batch split instead (--threads auto, run/cores.py)
+        from ..fast.blas import default_blas_threads
 
         default_blas_threads()
     from . import attention_maps, datasets, evaluate, plot  # build_parser imported them already (their flags)

@@ -5,7 +5,8 @@ and both it and `finetune.FinetuneConfig` nest the two shared ones defined here:
 
     OptimConfig   how the weights move: batch size, steps, learning-rate schedule, AdamW, clipping
     RunConfig     how the run is carried out: evaluation and log cadence, run folder, seed,
-                  device, the fast path (threads) or the reference path, MPI ranks, quiet
+                  device, the fast path (threads: "auto", every core, by default) or the reference
+                  path, MPI ranks, quiet
 
 Every setting is checked where a config is made (`__post_init__`, so `from_flat`, the command
 line, TOML files and resumed checkpoints alike): numbers that must be finite, positive or in a
@@ -42,6 +43,8 @@ import shlex
 import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import reduce
+
+from . import cores as _cores
 
 
 @dataclass
@@ -87,7 +90,7 @@ class RunConfig:
     out_dir: str = "runs/default"
     seed: int = 1337
     device: str = "cpu"
-    threads: int = 1  # the fast path: split each batch over this many CPU threads
+    threads: object = "auto"  # the fast path: split each batch over this many CPU threads; "auto": every core (cores.py)
     reference: bool = False  # the textbook path: no fused kernels, no threads
     dist: str = None  # "mpi": data parallel over the ranks of `mpiexec -n N` (distributed.py)
     all_ranks_print: bool = False  # over MPI, every rank prints its progress (rank 0 alone by default)
@@ -104,23 +107,21 @@ class RunConfig:
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0 (NumPy's generators take no negative seeds), "
                              f"got {self.seed!r}")
-        if not _is_int(self.threads) or self.threads < 1:
-            raise ValueError(f"threads={self.threads}: use 1, or more than 1 to split each batch across CPU "
-                             "threads")
-        if self.threads > 1 and self.reference:
+        if not _cores.valid(self.threads):
+            raise ValueError(f"threads={self.threads!r}: --threads takes {_cores.ACCEPTED} (N splits each batch "
+                             "over N CPU threads; auto, the default, over every core this process may use)")
+        split = self.threads != _cores.AUTO and self.threads > 1  # "auto" means 1 where threads cannot be used
+        if split and self.reference:
             raise ValueError(f"--reference runs the plain textbook step on one thread; drop --threads "
                              f"{self.threads}, or drop --reference to split batches over threads")
         if self.tf32 and self.device != "cuda":
             raise ValueError("--tf32 makes CUDA matmuls use TF32 tensor cores; it needs --device cuda")
         if self.dist not in (None, "mpi"):
             raise ValueError(f"dist={self.dist!r}: the only distributed backend is 'mpi' (launch with mpiexec -n N)")
-        if self.threads > 1 and self.device != "cpu":
+        if split and self.device != "cpu":
             raise ValueError(f"threads={self.threads} splits batches across CPU threads; on {self.device} use "
                              "--threads 1 (the GPU already runs each op in parallel)")
 
-    def fast_options(self):
-        """The keyword arguments of `fast.speed_up` that this run asks for."""
-        return {"threads": self.threads}
 
 
 # what may change when a run is resumed: where and how it runs, never what it computes
@@ -398,8 +399,9 @@ HELP = {
                                                                           "batch order)"},
     "device": "cpu or cuda (cuda needs CuPy: pip install -e .[gpu])",
     "dtype": "float32 or float64",
-    "threads": "CPU threads: >1 splits each batch across threads (the same gradients; faster on a multi-core "
-               "CPU, see BENCHMARKS.md)",
+    "threads": "CPU threads each batch is split over (the same gradients, up to float rounding): N, or auto for "
+               "every core this process may run on, at most one per row of a micro-batch, shared by the MPI ranks "
+               "on this host; 1 with --reference or --device cuda (run/cores.py)",
     "reference": "run the plain textbook layers (the code to read) instead of the fused fast path; same "
                  "losses within float32 noise, slower",
     "dist": "mpi: data parallel over the processes of `mpiexec -n N` (pip install -e .[dist]); each rank takes "
@@ -420,6 +422,8 @@ CHOICES = {"tokenizer": ["char", "bpe"], "pos_encoding": ["learned", "sinusoidal
            "task": ["classify", "generate"]}
 # fields whose default (None) does not show their type
 TYPES = {"dropout": float, "val_fraction": float, "pooling": str, "max_new_tokens": int}
+# fields whose values are not of one type: their argparse type, which also reads their TOML values
+PARSERS = {"threads": _cores.parse}
 SECTIONS = {"GPTConfig": "model", "OptimConfig": "optimisation", "RunConfig": "evaluation, checkpoints and the run"}
 
 
@@ -453,7 +457,8 @@ def add_flags(parser, cls, command, required=()):
             target.add_argument(_flag(name), action=_given(argparse.BooleanOptionalAction), default=default,
                                 help=help_text)
         else:
-            target.add_argument(_flag(name), action=_given(argparse._StoreAction), type=_kind(name, default),
+            target.add_argument(_flag(name), action=_given(argparse._StoreAction),
+                                type=PARSERS.get(name) or _kind(name, default),
                                 default=default, choices=CHOICES.get(name), help=help_text)
     parser.add_argument("--config", metavar="FILE.toml", action=_ConfigFile, cls=cls,
                         help="read settings from a TOML file: any flag as a key (n_layer = 4), at the top level or "
@@ -527,6 +532,11 @@ def settings_from_toml(cls, path):
 
 def _toml_value(name, default, value, where):
     """`value` checked against the setting's type (and choices); floats accept TOML integers."""
+    if name in PARSERS:
+        try:
+            return PARSERS[name](value)
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"{where}: {e}") from None
     kind = _kind(name, default)
     if kind is float and _is_int(value):
         value = float(value)

@@ -35,23 +35,22 @@ How, without a line in the training step:
     Run.log_step's rule (`logs`): every log_interval steps and the last;
   * forward hooks on each block (and on the Linear before its GELU) add up count, sum, sum of
     squares and saturated count, but only in training-mode forwards of a logged step (the
-    evaluations run in eval mode and are skipped). With --threads N the N slices' hooks fire from
-    N threads at once (the replicas share the hooks): each slice appends its partial sums under a
-    lock and `math.fsum` adds them, so the numbers are the whole batch's, the same whatever
-    --threads (up to the float rounding of the partial sums). Gradient accumulation's
-    micro-batches add up the same way. Over MPI the sums are all-reduced, so the stats are the
-    whole batch's on every rank (rank 0 alone writes them);
+    evaluations run in eval mode and are skipped). A hook sees each forward once, with the whole
+    batch, also with --threads N (fast/split_hooks.py joins the slices' rows before it calls the
+    hooks, in the calling thread), so no lock is needed. The sums are exact sums (`math.fsum`) of
+    per-token sums: the same whatever --threads, given the same activations. Gradient
+    accumulation's micro-batches add up one partial each. Over MPI the sums are all-reduced, so the
+    stats are the whole batch's on every rank (rank 0 alone writes them);
   * `diagnostics_for(...)` returns None when --diagnostics is off: nothing is attached, and the
     training step is unchanged. `detach()` removes the hooks and gives the optimizer its step back.
 Leaves out: per-head attention statistics (see viz/ and run_with_cache), histograms, and gradient
 statistics of activations (backward hooks).
 """
 import math
-import threading
 
 import numpy as np
 
-from ..engine.backend import get_array_module
+from ..engine.backend import get_array_module, to_device
 from ..nn import ModuleList
 
 GELU_FLAT = -3.0  # GELU inputs below this count as saturated: |GELU'(x)| < 0.012 there (0.0119 at -3)
@@ -82,6 +81,12 @@ def _norm(a):
     """The L2 norm of an array, summed in float64, as a Python float."""
     xp = get_array_module(a)
     return float(xp.sqrt(xp.sum(xp.square(a, dtype=xp.float64))))
+
+
+def _exact_sum(x):
+    """The sum of a float64 array as a Python float: each token's sum over the last axis, then
+    `math.fsum` of those (exact): the same for a batch and for its rows joined from slices."""
+    return math.fsum(to_device(get_array_module(x).sum(x, axis=-1), "cpu").reshape(-1).tolist())  # (tokens,)
 
 
 def short_name(name):
@@ -118,7 +123,7 @@ class Diagnostics:
         self.done, self.max_iters, self.log_interval = start_step, max_iters, log_interval
         self.blocks = find_blocks(model)
         self.layer_of = layer_names([name for name, _ in model.named_parameters()], [name for name, _ in self.blocks])
-        self._lock, self._local = threading.Lock(), threading.local()
+        self._gelu_inputs = {}  # block -> what its GELU took in the forward under way (the block's hook reads it)
         self._partials = {name: [] for name, _ in self.blocks}  # block -> [(n, sum, sum sq, n GELU, n flat)]
         self._handles = []
         for name, block in self.blocks:
@@ -136,7 +141,7 @@ class Diagnostics:
     def _gelu_input_hook(self, name):
         def hook(module, inputs, output):
             if self._watching(module):  # kept for the block's hook, which knows the padding mask
-                setattr(self._local, name, output.data)
+                self._gelu_inputs[name] = output.data
         return hook
 
     def _block_hook(self, name):
@@ -148,23 +153,21 @@ class Diagnostics:
             mask = inputs[1] if len(inputs) > 1 else None  # GPT and BERT blocks: (x, attention_mask, ...)
             real = None if mask is None else xp.asarray(getattr(mask, "data", mask)).astype(bool)  # (B, T)
             x = (x if real is None else x[real]).astype(xp.float64)  # (B, T, C) or (real tokens, C)
-            gelu_in = self._local.__dict__.pop(name, None)  # (B, T, H): what GELU took in this forward
+            gelu_in = self._gelu_inputs.pop(name, None)  # (B, T, H): what GELU took in this forward
             if gelu_in is not None and real is not None:
                 gelu_in = gelu_in[real]  # (real tokens, H)
-            part = (x.size, float(x.sum()), float(xp.square(x).sum()),
+            part = (x.size, _exact_sum(x), _exact_sum(xp.square(x)),
                     0 if gelu_in is None else gelu_in.size,
                     0 if gelu_in is None else int((gelu_in < GELU_FLAT).sum()))
-            with self._lock:  # --threads: every slice's hook appends here at once
-                self._partials[name].append(part)
+            self._partials[name].append(part)
         return hook
 
     def _activation_stats(self):
         """{block: {mean, std, saturation}} of the logged step's training forwards; the sums reset."""
-        with self._lock:
-            sums = np.array([[math.fsum(column) for column in zip(*parts)] if parts else [0.0] * 5
-                             for parts in self._partials.values()], dtype=np.float64)  # (blocks, 5)
-            for parts in self._partials.values():
-                parts.clear()
+        sums = np.array([[math.fsum(column) for column in zip(*parts)] if parts else [0.0] * 5
+                         for parts in self._partials.values()], dtype=np.float64)  # (blocks, 5)
+        for parts in self._partials.values():
+            parts.clear()
         if self.group is not None:  # each rank saw its rows: the whole batch's sums on every rank
             sums = self.group.all_reduce_(sums.reshape(-1)).reshape(len(self.blocks), 5)  # (blocks * 5,) -> (blocks, 5)
         out = {}

@@ -14,8 +14,9 @@ A masked-language-model checkpoint (`train --objective mlm`) is fine-tuned by th
 its classifier (models/bert_classifier.py) reads [CLS] text [SEP] + [PAD] and pools [CLS] through BERT's
 pooler; `_classifier_class` picks the class from the checkpoint, once, before the loop.
 
-As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default) and on
-the textbook layers (`reference=True`, `--reference`); the schedule, logging, checkpoint
+As in pretraining, the same lines run on the fast path (`fast.speed_up`, the default, each batch
+split over every core: `--threads auto`, run/cores.py) and on the textbook layers
+(`reference=True`, `--reference`, one thread); the schedule, logging, checkpoint
 writing, Ctrl-C and NaN handling are the shared ones of `tinygrad_lm/run/loop.py`.
 Checkpoints are written like pretraining's (`checkpoint.save`, atomic): `ckpt.npz` at every
 evaluation and on Ctrl-C, `best.npz` whenever validation macro-F1 improves (ties: lower val
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, cores
 from .. import checkpoint, distributed, fast
 from ..engine import rng
 from ..engine.backend import check_device, to_device
@@ -427,8 +428,9 @@ def _finetune(cfg, resume, stop_at, given, dist):
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
         dist.broadcast_parameters(raw_model)
-    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
-        model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    split, split_line = cores.batch_split(cfg, dist)  # --threads auto (the default): every core (cores.py)
+    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels, the batch split over threads
+        model, optimizer = fast.speed_up(model, optimizer, split)
     # over MPI the step runs this rank's rows (evaluation runs whole on every rank: the same metrics)
     step_model = distributed.Sharded(model, dist) if dist else model
     step = state["step"]
@@ -442,6 +444,7 @@ def _finetune(cfg, resume, stop_at, given, dist):
     run.print(val.summary())
     run.print(f"{task.describe(raw_model, cfg, tokenizer)} | {'reference' if cfg.run.reference else 'fast'} path | "
               f"out {run.out_dir}")
+    run.print(split_line)  # "threads: 2 (auto)": how many threads split each batch, and why
     run.print(config.describe(cfg))  # the settings that differ from the defaults (flags and --config file)
     if resume:
         run.print(resuming(run.out_dir, step, cfg.optim.max_iters))

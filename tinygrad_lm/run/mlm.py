@@ -200,7 +200,8 @@ def check_objective(cfg):
         raise ValueError(f"--block-size {cfg.model.block_size} leaves no room for a token between [CLS] and [SEP]; "
                          "use at least 3")
     if cfg.objective == "mlm" and cfg.run.dist:
-        raise ValueError("--objective mlm runs in one process (use --threads N to split its batches over cores); "
+        raise ValueError("--objective mlm runs in one process (its batches are split over every core already: --threads "
+                         "auto, the default); "
                          "drop --dist")
     model = cfg.model
     refused = [(flag, value) for flag, value, want in (("--pos-encoding", model.pos_encoding, "learned"),

@@ -22,8 +22,9 @@ keep the best-validation one beside it. A progress line shows step, loss, lr, to
 ETA; every logged step also goes to `log.jsonl` in the run folder.
 
 The same lines run in both configurations. By default the loop first hands the model and
-the optimizer to `fast.speed_up` (tinygrad_lm/fast/: fused kernels, and with --threads N the
-batch split over N cores); with `--reference` it runs the textbook layers of nn/ unchanged.
+the optimizer to `fast.speed_up` (tinygrad_lm/fast/: fused kernels, and each batch split over
+every core this process may run on: `--threads auto`, resolved and printed by cores.py, or
+`--threads N`); with `--reference` it runs the textbook layers of nn/ unchanged, on one thread.
 Both reach the same loss within float32 noise, and their checkpoints are interchangeable.
 What this loop shares with fine-tuning (schedule, logging, checkpoints, Ctrl-C, the NaN stop)
 is in loop.py; the flat flags of the nested config in config.py.
@@ -74,7 +75,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, mlm
+from . import config, cores, mlm
 from .diagnostics import diagnostics_for
 from .. import checkpoint, distributed, fast
 from ..engine import rng
@@ -393,8 +394,9 @@ def _start(cfg, resume, overwrite, given):
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
         dist.broadcast_parameters(raw_model)
-    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels
-        model, optimizer = fast.speed_up(model, optimizer, **cfg.run.fast_options())
+    split, split_line = cores.batch_split(cfg, dist)  # --threads auto (the default): every core (cores.py)
+    if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels, the batch split over threads
+        model, optimizer = fast.speed_up(model, optimizer, split)
     if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
         model = distributed.Sharded(model, dist)
 
@@ -408,6 +410,7 @@ def _start(cfg, resume, overwrite, given):
               f"{len(data.val):,} val tokens | vocab {tokenizer.vocab_size} | device {cfg.run.device} | "
               f"{'reference' if cfg.run.reference else 'fast'} path | out {run.out_dir}"
               + (f" | from {cfg.init_from}, context {cfg.model.block_size}" if cfg.init_from else ""))
+    run.print(split_line)  # "threads: 2 (auto)": how many threads split each batch, and why
     run.print(config.describe(cfg, replace(TrainConfig(), model=replace(GPTConfig(), vocab_size=cfg.model.vocab_size))))
     if resume:
         run.print(resuming(run.out_dir, state["step"], cfg.optim.max_iters))
