@@ -429,10 +429,11 @@ def step_profile(steps):
     for (fname, phase), t in sorted(functions.items(), key=lambda kv: -kv[1]):
         print(f"  {fname:<32} {phase:<9} {t * per:8.3f} {100 * t / inside:5.1f}%")
     print(f"  {'inside Functions':<42} {inside * per:8.3f}")
-    gemm_floor(model_cfg, B, threads, wall / steps)
+    step_cpu = [sum(r[1][t] for r in regions) / steps for t in range(threads)] if regions else None
+    gemm_floor(model_cfg, B, threads, wall / steps, step_cpu)
 
 
-def gemm_floor(cfg, B, threads, step_seconds, repeats=30):
+def gemm_floor(cfg, B, threads, step_seconds, step_cpu=None, repeats=30):
     """The step's matrix products alone, at their shapes, each thread its slice's with BLAS on one
     thread, run as the split runs them: the time NumPy's GEMMs set as a floor for the step."""
     from tinygrad_lm.fast.data_parallel import run_in_threads
@@ -458,25 +459,35 @@ def gemm_floor(cfg, B, threads, step_seconds, repeats=30):
         return ops
 
     slices = [products(s.stop - s.start) for s in split_rows(B, threads)]
+    cpu = [0.0] * len(slices)  # CPU time of each thread over the timed repeats
 
-    def run_slice(ops):
+    def run_slice(i, ops, timed):
         def run():
+            c = time.thread_time()
             for op in ops:
                 op()
+            if timed:
+                cpu[i] += time.thread_time() - c
         return run
 
     times = []
     with blas_threads(1):
         for r in range(repeats + 3):
             t = time.perf_counter()
-            run_in_threads([run_slice(ops) for ops in slices]) if threads > 1 else run_slice(slices[0])()
+            fns = [run_slice(i, ops, r >= 3) for i, ops in enumerate(slices)]
+            run_in_threads(fns) if threads > 1 else fns[0]()
             if r >= 3:
                 times.append(time.perf_counter() - t)
     floor = statistics.median(times)
     flop = 6 * B * T * (12 * L * C * C + C * V) + 12 * L * B * T * T * C
     print(f"\n  the step's matrix products alone (the same shapes and threads, BLAS on 1 thread each): median "
-          f"{floor * 1e3:.2f} ms ({flop / floor / 1e9:.1f} GFLOP/s over {flop / 1e9:.3f} GFLOP), "
+          f"{floor * 1e3:.2f} ms wall ({flop / floor / 1e9:.1f} GFLOP/s over {flop / 1e9:.3f} GFLOP), CPU of each "
+          f"thread " + " ".join(f"{c / repeats * 1e3:.2f}" for c in cpu) + " ms; "
           f"{100 * floor / step_seconds:.0f}% of the profiled step's {step_seconds * 1e3:.2f} ms (wall, with timers)")
+    if step_cpu:
+        print("  the step's CPU of each thread in its threaded regions: " + " ".join(f"{c * 1e3:.2f}" for c in step_cpu)
+              + " ms; the matrix products alone are " + " ".join(f"{100 * g / repeats / c:.0f}%" for g, c in
+                                                                  zip(cpu, step_cpu)) + " of it")
 
 
 # ---------------------------------------------------------------- main
