@@ -132,6 +132,35 @@ def machine():
             f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS threads {ARGS.blas_threads}")
 
 
+def busy_cores(window=1.0):
+    """The share of the machine's cores that were busy over `window` seconds (/proc/stat), or None.
+    Read before a timed run: other processes' work slows the 2-thread sides most (an OpenMP or
+    BLAS barrier waits for its slowest thread), so a busy machine's ratios mislead."""
+    def times():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    try:
+        total0, idle0 = times()
+        time.sleep(window)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def load_line(busy_before):
+    """What the machine did around the run, with a warning when other processes were busy."""
+    before = "unknown" if busy_before is None else f"{100 * busy_before:.0f}%"
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "unknown"
+    noisy = busy_before is not None and busy_before > 0.1
+    return (f"load: cores {before} busy in the 1 s before the run, 1-minute load average {load} after it"
+            + ("  (other processes were running: the times and ratios are unreliable)" if noisy else ""))
+
+
 # ---------------------------------------------------------------- PyTorch twin of the model
 def torch_gpt(cfg):
     import torch
@@ -292,6 +321,7 @@ def gemm_step(n=2048):
 
 
 def bench_speed():
+    busy_before = busy_cores()  # before this process loads the cores
     fast.tune_allocator()  # what train() does; it applies to PyTorch in this process too
     train_cfg, cfg = default_command()
     opt_cfg = train_cfg.optim
@@ -395,6 +425,7 @@ def bench_speed():
           f"params, clip {opt_cfg.grad_clip}")
     print(f"   {machine()}" + (f", PyTorch {torch_version} ({ARGS.blas_threads} threads)" if torch_version
                               else ", PyTorch not installed"))
+    print(f"   {load_line(busy_before)}")
     print(f"   ours: the fast path, batch split over {threads} threads ({how}), BLAS on 1 thread (as `train`); "
           f"{rounds} alternating rounds of 0.3 s untimed + {per_round} timed steps per side")
     print(f"   FLOP per step: 6 N (12 L C^2 + C V) + 12 L B T^2 C = {flop / 1e9:.3f} GFLOP (N = {B * cfg.block_size} "
