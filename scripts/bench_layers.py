@@ -21,9 +21,19 @@ switching, not of either library.
 `--profile` then runs a few more steps with every `Function` subclass's forward and backward
 wrapped in timers and prints where the time goes, per op, per step.
 
+`--step-profile` profiles the default command's whole training step instead (`python -m
+tinygrad_lm train`'s model and settings from TrainConfig(), the fast path, each batch split over
+--split-threads threads, auto by default, BLAS on one thread as train runs it): the step's
+phases on the calling thread (forward, backward, clipping, the optimizer; inside forward and
+backward, the threaded region and the serial work around it), then every Function's forward
+and backward summed over the threads. Times are CPU time of the thread that ran them
+(time.thread_time), so other processes on a shared machine inflate them less than wall time;
+the phases are also given in wall time.
+
     python scripts/bench_layers.py                 # threads 2, 15 rounds of 4 steps
     python scripts/bench_layers.py --profile
     python scripts/bench_layers.py --threads 1 --batch 4 --no-torch
+    python scripts/bench_layers.py --step-profile              # the default command's step
 """
 import argparse
 import os
@@ -45,6 +55,10 @@ def parse_args():
                    help="skip tinygrad_lm.fast.tune_allocator() (which the fast training loops call)")
     p.add_argument("--profile", action="store_true", help="per-Function forward/backward times")
     p.add_argument("--profile-steps", type=int, default=20, help="steps timed by --profile")
+    p.add_argument("--step-profile", action="store_true",
+                   help="profile the default command's whole training step (threads split, phases, Functions)")
+    p.add_argument("--split-threads", default="auto",
+                   help="with --step-profile: train's --threads (N or auto: the cores, at most the batch rows)")
     return p.parse_args()
 
 
@@ -288,6 +302,194 @@ def profile(reset, step, steps):
     print(f"  {'total step':<56} {wall * per_step:>8.3f}")
 
 
+def step_profile(steps):
+    """Where the default command's training step spends its time (see the module docstring)."""
+    import threading
+    from dataclasses import replace
+
+    from tinygrad_lm.fast import data_parallel
+    from tinygrad_lm.models.gpt import GPT
+    from tinygrad_lm.optim import AdamW, clip_grad_norm_, param_groups
+    from tinygrad_lm.run.data import build_tokenizer, load_corpus, micro_batches
+    from tinygrad_lm.run.train import TrainConfig
+
+    cfg = TrainConfig()
+    text, name = load_corpus(cfg.data)
+    model_cfg = replace(cfg.model, vocab_size=build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name).vocab_size)
+    B = cfg.optim.batch_size
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = min(cores, B) if ARGS.split_threads == "auto" else int(ARGS.split_threads)  # train's --threads
+    fast.tune_allocator()
+    tinygrad_lm.manual_seed(cfg.run.seed)
+    model = GPT(model_cfg)
+    opt = AdamW(param_groups(model.named_parameters(), cfg.optim.weight_decay), lr=cfg.optim.lr,
+                betas=(cfg.optim.beta1, cfg.optim.beta2))
+    model, opt = fast.speed_up(model, opt, threads)
+    rng = np.random.default_rng(0)
+    batches = [{"idx": rng.integers(0, model_cfg.vocab_size, (B, model_cfg.block_size)),
+                "targets": rng.integers(0, model_cfg.vocab_size, (B, model_cfg.block_size))} for _ in range(4)]
+
+    phases = defaultdict(lambda: [0.0, 0.0])  # name -> [wall, cpu of the calling thread], summed
+    regions = []  # per threaded region: (wall, [cpu of each function])
+    functions = defaultdict(float)  # (Function, phase) -> CPU seconds, summed over threads
+    lock = threading.Lock()
+
+    def timed_phase(name, fn):
+        w, c = time.perf_counter(), time.thread_time()
+        out = fn()
+        phases[name][0] += time.perf_counter() - w
+        phases[name][1] += time.thread_time() - c
+        return out
+
+    original_run = data_parallel.run_in_threads
+
+    def run_timed(fns):
+        cpu = [0.0] * len(fns)
+
+        def wrap(i, fn):
+            def run():
+                c = time.thread_time()
+                try:
+                    fn()
+                finally:
+                    cpu[i] = time.thread_time() - c
+            return run
+        w = time.perf_counter()
+        original_run([wrap(i, fn) for i, fn in enumerate(fns)])
+        regions.append((time.perf_counter() - w, cpu))
+
+    def wrap_function(cls, phase, fn):
+        key = (cls.__name__, phase)
+
+        def timed_method(self, *args):
+            c = time.thread_time()
+            try:
+                return fn(self, *args)
+            finally:
+                spent = time.thread_time() - c
+                with lock:
+                    functions[key] += spent
+        return timed_method
+
+    def one_step(i):
+        batch = batches[i % len(batches)]
+        with blas_threads(1):  # as train: BLAS on one thread (the command line's default)
+            timed_phase("zero_grad", opt.zero_grad)
+            _, loss = timed_phase("forward", lambda: model(**next(iter(micro_batches(batch, 1)))[0]))
+            timed_phase("backward", lambda: (loss * 1.0).backward())
+            timed_phase("loss.item()", loss.item)
+            timed_phase("clip_grad_norm_", lambda: clip_grad_norm_(model.parameters(), cfg.optim.grad_clip))
+            timed_phase("optimizer.step()", opt.step)
+
+    for i in range(5):  # warm up
+        one_step(i)
+    phases.clear()
+    patched = []
+    data_parallel.run_in_threads = run_timed
+    for cls in function_classes():
+        for phase in ("forward", "backward"):
+            fn = cls.__dict__.get(phase)
+            if fn is not None and cls is not data_parallel._SplitBatch:  # it holds the replicas' Functions
+                patched.append((cls, phase, fn))
+                setattr(cls, phase, wrap_function(cls, phase, fn))
+    try:
+        wall = time.perf_counter()
+        for i in range(steps):
+            one_step(i)
+        wall = time.perf_counter() - wall
+    finally:
+        data_parallel.run_in_threads = original_run
+        for cls, phase, fn in patched:
+            setattr(cls, phase, fn)
+
+    per = 1e3 / steps
+    print(f"bench_layers --step-profile: the default command's training step, {steps} steps")
+    print("command:  " + " ".join([os.path.basename(sys.executable)] + sys.argv))
+    print(machine_info())
+    print(f"model:    {model_cfg}, batch {B}, fast path, split over {threads} threads "
+          f"({ARGS.split_threads}), BLAS on 1 thread")
+    print(f"\n  {'phase (calling thread)':<44} {'wall ms':>8} {'CPU ms':>8}")
+    n_regions = len(regions) // steps if threads > 1 else 0
+    names = ["forward", "backward", "optimizer.step()"][:n_regions]
+    region_of = {name: regions[k::n_regions] for k, name in enumerate(names)} if n_regions else {}
+    for name, (w, c) in phases.items():
+        print(f"  {name:<44} {w * per:8.2f} {c * per:8.2f}")
+        if name in region_of:
+            rs = region_of[name]
+            region_wall = sum(r[0] for r in rs) * per
+            cpus = [sum(r[1][t] for r in rs) * per for t in range(len(rs[0][1]))]
+            print(f"    {'in the threads (wall; CPU of each thread)':<42} {region_wall:8.2f} "
+                  + " ".join(f"{c_:6.2f}" for c_ in cpus))
+            print(f"    {'around them (split, join, gradient sum)':<42} {w * per - region_wall:8.2f} "
+                  f"{c * per - cpus[0]:8.2f}")
+    print(f"  {'total':<44} {wall * per:8.2f}")
+    inside = sum(functions.values())
+    print(f"\n  Functions, CPU ms per step summed over the {threads} threads (divide by {threads} for one thread's share)")
+    print(f"  {'Function':<32} {'phase':<9} {'CPU ms':>8} {'share':>6}")
+    for (fname, phase), t in sorted(functions.items(), key=lambda kv: -kv[1]):
+        print(f"  {fname:<32} {phase:<9} {t * per:8.3f} {100 * t / inside:5.1f}%")
+    print(f"  {'inside Functions':<42} {inside * per:8.3f}")
+    step_cpu = [sum(r[1][t] for r in regions) / steps for t in range(threads)] if regions else None
+    gemm_floor(model_cfg, B, threads, wall / steps, step_cpu)
+
+
+def gemm_floor(cfg, B, threads, step_seconds, step_cpu=None, repeats=30):
+    """The step's matrix products alone, at their shapes, each thread its slice's with BLAS on one
+    thread, run as the split runs them: the time NumPy's GEMMs set as a floor for the step."""
+    from tinygrad_lm.fast.data_parallel import run_in_threads
+    from tinygrad_lm.fast.slices import split_rows
+
+    T, C, nh, V, L = cfg.block_size, cfg.n_embd, cfg.n_head, cfg.vocab_size, cfg.n_layer
+    rng = np.random.default_rng(0)
+
+    def arr(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def products(b):
+        """One slice's products of b rows: (function, FLOP) for each, forward and backward."""
+        N, hs, ops = b * T, C // nh, []
+        for width_in, width_out in [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * L + [(C, V)]:  # Linear layers
+            x, w, gy = arr(N, width_in), arr(width_out, width_in), arr(N, width_out)
+            ops += [lambda x=x, w=w: x @ w.T, lambda gy=gy, w=w: gy @ w, lambda gy=gy, x=x: gy.T @ x]
+        qkv = arr(b, T, 3 * C).reshape(b, T, 3, nh, hs)  # strided q, k views, as the attention kernel reads them
+        q, k, p = qkv[:, :, 0].transpose(0, 2, 1, 3), qkv[:, :, 1].transpose(0, 2, 1, 3), arr(b, nh, T, T)
+        for _ in range(L):  # attention: forward k q^T and P v, backward four products of the same size
+            ops += [lambda: k @ q.swapaxes(-1, -2), lambda: p.swapaxes(-1, -2) @ k, lambda: p @ k,
+                    lambda: k @ q.swapaxes(-1, -2), lambda: p.swapaxes(-1, -2) @ k, lambda: p @ q]
+        return ops
+
+    slices = [products(s.stop - s.start) for s in split_rows(B, threads)]
+    cpu = [0.0] * len(slices)  # CPU time of each thread over the timed repeats
+
+    def run_slice(i, ops, timed):
+        def run():
+            c = time.thread_time()
+            for op in ops:
+                op()
+            if timed:
+                cpu[i] += time.thread_time() - c
+        return run
+
+    times = []
+    with blas_threads(1):
+        for r in range(repeats + 3):
+            t = time.perf_counter()
+            fns = [run_slice(i, ops, r >= 3) for i, ops in enumerate(slices)]
+            run_in_threads(fns) if threads > 1 else fns[0]()
+            if r >= 3:
+                times.append(time.perf_counter() - t)
+    floor = statistics.median(times)
+    flop = 6 * B * T * (12 * L * C * C + C * V) + 12 * L * B * T * T * C
+    print(f"\n  the step's matrix products alone (the same shapes and threads, BLAS on 1 thread each): median "
+          f"{floor * 1e3:.2f} ms wall ({flop / floor / 1e9:.1f} GFLOP/s over {flop / 1e9:.3f} GFLOP), CPU of each "
+          f"thread " + " ".join(f"{c / repeats * 1e3:.2f}" for c in cpu) + " ms; "
+          f"{100 * floor / step_seconds:.0f}% of the profiled step's {step_seconds * 1e3:.2f} ms (wall, with timers)")
+    if step_cpu:
+        print("  the step's CPU of each thread in its threaded regions: " + " ".join(f"{c * 1e3:.2f}" for c in step_cpu)
+              + " ms; the matrix products alone are " + " ".join(f"{100 * g / repeats / c:.0f}%" for g, c in
+                                                                  zip(cpu, step_cpu)) + " of it")
+
+
 # ---------------------------------------------------------------- main
 def main():
     B, T, C, nh = ARGS.batch, ARGS.seq, ARGS.embd, ARGS.heads
@@ -348,4 +550,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if ARGS.step_profile:
+        step_profile(ARGS.profile_steps)
+    else:
+        main()

@@ -1,25 +1,57 @@
 """Benchmark the GPT training step and the nanoGPT CPU recipe's quality.
 
 Three measurements (each can be run alone):
-  --speed    step time of the recipe's model (4 layers, 4 heads, 128 wide, block 64, batch 12,
-             float32) for tinygrad_lm's reference path (`train --reference`), its fast path
-             (`fast.fuse`, as `train` runs it), and with --threads > 1 the fast path with each
-             batch split across threads (`train --threads N`), all through the same loop lines,
-             and for the same model in PyTorch eager (when torch is importable), interleaved in
-             one process; tokens/s, peak memory and the ratios to PyTorch.
+  --speed    the step of the default command, `python -m tinygrad_lm train`, with its model and
+             settings taken from the code (`TrainConfig()`: GPTConfig's defaults, 4 layers, 4
+             heads, 128 wide, block 64, bias, tied weights, learned positions, dropout 0; batch
+             12; AdamW with its lr, betas, weight decay on >= 2-D parameters, and gradient
+             clipping; float32; the char tokenizer's vocabulary of the built-in corpus), run as
+             `train` runs it: the fast path, each batch split over --threads threads (default
+             auto), BLAS on one thread. Beside it, in one process with the sides' rounds
+             alternating: the same with --threads 1, and the same model in PyTorch eager
+             (--blas-threads threads, attention written out as softmax(q k^T) v with a causal
+             mask, tanh GELU, the same AdamW parameter groups and clipping; SDPA as an extra
+             line), and NumPy's float32 GEMM (2048 x 2048 @ 2048 x 2048 at --blas-threads
+             threads). Prints median ms/step, the ratio ours / PyTorch (target <= 0.85x), and
+             each step's achieved GFLOP/s as a share of the GEMM's (target >= 60%).
+             FLOP counted per step (B rows, T positions, N = B T tokens, C wide, L layers, V
+             vocabulary): 6 N (12 L C^2 + C V), forward and backward of every matrix product
+             with a weight (the four Linear layers of each block, 12 C^2 weights, and the tied
+             lm_head, C V: forward 2 N per weight, backward 4 N), plus attention's products,
+             12 L B T^2 C (forward q k^T and P v, 2 B T^2 C each, backward four products of the
+             same size), counted over the full T x T matrix as the GEMMs compute it. Biases,
+             embeddings, layer norms, softmax, GELU, the loss and AdamW count 0 (not GEMMs).
+             With --reference also `train --reference` (the textbook path).
   --quality  char-level Tiny Shakespeare with nanoGPT's CPU recipe (AdamW lr 1e-3, beta2 0.99,
              warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
              no bias, learned positions): val loss and bits per byte at the end.
   --bpe      the same recipe with a 1024-token BPE tokenizer: val bits per byte.
-With no flag, all three run. BLAS (and PyTorch) threads: --blas-threads, default 2 (set before NumPy/PyTorch load
-BLAS); --threads is train's batch split for the split side (N, or auto: every core).
+With no flag, all three run. `--threads N|auto` is train's --threads (the batch split over N
+threads; auto: every core this process may use, at most the batch's rows); `--blas-threads N`
+sets BLAS/OpenMP threads for the GEMM measurement and PyTorch (default: the cores of
+os.sched_getaffinity), before NumPy/PyTorch load BLAS.
 
-    python scripts/bench_train.py --speed --threads 2
+    python scripts/bench_train.py --speed
+    python scripts/bench_train.py --speed --threads 1 --blas-threads 1
     python scripts/bench_train.py --quality --bpe
 """
 import argparse
 import os
 import sys
+
+
+def threads_arg(text):
+    """--threads: "auto" or a positive integer (train's --threads)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or auto; pass --threads N with N >= 1, "
+                                         "or --threads auto")
+    return value
 
 
 def parse_args():
@@ -30,8 +62,13 @@ def parse_args():
     p.add_argument("--bpe", action="store_true", help="the recipe with a 1024-token BPE")
     p.add_argument("--steps", type=int, default=50, help="timed steps per side (speed)")
     p.add_argument("--iters", type=int, default=2000, help="training iterations (quality, bpe)")
-    p.add_argument("--threads", default="auto", help="train's --threads for the split side: N, or auto (every core)")
-    p.add_argument("--blas-threads", type=int, default=2, help="BLAS/OpenMP threads, and PyTorch's")
+    p.add_argument("--threads", type=threads_arg, default="auto",
+                   help="train's --threads: split each batch over N CPU threads, or auto (every core this process "
+                        "may use, at most the batch's rows; the default)")
+    p.add_argument("--blas-threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count(), help="BLAS/OpenMP threads of the GEMM measurement and of PyTorch "
+                                             "(default: the cores this process may use)")
+    p.add_argument("--reference", action="store_true", help="with --speed: also time `train --reference`")
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
     p.add_argument("--page-faults", action="store_true",
@@ -47,12 +84,12 @@ def parse_args():
     p.add_argument("--torch-gelu", default="tanh", choices=["tanh", "none"],
                    help="GELU of the PyTorch twin: tanh approximation (ours, GPT-2) or exact erf (nanoGPT)")
     args = p.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    args.threads = cores if args.threads == "auto" else int(args.threads)  # train's auto, without its row cap
     if args.speed_only:
         args.speed = True
     if not (args.speed or args.quality or args.bpe or args.torch_quality or args.page_faults):
         args.speed = args.quality = args.bpe = True
+    if args.blas_threads < 1:
+        p.error(f"--blas-threads {args.blas_threads}: pass a positive integer")
     return args
 
 
@@ -92,7 +129,36 @@ def machine():
     except OSError:
         pass
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, NumPy {np.__version__}, threads {ARGS.blas_threads}")
+            f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS threads {ARGS.blas_threads}")
+
+
+def busy_cores(window=1.0):
+    """The share of the machine's cores that were busy over `window` seconds (/proc/stat), or None.
+    Read before a timed run: other processes' work slows the 2-thread sides most (an OpenMP or
+    BLAS barrier waits for its slowest thread), so a busy machine's ratios mislead."""
+    def times():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    try:
+        total0, idle0 = times()
+        time.sleep(window)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def load_line(busy_before):
+    """What the machine did around the run, with a warning when other processes were busy."""
+    before = "unknown" if busy_before is None else f"{100 * busy_before:.0f}%"
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "unknown"
+    noisy = busy_before is not None and busy_before > 0.1
+    return (f"load: cores {before} busy in the 1 s before the run, 1-minute load average {load} after it"
+            + ("  (other processes were running: the times and ratios are unreliable)" if noisy else ""))
 
 
 # ---------------------------------------------------------------- PyTorch twin of the model
@@ -153,12 +219,14 @@ def bench_page_faults(steps=20):
     then after tune_allocator() in the same process (mallopt cannot be undone)."""
     import resource
 
-    cfg = GPTConfig(vocab_size=65, **RECIPE)
+    train_cfg, cfg = default_command()  # the default command's model, one thread
     tinygrad_lm.manual_seed(0)
     model = fast.fuse(GPT(cfg))  # the fast path, as train runs it
-    opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
+    opt = AdamW(param_groups(model.named_parameters(), train_cfg.optim.weight_decay), lr=train_cfg.optim.lr,
+                betas=(train_cfg.optim.beta1, train_cfg.optim.beta2))
     rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 65, (BATCH, cfg.block_size)), rng.integers(0, 65, (BATCH, cfg.block_size))
+    x, y = (rng.integers(0, cfg.vocab_size, (BATCH, cfg.block_size)),
+            rng.integers(0, cfg.vocab_size, (BATCH, cfg.block_size)))
 
     def measure():
         for _ in range(3):  # warm up
@@ -176,7 +244,8 @@ def bench_page_faults(steps=20):
         return ((r1.ru_minflt - r0.ru_minflt) / steps, (r1.ru_stime - r0.ru_stime) / steps * 1e3,
                 (t1 - t0) / steps * 1e3)
 
-    print(f"\n== page faults per training step (recipe model, batch {BATCH}, {steps} steps each)")
+    print(f"\n== page faults per training step (the default command's model on one thread, vocab {cfg.vocab_size}, "
+          f"batch {BATCH}, {steps} steps each)")
     print(f"   {machine()}")
     for label in ("default glibc allocator", "after tune_allocator()"):
         if label.startswith("after"):
@@ -185,68 +254,146 @@ def bench_page_faults(steps=20):
         print(f"   {label:24s} {faults:8.0f} minor faults/step  {sys_ms:5.1f} ms kernel time/step  {ms:6.1f} ms/step")
 
 
-def bench_speed(vocab_size=65):
-    fast.tune_allocator()  # what train() does; it applies to PyTorch in this process too
-    cfg = GPTConfig(vocab_size=vocab_size, **RECIPE)
+def default_command():
+    """(TrainConfig, GPTConfig) of `python -m tinygrad_lm train` with no flags, read from the code:
+    TrainConfig's defaults, the model's vocabulary the tokenizer's that train builds (run/train.py's
+    _load_data: `build_tokenizer(cfg.tokenizer, load_corpus(cfg.data))`, the char tokenizer of the
+    built-in corpus)."""
+    from dataclasses import replace
+
+    from tinygrad_lm.run.data import build_tokenizer, load_corpus
+    from tinygrad_lm.run.train import TrainConfig
+
+    cfg = TrainConfig()
+    text, name = load_corpus(cfg.data)
+    tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, name=name)
+    return cfg, replace(cfg.model, vocab_size=tokenizer.vocab_size)
+
+
+def resolve_threads(threads, rows):
+    """(n, how): the batch-split threads train's --threads asks for. "auto": the cores this process
+    may run on (os.sched_getaffinity), at most the batch's rows. Computed here as the `threads`
+    branch's run/cores.py computes it until that lands in run/; then its function is used."""
+    if threads != "auto":
+        return threads, f"--threads {threads}"
+    try:
+        from tinygrad_lm.run.cores import available_cores
+    except ImportError:  # before run/cores.py: the same rule
+        def available_cores():
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
+    return max(1, min(cores, rows)), f"auto: {cores} cores, {rows} batch rows"
+
+
+def step_flop(cfg, B):
+    """FLOP of one training step's matrix products (the module docstring says what is counted)."""
+    T, C, L, V = cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.vocab_size
+    N = B * T
+    weights = 12 * L * C * C + C * V  # per block: c_attn 3C^2, attn c_proj C^2, c_fc 4C^2, mlp c_proj 4C^2; lm_head
+    return 6 * N * weights + 12 * L * B * T * T * C
+
+
+def init_gpt2(model, n_layer):
+    """GPT-2's initialisation on the PyTorch twin (as models/gpt.py does ours)."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("proj.weight"):
+                torch.nn.init.normal_(p, 0.0, 0.02 / (2 * n_layer) ** 0.5)
+            elif p.dim() >= 2:
+                torch.nn.init.normal_(p, 0.0, 0.02)
+            elif name.endswith("bias"):
+                torch.nn.init.zeros_(p)
+
+
+def gemm_step(n=2048):
+    """One float32 n x n @ n x n product (BLAS at the threads of the block that calls it): a step
+    function for the rounds, and its FLOP."""
     rng = np.random.default_rng(0)
-    batches = [(rng.integers(0, vocab_size, (BATCH, cfg.block_size)),
-                rng.integers(0, vocab_size, (BATCH, cfg.block_size))) for _ in range(8)]
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+
+    def step(i):
+        with blas_threads(ARGS.blas_threads):
+            np.matmul(a, b, out=out)
+    return step, 2 * n ** 3
+
+
+def bench_speed():
+    busy_before = busy_cores()  # before this process loads the cores
+    fast.tune_allocator()  # what train() does; it applies to PyTorch in this process too
+    train_cfg, cfg = default_command()
+    opt_cfg = train_cfg.optim
+    B, dtype = opt_cfg.batch_size, np.dtype(train_cfg.dtype)
+    threads, how = resolve_threads(ARGS.threads, B)
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, cfg.vocab_size, (B, cfg.block_size)),
+                rng.integers(0, cfg.vocab_size, (B, cfg.block_size))) for _ in range(8)]
 
     def setup(path, threads=1):
-        """A fresh recipe model and AdamW on `path` ("reference" or "fast"), as train() builds them."""
-        tinygrad_lm.manual_seed(0)
-        model = GPT(cfg)
-        opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
+        """A fresh default model and AdamW on `path` ("reference" or "fast"), as train() builds them."""
+        tinygrad_lm.manual_seed(train_cfg.run.seed)
+        model = GPT(cfg).to(dtype=dtype)
+        opt = AdamW(param_groups(model.named_parameters(), opt_cfg.weight_decay), lr=opt_cfg.lr,
+                    betas=(opt_cfg.beta1, opt_cfg.beta2))
         if path == "fast":
             model, opt = fast.speed_up(model, opt, threads)
-            set_blas_threads(ARGS.blas_threads)  # speed_up(threads > 1) limits BLAS process-wide; each side sets its own
         return model, opt
 
     def step_of(model, opt):
-        def step(i):  # what train()'s loop runs: one train_step on the batch
+        def step(i):  # what train()'s loop runs, BLAS on one thread as the command line sets it (fast/blas.py)
             x, y = batches[i % len(batches)]
-            train_step(model, opt, micro_batches({"idx": x, "targets": y}, 1), grad_clip=1.0)
+            with blas_threads(1):
+                train_step(model, opt, micro_batches({"idx": x, "targets": y}, 1), grad_clip=opt_cfg.grad_clip)
         return step
 
-    def with_one_blas_thread(step):  # as train --threads N runs: BLAS single-threaded throughout
-        def run(i):
-            with blas_threads(1):
-                step(i)
-        return run
-
-    sides = {"tinygrad_lm reference": step_of(*setup("reference")), "tinygrad_lm fast": step_of(*setup("fast"))}
+    default = f"ours, the default command (threads {threads})"
+    sides = {default: step_of(*setup("fast", threads))}
+    if threads != 1:
+        sides["ours, --threads 1"] = step_of(*setup("fast", 1))
+    if ARGS.reference:
+        sides["ours, --reference"] = step_of(*setup("reference"))
     n_params = GPT(cfg).num_params()
-    if ARGS.threads > 1:
-        sides[f"tinygrad_lm fast {ARGS.threads} threads"] = with_one_blas_thread(step_of(*setup("fast", ARGS.threads)))
+    torch_version = None
     try:
         import torch
 
         torch.set_num_threads(ARGS.blas_threads)
+        torch.manual_seed(0)
         tmodel = torch_gpt(cfg)
-        topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+        init_gpt2(tmodel, cfg.n_layer)
+        params = [p for p in tmodel.parameters() if p.requires_grad]  # a tied weight once, as param_groups
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": opt_cfg.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        topt = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=(opt_cfg.beta1, opt_cfg.beta2))
         tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
         def torch_step(i, sdpa):
             x, y = tb[i % len(tb)]
-            loss = tmodel(x, y, sdpa)
             topt.zero_grad(set_to_none=True)
+            loss = tmodel(x, y, sdpa)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(tmodel.parameters(), 1.0)
+            loss.item()
+            torch.nn.utils.clip_grad_norm_(tmodel.parameters(), opt_cfg.grad_clip)
             topt.step()
 
-        sides["pytorch (SDPA)"] = lambda i: torch_step(i, True)
-        sides["pytorch (manual attn)"] = lambda i: torch_step(i, False)
+        sides["PyTorch eager, attention written out"] = lambda i: torch_step(i, False)
+        sides["PyTorch eager, SDPA"] = lambda i: torch_step(i, True)
         torch_version = torch.__version__
     except ImportError:
-        torch_version = None
+        pass
+    gemm, gemm_flop = gemm_step()
+    gemm_name = f"NumPy float32 GEMM 2048^2 @ 2048^2, {ARGS.blas_threads} BLAS threads"
+    sides[gemm_name] = gemm
 
     for fn in sides.values():  # warm up
         for i in range(5):
             fn(i)
     times = {name: [] for name in sides}
-    rounds = 5
+    rounds = max(5, min(10, ARGS.steps // 5))
     per_round = max(1, ARGS.steps // rounds)
-    for r in range(rounds):  # interleave the sides so background load hits all of them
+    for r in range(rounds):  # alternate the sides so background load hits all of them
         for name, fn in sides.items():
             # untimed steps for 0.3 s first: the previous side's idle worker threads stop
             # spinning (OpenBLAS busy-waits ~0.1 s after its last call) and this side's threads
@@ -255,37 +402,54 @@ def bench_speed(vocab_size=65):
             while time.perf_counter() - t0 < 0.3:
                 fn(i)
                 i += 1
-            t = time.perf_counter()
             for i in range(per_round):
+                t = time.perf_counter()
                 fn(i)
-            times[name].append((time.perf_counter() - t) / per_round)
+                times[name].append(time.perf_counter() - t)
     # peak memory of our arrays during one step (NumPy reports its allocations to tracemalloc,
     # from every thread)
     peaks = {}
-    for name in [n for n in sides if n.startswith("tinygrad_lm")]:
+    for name in [n for n in sides if n.startswith("ours")]:
         tracemalloc.start()
         sides[name](0)
         peaks[name] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
 
-    print(f"\n== training step: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, block {cfg.block_size}, "
-          f"batch {BATCH}, float32, vocab {vocab_size}, {n_params:,} params")
-    print(f"   {machine()}" + (f", PyTorch {torch_version}" if torch_version else ", PyTorch not installed"))
-    ref = None
-    print("   (reference = train --reference; fast = train; fast N threads = train --threads N)")
+    flop = step_flop(cfg, B)
+    gemm_rate = gemm_flop / float(np.median(times.pop(gemm_name)))
+    print(f"\n== the default command's training step (`python -m tinygrad_lm train`, settings from TrainConfig()): "
+          f"{cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, block {cfg.block_size}, bias {cfg.bias}, "
+          f"tied {cfg.tie_weights}, {cfg.pos_encoding} positions, dropout {cfg.dropout}, batch {B}, {dtype}, vocab "
+          f"{cfg.vocab_size} ({train_cfg.tokenizer}, {train_cfg.data or 'built-in corpus'}), {n_params:,} params; AdamW "
+          f"lr {opt_cfg.lr} betas ({opt_cfg.beta1}, {opt_cfg.beta2}) weight decay {opt_cfg.weight_decay} on >= 2-D "
+          f"params, clip {opt_cfg.grad_clip}")
+    print(f"   {machine()}" + (f", PyTorch {torch_version} ({ARGS.blas_threads} threads)" if torch_version
+                              else ", PyTorch not installed"))
+    print(f"   {load_line(busy_before)}")
+    print(f"   ours: the fast path, batch split over {threads} threads ({how}), BLAS on 1 thread (as `train`); "
+          f"{rounds} alternating rounds of 0.3 s untimed + {per_round} timed steps per side")
+    print(f"   FLOP per step: 6 N (12 L C^2 + C V) + 12 L B T^2 C = {flop / 1e9:.3f} GFLOP (N = {B * cfg.block_size} "
+          f"tokens; weight and attention matrix products, forward and backward; nothing else counted)")
+    print(f"   {gemm_name}: median {gemm_rate / 1e9:.1f} GFLOP/s")
+    print(f"   {'side':40s} {'median ms':>10s} {'p25-p75 ms':>15s} {'best':>7s} {'tokens/s':>9s} {'GFLOP/s':>8s} "
+          f"{'of GEMM':>8s}")
+    med = {}
     for name, ts in times.items():
-        best, med = min(ts), float(np.median(ts))
-        tok_s = BATCH * cfg.block_size / med
-        if name == "pytorch (SDPA)":
-            ref = med
-        print(f"   {name:30s} median {med * 1e3:7.2f} ms/step (best {best * 1e3:6.2f})  {tok_s:9,.0f} tokens/s")
-    if ref:
-        manual = float(np.median(times["pytorch (manual attn)"]))
-        for name in [n for n in times if n.startswith("tinygrad_lm")]:
-            ours_med = float(np.median(times[name]))
-            print(f"   ratio {name} / pytorch: {ours_med / ref:.2f}x against SDPA, {ours_med / manual:.2f}x against "
-                  f"manual attention; {ours_med / min(ref, manual):.2f}x against the faster"
-                  + (" (target for the fast path: <= 1.3x)" if "fast" in name else ""))
+        ts = np.array(ts) * 1e3
+        med[name] = float(np.median(ts))
+        rate = flop / (med[name] / 1e3)
+        print(f"   {name:40s} {med[name]:10.2f} {np.percentile(ts, 25):7.2f}-{np.percentile(ts, 75):<7.2f} "
+              f"{ts.min():7.2f} {B * cfg.block_size / med[name] * 1e3:9,.0f} {rate / 1e9:8.1f} "
+              f"{100 * rate / gemm_rate:7.1f}%")
+    print(f"   our step's share of GEMM GFLOP/s: {100 * flop / (med[default] / 1e3) / gemm_rate:.1f}% (target >= 60%)"
+          + (f"; PyTorch's (written-out attention): "
+             f"{100 * flop / (med['PyTorch eager, attention written out'] / 1e3) / gemm_rate:.1f}%"
+             if torch_version else ""))
+    if torch_version:
+        manual, sdpa = med["PyTorch eager, attention written out"], med["PyTorch eager, SDPA"]
+        for name in [n for n in med if n.startswith("ours")]:
+            print(f"   ratio {name} / PyTorch eager (written-out attention): {med[name] / manual:.3f}x"
+                  + (" (target <= 0.85x)" if name == default else "") + f"; / SDPA: {med[name] / sdpa:.3f}x")
     for name, peak in peaks.items():
         print(f"   peak NumPy memory during one step, {name}: {peak / 2**20:.1f} MiB")
 
@@ -323,7 +487,8 @@ def bench_quality(tokenizer):
     cfg = from_flat(TrainConfig, data=str(data), tokenizer=tokenizer, vocab_size=1024, max_iters=ARGS.iters,
                     lr=1e-3, min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
                     batch_size=BATCH, eval_interval=250, eval_iters=20, log_interval=100,
-                    out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=ARGS.seed, **RECIPE)
+                    out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=ARGS.seed,
+                    threads=resolve_threads(ARGS.threads, BATCH)[0], **RECIPE)
     t = time.perf_counter()
     result = train(cfg)
     minutes = (time.perf_counter() - t) / 60
@@ -425,7 +590,7 @@ def bench_against(other):
                 records = [json.loads(line) for line in open(Path(out) / "log.jsonl")]
                 times[name] += [r["ms_per_step"] for r in records if "ms_per_step" in r and r["step"] > 60]
     print(f"\n== the default command's step, alternating processes ({ARGS.rounds} rounds, 260 steps each)")
-    print(f"   {machine().rsplit(', threads', 1)[0]}")
+    print(f"   {machine().rsplit(', BLAS threads', 1)[0]}")
     for name, root in sides.items():
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip() or "?"
