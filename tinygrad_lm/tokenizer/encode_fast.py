@@ -1,0 +1,287 @@
+"""Byte-level BPE encoding, fast: every chunk of a text at once, with NumPy.
+
+What this file implements: ``ChunkEncoder``, which ``BPETokenizer.encode_ordinary`` (``bpe.py``)
+hands a text and its regex chunks. It returns the ids that ``BPETokenizer._encode_chunk``, the
+textbook per-chunk loop, gives chunk by chunk: that loop stays the reference (read it first)
+and the oracle: tests/test_tokenizer_encode_fast.py pins the two together on random texts, and
+tiktoken pins both (test_tokenizer_tiktoken.py, test_gpt2_tokenizer.py).
+
+The rule is tiktoken's, as in ``_encode_chunk``: a chunk whose bytes are a token is that token;
+otherwise repeatedly fuse the leftmost adjacent pair whose concatenation is the token of lowest
+rank, until no adjacent pair forms a token. What changes, and why: Python spends about 1 us on
+each step of that loop, and on this machine a dict lookup or a small list per chunk costs
+about as much (the chunk cache of 100k distinct chunks is no longer in the CPU's caches), so
+nothing here runs once per chunk in Python:
+
+  1. the chunk cache is keyed by a 63-bit hash of each chunk's UTF-8 bytes, computed for all
+     chunks at once (``_hashes``: a polynomial over the bytes, summed per chunk with
+     ``np.add.reduceat``, then mixed), kept in ``HashTable`` (open addressing, linear probing,
+     searched for a whole array of keys at once: about one probe a key). A hit is checked
+     byte for byte against the bytes stored with it, so a hash collision cannot give wrong
+     ids: it makes ``encode`` return None and the caller use the plain loop for that text;
+  2. the distinct new chunks (``np.unique`` of their hashes, again checked byte for byte) that
+     are a token are looked up whole in a table of the vocabulary's hashes (most words of prose);
+  3. the others go into one flat array of byte ids (``lens`` marks the chunks); ``ranks[i]``,
+     the rank of the pair at ``i`` (``INF`` where there is no token, and at each chunk's last
+     position), starts from a dense 256 x 256 table: every id is a byte then;
+  4. each round, for every chunk at once: the lowest rank and its leftmost position in one
+     ``np.minimum.reduceat`` over ``rank << 32 | position``; a chunk whose lowest rank is
+     ``INF`` is finished and moves to the output; in the others the pair becomes its token,
+     the right-hand id is deleted (one boolean compaction for all), and only the two pairs
+     around the new token get new ranks, from the pair ``HashTable``;
+  5. chunks longer than ``LONG_CHUNK`` bytes would keep the rounds going long after the others
+     are done (one merge per chunk per round), so they take ``_merge_long``, the heap;
+  6. the text's ids are one gather from the cache's flat id array, and one ``tolist``.
+
+One merge per chunk per round is exactly the reference's order, so the ids are the same for
+every vocabulary, including tokens that can be written as two tokens in more than one way
+(GPT-2 has those) and repeats such as ``aaaa``. A text of a few chunks costs more in NumPy
+calls than in Python, so ``bpe.py`` sends only texts of ``FAST_MIN_CHUNKS`` or more chunks here.
+Measured (scripts/bench_tokenizer.py): see README.md's tokenizer section and BENCHMARKS.md.
+
+What it leaves out: the split (``bpe.py``), encoding with a rank limit (the merge recovery of
+``from_tiktoken_ranks`` keeps the plain loop), threads and native code.
+"""
+from __future__ import annotations
+
+from itertools import count, repeat
+from typing import Callable
+
+import numpy as np
+
+INF = 2 ** 31 - 1          # "no token": above every id
+LONG_CHUNK = 128           # bytes: longer chunks take the heap (bpe.BPETokenizer._merge_long)
+FAST_MIN_CHUNKS = 64       # bpe.py: texts of fewer chunks take the plain per-chunk loop
+_EMPTY = -1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)   # Fibonacci hashing: key * 2^64/phi, top bits
+_BASES = (0x100000001B3, 0x9E3779B97F4A7C15 | 1, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
+
+
+def _positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The indices ``starts[0] .. starts[0]+lens[0]-1, starts[1] ..`` of segments, back to back.
+
+        >>> _positions(np.array([5, 0]), np.array([2, 3])).tolist()
+        [5, 6, 0, 1, 2]
+    """
+    out_starts = np.cumsum(lens) - lens
+    return np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - out_starts, lens)
+
+
+class HashTable:
+    """Non-negative int64 keys -> int64 values; insert and look up whole arrays at once.
+
+    A key's first slot is the top ``bits`` bits of ``key * 0x9E3779B97F4A7C15`` (mod 2^64); a
+    taken slot sends it to the next (linear probing). The table is kept at most half full (it
+    doubles when needed), so a lookup takes about one probe; probing goes on only for the keys
+    that met neither their own key nor an empty slot.
+
+        >>> t = HashTable(missing=-1)
+        >>> t.insert(np.array([12, 40]), np.array([7, 9]))
+        >>> t.lookup(np.array([40, 12, 3])).tolist()
+        [9, 7, -1]
+    """
+
+    def __init__(self, missing: int, capacity: int = 0):
+        self.missing = missing
+        self.count = 0
+        self._allocate(capacity)
+
+    def _allocate(self, capacity: int):
+        self.bits = max(10, int(4 * capacity).bit_length())
+        self.mask = (1 << self.bits) - 1
+        self.keys = np.full(1 << self.bits, _EMPTY, np.int64)
+        self.vals = np.zeros(1 << self.bits, np.int64)
+
+    def _slot(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys.astype(np.uint64) * _GOLDEN) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def insert(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        """Add distinct keys that are not in the table yet."""
+        if 2 * (self.count + keys.size) > self.keys.size:        # grow: place everything again
+            used = self.keys != _EMPTY
+            old_keys, old_vals = self.keys[used], self.vals[used]
+            self._allocate(self.count + keys.size)
+            self.count = 0
+            self._place(old_keys, old_vals)
+        self._place(keys, vals)
+
+    def _place(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        slot = self._slot(keys)
+        pending = np.arange(keys.size)
+        while pending.size:                            # all pending keys at once
+            s = slot[pending]
+            free = self.keys[s] == _EMPTY
+            won, first = np.unique(s[free], return_index=True)   # one key per free slot
+            winners = pending[free][first]
+            self.keys[won] = keys[winners]
+            self.vals[won] = vals[winners]
+            placed = np.zeros(keys.size, bool)
+            placed[winners] = True
+            pending = pending[~placed[pending]]
+            slot[pending] = (slot[pending] + 1) & self.mask   # the slot seen is taken now
+        self.count += keys.size
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """The value of each key, ``missing`` for keys not in the table."""
+        slot = self._slot(keys)
+        found = self.keys[slot]
+        out = np.where(found == keys, self.vals[slot], self.missing)
+        todo = np.flatnonzero((found != keys) & (found != _EMPTY))   # met another key: probe on
+        while todo.size:
+            s = slot[todo] = (slot[todo] + 1) & self.mask
+            found = self.keys[s]
+            hit = found == keys[todo]
+            out[todo[hit]] = self.vals[s[hit]]
+            todo = todo[~hit & (found != _EMPTY)]
+        return out
+
+
+class ChunkEncoder:
+    """The chunk cache of one vocabulary and the batched merges that fill it (module docstring).
+
+    ``slot_of`` maps each chunk seen to a slot; slot k's ids are ``ids[start[k]:start[k] +
+    length[k]]`` in flat NumPy arrays. A new chunk gets slot ``base + its position in the
+    call``, so one ``dict.setdefault`` pass both finds the old chunks and numbers the new ones
+    (the arrays keep a few unused slots). The cache is emptied when a call finds more than
+    ``cache_limit`` slots in it.
+
+    Args:
+        rank_of: bytes -> id, the first id of each byte string (``BPETokenizer._rank_of``).
+        pair_rank: ``(left, right) -> id`` of every way to write a token as two tokens
+            (``bpe._pair_table``).
+        byte_ids: ``bytes`` of 256: the id of each byte value (``bytes.translate`` table).
+        merge_long: the heap merge for a list of byte ids (``BPETokenizer._merge_long``).
+        cache_limit: the most slots kept from one call to the next.
+    """
+
+    def __init__(self, rank_of: dict[bytes, int], pair_rank: dict[tuple[int, int], int], byte_ids: bytes,
+                 merge_long: Callable[[list[int]], list[int]], cache_limit: int = 1_000_000):
+        self.whole: dict[str, int] = {}                # token text -> id, for UTF-8 tokens
+        for b, i in rank_of.items():
+            try:
+                self.whole[b.decode("utf-8")] = i
+            except UnicodeDecodeError:
+                pass                                   # half a character: never a whole chunk
+        self.byte_ids = np.frombuffer(byte_ids, np.uint8).astype(np.int64)
+        self.byte_pairs = np.full(256 * 256, INF, np.int64)   # (left byte id * 256 + right) -> rank
+        pairs = np.array(sorted((a, b, r) for (a, b), r in pair_rank.items()), np.int64).reshape(-1, 3)
+        small = (pairs[:, 0] < 256) & (pairs[:, 1] < 256)      # (pairs, [left, right, rank])
+        self.byte_pairs[pairs[small, 0] * 256 + pairs[small, 1]] = pairs[small, 2]
+        self.n_ids = max(rank_of.values(), default=0) + 1
+        self.pairs = HashTable(INF, len(pairs))
+        self.pairs.insert(pairs[:, 0] * self.n_ids + pairs[:, 1], pairs[:, 2])
+        self.merge_long = merge_long
+        self.cache_limit = cache_limit
+        self.clear()
+
+    def clear(self) -> None:
+        """Empty the chunk cache."""
+        self.slot_of: dict[str, int] = {}
+        self.start = self.length = self.ids = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def encode(self, chunks: list[str]) -> list[int]:
+        """The ids of a text cut into ``chunks``: each chunk's ids, one after the other.
+
+        Raises:
+            UnicodeEncodeError: a new chunk holds a lone surrogate (the caller replaces them).
+        """
+        if self.length.size > self.cache_limit:
+            self.clear()
+        n = len(chunks)
+        try:
+            slots = np.fromiter(map(self.slot_of.__getitem__, chunks), np.int64, n)
+        except KeyError:                               # new chunks: number them, encode them
+            base = self.length.size
+            slots = np.fromiter(map(self.slot_of.setdefault, chunks, count(base)), np.int64, n)
+            new = np.flatnonzero(slots == np.arange(base, base + n))   # first sightings
+            try:
+                flat, lens, who = self._encode_new(list(map(chunks.__getitem__, new.tolist())))
+            except UnicodeEncodeError:
+                for c in map(chunks.__getitem__, new.tolist()):    # leave the cache as it was
+                    del self.slot_of[c]
+                raise
+            start = np.zeros(n, np.int64)
+            length = np.zeros(n, np.int64)
+            length[new[who]] = lens
+            start[new[who]] = self.ids.size + np.cumsum(lens) - lens
+            self.start = np.concatenate([self.start, start])
+            self.length = np.concatenate([self.length, length])
+            self.ids = np.concatenate([self.ids, flat])
+        return self.ids[_positions(self.start[slots], self.length[slots])].tolist()
+
+    def _encode_new(self, chunks: list[str]):
+        """Distinct new chunks -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``
+        back to back, ``lens[k]`` of them for the k-th."""
+        got = np.fromiter(map(self.whole.get, chunks, repeat(-1)), np.int64, len(chunks))
+        one = np.flatnonzero(got >= 0)                 # step 1: the chunk is a token
+        rest = np.flatnonzero(got < 0)
+        if not rest.size:
+            return got, np.ones(one.size, np.int64), one
+        texts = list(map(chunks.__getitem__, rest.tolist()))
+        joined = "".join(texts)
+        raw = joined.encode("utf-8")
+        lens = np.fromiter(map(len, texts), np.int64, len(texts))          # in characters
+        if len(raw) != len(joined):                     # not ASCII: characters -> bytes
+            code = np.frombuffer(joined.encode("utf-32-le"), np.uint32)
+            width = 1 + (code >= 0x80).astype(np.int64) + (code >= 0x800) + (code >= 0x10000)
+            lens = np.diff(np.concatenate([[0], np.cumsum(width)])[np.cumsum(lens)], prepend=0)
+        data = np.frombuffer(raw, np.uint8)
+        flat, out_lens, who = self._merge(data, np.cumsum(lens) - lens, lens)
+        return (np.concatenate([got[one], flat]), np.concatenate([np.ones(one.size, np.int64), out_lens]),
+                np.concatenate([one, rest[who]]))
+
+    def _merge(self, data, starts, lens):
+        """Steps 3-5: the merges of chunks that are not one token. Returns ``(ids, lens, who)``:
+        the ids of chunks ``who[0], who[1], ...`` back to back, ``lens[k]`` of them for the k-th."""
+        ids = self.byte_ids[data[_positions(starts, lens)]]
+        batch = (lens > 0) & (lens <= LONG_CHUNK)      # the empty chunk (custom patterns): no ids
+        parts = [self._merge_rounds(ids[np.repeat(batch, lens)], lens[batch], np.flatnonzero(batch))]
+        if not batch.all():
+            ends = np.cumsum(lens)
+            for k in np.flatnonzero(~batch).tolist():
+                merged = self.merge_long(ids[ends[k] - lens[k]:ends[k]].tolist()) if lens[k] else []
+                parts.append((np.array(merged, np.int64), np.array([len(merged)]), np.array([k])))
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    def _merge_rounds(self, ids: np.ndarray, lens: np.ndarray, who: np.ndarray):
+        """Step 3 and 4: all chunks' merges, one per chunk per round. ``ids`` holds the chunks'
+        byte ids back to back, ``lens`` their lengths (all >= 1), ``who`` their numbers; returns
+        ``(ids, lens, who)`` of the merged chunks, in the order they finished."""
+        n = ids.size
+        ranks = np.full(n, INF, np.int64)
+        ranks[:-1] = self.byte_pairs[ids[:-1] * 256 + ids[1:]]
+        ranks[np.cumsum(lens) - 1] = INF                 # a chunk's last id pairs with nothing
+        position = np.arange(n, dtype=np.int64)
+        done = [(np.zeros(0, np.int64),) * 3]
+        while lens.size:
+            starts = np.cumsum(lens) - lens
+            best = np.minimum.reduceat((ranks << 32) | position[:ids.size], starts)
+            rank = best >> 32
+            at = best & 0xFFFFFFFF                       # leftmost position of the lowest rank
+            finished = rank == INF
+            if finished.any():                           # no pair left to merge: done
+                gone = np.repeat(finished, lens)
+                done.append((ids[gone], lens[finished], who[finished]))
+                keep = ~gone
+                go = ~finished
+                at, rank, starts, lens, who = at[go], rank[go], starts[go], lens[go], who[go]
+            else:
+                keep = np.ones(ids.size, bool)
+            if not lens.size:
+                break
+            ids[at] = rank                               # the pair becomes its token...
+            keep[at + 1] = False                         # ...and its right id goes
+            left = at > starts                           # the pair (id before, new token)
+            right = at + 2 < starts + lens               # the pair (new token, id after)
+            a, b = at[left], at[right]
+            new = self.pairs.lookup(np.concatenate([ids[a - 1], rank[right]]) * self.n_ids
+                                    + np.concatenate([rank[left], ids[b + 2]]))
+            ranks[a - 1] = new[:a.size]
+            ranks[at] = INF
+            ranks[b] = new[a.size:]
+            ids, ranks = ids[keep], ranks[keep]
+            lens = lens - 1
+        return tuple(np.concatenate(p) for p in zip(*done))
