@@ -64,6 +64,17 @@ def test_same_ids_as_tiktoken(pair, s):
 
 
 @HYP
+@given(parts=st.lists(st.one_of(st.text(), WORDY), min_size=1, max_size=6), repeat=st.integers(1, 30))
+def test_same_ids_as_tiktoken_on_long_texts(pair, parts, repeat):
+    # texts of encode_fast.FAST_MIN_CHUNKS chunks or more take the batched encoder (encode_fast.py);
+    # the tokenizer's chunk cache carries over from example to example, as in use
+    tok, enc = pair
+    s = "<|endoftext|>".join(parts) * repeat + " ".join(parts)
+    assert tok.encode(s, allowed_special="all") == enc.encode(s, allowed_special="all")
+    assert tok.encode_ordinary(s) == enc.encode_ordinary(s) == BPETokenizer.from_dict(tok.to_dict()).encode_ordinary(s)
+
+
+@HYP
 @given(s=WORDY)
 def test_same_splits_as_tiktoken_official_pattern(pair, s):
     # our spelling of the pattern and tiktoken's own give the same tokens

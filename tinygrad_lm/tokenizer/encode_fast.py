@@ -1,43 +1,40 @@
-"""Byte-level BPE encoding, fast: every chunk of a text at once, with NumPy.
+"""Byte-level BPE encoding, fast: all the new chunks of a text merged at once, with NumPy.
 
 What this file implements: ``ChunkEncoder``, which ``BPETokenizer.encode_ordinary`` (``bpe.py``)
-hands a text and its regex chunks. It returns the ids that ``BPETokenizer._encode_chunk``, the
+hands the regex chunks of a text. It returns the ids that ``BPETokenizer._encode_chunk``, the
 textbook per-chunk loop, gives chunk by chunk: that loop stays the reference (read it first)
 and the oracle: tests/test_tokenizer_encode_fast.py pins the two together on random texts, and
 tiktoken pins both (test_tokenizer_tiktoken.py, test_gpt2_tokenizer.py).
 
 The rule is tiktoken's, as in ``_encode_chunk``: a chunk whose bytes are a token is that token;
 otherwise repeatedly fuse the leftmost adjacent pair whose concatenation is the token of lowest
-rank, until no adjacent pair forms a token. What changes, and why: Python spends about 1 us on
-each step of that loop, and on this machine a dict lookup or a small list per chunk costs
-about as much (the chunk cache of 100k distinct chunks is no longer in the CPU's caches), so
-nothing here runs once per chunk in Python:
+rank, until no adjacent pair forms a token. What changes, and why: that loop costs about 1 us a
+step in Python, paid once per distinct chunk, which is most chunks of some texts (identifiers,
+numbers, names); and a Python list per chunk costs about as much again. Here:
 
-  1. the chunk cache is keyed by a 63-bit hash of each chunk's UTF-8 bytes, computed for all
-     chunks at once (``_hashes``: a polynomial over the bytes, summed per chunk with
-     ``np.add.reduceat``, then mixed), kept in ``HashTable`` (open addressing, linear probing,
-     searched for a whole array of keys at once: about one probe a key). A hit is checked
-     byte for byte against the bytes stored with it, so a hash collision cannot give wrong
-     ids: it makes ``encode`` return None and the caller use the plain loop for that text;
-  2. the distinct new chunks (``np.unique`` of their hashes, again checked byte for byte) that
-     are a token are looked up whole in a table of the vocabulary's hashes (most words of prose);
-  3. the others go into one flat array of byte ids (``lens`` marks the chunks); ``ranks[i]``,
-     the rank of the pair at ``i`` (``INF`` where there is no token, and at each chunk's last
-     position), starts from a dense 256 x 256 table: every id is a byte then;
+  1. one ``dict.setdefault`` pass over the chunks finds the ones already in the chunk cache and
+     gives each new one a slot (``ChunkEncoder.encode``);
+  2. a new chunk that is a token is looked up whole in a ``str -> id`` dict of the tokens that
+     are valid UTF-8 (most words of prose), without encoding it to bytes;
+  3. the other new chunks' UTF-8 bytes go into one flat array (``lens`` marks the chunks),
+     mapped to byte ids by one table lookup (GPT-2 numbers the bytes its own way); ``ranks[i]``,
+     the rank of the pair at ``i`` (``INF`` where it forms no token, and at each chunk's last
+     position), comes from a dense 256 x 256 table: every id is a byte then;
   4. each round, for every chunk at once: the lowest rank and its leftmost position in one
      ``np.minimum.reduceat`` over ``rank << 32 | position``; a chunk whose lowest rank is
-     ``INF`` is finished and moves to the output; in the others the pair becomes its token,
-     the right-hand id is deleted (one boolean compaction for all), and only the two pairs
-     around the new token get new ranks, from the pair ``HashTable``;
+     ``INF`` is finished and leaves; in the others the pair becomes its token, the right-hand id
+     is deleted (one boolean compaction for all), and only the two pairs around the new token
+     get new ranks, from ``HashTable`` (open addressing, searched for a whole array of pairs
+     at once: about one probe a pair);
   5. chunks longer than ``LONG_CHUNK`` bytes would keep the rounds going long after the others
      are done (one merge per chunk per round), so they take ``_merge_long``, the heap;
-  6. the text's ids are one gather from the cache's flat id array, and one ``tolist``.
+  6. every chunk's ids are then one gather from the cache's flat arrays, and one ``tolist``.
 
 One merge per chunk per round is exactly the reference's order, so the ids are the same for
 every vocabulary, including tokens that can be written as two tokens in more than one way
 (GPT-2 has those) and repeats such as ``aaaa``. A text of a few chunks costs more in NumPy
-calls than in Python, so ``bpe.py`` sends only texts of ``FAST_MIN_CHUNKS`` or more chunks here.
-Measured (scripts/bench_tokenizer.py): see README.md's tokenizer section and BENCHMARKS.md.
+calls than in Python, so ``bpe.py`` sends only texts of ``FAST_MIN_CHUNKS`` chunks or more here.
+Measured with scripts/bench_tokenizer.py against tiktoken: README.md's tokenizer section.
 
 What it leaves out: the split (``bpe.py``), encoding with a rank limit (the merge recovery of
 ``from_tiktoken_ranks`` keeps the plain loop), threads and native code.
