@@ -173,15 +173,19 @@ def encode_comparison(args, trained):
     except ImportError:
         print("\n-- encode vs tiktoken: tiktoken not installed, skipped")
         return
-    texts = {"prose": read_text(args.data), "code": code_text(), "mixed": mixed_text(), "distinct": distinct_text()}
+    makers = {"prose": lambda: read_text(args.data), "code": code_text, "mixed": mixed_text, "distinct": distinct_text}
+    texts = {name: makers[name]() for name in args.texts}
     tokenizers = []
     encoder, vocab_bpe = GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe"
-    if encoder.is_file() and vocab_bpe.is_file():
+    if "gpt2" not in args.tokenizers:
+        pass
+    elif encoder.is_file() and vocab_bpe.is_file():
         tokenizers.append(("gpt2", lambda: BPETokenizer.from_gpt2(encoder, vocab_bpe)))
     else:
         print(f"\n-- GPT-2's tokenizer: {GPT2_DIR}/encoder.json + vocab.bpe not found, skipped")
     trained_dict = trained.to_dict()
-    tokenizers.append((f"ours {len(trained.merges)}", lambda: BPETokenizer.from_dict(trained_dict)))
+    if "trained" in args.tokenizers:
+        tokenizers.append((f"ours {len(trained.merges)}", lambda: BPETokenizer.from_dict(trained_dict)))
     print(f"\n-- encode vs tiktoken {version('tiktoken')} encode_ordinary (single thread both), median of "
           f"{args.repeats} alternating rounds; cold = fresh tokenizer object, first call; load average "
           f"{os.getloadavg()[0]:.2f}")
@@ -248,6 +252,10 @@ def main():
                    "tokenizers comparisons)")
     p.add_argument("--merges", type=int, default=1024, help="merges of the trained tokenizer that the encoding "
                    "comparison uses (trained on --data; default 1024)")
+    p.add_argument("--texts", nargs="+", choices=list(TARGETS), default=list(TARGETS),
+                   help="the texts of the encoding comparison (default: all four)")
+    p.add_argument("--tokenizers", nargs="+", choices=["gpt2", "trained"], default=["gpt2", "trained"],
+                   help="the tokenizers of the encoding comparison (default: both)")
     p.add_argument("--encode-only", action="store_true", help="only the encoding comparison with tiktoken (trains "
                    "the --merges tokenizer first)")
     p.add_argument("--long-chunks", action="store_true",
