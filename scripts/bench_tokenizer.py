@@ -109,7 +109,8 @@ def long_chunks(args):
         for name, text in ((f"{n:,} letters, one chunk", "etaoinshrdlu" * (n // 12 + 1)), (f"{n:,} base64", blob)):
             text = text[:n]
 
-            def cold():  # an empty chunk cache: the chunk is merged, not looked up
+            def cold():  # empty chunk caches: the chunk is merged, not looked up
+                tok._cache.clear()
                 tok._chunks.clear()
                 return tok.encode_ordinary(text)
 
@@ -320,6 +321,7 @@ def main():
     assert tok.decode(ids) == text
     with tempfile.TemporaryDirectory() as d:
         def to_file():
+            tok._cache.clear()
             tok._chunks.clear()
             return tok.encode_file(args.data, Path(d) / "ids.bin")
         s_file, (n, dtype) = best_of(to_file, args.repeats)

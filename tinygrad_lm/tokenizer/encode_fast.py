@@ -65,6 +65,30 @@ def _positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - out_starts, lens)
 
 
+class _Growing:
+    """An int64 array that grows at its end, doubling its buffer (appending k values costs O(k),
+    amortised, where ``np.concatenate`` would copy everything each time).
+
+        >>> g = _Growing(); g.append(np.array([1, 2])); g.append(np.array([3])); g.array.tolist()
+        [1, 2, 3]
+    """
+
+    def __init__(self):
+        self.buffer = np.zeros(16, np.int64)
+        self.size = 0
+
+    @property
+    def array(self) -> np.ndarray:
+        return self.buffer[:self.size]
+
+    def append(self, values: np.ndarray) -> None:
+        end = self.size + values.size
+        if end > self.buffer.size:
+            self.buffer = np.concatenate([self.array, np.zeros(max(end, 2 * self.buffer.size) - self.size, np.int64)])
+        self.buffer[self.size:end] = values
+        self.size = end
+
+
 class HashTable:
     """Non-negative int64 keys -> int64 values; insert and look up whole arrays at once.
 
@@ -138,10 +162,8 @@ class ChunkEncoder:
     """The chunk cache of one vocabulary and the batched merges that fill it (module docstring).
 
     ``slot_of`` maps each chunk seen to a slot; slot k's ids are ``ids[start[k]:start[k] +
-    length[k]]`` in flat NumPy arrays. A new chunk gets slot ``base + its position in the
-    call``, so one ``dict.setdefault`` pass both finds the old chunks and numbers the new ones
-    (the arrays keep a few unused slots). The cache is emptied when a call finds more than
-    ``cache_limit`` slots in it.
+    length[k]]`` in flat NumPy arrays. The cache is emptied when a call finds more than
+    ``cache_limit`` chunks in it.
 
     Args:
         rank_of: bytes -> id, the first id of each byte string (``BPETokenizer._rank_of``).
@@ -149,7 +171,7 @@ class ChunkEncoder:
             (``bpe._pair_table``).
         byte_ids: ``bytes`` of 256: the id of each byte value (``bytes.translate`` table).
         merge_long: the heap merge for a list of byte ids (``BPETokenizer._merge_long``).
-        cache_limit: the most slots kept from one call to the next.
+        cache_limit: the most chunks kept from one call to the next.
     """
 
     def __init__(self, rank_of: dict[bytes, int], pair_rank: dict[tuple[int, int], int], byte_ids: bytes,
@@ -175,7 +197,7 @@ class ChunkEncoder:
     def clear(self) -> None:
         """Empty the chunk cache."""
         self.slot_of: dict[str, int] = {}
-        self.start = self.length = self.ids = np.zeros(0, np.int64)
+        self.start, self.length, self.ids = _Growing(), _Growing(), _Growing()
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -193,22 +215,30 @@ class ChunkEncoder:
             slots = np.fromiter(map(self.slot_of.__getitem__, chunks), np.int64, n)
         except KeyError:                               # new chunks: number them, encode them
             base = self.length.size
+            # a new chunk gets base + its position for now (one pass finds old and new chunks)
             slots = np.fromiter(map(self.slot_of.setdefault, chunks, count(base)), np.int64, n)
             new = np.flatnonzero(slots == np.arange(base, base + n))   # first sightings
+            new_chunks = list(map(chunks.__getitem__, new.tolist()))
             try:
-                flat, lens, who = self._encode_new(list(map(chunks.__getitem__, new.tolist())))
+                flat, lens, who = self._encode_new(new_chunks)
             except UnicodeEncodeError:
-                for c in map(chunks.__getitem__, new.tolist()):    # leave the cache as it was
+                for c in new_chunks:                   # leave the cache as it was
                     del self.slot_of[c]
                 raise
-            start = np.zeros(n, np.int64)
-            length = np.zeros(n, np.int64)
-            length[new[who]] = lens
-            start[new[who]] = self.ids.size + np.cumsum(lens) - lens
-            self.start = np.concatenate([self.start, start])
-            self.length = np.concatenate([self.length, length])
-            self.ids = np.concatenate([self.ids, flat])
-        return self.ids[_positions(self.start[slots], self.length[slots])].tolist()
+            # then base, base + 1, ...: the slots stay dense, and the limit counts chunks
+            self.slot_of.update(zip(new_chunks, range(base, base + new.size)))
+            renumber = np.zeros(n, np.int64)
+            renumber[new] = np.arange(base, base + new.size)
+            fresh = slots >= base
+            slots[fresh] = renumber[slots[fresh] - base]
+            length = np.zeros(new.size, np.int64)
+            length[who] = lens
+            start = np.zeros(new.size, np.int64)
+            start[who] = self.ids.size + np.cumsum(lens) - lens
+            self.start.append(start)
+            self.length.append(length)
+            self.ids.append(flat)
+        return self.ids.array[_positions(self.start.array[slots], self.length.array[slots])].tolist()
 
     def _encode_new(self, chunks: list[str]):
         """Distinct new chunks -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``

@@ -108,7 +108,8 @@ def _bmp_ranges(prop: str) -> str:
 def bmp_pattern(pattern: str) -> re.Pattern | None:
     """The compiled ``re`` spelling of a GPT-2/GPT-4 pattern for text without characters beyond
     U+FFFF (see the module docstring); None for any other pattern, or a Python whose ``re`` lacks
-    possessive quantifiers (before 3.11). Built once per process (~20 ms)."""
+    possessive quantifiers (before 3.11). Built once per process, at the first non-ASCII text
+    (~50 ms for the first pattern, ~10 ms for the second)."""
     template = _BMP_TEMPLATES.get(pattern)
     if template is None:
         return None
