@@ -126,7 +126,7 @@ def test_gpt2_batched_equals_reference_hypothesis(gpt2, chunks):
 
 
 def test_lone_surrogates_on_the_fast_path(tok):
-    text = "ok \ud800 x\udfff " * 40 + "the king"
+    text = "ok \ud800 x\udfff " * 300 + "the king"
     t = fresh(tok)
     assert len(t._splitter(text).findall(text)) >= encode_fast.FAST_MIN_CHUNKS
     replaced = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
@@ -135,7 +135,8 @@ def test_lone_surrogates_on_the_fast_path(tok):
     assert t.encode(clean) == reference(t, t._splitter(clean).findall(clean))
 
 
-def test_chunk_cache_stays_bounded(tok):
+def test_chunk_cache_stays_bounded(tok, monkeypatch):
+    monkeypatch.setattr(encode_fast, "FAST_MIN_CHUNKS", 0)
     t = fresh(tok)
     t._chunks.cache_limit = 500
     for seed in range(6):
@@ -146,8 +147,9 @@ def test_chunk_cache_stays_bounded(tok):
 
 
 def test_short_and_long_texts_agree(tok, monkeypatch):
-    text = training_text(3, 400)
+    text = training_text(3, 2000)
     t = fresh(tok)
+    assert len(t._splitter(text).findall(text)) >= encode_fast.FAST_MIN_CHUNKS
     fast = t.encode(text)
     monkeypatch.setattr(encode_fast, "FAST_MIN_CHUNKS", 10 ** 9)   # everything through the plain loop
     assert fresh(tok).encode(text) == fast
@@ -157,7 +159,8 @@ def test_short_and_long_texts_agree(tok, monkeypatch):
 
 
 def test_special_tokens_on_the_fast_path(tok):
-    body = training_text(4, 200)
+    body = training_text(4, 1500)
+    assert len(tok._splitter(body).findall(body)) >= encode_fast.FAST_MIN_CHUNKS
     text = body + "<|endoftext|>" + body
     ids = tok.encode(text, allowed_special="all")
     assert ids == tok.encode(body) + [tok.special_tokens["<|endoftext|>"]] + tok.encode(body)
