@@ -186,11 +186,13 @@ class ChunkEncoder:
                 self.whole[b.decode("utf-8")] = i
             except UnicodeDecodeError:
                 pass                                   # half a character: never a whole chunk
-        self.byte_ids = np.frombuffer(byte_ids, np.uint8).astype(np.int64)
-        self.byte_pairs = np.full(256 * 256, INF, np.int64)   # (left byte id * 256 + right) -> rank
+        self.byte_ids = np.frombuffer(byte_ids, np.uint8).astype(np.int64)   # byte value -> id
         pairs = np.array(sorted((a, b, r) for (a, b), r in pair_rank.items()), np.int64).reshape(-1, 3)
         small = (pairs[:, 0] < 256) & (pairs[:, 1] < 256)      # (pairs, [left, right, rank])
-        self.byte_pairs[pairs[small, 0] * 256 + pairs[small, 1]] = pairs[small, 2]
+        by_ids = np.full(256 * 256, INF, np.int64)             # left id * 256 + right id -> rank
+        by_ids[pairs[small, 0] * 256 + pairs[small, 1]] = pairs[small, 2]
+        both = self.byte_ids[:, None] * 256 + self.byte_ids[None, :]   # (256, 256): [left byte, right byte]
+        self.byte_pairs = by_ids[both.ravel()]                 # left byte * 256 + right byte -> rank
         self.n_ids = max(rank_of.values(), default=0) + 1
         self.pairs = HashTable(INF, len(pairs))
         self.pairs.insert(pairs[:, 0] * self.n_ids + pairs[:, 1], pairs[:, 2])
@@ -218,10 +220,11 @@ class ChunkEncoder:
         try:
             slots = np.fromiter(map(self.slot_of.__getitem__, chunks), np.int64, n)
         except KeyError:                               # new chunks: number them, encode them
-            base = self.length.size
-            # a new chunk gets base + its position for now (one pass finds old and new chunks)
-            slots = np.fromiter(map(self.slot_of.setdefault, chunks, count(base)), np.int64, n)
-            new = np.flatnonzero(slots == np.arange(base, base + n))   # first sightings
+            base = len(self.slot_of)
+            # one pass: an old chunk gives its slot, a new one gets the next, len(slot_of)
+            slots = np.fromiter(map(self.slot_of.setdefault, chunks, map(len, repeat(self.slot_of))), np.int64, n)
+            # first sightings: the slots base, base + 1, ... appear in order, each above all before it
+            new = np.flatnonzero(slots > np.maximum.accumulate(np.concatenate([[base - 1], slots[:-1]])))
             new_chunks = list(map(chunks.__getitem__, new.tolist()))
             try:
                 flat, lens, who = self._encode_new(new_chunks)
@@ -229,12 +232,6 @@ class ChunkEncoder:
                 for c in new_chunks:                   # leave the cache as it was
                     del self.slot_of[c]
                 raise
-            # then base, base + 1, ...: the slots stay dense, and the limit counts chunks
-            self.slot_of.update(zip(new_chunks, range(base, base + new.size)))
-            renumber = np.zeros(n, np.int64)
-            renumber[new] = np.arange(base, base + new.size)
-            fresh = slots >= base
-            slots[fresh] = renumber[slots[fresh] - base]
             length = np.zeros(new.size, np.int64)
             length[who] = lens
             start = np.zeros(new.size, np.int64)
@@ -260,36 +257,41 @@ class ChunkEncoder:
             code = np.frombuffer(joined.encode("utf-32-le"), np.uint32)
             width = 1 + (code >= 0x80).astype(np.int64) + (code >= 0x800) + (code >= 0x10000)
             lens = np.diff(np.concatenate([[0], np.cumsum(width)])[np.cumsum(lens)], prepend=0)
-        data = np.frombuffer(raw, np.uint8)
-        flat, out_lens, who = self._merge(data, np.cumsum(lens) - lens, lens)
+        flat, out_lens, who = self._merge(np.frombuffer(raw, np.uint8), lens)
         return (np.concatenate([got[one], flat]), np.concatenate([np.ones(one.size, np.int64), out_lens]),
                 np.concatenate([one, rest[who]]))
 
-    def _merge(self, data, starts, lens):
-        """Steps 3-5: the merges of chunks that are not one token. Returns ``(ids, lens, who)``:
-        the ids of chunks ``who[0], who[1], ...`` back to back, ``lens[k]`` of them for the k-th."""
-        ids = self.byte_ids[data[_positions(starts, lens)]]
+    def _merge(self, data: np.ndarray, lens: np.ndarray):
+        """Steps 3-5: the merges of chunks that are not one token, whose UTF-8 bytes are ``data``,
+        ``lens[k]`` bytes for the k-th. Returns ``(ids, lens, who)``: the ids of chunks ``who[0],
+        who[1], ...`` back to back, ``lens[k]`` of them for the k-th."""
         batch = (lens > 0) & (lens <= LONG_CHUNK)      # the empty chunk (custom patterns): no ids
-        parts = [self._merge_rounds(ids[np.repeat(batch, lens)], lens[batch], np.flatnonzero(batch))]
-        if not batch.all():
-            ends = np.cumsum(lens)
-            for k in np.flatnonzero(~batch).tolist():
-                merged = self.merge_long(ids[ends[k] - lens[k]:ends[k]].tolist()) if lens[k] else []
-                parts.append((np.array(merged, np.int64), np.array([len(merged)]), np.array([k])))
+        if batch.all():
+            return self._merge_rounds(data, lens, np.arange(lens.size))
+        parts = [self._merge_rounds(data[np.repeat(batch, lens)], lens[batch], np.flatnonzero(batch))]
+        ends = np.cumsum(lens)
+        for k in np.flatnonzero(~batch).tolist():
+            ids = self.byte_ids[data[ends[k] - lens[k]:ends[k]]].tolist()
+            merged = self.merge_long(ids) if ids else []
+            parts.append((np.array(merged, np.int64), np.array([len(merged)]), np.array([k])))
         return tuple(np.concatenate(p) for p in zip(*parts))
 
-    def _merge_rounds(self, ids: np.ndarray, lens: np.ndarray, who: np.ndarray):
-        """Step 3 and 4: all chunks' merges, one per chunk per round. ``ids`` holds the chunks'
-        byte ids back to back, ``lens`` their lengths (all >= 1), ``who`` their numbers; returns
+    def _merge_rounds(self, data: np.ndarray, lens: np.ndarray, who: np.ndarray):
+        """Step 3 and 4: all chunks' merges, one per chunk per round. ``data`` holds the chunks'
+        bytes back to back, ``lens`` their lengths (all >= 1), ``who`` their numbers; returns
         ``(ids, lens, who)`` of the merged chunks, in the order they finished.
 
         Each position is one int64, ``rank << 32 | id`` (``rank``: of the pair starting there),
         so that a round compacts one array, not two (a third less time than separate arrays)."""
-        n = ids.size
+        n = data.size
         ranks = np.full(n, INF, np.int64)
-        ranks[:-1] = self.byte_pairs[ids[:-1] * 256 + ids[1:]]
+        pair = data[:-1].astype(np.int32)
+        pair <<= 8
+        pair |= data[1:]
+        ranks[:-1] = self.byte_pairs[pair]               # indexed by the two byte values
         ranks[np.cumsum(lens) - 1] = INF                 # a chunk's last id pairs with nothing
-        tok = (ranks << 32) | ids
+        tok = ranks << 32
+        tok |= self.byte_ids[data]
         position = np.arange(n, dtype=np.int64)
         key = np.empty(n, np.int64)
         done = [(np.zeros(0, np.int64),) * 3]
