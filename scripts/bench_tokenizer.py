@@ -191,7 +191,7 @@ def encode_comparison(args, trained):
           f"{args.repeats} alternating rounds; cold = fresh tokenizer object, first call; load average "
           f"{os.getloadavg()[0]:.2f}")
     head = (f"{'tokenizer':10s} {'text':8s} {'MB':>5s} {'distinct':>8s} {'cold s':>7s} {'warm s':>7s} "
-            f"{'tiktoken s':>10s} {'cold x':>7s} {'warm x':>7s} {'cpu/wall':>8s}  target (cold, warm)")
+            f"{'tiktoken s':>10s} {'cold x':>7s} {'warm x':>7s} {'cpu/wall':>8s} {'by cpu time':>15s}  target (cold, warm)")
     print(head)
     for name, fresh in tokenizers:
         tok = fresh()
@@ -203,24 +203,28 @@ def encode_comparison(args, trained):
             chunks = tok._splitter(text).findall(text)
             share = len(set(chunks)) / max(len(chunks), 1)
             cold, warm, tt, cpu = [], [], [], []
+            cpu_cold, cpu_warm, cpu_tt = [], [], []     # process CPU seconds: less hit by other jobs
             for r in range(args.repeats):
                 ours_tok = fresh()                     # a fresh object: empty chunk cache
 
                 def ours():
                     c0, t0 = time.process_time(), time.perf_counter()
                     ids = ours_tok.encode_ordinary(text)
-                    t1 = time.perf_counter()
+                    c1, t1 = time.process_time(), time.perf_counter()
                     ids2 = ours_tok.encode_ordinary(text)
-                    t2 = time.perf_counter()
+                    c2, t2 = time.process_time(), time.perf_counter()
                     cold.append(t1 - t0)
                     warm.append(t2 - t1)
-                    cpu.append((time.process_time() - c0) / (t2 - t0))
+                    cpu_cold.append(c1 - c0)
+                    cpu_warm.append(c2 - c1)
+                    cpu.append((c2 - c0) / (t2 - t0))
                     return ids, ids2
 
                 def theirs():
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     ids = enc.encode_ordinary(text)
                     tt.append(time.perf_counter() - t0)
+                    cpu_tt.append(time.process_time() - c0)
                     return ids
                 if r % 2 == 0:
                     (ids, ids2), tt_ids = ours(), theirs()
@@ -230,12 +234,16 @@ def encode_comparison(args, trained):
                     raise SystemExit(f"IDS DIFFER: {name} on {tname} (cold == warm: {ids == ids2}, "
                                      f"cold == tiktoken: {ids == tt_ids})")
             c, w, t = statistics.median(cold), statistics.median(warm), statistics.median(tt)
+            by_cpu = statistics.median(cpu_cold) / statistics.median(cpu_tt), \
+                statistics.median(cpu_warm) / statistics.median(cpu_tt)
             tc, tw = TARGETS[tname]
             verdict = (f"<= {tc}x {'ok' if c / t <= tc else 'MISSED'}" if tc else "none") + \
                 f", <= {tw}x {'ok' if w / t <= tw else 'MISSED'}"
             print(f"{name:10s} {tname:8s} {len(text.encode('utf-8')) / 1e6:5.2f} {share:8.0%} {c:7.3f} {w:7.3f} "
-                  f"{t:10.3f} {c / t:6.2f}x {w / t:6.2f}x {max(cpu):8.2f}  {verdict}")
-    print("(ids identical: ours cold == ours warm == tiktoken on every text and round)")
+                  f"{t:10.3f} {c / t:6.2f}x {w / t:6.2f}x {max(cpu):8.2f} {by_cpu[0]:6.2f}x {by_cpu[1]:6.2f}x  {verdict}")
+    print("(ids identical: ours cold == ours warm == tiktoken on every text and round; cpu/wall: the most CPU\n"
+          " seconds per wall second of our encode over the rounds, at most 1.0 on one thread; 'by cpu time': the\n"
+          " cold and warm ratios from process CPU time instead of wall time; the targets judge the wall ratios)")
 
 
 def main():
