@@ -83,6 +83,15 @@ def test_encode_ordinary_fast_path_equals_reference(tok, text):
         assert t.encode_ordinary(text) == reference(t, chunks) == t.encode_ordinary(text)
 
 
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(long=st.lists(st.text(alphabet=st.sampled_from(list("aaabé中")), min_size=100, max_size=400), max_size=4),
+       short=CHUNKS)
+def test_long_chunks_among_short_ones_hypothesis(tok, long, short):
+    t = fresh(tok)
+    chunks = short[:len(short) // 2] + long + short[len(short) // 2:]
+    assert t._chunks.encode(chunks) == reference(t, chunks)
+
+
 def test_long_chunks_take_the_heap_inside_a_batch(tok):
     rng = random.Random(1)
     chunks = ["a" * n for n in (1, 2, 3, 127, 128, 129, 300, 1000)]

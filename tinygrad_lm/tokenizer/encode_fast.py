@@ -41,7 +41,7 @@ What it leaves out: the split (``bpe.py``), encoding with a rank limit (the merg
 """
 from __future__ import annotations
 
-from itertools import count, repeat
+from itertools import repeat
 from typing import Callable
 
 import numpy as np
@@ -56,7 +56,6 @@ FAST_MIN_CHUNKS = 1024
 _EMPTY = -1
 _HIGH, _LOW = -(1 << 32), (1 << 32) - 1   # the rank and the id halves of rank << 32 | id
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)   # Fibonacci hashing: key * 2^64/phi, top bits
-_BASES = (0x100000001B3, 0x9E3779B97F4A7C15 | 1, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
 
 
 def _positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
