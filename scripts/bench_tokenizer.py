@@ -200,7 +200,7 @@ def encode_comparison(args, trained):
         enc = tiktoken.Encoding(name=f"bench-{name}", pat_str=tt_pattern, mergeable_ranks=tok.to_tiktoken_ranks(),
                                 special_tokens={})
         for tname, text in texts.items():
-            chunks = tok._splitter(text).findall(text)
+            chunks = tok._split_text(text)
             share = len(set(chunks)) / max(len(chunks), 1)
             cold, warm, tt, cpu = [], [], [], []
             cpu_cold, cpu_warm, cpu_tt = [], [], []     # process CPU seconds: less hit by other jobs

@@ -217,6 +217,19 @@ def test_bmp_split_equals_regex_random(s):
         assert bmp_pattern(pattern).findall(s) == regex.findall(pattern, s)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(s=st.text(alphabet=st.sampled_from(list("ab Z1!'s\n\t\r\x1c\u00a0中é😀🎉\U00020000    "))))
+@example("x 😀 y  z" * 3)
+@example("😀")
+@example("  😀  ")
+def test_split_text_around_astral_characters_equals_regex(s):
+    # the BMP re split, with regex only around characters beyond U+FFFF (bpe._split_text)
+    for pattern in ("gpt2", "gpt4"):
+        t = BPETokenizer(pattern)
+        assert t._split_text(s) == regex.findall(t.pattern, s)
+        assert t._split_text(s * 5 + "ok") == regex.findall(t.pattern, s * 5 + "ok")
+
+
 def test_splitter_choice():
     t = BPETokenizer("gpt4")
     assert t._splitter("plain ascii") is t._split_ascii

@@ -64,6 +64,7 @@ LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorte
 CACHE_LIMIT = 1_000_000  # chunks: a call that finds more in a chunk cache empties it first
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")   # characters beyond U+FFFF (emoji, rare CJK)
 # BPETokenizer.train(trainer=...): each takes (text, 256 + merges, pattern) and returns the merges
 TRAINERS = {"fast": train_bpe_fast, "reference": train_bpe_reference}
 
@@ -266,6 +267,26 @@ class BPETokenizer(Tokenizer):
             return bmp_pattern(self.pattern) or self._split
         return self._split
 
+    def _split_text(self, text: str) -> list[str]:
+        """``findall`` of the split pattern, with the fastest splitter that gives the same chunks
+        (`_splitter`). In a GPT-2/GPT-4 text with characters beyond U+FFFF, only the stretch
+        around each of them, from the cut before to the cut after (a space after a non-space
+        character, where the patterns always split: see `_safe_cut`), takes the slower
+        ``regex``: one emoji does not send a whole file there."""
+        bmp = bmp_pattern(self.pattern) if self._known_pattern and not text.isascii() else None
+        if bmp is None or not has_astral(text):
+            return self._splitter(text).findall(text)
+        out, at = [], 0
+        for m in _ASTRAL.finditer(text):
+            if m.start() < at:
+                continue                  # inside the stretch just split
+            lo, hi = _space_cut_before(text, m.start(), at), _space_cut_after(text, m.end())
+            out += bmp.findall(text[at:lo])
+            out += self._split.findall(text[lo:hi])
+            at = hi
+        out += bmp.findall(text[at:])
+        return out
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text with special token strings treated as plain text (tiktoken's
         ``encode_ordinary``). Lone surrogates become U+FFFD first, as in tiktoken.
@@ -279,7 +300,7 @@ class BPETokenizer(Tokenizer):
             [104, 105]
         """
         try:
-            chunks = self._splitter(text).findall(text)
+            chunks = self._split_text(text)
             if len(chunks) >= encode_fast.FAST_MIN_CHUNKS:
                 # gpt2/gpt4 chunks cover every character; a custom pattern's may not (_encode_plain says so)
                 if self._known_pattern or sum(map(len, chunks)) == len(text):
@@ -679,3 +700,35 @@ def _pair_table(rank_of: dict[bytes, int]) -> dict[tuple[int, int], int]:
             if left is not None and right is not None:
                 table[(left, right)] = idx
     return table
+
+
+def _space_cut_before(text: str, i: int, lo: int) -> int:
+    """The last position in ``lo..i`` where a space follows a non-whitespace character; ``lo``
+    if there is none.
+
+        >>> _space_cut_before("ab cd  ef", 8, 0), _space_cut_before("ab", 1, 0)
+        (5, 0)
+    """
+    while True:
+        i = text.rfind(" ", lo + 1, i + 1)
+        if i < 0:
+            return lo
+        if not _WHITESPACE.match(text, i - 1):
+            return i
+        i -= 1
+
+
+def _space_cut_after(text: str, i: int) -> int:
+    """The first position from ``i`` on where a space follows a non-whitespace character;
+    ``len(text)`` if there is none.
+
+        >>> _space_cut_after("ab cd  ef", 3), _space_cut_after("ab", 0)
+        (5, 2)
+    """
+    while True:
+        i = text.find(" ", i)
+        if i < 0:
+            return len(text)
+        if i > 0 and not _WHITESPACE.match(text, i - 1):
+            return i
+        i += 1
