@@ -55,7 +55,7 @@ from ..version import is_newer, newer_format
 from .base import Tokenizer, check_integer_ids, check_specials, read_text, render_token
 from . import encode_fast
 from .encode_fast import ChunkEncoder
-from .patterns import ASCII_PATTERNS, PATTERNS, bmp_pattern, has_astral, resolve_pattern
+from .patterns import ASCII_PATTERNS, PATTERNS, astral_positions, bmp_pattern, has_astral, resolve_pattern
 from .train_fast import train_bpe_fast
 from .train_reference import train_bpe_reference
 
@@ -64,7 +64,6 @@ LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorte
 CACHE_LIMIT = 1_000_000  # chunks: a call that finds more in a chunk cache empties it first
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")   # characters beyond U+FFFF (emoji, rare CJK)
 # BPETokenizer.train(trainer=...): each takes (text, 256 + merges, pattern) and returns the merges
 TRAINERS = {"fast": train_bpe_fast, "reference": train_bpe_reference}
 
@@ -274,13 +273,16 @@ class BPETokenizer(Tokenizer):
         character, where the patterns always split: see `_safe_cut`), takes the slower
         ``regex``: one emoji does not send a whole file there."""
         bmp = bmp_pattern(self.pattern) if self._known_pattern and not text.isascii() else None
-        if bmp is None or not has_astral(text):
+        if bmp is None:
             return self._splitter(text).findall(text)
+        where = astral_positions(text)
+        if not where:
+            return bmp.findall(text)
         out, at = [], 0
-        for m in _ASTRAL.finditer(text):
-            if m.start() < at:
+        for p in where:
+            if p < at:
                 continue                  # inside the stretch just split
-            lo, hi = _space_cut_before(text, m.start(), at), _space_cut_after(text, m.end())
+            lo, hi = _space_cut_before(text, p, at), _space_cut_after(text, p + 1)
             out += bmp.findall(text[at:lo])
             out += self._split.findall(text[lo:hi])
             at = hi
