@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm.tokenizer import BPETokenizer, load_tiktoken_ranks
+from tinygrad_lm.tokenizer import BPETokenizer, encode_fast, load_tiktoken_ranks
 
 from oracles import oracle  # tests/oracles.py
 
@@ -61,6 +61,20 @@ def test_same_ids_as_tiktoken(pair, s):
     ids = tok.encode(s)
     assert ids == enc.encode(s) == enc.encode_ordinary(s)
     assert enc.decode_bytes(ids) == tok.decode_bytes(ids)
+
+
+@HYP
+@given(parts=st.lists(st.one_of(st.text(), WORDY), min_size=1, max_size=6), repeat=st.integers(1, 30))
+def test_same_ids_as_tiktoken_batched(pair, parts, repeat):
+    # every text through the batched encoder (encode_fast.py; by default texts of
+    # FAST_MIN_CHUNKS chunks or more); the chunk cache carries over from example to example
+    tok, enc = pair
+    s = "<|endoftext|>".join(parts) * repeat + " ".join(parts)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(encode_fast, "FAST_MIN_CHUNKS", 0)
+        assert tok.encode(s, allowed_special="all") == enc.encode(s, allowed_special="all")
+        assert tok.encode_ordinary(s) == enc.encode_ordinary(s) == \
+            BPETokenizer.from_dict(tok.to_dict()).encode_ordinary(s)
 
 
 @HYP

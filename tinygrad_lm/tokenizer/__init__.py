@@ -12,12 +12,16 @@ What this package implements:
     (``BPETokenizer.train``'s default trainer);
   * ``bpe.py``: ``BPETokenizer``, GPT-2/GPT-4 style byte-level BPE with tiktoken-compatible
     encoding, special tokens and a versioned model file; it trains with either trainer;
+  * ``encode_fast.py``: ``ChunkEncoder``, the encoding of ``bpe.py``'s per-chunk loop done for
+    all new chunks of a text at once in NumPy (longer texts take it), pinned to the loop by the
+    tests;
   * ``base.py``: the ``Tokenizer`` base class, UTF-8 file reading with clear errors, and
     ``encode_file`` (text file -> raw uint16/uint32 token file);
   * ``token_file.py``: token files on disk: the raw ids written whole or not at all, and the
     ``NAME.json`` sidecar recording the tokenizer that wrote them, checked when they are read;
   * ``char.py``: ``CharTokenizer``, one id per character of a text;
-  * ``patterns.py``: the GPT-2 and GPT-4 split regexes;
+  * ``patterns.py``: the GPT-2 and GPT-4 split regexes, and their faster stdlib-``re`` spellings
+    for ASCII and BMP text;
   * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files;
   * ``gpt2_files.py``: GPT-2's published ``encoder.json`` + ``vocab.bpe`` (Hugging Face's
     ``vocab.json`` + ``merges.txt``), read by ``BPETokenizer.from_gpt2`` and written back.

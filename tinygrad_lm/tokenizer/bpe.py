@@ -25,12 +25,17 @@ Encoding (``BPETokenizer.encode``) does what tiktoken does: a chunk whose bytes 
 that token; otherwise repeatedly fuse the leftmost adjacent pair whose concatenated bytes form
 the token of lowest rank (= lowest id), until no adjacent pair forms a token. For a vocabulary
 trained here this is the usual "apply the merges in order"; matching tiktoken's rule exactly
-makes ids agree even in the corner cases where the two could differ. Its cost is O(L^2) for a
-chunk of L bytes (O(L log L) with a heap past ``LONG_CHUNK`` bytes), paid once per distinct
-chunk thanks to a ``chunk -> ids`` cache; a repeated word costs one dict lookup.
+makes ids agree even in the corner cases where the two could differ. ``_encode_chunk`` is that
+rule for one chunk, the loop to read: O(L^2) for a chunk of L bytes (O(L log L) with a heap,
+``_merge_long``, past ``LONG_CHUNK`` bytes), about 1 us a step in Python, paid once per distinct
+chunk thanks to a ``chunk -> ids`` cache (``_encode_plain``). A text of
+``encode_fast.FAST_MIN_CHUNKS`` chunks or more takes ``encode_fast.ChunkEncoder`` instead: the
+same ids (tested against this loop and tiktoken), with the merges of all its new chunks done at
+once in NumPy, for tiktoken's speed on text whose chunks are mostly distinct (README.md).
+Either cache is emptied when a call finds it over ``CACHE_LIMIT`` chunks.
 
 What it leaves out: training on special tokens (the training text is read as plain text),
-byte-fallback/normalisation/pre-tokenizer options of other libraries, dropout, and parallel or
+byte-fallback/normalisation/pre-tokenizer options of other libraries, dropout, and threaded or
 native-code encoding. It follows minbpe's regex.py in layout (the code is our own).
 """
 from __future__ import annotations
@@ -48,12 +53,15 @@ import regex
 from ..files import atomic_write
 from ..version import is_newer, newer_format
 from .base import Tokenizer, check_integer_ids, check_specials, read_text, render_token
-from .patterns import ASCII_PATTERNS, resolve_pattern
+from . import encode_fast
+from .encode_fast import ChunkEncoder
+from .patterns import ASCII_PATTERNS, PATTERNS, astral_positions, bmp_pattern, has_astral, resolve_pattern
 from .train_fast import train_bpe_fast
 from .train_reference import train_bpe_reference
 
 FORMAT_HEADER = "tinygrad_lm bpe v1"  # a file of a later version ("... v2") is refused as newer (version.py)
 LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorter ones in the plain loop
+CACHE_LIMIT = 1_000_000  # chunks: a call that finds more in a chunk cache empties it first
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
 # BPETokenizer.train(trainer=...): each takes (text, 256 + merges, pattern) and returns the merges
@@ -87,7 +95,11 @@ class BPETokenizer(Tokenizer):
             raise ValueError(f"invalid split pattern {self.pattern!r}: {e}") from None
         # the same split for pure-ASCII text with the faster stdlib ``re`` (see patterns.py)
         ascii_pattern = ASCII_PATTERNS.get(self.pattern)
-        self._split_ascii = re.compile(ascii_pattern, re.ASCII) if ascii_pattern else self._split
+        try:
+            self._split_ascii = re.compile(ascii_pattern, re.ASCII) if ascii_pattern else self._split
+        except re.error:  # pragma: no cover - Python 3.10: no possessive quantifiers in re
+            self._split_ascii = self._split
+        self._known_pattern = self.pattern in PATTERNS.values()   # gpt2 or gpt4: patterns.bmp_pattern spells it
         self.merges: dict[tuple[int, int], int] = {}    # (id1, id2) -> new id, in merge order
         self.byte_order: tuple[int, ...] = tuple(range(256))   # id i < 256 is byte byte_order[i]
         specials = list(special_tokens or [])
@@ -121,7 +133,9 @@ class BPETokenizer(Tokenizer):
         self._id_to_bytes = list(vocab) + [None] * (self.vocab_size - len(vocab))
         for s, i in self.special_tokens.items():
             self._id_to_bytes[i] = s.encode("utf-8")
-        self._cache: dict[str, list[int]] = {}
+        self._cache: dict[str, list[int]] = {}   # chunk -> ids, for the plain loop (short texts)
+        # the chunk cache and the batched merges of longer texts (encode_fast.py)
+        self._chunks = ChunkEncoder(self._rank_of, self._pair_rank, self._byte_ids, self._merge_long, CACHE_LIMIT)
         self._special_res: dict[frozenset, regex.Pattern] = {}
 
     # ------------------------------------------------------------------------------------------
@@ -243,35 +257,80 @@ class BPETokenizer(Tokenizer):
         return [t for t, live in zip(tokens, alive) if live]
 
     def _splitter(self, text: str):
-        """The compiled split pattern; the stdlib-``re`` spelling when the text is ASCII."""
-        return self._split_ascii if text.isascii() else self._split
+        """The compiled split pattern: for the GPT-2/GPT-4 patterns the stdlib-``re`` spelling
+        for ASCII text, and for text without characters beyond U+FFFF (patterns.py: the same
+        chunks, about 2x faster); ``regex`` otherwise."""
+        if text.isascii():
+            return self._split_ascii
+        if self._known_pattern and not has_astral(text):
+            return bmp_pattern(self.pattern) or self._split
+        return self._split
+
+    def _split_text(self, text: str) -> list[str]:
+        """``findall`` of the split pattern, with the fastest splitter that gives the same chunks
+        (`_splitter`). In a GPT-2/GPT-4 text with characters beyond U+FFFF, only the stretch
+        around each of them, from the cut before to the cut after (a space after a non-space
+        character, where the patterns always split: see `_safe_cut`), takes the slower
+        ``regex``: one emoji does not send a whole file there."""
+        bmp = bmp_pattern(self.pattern) if self._known_pattern and not text.isascii() else None
+        if bmp is None:
+            return self._splitter(text).findall(text)
+        where = astral_positions(text)
+        if not where:
+            return bmp.findall(text)
+        out, at = [], 0
+        for p in where:
+            if p < at:
+                continue                  # inside the stretch just split
+            lo, hi = _space_cut_before(text, p, at), _space_cut_after(text, p + 1)
+            out += bmp.findall(text[at:lo])
+            out += self._split.findall(text[lo:hi])
+            at = hi
+        out += bmp.findall(text[at:])
+        return out
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text with special token strings treated as plain text (tiktoken's
         ``encode_ordinary``). Lone surrogates become U+FFFD first, as in tiktoken.
 
+        The text is split once. A text of ``encode_fast.FAST_MIN_CHUNKS`` chunks or more goes to
+        ``encode_fast.ChunkEncoder``, which encodes all its new chunks at once in NumPy and
+        keeps a chunk cache of its own; a shorter one to `_encode_plain`, the loop to read
+        first. Both give the ids of `_encode_chunk` (tests pin them together).
+
             >>> BPETokenizer().encode_ordinary("hi")
             [104, 105]
         """
-        cache = self._cache
-        if len(cache) > 1_000_000:        # bound memory on very diverse text
-            cache.clear()
-        out: list[int] = []
-        extend = out.extend
-        covered = 0
         try:
-            for chunk in self._splitter(text).findall(text):
-                covered += len(chunk)
-                try:
-                    extend(cache[chunk])
-                except KeyError:
-                    ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
-                    extend(ids)
+            chunks = self._split_text(text)
+            if len(chunks) >= encode_fast.FAST_MIN_CHUNKS:
+                # gpt2/gpt4 chunks cover every character; a custom pattern's may not (_encode_plain says so)
+                if self._known_pattern or sum(map(len, chunks)) == len(text):
+                    return self._chunks.encode(chunks)
+            return self._encode_plain(text, chunks)
         except UnicodeEncodeError:
             # lone surrogates (e.g. from a bad JSON string) have no UTF-8 form; like tiktoken,
             # replace them with U+FFFD and encode again (such a text cannot round-trip)
             return self.encode_ordinary(
                 text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
+    def _encode_plain(self, text: str, chunks: list[str]) -> list[int]:
+        """The ids of ``text``'s ``chunks`` one by one: a chunk seen before is looked up in the
+        chunk cache (``chunk -> ids``, emptied when over ``CACHE_LIMIT`` chunks), a new one is
+        merged by `_encode_chunk`."""
+        cache = self._cache
+        if len(cache) > CACHE_LIMIT:      # bound memory on very diverse text
+            cache.clear()
+        out: list[int] = []
+        extend = out.extend
+        covered = 0
+        for chunk in chunks:
+            covered += len(chunk)
+            try:
+                extend(cache[chunk])
+            except KeyError:
+                ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+                extend(ids)
         if covered != len(text):  # a custom pattern that skips characters would drop them silently
             raise ValueError(self._uncovered(text))
         return out
@@ -599,6 +658,7 @@ class BPETokenizer(Tokenizer):
     def _install_vocab(self, vocab: list[bytes]) -> None:
         """Set the pair table from a plain vocabulary (used while recovering merges)."""
         self._pair_rank = _pair_table({b: i for i, b in enumerate(vocab)})
+        self._chunks = None  # encode_ordinary would not see this table: only _encode_chunk may run
 
     @classmethod
     def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike) -> "BPETokenizer":
@@ -642,3 +702,35 @@ def _pair_table(rank_of: dict[bytes, int]) -> dict[tuple[int, int], int]:
             if left is not None and right is not None:
                 table[(left, right)] = idx
     return table
+
+
+def _space_cut_before(text: str, i: int, lo: int) -> int:
+    """The last position in ``lo..i`` where a space follows a non-whitespace character; ``lo``
+    if there is none.
+
+        >>> _space_cut_before("ab cd  ef", 8, 0), _space_cut_before("ab", 1, 0)
+        (5, 0)
+    """
+    while True:
+        i = text.rfind(" ", lo + 1, i + 1)
+        if i < 0:
+            return lo
+        if not _WHITESPACE.match(text, i - 1):
+            return i
+        i -= 1
+
+
+def _space_cut_after(text: str, i: int) -> int:
+    """The first position from ``i`` on where a space follows a non-whitespace character;
+    ``len(text)`` if there is none.
+
+        >>> _space_cut_after("ab cd  ef", 3), _space_cut_after("ab", 0)
+        (5, 2)
+    """
+    while True:
+        i = text.find(" ", i)
+        if i < 0:
+            return len(text)
+        if i > 0 and not _WHITESPACE.match(text, i - 1):
+            return i
+        i += 1

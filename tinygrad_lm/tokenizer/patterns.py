@@ -34,9 +34,24 @@ which is about 2x faster: ``\\p{L}`` becomes ``A-Za-z``, ``\\p{N}`` becomes ``0-
 spelled out as ``[\\t\\n\\x0b\\x0c\\r ]`` because ``re`` also counts ``\\x1c``-``\\x1f`` as whitespace
 and ``regex`` does not. On ASCII text both spellings split identically (tested).
 
+Text with characters beyond ASCII but none beyond the Basic Multilingual Plane (U+0000-U+FFFF:
+Cyrillic, Greek, CJK, code with a few accented letters; not emoji) gets ``bmp_pattern(pattern)``,
+the same rewrite for ``re`` in Unicode mode with ``\\p{L}``, ``\\p{N}`` and ``\\s`` spelled out as
+the lists of BMP code-point ranges that ``regex`` itself puts in them (read off ``regex`` once,
+at first use, so the two agree by construction; tests compare them on every BMP character).
+``re`` compiles such a class to a bitmap, and splits about 2x faster than ``regex`` (code:
+0.05 s against 0.10 s for 0.9 MB). Characters beyond U+FFFF would make ``re`` scan its ranges
+one by one (slower than ``regex``), so text holding any keeps the ``regex`` split.
+
 What this file leaves out: the o200k (GPT-4o) pattern, and any normalisation of the text.
 """
 from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import regex
 
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -62,3 +77,70 @@ ASCII_PATTERNS = {
 def resolve_pattern(pattern: str) -> str:
     """Map ``"gpt2"``/``"gpt4"`` to their regex; any other string is taken as a regex itself."""
     return PATTERNS.get(pattern, pattern)
+
+
+# ``{L}``, ``{N}``, ``{S}`` (``\p{L}``, ``\p{N}``, ``\s`` as BMP ranges) filled in by ``bmp_pattern``
+_BMP_TEMPLATES = {
+    GPT2_SPLIT_PATTERN:
+        r"""'(?:[sdmt]|ll|ve|re)| ?[{L}]+| ?[{N}]+| ?[^{S}{L}{N}]+|[{S}]+(?![^{S}])|[{S}]+""",
+    GPT4_SPLIT_PATTERN:
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n{L}{N}]?+[{L}]+|[{N}]{1,3}| ?[^{S}{L}{N}]++[\r\n]*"""
+        r"""|[{S}]*[\r\n]|[{S}]+(?![^{S}])|[{S}]+""",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _bmp_ranges(prop: str) -> str:
+    """The BMP code points that ``regex`` matches with ``prop`` (e.g. ``\\p{L}``), as the inside of
+    a ``re`` character class.
+
+        >>> _bmp_ranges("[a-c]|x|[0-9]")
+        '0-9a-cx'
+    """
+    every = "".join(map(chr, range(0x10000)))
+    parts = []
+    for m in regex.finditer(f"(?:{prop})+", every):
+        a, b = re.escape(m.group()[0]), re.escape(m.group()[-1])
+        parts.append(a if a == b else f"{a}-{b}")
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def bmp_pattern(pattern: str) -> re.Pattern | None:
+    """The compiled ``re`` spelling of a GPT-2/GPT-4 pattern for text without characters beyond
+    U+FFFF (see the module docstring); None for any other pattern, or a Python whose ``re`` lacks
+    possessive quantifiers (before 3.11). Built once per process, at the first non-ASCII text
+    (~50 ms for the first pattern, ~10 ms for the second)."""
+    template = _BMP_TEMPLATES.get(pattern)
+    if template is None:
+        return None
+    classes = {"L": _bmp_ranges(r"\p{L}"), "N": _bmp_ranges(r"\p{N}"), "S": _bmp_ranges(r"\s")}
+    spelled = re.sub(r"\{([LNS])\}", lambda m: classes[m[1]], template)
+    try:
+        return re.compile(spelled)
+    except re.error:  # pragma: no cover - Python 3.10: no possessive quantifiers
+        return None
+
+
+def astral_positions(text: str) -> list[int]:
+    """The indices of the characters beyond U+FFFF in ``text`` (``has_astral`` first, then the
+    code points from UTF-32: ~3 ms for 1 MB, where a regex scan takes ~10 ms).
+
+        >>> astral_positions("a😀b 🎉"), astral_positions("Камень"), astral_positions("\\ud83d\\ude00 😀")
+        ([1, 4], [], [3])
+    """
+    if not has_astral(text):
+        return []
+    code = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+    return np.flatnonzero(code > 0xFFFF).tolist()
+
+
+def has_astral(text: str) -> bool:
+    """Whether ``text`` holds a character beyond U+FFFF (emoji, rare CJK): those keep ``regex``.
+    Such a character takes two UTF-16 code units (a copy at memory speed: ~0.5 ms for 1 MB,
+    where a regex search takes ~10 ms).
+
+        >>> has_astral("Камень 中文"), has_astral("ok 😀")
+        (False, True)
+    """
+    return len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
