@@ -69,9 +69,9 @@ def test_the_rows_are_one_micro_batch_of_this_rank():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cores, "available_cores", lambda: 16)
-        assert cores.batch_split(cfg)[0] == 6  # one micro-batch: 6 rows, whatever --grad-accum
+        assert cores.batch_split(cfg)[0]["threads"] == 6  # one micro-batch: 6 rows, whatever --grad-accum
         mp.setattr(cores, "ranks_on_host", lambda group: 3)
-        assert cores.batch_split(cfg, Group())[0] == 2  # 6 rows over 3 ranks: 2 each
+        assert cores.batch_split(cfg, Group())[0]["threads"] == 2  # 6 rows over 3 ranks: 2 each
 
 
 # ---------------------------------------------------------------------------- bad values, at the door

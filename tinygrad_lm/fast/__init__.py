@@ -16,6 +16,7 @@
     functional.py     the kernels as functions with `functional`'s names
     data_parallel.py  DataParallel: each batch split over CPU threads; split_optimizer_step
     workers.py        persistent worker threads
+    thread_choice.py  ThreadChoice: under --threads auto, threads only while they beat one core
     blas.py           limit BLAS's own threads
     alloc.py          keep freed activation memory in the process (glibc mallopt)
     cuda/             fused CUDA kernels (layer norm, GELU, cross-entropy, causal softmax,

@@ -30,6 +30,8 @@ draws over the whole batch (rng.py's keyed numbers): a run with dropout is the s
 for bit whatever the scheduling. A Dropout with a generator of its own is refused (its stream
 would follow the slices).
 `python scripts/bench_train.py --speed` times the step with and without the split.
+Given a `ThreadChoice` (`--threads auto`, thread_choice.py), the slices run one after another
+on the calling thread while that times faster (a busy machine): the same numbers, bit for bit.
 Forward hooks (nn/hooks.py, `--diagnostics`, `run_with_cache`) see each forward once, from the
 calling thread, with the whole batch: the replicas record the calls of hooked modules and
 split_hooks.py replays them joined after the threads; a hook that would replace an output is
@@ -38,6 +40,7 @@ Leaves out: processes and GPUs (threads are CPU-only), models with side effects 
 autograd graph and forward hooks, and `retain_graph=True` through a split call.
 """
 import inspect
+import time
 
 from ..engine import rng
 from ..engine.backend import get_array_module
@@ -73,10 +76,12 @@ def replicate(module, params=None):
 
 
 class _SplitBatch(Function):
-    """One call of a DataParallel model: replicas forward in threads, backward in threads."""
+    """One call of a DataParallel model: replicas forward in threads, backward in threads
+    (or one after another when `choice` says so; it is then told the step's time)."""
 
-    def __init__(self, runs, weights, output_kinds):
+    def __init__(self, runs, weights, output_kinds, choice=None, parallel=True, forward_seconds=0.0):
         self.runs, self.weights, self.kinds = runs, weights, output_kinds
+        self.choice, self.parallel, self.forward_seconds = choice, parallel, forward_seconds
 
     def forward(self, *arrays):  # the inputs are the real tensors; the replicas already share their data
         outs = [r["out"] for r in self.runs]
@@ -107,8 +112,11 @@ class _SplitBatch(Function):
             for k, (t, g) in enumerate(pairs):
                 t.backward(g, retain_graph=k < len(pairs) - 1)
 
+        start = time.perf_counter()
         with blas_threads(1):
-            run_in_threads([lambda i=i: back(i) for i in range(len(self.runs))])
+            run_in_threads([lambda i=i: back(i) for i in range(len(self.runs))], self.parallel)
+        if self.choice is not None:  # a training step's forward and backward: auto's timing
+            self.choice.record(self.forward_seconds + time.perf_counter() - start)
         result = []
         for t in self.inputs:
             if not t.requires_grad:
@@ -139,10 +147,10 @@ class DataParallel:
     model itself (for saving, sampling, and the fused/reference swap).
     """
 
-    def __init__(self, module, threads=2):
+    def __init__(self, module, threads=2, choice=None):
         if int(threads) < 1:
             raise ValueError(f"DataParallel: threads must be >= 1, got {threads}")
-        self.module, self.threads = module, int(threads)
+        self.module, self.threads, self.choice = module, int(threads), choice
         self._signature = inspect.signature(module.forward)
 
     def __getattr__(self, name):  # only called for names the wrapper itself lacks
@@ -152,6 +160,8 @@ class DataParallel:
         return f"DataParallel(threads={self.threads},\n  {self.module!r})"
 
     def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        parallel = self.choice is None or self.choice.parallel  # auto on a busy machine: maybe one after another
         bound = self._signature.bind(*args, **kwargs)
         batch = [v for v in bound.arguments.values() if is_batch_first(v)]
         if not batch:
@@ -178,14 +188,14 @@ class DataParallel:
             run["out"] = out if run["tuple"] else (out,)
 
         with blas_threads(1):
-            run_in_threads([lambda i=i: work(i) for i in range(threads)])
+            run_in_threads([lambda i=i: work(i) for i in range(threads)], parallel)
         rng.advance_sites(blocks, "run it with threads=1 (--threads 1)")  # past the masks the slices drew
         if "calls" in runs[0]:  # in this thread, after every slice: each hook once, on the whole batch
             split_hooks.replay([run["calls"] for run in runs], [s.stop - s.start for s in slices], weights)
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
         inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()
-        joined = iter(_SplitBatch(runs, weights, kinds)(*inputs))
+        joined = iter(_SplitBatch(runs, weights, kinds, self.choice, parallel, time.perf_counter() - start)(*inputs))
         outs = tuple(None if kind is None else next(joined) for kind in kinds)
         return outs if runs[0]["tuple"] else outs[0]
 
@@ -218,7 +228,7 @@ def _weights(arguments, slices):
     return slice_weights(targets.data if isinstance(targets, Tensor) else targets, slices)
 
 
-def split_optimizer_step(optimizer, threads=2):
+def split_optimizer_step(optimizer, threads=2, choice=None):
     """Make `optimizer.step()` share the parameters' updates out over threads; returns optimizer.
 
     The updates are elementwise and each parameter's state is touched by one thread, so the
@@ -246,7 +256,8 @@ def split_optimizer_step(optimizer, threads=2):
                 optimizer._update(group, p, p.grad, state)
 
         with blas_threads(1):
-            run_in_threads([lambda b=b: run(b) for b in bins if b] or [lambda: None])
+            run_in_threads([lambda b=b: run(b) for b in bins if b] or [lambda: None],
+                           choice is None or choice.parallel)
 
     optimizer.step = step  # an instance attribute: it shadows Optimizer.step for this object only
     return optimizer

@@ -23,6 +23,7 @@ from .embedding import FusedEmbedding
 from .gelu import FusedGELU
 from .layernorm import FusedLayerNorm
 from .linear import FusedLinear
+from .thread_choice import ThreadChoice
 
 FUSED = {nn.Linear: FusedLinear, nn.Embedding: FusedEmbedding, nn.LayerNorm: FusedLayerNorm, nn.GELU: FusedGELU,
          nn.CausalSelfAttention: FusedSelfAttention, nn.CrossEntropyLoss: FusedCrossEntropyLoss,
@@ -51,14 +52,15 @@ def unfuse(model):
     return model
 
 
-def speed_up(model, optimizer, threads=1):
+def speed_up(model, optimizer, threads=1, choose=False):
     """The fast path for a training loop: returns (model, optimizer) to use in the loop.
 
     Fuses the model's layers and the optimizer's update, tunes the allocator (`alloc.py`),
     and with threads > 1 wraps the model in `DataParallel` (each batch split over that many
     CPU threads) and shares the optimizer's step out over the threads, with BLAS limited to
     one thread per caller from then on (each of our threads has a core of its own). The
-    loop's lines stay the same.
+    loop's lines stay the same. choose=True (`--threads auto`): the slices run on threads only
+    while that is faster than one after another (thread_choice.py; the same numbers either way).
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
@@ -71,4 +73,5 @@ def speed_up(model, optimizer, threads=1):
         raise ValueError(f"threads={threads} splits batches across CPU threads; on {model.device} use threads=1 "
                          "(the GPU already runs each op in parallel)")
     set_blas_threads(1)
-    return DataParallel(model, threads), split_optimizer_step(optimizer, threads)
+    choice = ThreadChoice() if choose else None
+    return DataParallel(model, threads, choice), split_optimizer_step(optimizer, threads, choice)

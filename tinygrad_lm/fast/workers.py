@@ -35,13 +35,13 @@ _run_lock = threading.Lock()
 _inside = threading.local()  # .active: this thread is running one of run_in_threads's functions
 
 
-def run_in_threads(fns):
+def run_in_threads(fns, parallel=True):
     """Call fns[0] in this thread and the others on persistent worker threads, all at once;
     return when all are done, re-raising the first exception (in list order) if any failed.
     The workers live for the whole process, so their memory arenas and caches stay warm.
-    Called from inside one of those functions (nested), it runs its functions one after another
-    in the calling thread instead of waiting for workers that are busy."""
-    if getattr(_inside, "active", False):
+    Called from inside one of those functions (nested), or with parallel=False (a busy machine:
+    thread_choice.py), it runs its functions one after another in the calling thread instead."""
+    if not parallel or getattr(_inside, "active", False):
         for fn in fns:
             fn()
         return

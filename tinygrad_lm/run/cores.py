@@ -112,10 +112,14 @@ def resolve(run, rows, ranks=1, cores=None):
 
 
 def batch_split(cfg, group=None):
-    """(threads, line) of a TrainConfig or FinetuneConfig run: `resolve` with its micro-batch rows
-    (--batch-size, this rank's share of them under MPI) and the ranks on this host."""
+    """(options, line) of a TrainConfig or FinetuneConfig run: `fast.speed_up`'s keyword arguments
+    {"threads": N, "choose": auto?} and the start line. N is `resolve`'s, with the run's micro-batch
+    rows (--batch-size, this rank's share of them under MPI) and the ranks on this host; with
+    `auto`, the slices run on threads only while that is faster (fast/thread_choice.py: a busy
+    machine)."""
     ranks, size = ranks_on_host(group), (1 if group is None else group.size)
-    return resolve(cfg.run, max(1, cfg.optim.batch_size // size), ranks)
+    n, line = resolve(cfg.run, max(1, cfg.optim.batch_size // size), ranks)
+    return {"threads": n, "choose": cfg.run.threads == AUTO and n > 1}, line
 
 
 __all__ = ["AUTO", "ACCEPTED", "available_cores", "valid", "parse", "ranks_on_host", "resolve", "batch_split"]

@@ -396,7 +396,7 @@ def _start(cfg, resume, overwrite, given):
         dist.broadcast_parameters(raw_model)
     split, split_line = cores.batch_split(cfg, dist)  # --threads auto (the default): every core (cores.py)
     if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels, the batch split over threads
-        model, optimizer = fast.speed_up(model, optimizer, split)
+        model, optimizer = fast.speed_up(model, optimizer, **split)
     if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
         model = distributed.Sharded(model, dist)
 
