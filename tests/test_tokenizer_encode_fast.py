@@ -118,6 +118,22 @@ def test_tokens_with_two_spellings():
     assert t._chunks.encode(chunks) == reference(t, chunks)
 
 
+def test_a_token_the_merges_do_not_reach_is_still_taken_whole():
+    # merges bc, ab, cd, (ab)(cd): the bytes of "abcd" merge bc first and stop at a + bc + d,
+    # so only tiktoken's whole-chunk lookup gives the token abcd (259)
+    t = BPETokenizer._from_parts(r"\S+|\s+", [(98, 99), (97, 98), (99, 100), (257, 258)], {})
+    assert t._chunks.whole == {"abcd": 259}
+    rng = random.Random(1)
+    chunks = ["".join(rng.choice("abcd") for _ in range(rng.randint(1, 6))) for _ in range(3000)]
+    chunks += ["abcd", "abcdabcd", "xabcd"]
+    assert t._chunks.encode(chunks) == reference(t, chunks)
+    assert t._chunks.encode(["abcd", "abcdx"]) == [259, 97, 256, 100, 120]
+
+
+def test_gpt2_needs_no_whole_chunk_lookup(gpt2):
+    assert gpt2._chunks.whole == {}                   # every token is its bytes' merges
+
+
 def test_gpt2_batched_equals_reference(gpt2):
     rng = random.Random(0)
     words = regex.findall(GPT2_SPLIT_PATTERN, training_text(1, 3000))
