@@ -134,9 +134,19 @@ class BPETokenizer(Tokenizer):
         for s, i in self.special_tokens.items():
             self._id_to_bytes[i] = s.encode("utf-8")
         self._cache: dict[str, list[int]] = {}   # chunk -> ids, for the plain loop (short texts)
-        # the chunk cache and the batched merges of longer texts (encode_fast.py)
-        self._chunks = ChunkEncoder(self._rank_of, self._pair_rank, self._byte_ids, self._merge_long, CACHE_LIMIT)
+        self._encoder = None  # the chunk cache and batched merges of long texts: `_chunks`, built on first use
         self._special_res: dict[frozenset, regex.Pattern] = {}
+
+    @property
+    def _chunks(self) -> ChunkEncoder:
+        """encode_fast's ChunkEncoder for this vocabulary, built by the first long text: its
+        tables cost 0.1 to 0.3 s for GPT-2's or a 4,096-token vocabulary: a loaded tokenizer
+        (`_from_parts`) builds them at once, a trained one on its first long text, so that
+        training does not pay them (it had got 10-25% slower when it built them)."""
+        if self._encoder is None:
+            self._encoder = ChunkEncoder(self._rank_of, self._pair_rank, self._byte_ids, self._merge_long,
+                                         CACHE_LIMIT)
+        return self._encoder
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -508,6 +518,7 @@ class BPETokenizer(Tokenizer):
         check_specials(list(special_tokens))
         tok.special_tokens = {str(s): int(i) for s, i in special_tokens.items()}
         tok._rebuild()
+        _ = tok._chunks  # a loaded tokenizer builds its long-text tables now, as tiktoken's Encoding does
         return tok
 
     def save(self, path: str | os.PathLike) -> None:
@@ -658,7 +669,7 @@ class BPETokenizer(Tokenizer):
     def _install_vocab(self, vocab: list[bytes]) -> None:
         """Set the pair table from a plain vocabulary (used while recovering merges)."""
         self._pair_rank = _pair_table({b: i for i, b in enumerate(vocab)})
-        self._chunks = None  # encode_ordinary would not see this table: only _encode_chunk may run
+        self._encoder = False  # encode_ordinary would not see this table: only _encode_chunk may run
 
     @classmethod
     def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike) -> "BPETokenizer":
