@@ -22,6 +22,30 @@ from tinygrad_lm.run.train import TrainConfig, train
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 30)
 
 
+@pytest.fixture(autouse=True)
+def split_any_model(monkeypatch):
+    """These tests train tiny models to see what auto prints and saves: let auto split them
+    (cores.MIN_WORK, the least work a thread gets, would keep them on one thread)."""
+    monkeypatch.setattr(cores, "MIN_WORK", 1)
+
+
+def test_auto_keeps_a_small_model_on_one_thread(monkeypatch):
+    monkeypatch.setattr(cores, "MIN_WORK", 40_000_000)
+    from tinygrad_lm.models.gpt import GPT, GPTConfig
+
+    small = cores.row_work(GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=64)))
+    default = cores.row_work(GPT(GPTConfig(vocab_size=114)))  # the default command's model
+    assert small == 32 * sum(p.data.size for p in GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2,
+                                                                  n_embd=64)).parameters())
+    n, line = cores.resolve(RunConfig(), 8, 1, 2, small)  # 8 x 32 tokens: 2 threads took 1.31x one's step
+    assert n == 1 and "too small to split further" in line
+    assert cores.resolve(RunConfig(), 12, 1, 2, default) == (2, "threads: 2 (auto)")
+    mid = cores.row_work(GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=2, n_embd=64)))
+    assert cores.resolve(RunConfig(), 12, 1, 2, mid)[0] == 2  # 12 x 64 tokens: 2 threads took 0.92x one's step
+    assert cores.resolve(RunConfig(), 12, 1, 8, mid)[0] == 12 * mid // 40_000_000 < 8  # 8 cores: capped by the work
+    assert cores.resolve(RunConfig(threads=2), 8, 1, 2, small)[0] == 2  # an explicit count wins
+
+
 def tiny(text_file, out_dir, **kw):
     cfg = dict(data=str(text_file), block_size=16, n_layer=1, n_head=2, n_embd=16, batch_size=4, max_iters=2,
                eval_interval=2, eval_iters=1, log_interval=1, out_dir=str(out_dir), sample_tokens=0, quiet=False)

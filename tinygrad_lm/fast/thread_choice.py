@@ -24,7 +24,6 @@ Leaves out: counts between 1 and N (a 16-core machine with 4 busy cores runs 16 
 and the optimizer's own timing (its threaded step follows the chooser's mode).
 """
 import statistics
-import time
 
 WARMUP = 2  # steps first, untimed
 TRIAL = 4  # timed steps per mode in a trial (plus one untimed after each switch)
@@ -48,9 +47,6 @@ class ThreadChoice:
         self.kept = True  # the mode the last trial chose
         self.next_trial = warmup  # the step where the next trial starts
         self.switches = []  # (step, parallel) each time a trial changed the kept mode, for reports
-
-    def now(self):
-        return time.perf_counter()
 
     def record(self, seconds):
         """Record the step that just ran (in mode `self.parallel`) and set the next step's mode."""

@@ -8,6 +8,8 @@ llm.c (OpenMP) and NumPy's BLAS do without being asked:
              leave to this process), os.cpu_count() where the platform has no affinity call
     ranks    under `--dist mpi`, the cores are shared by the ranks on this host: each takes
              cores // ranks (at least 1), so `mpiexec -n 2` on 2 cores runs 1 thread per rank
+    work     never so many threads that one gets less than MIN_WORK (parameters x tokens) a step:
+             a tiny model's step is faster on one thread
     rows     never more threads than rows to split: the rows of one micro-batch of this rank
              (--batch-size, divided over the MPI ranks; with --grad-accum, one micro-batch's)
     paths    --reference (the textbook step) and --device cuda (one GPU stream) run on one
@@ -80,7 +82,20 @@ def ranks_on_host(group):
         return group.size
 
 
-def resolve(run, rows, ranks=1, cores=None):
+# auto splits a batch only where each thread gets at least this much work a step: parameters x
+# tokens (rows x context). Measured on 2 cores (BENCHMARKS.md, issue #26): 2 threads took 1.31x one
+# thread's step at 13M a thread (2 layers, 64 wide, 8 x 32 tokens) and 0.92x at 41M (64 x 12 x 64)
+MIN_WORK = 40_000_000
+
+
+def row_work(model):
+    """The work of one batch row, in parameters x tokens: `model`'s parameter count times its
+    context length (config.block_size), or None where the model has no such config."""
+    block = getattr(getattr(model, "config", None), "block_size", None)
+    return None if not block else int(block) * sum(int(p.data.size) for p in model.parameters())
+
+
+def resolve(run, rows, ranks=1, cores=None, work=None):
     """(threads, line): how many threads the run splits each batch over, and its start line.
 
     Args:
@@ -88,6 +103,7 @@ def resolve(run, rows, ranks=1, cores=None):
         rows: rows of one micro-batch of this process (--batch-size over the MPI ranks).
         ranks: MPI ranks sharing this host's cores (`ranks_on_host`).
         cores: cores this process may use (default: `available_cores()`).
+        work: one row's work (`row_work`); auto gives each thread at least MIN_WORK of it.
     """
     if run.threads != AUTO:  # an explicit N wins (config.py refused N > 1 with --reference or a GPU)
         n = int(run.threads)
@@ -101,25 +117,31 @@ def resolve(run, rows, ranks=1, cores=None):
     cores = available_cores() if cores is None else cores
     share = max(1, cores // max(1, ranks))
     n = max(1, min(share, rows))
+    small = work is not None and n > 1 and rows * work // MIN_WORK < n  # too little work to split that many ways
     why = []
     if ranks > 1:
         why.append(f"{cores} core{'s' * (cores != 1)} shared by {ranks} MPI ranks on this host")
-    if n < share:
+    if small:
+        n = max(1, rows * work // MIN_WORK)
+        why.append(f"a step of this model is too small to split further: at least {MIN_WORK:,} parameters x "
+                   "tokens a thread")
+    elif n < share:
         why.append(f"a micro-batch of this run has {rows} row{'s' * (rows != 1)}")
     if not why and n == 1:
         why.append("this process may run on 1 core")
     return n, f"threads: {n} (auto" + (": " + "; ".join(why) if why else "") + ")"
 
 
-def batch_split(cfg, group=None):
+def batch_split(cfg, group=None, model=None):
     """(options, line) of a TrainConfig or FinetuneConfig run: `fast.speed_up`'s keyword arguments
     {"threads": N, "choose": auto?} and the start line. N is `resolve`'s, with the run's micro-batch
     rows (--batch-size, this rank's share of them under MPI) and the ranks on this host; with
     `auto`, the slices run on threads only while that is faster (fast/thread_choice.py: a busy
     machine)."""
     ranks, size = ranks_on_host(group), (1 if group is None else group.size)
-    n, line = resolve(cfg.run, max(1, cfg.optim.batch_size // size), ranks)
+    n, line = resolve(cfg.run, max(1, cfg.optim.batch_size // size), ranks, work=None if model is None else
+                      row_work(model))
     return {"threads": n, "choose": cfg.run.threads == AUTO and n > 1}, line
 
 
-__all__ = ["AUTO", "ACCEPTED", "available_cores", "valid", "parse", "ranks_on_host", "resolve", "batch_split"]
+__all__ = ["AUTO", "ACCEPTED", "available_cores", "valid", "parse", "ranks_on_host", "resolve", "batch_split", "row_work", "MIN_WORK"]

@@ -394,7 +394,7 @@ def _start(cfg, resume, overwrite, given):
     if dist:  # every rank: rank 0's config and initial weights
         dist.check_same_config(asdict(cfg), cfg.optim.batch_size)
         dist.broadcast_parameters(raw_model)
-    split, split_line = cores.batch_split(cfg, dist)  # --threads auto (the default): every core (cores.py)
+    split, split_line = cores.batch_split(cfg, dist, model)  # --threads auto (the default): every core (cores.py)
     if not cfg.run.reference:  # the fast path (fast/): the same step with fused kernels, the batch split over threads
         model, optimizer = fast.speed_up(model, optimizer, **split)
     if dist:  # model(x, y) runs this rank's rows of the batch; its loss is the whole batch's
