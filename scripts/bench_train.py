@@ -41,7 +41,8 @@ import sys
 
 
 def threads_arg(text):
-    """--threads: "auto" or a positive integer (train's --threads)."""
+    """--threads: "auto" or a positive integer (train's --threads; run/cores.parse's rule, written
+    out here because the flags are read before NumPy loads, and importing the package loads it)."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
@@ -109,7 +110,9 @@ import tinygrad_lm  # noqa: E402
 from tinygrad_lm.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinygrad_lm.optim import AdamW, param_groups  # noqa: E402
 from tinygrad_lm import fast  # noqa: E402
-from tinygrad_lm.fast.blas import blas_threads, set_blas_threads  # noqa: E402
+from tinygrad_lm.fast.blas import blas_threads  # noqa: E402
+from tinygrad_lm.run import cores  # noqa: E402
+from tinygrad_lm.run.config import RunConfig  # noqa: E402
 from tinygrad_lm.metrics import bits_per_byte  # noqa: E402
 from tinygrad_lm.run.data import micro_batches  # noqa: E402
 from tinygrad_lm.run.loop import train_step  # noqa: E402
@@ -270,19 +273,10 @@ def default_command():
     return cfg, replace(cfg.model, vocab_size=tokenizer.vocab_size)
 
 
-def resolve_threads(threads, rows):
-    """(n, how): the batch-split threads train's --threads asks for. "auto": the cores this process
-    may run on (os.sched_getaffinity), at most the batch's rows. Computed here as the `threads`
-    branch's run/cores.py computes it until that lands in run/; then its function is used."""
-    if threads != "auto":
-        return threads, f"--threads {threads}"
-    try:
-        from tinygrad_lm.run.cores import available_cores
-    except ImportError:  # before run/cores.py: the same rule
-        def available_cores():
-            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    cores = available_cores()
-    return max(1, min(cores, rows)), f"auto: {cores} cores, {rows} batch rows"
+def resolve_threads(threads, cfg, rows):
+    """(n, line): the batch-split threads train's --threads gives the model `cfg` at `rows` batch
+    rows, by train's own rule (run/cores.py) and with its start line."""
+    return cores.resolve(RunConfig(threads=threads), rows, work=cores.row_work(GPT(cfg)))
 
 
 def step_flop(cfg, B):
@@ -326,7 +320,7 @@ def bench_speed():
     train_cfg, cfg = default_command()
     opt_cfg = train_cfg.optim
     B, dtype = opt_cfg.batch_size, np.dtype(train_cfg.dtype)
-    threads, how = resolve_threads(ARGS.threads, B)
+    threads, how = resolve_threads(ARGS.threads, cfg, B)
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, cfg.vocab_size, (B, cfg.block_size)),
                 rng.integers(0, cfg.vocab_size, (B, cfg.block_size))) for _ in range(8)]
@@ -426,7 +420,7 @@ def bench_speed():
     print(f"   {machine()}" + (f", PyTorch {torch_version} ({ARGS.blas_threads} threads)" if torch_version
                               else ", PyTorch not installed"))
     print(f"   {load_line(busy_before)}")
-    print(f"   ours: the fast path, batch split over {threads} threads ({how}), BLAS on 1 thread (as `train`); "
+    print(f"   ours: the fast path, batch split as `train` splits it ({how}), BLAS on 1 thread (as `train`); "
           f"{rounds} alternating rounds of 0.3 s untimed + {per_round} timed steps per side")
     print(f"   FLOP per step: 6 N (12 L C^2 + C V) + 12 L B T^2 C = {flop / 1e9:.3f} GFLOP (N = {B * cfg.block_size} "
           f"tokens; weight and attention matrix products, forward and backward; nothing else counted)")
@@ -488,7 +482,7 @@ def bench_quality(tokenizer):
                     lr=1e-3, min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
                     batch_size=BATCH, eval_interval=250, eval_iters=20, log_interval=100,
                     out_dir=f"{ARGS.out_dir}/{tokenizer}", sample_tokens=0, seed=ARGS.seed,
-                    threads=resolve_threads(ARGS.threads, BATCH)[0], **RECIPE)
+                    threads=ARGS.threads, **RECIPE)
     t = time.perf_counter()
     result = train(cfg)
     minutes = (time.perf_counter() - t) / 60
