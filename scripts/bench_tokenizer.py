@@ -110,8 +110,7 @@ def long_chunks(args):
             text = text[:n]
 
             def cold():  # empty chunk caches: the chunk is merged, not looked up
-                tok._cache.clear()
-                tok._chunks.clear()
+                tok._clear_caches()
                 return tok.encode_ordinary(text)
 
             s_heap, ids_heap = best_of(cold, args.repeats)
@@ -329,8 +328,7 @@ def main():
     assert tok.decode(ids) == text
     with tempfile.TemporaryDirectory() as d:
         def to_file():
-            tok._cache.clear()
-            tok._chunks.clear()
+            tok._clear_caches()
             return tok.encode_file(args.data, Path(d) / "ids.bin")
         s_file, (n, dtype) = best_of(to_file, args.repeats)
     assert n == len(ids)

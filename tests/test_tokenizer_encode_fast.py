@@ -18,7 +18,7 @@ import regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_lm.tokenizer import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, encode_fast
+from tinygrad_lm.tokenizer import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, bpe, encode_fast
 from tinygrad_lm.tokenizer.encode_fast import HashTable
 from tinygrad_lm.tokenizer.patterns import bmp_pattern, has_astral
 
@@ -168,14 +168,16 @@ def test_chunk_cache_stays_bounded(tok, monkeypatch):
         text = training_text(seed, 600)
         chunks = t._splitter(text).findall(text)
         assert t.encode(text) == reference(t, chunks)
-        assert len(t._chunks) == t._chunks.length.size <= 500 + len(set(chunks))   # emptied when over
+        assert len(t._chunks) == t._chunks.cache.length.size <= 500 + len(set(chunks))   # emptied when over
 
 
 def test_short_and_long_texts_agree(tok, monkeypatch):
     text = training_text(3, 2000)
     t = fresh(tok)
     assert len(t._splitter(text).findall(text)) >= encode_fast.FAST_MIN_CHUNKS
-    fast = t.encode(text)
+    fast = t.encode(text)                                          # the piece cache (encode_pieces.py)
+    monkeypatch.setattr(bpe, "PIECES_MIN_CHARS", 10 ** 12)        # no pieces: the chunk cache
+    assert fresh(tok).encode(text) == fast
     monkeypatch.setattr(encode_fast, "FAST_MIN_CHUNKS", 10 ** 9)   # everything through the plain loop
     assert fresh(tok).encode(text) == fast
     monkeypatch.setattr(encode_fast, "FAST_MIN_CHUNKS", 0)         # everything through the batch

@@ -15,6 +15,9 @@ What this package implements:
   * ``encode_fast.py``: ``ChunkEncoder``, the encoding of ``bpe.py``'s per-chunk loop done for
     all new chunks of a text at once in NumPy (longer texts take it), pinned to the loop by the
     tests;
+  * ``encode_pieces.py``: ``PieceEncoder``, a cache of the pieces between the spaces where the
+    GPT-2/GPT-4 patterns always cut, in front of ``ChunkEncoder``: a long text seen before needs
+    one lookup a piece, not the regex split and a lookup a chunk;
   * ``base.py``: the ``Tokenizer`` base class, UTF-8 file reading with clear errors, and
     ``encode_file`` (text file -> raw uint16/uint32 token file);
   * ``token_file.py``: token files on disk: the raw ids written whole or not at all, and the

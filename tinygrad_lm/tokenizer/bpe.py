@@ -55,12 +55,15 @@ from ..version import is_newer, newer_format
 from .base import Tokenizer, check_integer_ids, check_specials, read_text, render_token
 from . import encode_fast
 from .encode_fast import ChunkEncoder
+from .encode_pieces import PieceEncoder
 from .patterns import ASCII_PATTERNS, PATTERNS, astral_positions, bmp_pattern, has_astral, resolve_pattern
 from .train_fast import train_bpe_fast
 from .train_reference import train_bpe_reference
 
 FORMAT_HEADER = "tinygrad_lm bpe v1"  # a file of a later version ("... v2") is refused as newer (version.py)
 LONG_CHUNK = 256  # bytes: longer chunks merge with a heap (_merge_long), shorter ones in the plain loop
+# a text of this many characters or more, under the GPT-2/GPT-4 patterns, takes encode_pieces.py
+PIECES_MIN_CHARS = 4096
 CACHE_LIMIT = 1_000_000  # chunks: a call that finds more in a chunk cache empties it first
 _INF = float("inf")
 _WHITESPACE = regex.compile(r"\s")
@@ -135,6 +138,7 @@ class BPETokenizer(Tokenizer):
             self._id_to_bytes[i] = s.encode("utf-8")
         self._cache: dict[str, list[int]] = {}   # chunk -> ids, for the plain loop (short texts)
         self._encoder = None  # the chunk cache and batched merges of long texts: `_chunks`, built on first use
+        self._piece_encoder = None  # the piece cache in front of it: `_pieces`
         self._special_res: dict[frozenset, regex.Pattern] = {}
 
     @property
@@ -147,6 +151,20 @@ class BPETokenizer(Tokenizer):
             self._encoder = ChunkEncoder(self._rank_of, self._pair_rank, self._byte_ids, self._merge_long,
                                          CACHE_LIMIT)
         return self._encoder
+
+    @property
+    def _pieces(self) -> PieceEncoder:
+        """encode_pieces' PieceEncoder (the cache of the pieces between the spaces where the
+        GPT-2/GPT-4 patterns always cut) in front of `_chunks`."""
+        if self._piece_encoder is None:
+            self._piece_encoder = PieceEncoder(self._chunks, self._split_text, CACHE_LIMIT)
+        return self._piece_encoder
+
+    def _clear_caches(self) -> None:
+        """Empty the chunk and piece caches, as a fresh tokenizer's (the benchmarks' cold runs)."""
+        self._cache.clear()
+        self._chunks.clear()
+        self._pieces.clear()
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -306,12 +324,17 @@ class BPETokenizer(Tokenizer):
         The text is split once. A text of ``encode_fast.FAST_MIN_CHUNKS`` chunks or more goes to
         ``encode_fast.ChunkEncoder``, which encodes all its new chunks at once in NumPy and
         keeps a chunk cache of its own; a shorter one to `_encode_plain`, the loop to read
-        first. Both give the ids of `_encode_chunk` (tests pin them together).
+        first. Under the GPT-2/GPT-4 patterns a text of ``PIECES_MIN_CHARS`` or more goes to
+        ``encode_pieces.PieceEncoder`` first, which splits only the pieces (between spaces
+        where those patterns always cut) it has not seen before. All give the ids of
+        `_encode_chunk` (tests pin them together).
 
             >>> BPETokenizer().encode_ordinary("hi")
             [104, 105]
         """
         try:
+            if self._known_pattern and len(text) >= PIECES_MIN_CHARS:
+                return self._pieces.encode(text)
             chunks = self._split_text(text)
             if len(chunks) >= encode_fast.FAST_MIN_CHUNKS:
                 # gpt2/gpt4 chunks cover every character; a custom pattern's may not (_encode_plain says so)

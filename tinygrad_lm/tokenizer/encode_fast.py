@@ -165,6 +165,64 @@ class HashTable:
         return out
 
 
+class RunCache:
+    """Strings -> runs of ids, the runs back to back in flat arrays, so that the ids of many
+    strings are one gather (and a new string costs a number, not a Python list).
+
+    ``number(keys)`` gives each key its slot (a new key the next free one); ``add`` stores the
+    runs of the new keys, ``gather(slots)`` joins the runs of the given slots.
+
+        >>> c = RunCache()
+        >>> slots, new = c.number(["ab", "c", "ab"]); slots.tolist(), new.tolist()
+        ([0, 1, 0], [0, 1])
+        >>> c.add(2, np.array([7, 8, 9]), np.array([2, 1]), np.array([0, 1]))
+        >>> [a.tolist() for a in c.gather(c.number(["c", "ab"])[0])]
+        [[9, 7, 8], [1, 2]]
+    """
+
+    def __init__(self):
+        self.slot_of: dict[str, int] = {}
+        self.start, self.length, self.ids = _Growing(), _Growing(), _Growing()
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def number(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The slot of each key, and (None if every key was known) the positions in ``keys`` of
+        the first sighting of each new key, in slot order. The new keys must then be given their
+        runs by `add` (or taken back by `forget`) before the next call."""
+        try:
+            return np.array(list(map(self.slot_of.__getitem__, keys)), np.int64), None   # (np.fromiter: 10% slower)
+        except KeyError:
+            pass
+        base = len(self.slot_of)
+        # one pass: an old key gives its slot, a new one gets the next, len(slot_of)
+        slots = np.fromiter(map(self.slot_of.setdefault, keys, map(len, repeat(self.slot_of))), np.int64, len(keys))
+        # first sightings: the slots base, base + 1, ... appear in order, each above all before it
+        return slots, np.flatnonzero(slots > np.maximum.accumulate(np.concatenate([[base - 1], slots[:-1]])))
+
+    def forget(self, new_keys: list[str]) -> None:
+        """Take back the keys `number` just added (their runs could not be computed)."""
+        for k in new_keys:
+            self.slot_of.pop(k, None)
+
+    def add(self, n_new: int, flat: np.ndarray, lens: np.ndarray, who: np.ndarray) -> None:
+        """The runs of the ``n_new`` keys `number` just added: the k-th new key ``who[k]`` has the
+        ``lens[k]`` ids that follow in ``flat``; a new key missing from ``who`` has none."""
+        length = np.zeros(n_new, np.int64)
+        length[who] = lens
+        start = np.zeros(n_new, np.int64)
+        start[who] = self.ids.size + np.cumsum(lens) - lens
+        self.start.append(start)
+        self.length.append(length)
+        self.ids.append(flat)
+
+    def gather(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The runs of ``slots``, back to back, and the length of each."""
+        length = self.length.array[slots]
+        return self.ids.array[_positions(self.start.array[slots], length)], length
+
+
 class ChunkEncoder:
     """The chunk cache of one vocabulary and the batched merges that fill it (module docstring).
 
@@ -215,11 +273,10 @@ class ChunkEncoder:
 
     def clear(self) -> None:
         """Empty the chunk cache."""
-        self.slot_of: dict[str, int] = {}
-        self.start, self.length, self.ids = _Growing(), _Growing(), _Growing()
+        self.cache = RunCache()
 
     def __len__(self) -> int:
-        return len(self.slot_of)
+        return len(self.cache)
 
     def encode(self, chunks: list[str]) -> list[int]:
         """The ids of a text cut into ``chunks``: each chunk's ids, one after the other.
@@ -227,32 +284,23 @@ class ChunkEncoder:
         Raises:
             UnicodeEncodeError: a new chunk holds a lone surrogate (the caller replaces them).
         """
-        if self.length.size > self.cache_limit:
+        return self.encode_runs(chunks)[0].tolist()
+
+    def encode_runs(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`encode`'s ids as an array, and how many of them each chunk has (encode_pieces.py
+        needs to know where each chunk's ids end)."""
+        if len(self.cache) > self.cache_limit:
             self.clear()
-        n = len(chunks)
-        try:
-            slots = np.array(list(map(self.slot_of.__getitem__, chunks)), np.int64)   # (np.fromiter: 10% slower)
-        except KeyError:                               # new chunks: number them, encode them
-            base = len(self.slot_of)
-            # one pass: an old chunk gives its slot, a new one gets the next, len(slot_of)
-            slots = np.fromiter(map(self.slot_of.setdefault, chunks, map(len, repeat(self.slot_of))), np.int64, n)
-            # first sightings: the slots base, base + 1, ... appear in order, each above all before it
-            new = np.flatnonzero(slots > np.maximum.accumulate(np.concatenate([[base - 1], slots[:-1]])))
+        slots, new = self.cache.number(chunks)
+        if new is not None:                            # new chunks: encode them
             new_chunks = list(map(chunks.__getitem__, new.tolist()))
             try:
                 flat, lens, who = self._encode_new(new_chunks)
-            except UnicodeEncodeError:
-                for c in new_chunks:                   # leave the cache as it was
-                    del self.slot_of[c]
+            except BaseException:
+                self.cache.forget(new_chunks)          # leave the cache as it was
                 raise
-            length = np.zeros(new.size, np.int64)
-            length[who] = lens
-            start = np.zeros(new.size, np.int64)
-            start[who] = self.ids.size + np.cumsum(lens) - lens
-            self.start.append(start)
-            self.length.append(length)
-            self.ids.append(flat)
-        return self.ids.array[_positions(self.start.array[slots], self.length.array[slots])].tolist()
+            self.cache.add(new.size, flat, lens, who)
+        return self.cache.gather(slots)
 
     def _encode_new(self, chunks: list[str]):
         """Distinct new chunks -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``

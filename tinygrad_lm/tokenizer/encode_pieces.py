@@ -1,0 +1,155 @@
+"""Byte-level BPE encoding of long texts: a cache of the pieces between the spaces where the split always cuts.
+
+What this file implements: ``cut_at_spaces(text)`` and ``PieceEncoder``, which
+``BPETokenizer.encode_ordinary`` (``bpe.py``) uses for long texts under the GPT-2 and GPT-4
+split patterns. It returns the ids of ``encode_fast.ChunkEncoder`` on the text's regex chunks,
+that is, of ``BPETokenizer._encode_chunk`` chunk by chunk (read that one first: it is the rule;
+tests/test_tokenizer_encode_pieces.py pins the two together on random texts).
+
+Why: once its chunk cache is warm, encoding a text costs the regex split (about 190 ns a chunk
+on this project's 2-core machine) and a dict lookup a chunk (about as much again): as much as
+tiktoken's whole encode. But the GPT-2 and GPT-4 patterns always cut before a space that
+follows a non-whitespace character (no chunk runs from a non-space character into a space:
+words, numbers and punctuation stop there and whitespace chunks start there;
+``BPETokenizer._safe_cut`` uses the same fact), and neither pattern looks behind. So a text's
+chunks are the chunks of each *piece* between such spaces, one piece after the other, and a
+piece that was seen before needs neither the regex nor its chunks' lookups:
+
+  1. ``cut_at_spaces``: find those spaces in one NumPy pass over the text's code points, put a
+     character the text lacks in their place, and cut with one ``str.split``: the parts are the
+     pieces without their leading space (``text == " ".join(parts)``);
+  2. look each middle part up in the piece cache (``encode_fast.RunCache``: a part -> the ids of
+     its piece, in flat arrays): one lookup a piece, about a word and the punctuation after it
+     (1.75 chunks of English prose);
+  3. the first part, the new pieces and the last part, joined, are split by the regex and
+     encoded by the ``ChunkEncoder`` in one call. Every new piece ends in a non-whitespace
+     character and the next one starts with a space, so the join cuts between them too, and the
+     chunks fall into pieces at the sums of their lengths. (The first and last parts may start
+     or end with whitespace, so they are not cached: they take the chunk cache every time.)
+  4. the ids are one gather from the flat arrays, and one ``tolist``.
+
+What it leaves out: other split patterns (a custom pattern may join a space to what comes
+before it: those texts take the chunk path), and texts with no such space (one piece).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import regex
+
+from .encode_fast import ChunkEncoder, RunCache, _positions
+
+_SENTINELS = "\x00\x01\x02\x03\ufffe\uffff"   # a character the text lacks marks the cuts; one of these almost surely
+
+
+def _whitespace_table() -> np.ndarray:
+    """``table[c]``: is code point c whitespace to ``str.isspace``, stdlib ``re``'s ``\\s`` or
+    ``regex``'s ``\\s``? (No code point above U+3000 is.) A space after any of them is not cut."""
+    pattern = regex.compile(r"\s")
+    return np.array([chr(c).isspace() or pattern.match(chr(c)) is not None for c in range(0x3001)], bool)
+
+
+_WHITESPACE = _whitespace_table()
+
+
+def cut_at_spaces(text: str) -> list[str]:
+    """``text`` cut at each space that follows a non-whitespace character, those spaces dropped:
+    ``" ".join(cut_at_spaces(text)) == text``.
+
+        >>> cut_at_spaces("To be,  or not\\n to be")
+        ['To', 'be,', ' or', 'not\\n to', 'be']
+
+    Raises:
+        UnicodeEncodeError: the text holds a lone surrogate (the caller replaces them).
+    """
+    if text.isascii():
+        code, encoding = np.frombuffer(text.encode("ascii"), np.uint8), "ascii"
+        after = _WHITESPACE[code[:-1]]                             # (n - 1,): is text[i] whitespace
+    else:
+        code, encoding = np.frombuffer(text.encode("utf-32-le"), np.uint32), "utf-32-le"
+        after = _WHITESPACE[np.minimum(code[:-1], 0x3000)] & (code[:-1] <= 0x3000)
+    spaces = code[1:] == 32                                        # (n - 1,): is text[i + 1] a space
+    cuts = np.flatnonzero(spaces & ~after) + 1                     # the spaces to cut at
+    if cuts.size == np.count_nonzero(spaces) and not text.startswith(" "):
+        return text.split(" ")                                     # every space is a cut
+    mark = next((c for c in _SENTINELS if c not in text), None)
+    if mark is None:
+        out, at = [], 0                                            # (a text holding all of them)
+        for c in cuts.tolist():
+            out.append(text[at:c])
+            at = c + 1
+        return out + [text[at:]]
+    marked = code.copy()
+    marked[cuts] = ord(mark)
+    return marked.tobytes().decode(encoding).split(mark)
+
+
+class PieceEncoder:
+    """The piece cache of a tokenizer, in front of its ``ChunkEncoder``.
+
+    Args:
+        chunks: the tokenizer's ``ChunkEncoder`` (``BPETokenizer._chunks``).
+        split: text -> its regex chunks (``BPETokenizer._split_text``).
+        cache_limit: the most pieces kept from one call to the next.
+    """
+
+    def __init__(self, chunks: ChunkEncoder, split: Callable[[str], list[str]], cache_limit: int = 1_000_000):
+        self.chunks = chunks
+        self.split = split
+        self.cache_limit = cache_limit
+        self.clear()
+
+    def clear(self) -> None:
+        """Empty the piece cache (the chunk cache is the ChunkEncoder's)."""
+        self.cache = RunCache()
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of ``text``: those of the ChunkEncoder on ``split(text)``, in less time."""
+        parts = cut_at_spaces(text)
+        if len(parts) < 3:
+            return self.chunks.encode(self.split(text))
+        if len(self.cache) > self.cache_limit:
+            self.clear()
+        first, middle, last = parts[0], parts[1:-1], parts[-1]
+        slots, new = self.cache.number(middle)
+        new_parts = [] if new is None else list(map(middle.__getitem__, new.tolist()))
+        try:
+            if 2 * len(new_parts) > len(middle):
+                # mostly new pieces (a first call): split the whole text, as the chunk path does,
+                # and keep the new pieces' runs; its ids are the answer
+                ids, ids_end = self._encode_pieces(first, middle, last)
+                self._keep(len(new_parts), ids, ids_end[new], ids_end[new + 1])
+                return ids.tolist()
+            # mostly known pieces: split only the new ones, between the first and the last part
+            ids, ids_end = self._encode_pieces(first, new_parts, last)
+            if new_parts:
+                self._keep(len(new_parts), ids, ids_end[:-2], ids_end[1:-1])
+        except BaseException:
+            self.cache.forget(new_parts)                               # leave the cache as it was
+            raise
+        middle_ids = self.cache.gather(slots)[0]
+        return np.concatenate([ids[:ids_end[0]], middle_ids, ids[ids_end[-2]:]]).tolist()
+
+    def _encode_pieces(self, first: str, middle: list[str], last: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of ``first``, ``" " + m`` for each ``m`` of ``middle`` and ``" " + last``, one
+        after the other (split and encoded as one text: they join at cuts), and where each
+        piece's ids end."""
+        lens = np.fromiter(map(len, middle), np.int64, len(middle)) + 1     # + the leading space
+        pieces_end = np.cumsum(np.concatenate([[len(first)], lens, [len(last) + 1]]))
+        chunks = self.split(" ".join([first, *middle, last]))
+        ids, counts = self.chunks.encode_runs(chunks)
+        chunks_end = np.cumsum(np.fromiter(map(len, chunks), np.int64, len(chunks)))
+        k = np.searchsorted(chunks_end, pieces_end)                    # the chunk that ends each piece
+        if k[-1] != len(chunks) - 1 or not np.array_equal(chunks_end[k], pieces_end):
+            raise AssertionError("encode_pieces: a chunk crosses a piece boundary (a split pattern "
+                                 "that joins a space to what comes before it?)")
+        return ids, np.cumsum(counts)[k]
+
+    def _keep(self, n_new: int, ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+        """Store the runs ``ids[start[k]:end[k]]`` of the new pieces `RunCache.number` just added."""
+        lens = end - start
+        self.cache.add(n_new, ids[_positions(start, lens)], lens, np.arange(n_new))
