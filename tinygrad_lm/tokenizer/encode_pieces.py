@@ -53,12 +53,13 @@ def _whitespace_table() -> np.ndarray:
 _WHITESPACE = _whitespace_table()
 
 
-def cut_at_spaces(text: str) -> list[str]:
-    """``text`` cut at each space that follows a non-whitespace character, those spaces dropped:
-    ``" ".join(cut_at_spaces(text)) == text``.
+def cut_at_spaces(text: str) -> tuple[list[str], np.ndarray]:
+    """``text`` cut at each space that follows a non-whitespace character, those spaces dropped
+    (``" ".join(parts) == text``), and where those spaces are.
 
-        >>> cut_at_spaces("To be,  or not\\n to be")
-        ['To', 'be,', ' or', 'not\\n to', 'be']
+        >>> parts, cuts = cut_at_spaces("To be,  or not\\n to be")
+        >>> parts, cuts.tolist()
+        (['To', 'be,', ' or', 'not\\n to', 'be'], [2, 6, 10, 18])
 
     Raises:
         UnicodeEncodeError: the text holds a lone surrogate (the caller replaces them).
@@ -72,17 +73,17 @@ def cut_at_spaces(text: str) -> list[str]:
     spaces = code[1:] == 32                                        # (n - 1,): is text[i + 1] a space
     cuts = np.flatnonzero(spaces & ~after) + 1                     # the spaces to cut at
     if cuts.size == np.count_nonzero(spaces) and not text.startswith(" "):
-        return text.split(" ")                                     # every space is a cut
+        return text.split(" "), cuts                               # every space is a cut
     mark = next((c for c in _SENTINELS if c not in text), None)
     if mark is None:
         out, at = [], 0                                            # (a text holding all of them)
         for c in cuts.tolist():
             out.append(text[at:c])
             at = c + 1
-        return out + [text[at:]]
+        return out + [text[at:]], cuts
     marked = code.copy()
     marked[cuts] = ord(mark)
-    return marked.tobytes().decode(encoding).split(mark)
+    return marked.tobytes().decode(encoding).split(mark), cuts
 
 
 class PieceEncoder:
@@ -109,7 +110,7 @@ class PieceEncoder:
 
     def encode(self, text: str) -> list[int]:
         """The ids of ``text``: those of the ChunkEncoder on ``split(text)``, in less time."""
-        parts = cut_at_spaces(text)
+        parts, cuts = cut_at_spaces(text)
         if len(parts) < 3:
             return self.chunks.encode(self.split(text))
         if len(self.cache) > self.cache_limit:
@@ -117,15 +118,21 @@ class PieceEncoder:
         first, middle, last = parts[0], parts[1:-1], parts[-1]
         slots, new = self.cache.number(middle)
         new_parts = [] if new is None else list(map(middle.__getitem__, new.tolist()))
+        ends = np.append(cuts, len(text))      # where each piece ends: the first part, the middle ones, the last
         try:
             if 2 * len(new_parts) > len(middle):
                 # mostly new pieces (a first call): split the whole text, as the chunk path does,
                 # and keep the new pieces' runs; its ids are the answer
-                ids, ids_end = self._encode_pieces(first, middle, last)
+                ids, ids_end = self._encode_pieces(first, middle, last, ends)
                 self._keep(len(new_parts), ids, ids_end[new], ids_end[new + 1])
                 return ids.tolist()
             # mostly known pieces: split only the new ones, between the first and the last part
-            ids, ids_end = self._encode_pieces(first, new_parts, last)
+            if new_parts:
+                size = np.diff(ends)[new]                              # " " + each new part
+                ends = np.cumsum(np.concatenate([ends[:1], size, [len(last) + 1]]))
+            else:
+                ends = np.array([len(first), len(first) + 1 + len(last)])
+            ids, ids_end = self._encode_pieces(first, new_parts, last, ends)
             if new_parts:
                 self._keep(len(new_parts), ids, ids_end[:-2], ids_end[1:-1])
         except BaseException:
@@ -134,12 +141,11 @@ class PieceEncoder:
         middle_ids = self.cache.gather(slots)[0]
         return np.concatenate([ids[:ids_end[0]], middle_ids, ids[ids_end[-2]:]]).tolist()
 
-    def _encode_pieces(self, first: str, middle: list[str], last: str) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_pieces(self, first: str, middle: list[str], last: str,
+                       pieces_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ids of ``first``, ``" " + m`` for each ``m`` of ``middle`` and ``" " + last``, one
         after the other (split and encoded as one text: they join at cuts), and where each
-        piece's ids end."""
-        lens = np.fromiter(map(len, middle), np.int64, len(middle)) + 1     # + the leading space
-        pieces_end = np.cumsum(np.concatenate([[len(first)], lens, [len(last) + 1]]))
+        piece's ids end; ``pieces_end``: where each piece ends in that text."""
         chunks = self.split(" ".join([first, *middle, last]))
         ids, counts = self.chunks.encode_runs(chunks)
         chunks_end = np.cumsum(np.fromiter(map(len, chunks), np.int64, len(chunks)))
