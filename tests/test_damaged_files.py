@@ -148,6 +148,14 @@ def test_a_tokenizer_file_cut_anywhere_loads_as_saved_or_is_refused_by_name(tmp_
         load_tokenizer(cut)
 
 
+def test_a_missing_tokenizer_file_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tokenizer file .*nope.model does not exist: check the path, "
+                                                r"or write one with `python -m tinygrad_lm tokenize"):
+        load_tokenizer(tmp_path / "nope.model")
+    with pytest.raises(FileNotFoundError, match=r"is a folder, not a file"):
+        load_tokenizer(tmp_path)
+
+
 def test_an_empty_tokenizer_file_says_it_is_empty(tmp_path):
     (tmp_path / "tok.model").write_bytes(b"")
     with pytest.raises(ValueError, match=r"tok.model is empty"):

@@ -41,8 +41,9 @@ which is h's value there in float32 (the overflow warning is silenced).
 The code's passes over each block, in order (x2, e, h are scratch arrays; y and dydx outputs):
     x2 = x * x;  e = exp((-2 c a x2 - 2 c) x);  h = 1 / (e + 1);  y = h x
     dydx = (3 a c x2 + c) (2 - 2 h) y + h
-On a GPU (float32 CuPy arrays) one CUDA kernel (`fast/cuda/gelu.py`) evaluates the same two
-lines per element; this file's NumPy code is its oracle.
+On a GPU (float32 CuPy arrays) one CUDA kernel (`fast/cuda/gelu.py`) computes y and dy/dx per
+element from step 5's formula with CUDA's own `tanhf` (tanh is cheap there, so it keeps the
+tanh spelling); this file's NumPy code is its oracle, to float32 rounding.
 Leaves out: the exact erf GELU, y = x Phi(x) with derivative Phi(x) + x phi(x) (BERT's): it
 stays on the reference path (`engine/ops/erf.py`, which derives it); `fuse` swaps only `nn.GELU`,
 which is the tanh form.

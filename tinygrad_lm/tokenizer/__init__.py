@@ -69,6 +69,7 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Read a file written by ``BPETokenizer.save`` or ``CharTokenizer.save``, whichever it is.
 
     Raises:
+        FileNotFoundError: naming the path and how to write one, when there is no such file.
         ValueError: naming the path when the file is neither (a ``.tiktoken`` rank file holds no
             split pattern: read it with ``BPETokenizer.load_tiktoken(path, pattern=...)``), is
             empty, or is one of them cut short or damaged.
@@ -76,6 +77,11 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     from .bpe import FORMAT_HEADER
     from .char import FORMAT as CHAR_FORMAT, PREFIX as CHAR_PREFIX
 
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"tokenizer file {path} {what}: check the path, or write one with "
+                                f"`python -m tinygrad_lm tokenize --data TEXT --vocab-size N --save {path}` "
+                                f"(or tok.save(path) in Python)")
     head = read_text(path)[:200]
     if not head:
         raise ValueError(f"{path} is empty (a save that did not finish?); save the tokenizer again")
