@@ -311,6 +311,17 @@ def test_finetune_learns_a_toy_task_and_keeps_the_best_checkpoint(pretrained, tm
         load_classifier(pretrained)
 
 
+def test_a_float64_classifier_checkpoint_loads_as_float64(pretrained, tmp_path):
+    finetune(ft_cfg(pretrained, tmp_path, max_iters=2, eval_interval=2))
+    meta, state, optim = checkpoint.load(tmp_path / "ft" / "ckpt.npz")
+    wide = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for k, v in state.items()}
+    checkpoint.save(tmp_path / "f64.npz", wide, optim, meta)
+    model, tok, _ = load_classifier(tmp_path / "f64.npz")
+    assert {p.data.dtype for p in model.parameters()} == {np.dtype(np.float64)}   # not cast down to float32
+    got = model.state_dict()
+    assert all(np.array_equal(got[k], wide[k]) for k in wide)
+
+
 def test_finetune_resumes_exactly_and_scratch_differs_from_pretrained(pretrained, tmp_path):
     full = finetune(ft_cfg(pretrained, tmp_path / "a", dropout=0.1))
     part = finetune(ft_cfg(pretrained, tmp_path / "b", dropout=0.1), stop_at=13)

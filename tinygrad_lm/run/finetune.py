@@ -266,6 +266,8 @@ def load_classifier(path, device="cpu"):
     cls = _classifier_class(meta)
     model = cls(_model_config(cls, meta, path)[0], meta["num_labels"], meta["label_names"],
                 meta.get("pooling", "last"))
+    floats = [a.dtype for a in state.values() if np.issubdtype(a.dtype, np.floating)]
+    model = model.to(dtype=np.result_type(*floats) if floats else None)  # the checkpoint's dtype (float64 runs)
     try:
         model.load_state_dict(state)
     except ValueError as e:
