@@ -210,6 +210,31 @@ def test_fast_trainer_matches_reference_random_texts(text, pattern, n_merges, n_
     assert fast.encode("abc the 日本 😀 1234") == ref.encode("abc the 日本 😀 1234")
 
 
+@st.composite
+def run_texts(draw):
+    """Texts made of runs: one byte (or one multi-byte character) repeated, and a short unit
+    such as "ab" or "aab" repeated, 1 to 40 times, joined with or without spaces. A merge in a
+    run changes the pairs next to each merge site, and the sites chain ("aaaa" on (a, a) is
+    "X X", "abab" on (a, b) is "X X"), which is where the fast trainer's pair updates can go
+    wrong."""
+    unit = st.sampled_from(["a", "b", "ab", "ba", "aab", "abb", "é", "😀", "aé", " ", "1"])
+    runs = draw(st.lists(st.tuples(unit, st.integers(1, 40)), min_size=1, max_size=6))
+    sep = draw(st.sampled_from(["", " ", "\n"]))
+    return sep.join(u * n for u, n in runs)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(text=run_texts(), pattern=PATTERNS, n_merges=st.integers(1, 40))
+@example(text="aaaa", pattern=GPT4_SPLIT_PATTERN, n_merges=3)
+@example(text="aaaaa aaa aaaaaaa", pattern=GPT4_SPLIT_PATTERN, n_merges=6)
+@example(text="abababab abab aba", pattern=GPT4_SPLIT_PATTERN, n_merges=6)
+@example(text="a" * 40 + " " + "ab" * 20, pattern=GPT2_SPLIT_PATTERN, n_merges=12)
+def test_fast_trainer_matches_reference_on_runs(text, pattern, n_merges):
+    # long runs of one byte and repeated pairs: the same merges as the reference, in order
+    fast = train_bpe_fast(text, 256 + n_merges, pattern)
+    assert list(fast.items()) == list(train_bpe_reference(text, 256 + n_merges, pattern).items())
+
+
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(1, 30))
 @example(text="aaabdaaabac", pattern=GPT4_SPLIT_PATTERN, n_merges=4)

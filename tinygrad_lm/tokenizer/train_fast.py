@@ -22,8 +22,8 @@ the counts are updated by the difference. The loop is four named steps; the stat
      change pushes a fresh entry instead of updating the old one). **Tie-break**: the heap
      orders equal counts by ``(id1, id2)``, so the smallest pair wins, as in the reference.
   4. ``_PairCounts.apply_merge``: replace the pair in the chunks that contain it (and only
-     those: ``_merge_chunks``), and add to the counts the difference between each changed
-     chunk's new and old pairs (``_add_deltas``), pushing the changed counts on the heap.
+     those: ``_merge_chunks``), and change the counts of the pairs next to each merge site
+     only (``_add_deltas``), pushing the changed counts on the heap.
   The reference's guard: a pair whose merged bytes already exist as a token is dropped
   (``_PairCounts.forget``), so every token is a distinct byte string, which a tiktoken rank file
   requires. (We have not seen it fire: on tinyshakespeare up to vocab 20000 and in random
@@ -35,7 +35,8 @@ The Wikipedia example ``aaabdaaabac`` through those steps (one chunk; a=97 b=98 
     count_pairs : aa:4 ab:2 bd:1 da:1 ba:1 ac:1       (pairs overlap: "aaa" holds 2 x "aa")
     best_pair   : (97, 97) x4
     apply_merge : -> 256 "aa"   chunk = [aa a b d aa a b a c]
-                  deltas aa:-4 da:-1 (aa,a):+2 (d,aa):+1, so the counts are now
+                  aa goes to 0; site 1 "aa|a": aa:-1 (aa,a):+1; site 2 "d|aa|a": da:-1
+                  (d,aa):+1 aa:-1 (aa,a):+1, so the counts are now
                   (256,97):2 (97,98):2 and four pairs seen once
     best_pair   : (97, 98) x2   a tie at 2: the smaller pair (97,98) < (256,97) is on top
     apply_merge : -> 257 "ab"   chunk = [aa ab d aa ab a c]; (256,97) drops to 0 and is
@@ -63,7 +64,7 @@ from __future__ import annotations
 import heapq
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 import regex
 
@@ -164,7 +165,7 @@ class _PairCounts:
         self.words = words
         self.freqs = freqs
         self.stats: dict[tuple[int, int], int] = {}
-        self.where: dict[tuple[int, int], set[int]] = {}
+        self.where: dict[tuple[int, int], set[int]] = defaultdict(set)
         self.heap: list[tuple[int, int, int]] = []
 
     @classmethod
@@ -181,11 +182,7 @@ class _PairCounts:
         for wi, (w, f) in enumerate(zip(self.words, self.freqs)):
             for pair in zip(w, w[1:]):
                 stats[pair] = stats.get(pair, 0) + f
-                s = where.get(pair)
-                if s is None:
-                    where[pair] = {wi}
-                else:
-                    s.add(wi)
+                where[pair].add(wi)
         self.heap = [(-c, a, b) for (a, b), c in stats.items()]
         heapq.heapify(self.heap)
         return self
@@ -208,34 +205,49 @@ class _PairCounts:
 
     def apply_merge(self, pair: tuple[int, int], idx: int) -> None:
         """Step 4: replace ``pair`` by ``idx`` in every chunk that contains it, and update the
-        pair counts by the difference between those chunks' new and old pairs."""
+        pair counts by what changed next to each merge site."""
+        del self.stats[pair]                  # every occurrence is merged: its count becomes 0
         self._add_deltas(self._merge_chunks(pair, idx))
 
     def _merge_chunks(self, pair: tuple[int, int], idx: int) -> dict[tuple[int, int], int]:
-        """Merge ``pair`` in the chunks listed in ``where[pair]`` (``_merge_pair``, i.e.
-        ``merge``); return ``{pair: count change}`` and index the new pairs in ``where``.
+        """Merge ``pair`` in place in the chunks listed in ``where[pair]``; return
+        ``{pair: count change}`` and index the new pairs in ``where``.
 
-        A changed chunk of frequency f takes f off each of its old pairs and adds f to each of
-        its new pairs; pairs away from the merge cancel out (delta 0)."""
+        Only the pairs next to a merge site change. Left to right, for each occurrence of
+        ``a b`` in a chunk of frequency f, with ``p`` the token now before it (possibly ``idx``
+        from the previous occurrence) and ``q`` the token after it::
+
+            p a b q  ->  p idx q :   (p, a) -f   (p, idx) +f   (b, q) -f   (idx, q) +f
+
+        (the pair itself goes to 0: ``apply_merge`` deletes it). In a run the steps chain:
+        "a b a b" -> (b, a) -f (idx, a) +f at the first site, then (idx, a) -f (idx, idx) +f
+        at the second, so (idx, a) nets 0 and only the pairs the chunk really lost or gained
+        are left."""
         a, b = pair
         words, freqs, where = self.words, self.freqs, self.where
         delta: dict[tuple[int, int], int] = {}
+        get = delta.get
         for wi in where.pop(pair):
             w = words[wi]
-            new = _merge_pair(w, a, b, idx)
-            if new is None:
-                continue                       # stale index entry: pair no longer there
             f = freqs[wi]
-            for p in zip(w, w[1:]):
-                delta[p] = delta.get(p, 0) - f
-            for p in zip(new, new[1:]):
-                delta[p] = delta.get(p, 0) + f
-                s = where.get(p)
-                if s is None:
-                    where[p] = {wi}
-                else:
-                    s.add(wi)
-            words[wi] = new
+            i = 0
+            while a in w[i:-1]:               # (stale index entries: no a b left, no change)
+                i = w.index(a, i, -1)
+                if w[i + 1] != b:
+                    i += 1
+                    continue
+                if i:
+                    p = w[i - 1]
+                    delta[p, a] = get((p, a), 0) - f
+                    delta[p, idx] = get((p, idx), 0) + f
+                    where[p, idx].add(wi)
+                if i + 2 < len(w):
+                    q = w[i + 2]
+                    delta[b, q] = get((b, q), 0) - f
+                    delta[idx, q] = get((idx, q), 0) + f
+                    where[idx, q].add(wi)
+                w[i:i + 2] = (idx,)
+                i += 1
         return delta
 
     def _add_deltas(self, delta: dict[tuple[int, int], int]) -> None:
@@ -253,25 +265,3 @@ class _PairCounts:
             else:
                 stats.pop(p, None)
                 where.pop(p, None)
-
-
-def _merge_pair(w: list[int], a: int, b: int, idx: int) -> list[int] | None:
-    """``train_reference.merge`` specialised for the training loop: returns None when the pair
-    is absent, so that chunks no longer holding the pair cost one scan and no allocation."""
-    try:
-        i = w.index(a)
-    except ValueError:
-        return None
-    n = len(w)
-    out = None
-    while i < n:
-        if w[i] == a and i + 1 < n and w[i + 1] == b:
-            if out is None:
-                out = w[:i]
-            out.append(idx)
-            i += 2
-        else:
-            if out is not None:
-                out.append(w[i])
-            i += 1
-    return out
