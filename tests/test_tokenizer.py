@@ -245,10 +245,10 @@ def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
     # the smallest pair)
     chunks = regex.findall(pattern, text)
     ref_chunks = [list(c.encode("utf-8")) for c in chunks]
-    pairs = _PairCounts.count_pairs(Counter(chunks))
+    pairs = _PairCounts.count_pairs(Counter(chunks), n_ids=256 + n_merges)
     for idx in range(256, 256 + n_merges):
         stats = reference_stats(ref_chunks)
-        assert pairs.stats == stats
+        assert pairs.pair_counts() == stats
         best = pairs.best_pair()
         assert best == reference_best(stats)
         if best is None:

@@ -7,23 +7,28 @@ What this file implements: ``train_bpe_fast(text, vocab_size, pattern)``, the de
 
 What it changes against the reference, and why: the reference recounts every pair of every
 chunk for each merge. Here a merge only touches the chunks that contain the merged pair, and
-the counts are updated by the difference. The loop is four named steps; the state they share
-(the distinct chunks, the live pair counts, where each pair occurs, a heap) is a ``_PairCounts``:
+only the counts of the pairs next to each merge site change. The loop is four named steps; the
+state they share (the distinct chunks, the live pair counts, where each pair occurs, a heap) is
+a ``_PairCounts``, which keeps a pair ``(a, b)`` as the one int ``a * n_ids + b`` (``n_ids``: the
+vocabulary size), cheaper to hash and compare than a tuple, and ordered as the pairs are:
 
   1. split: cut the text once with the regex (the stdlib ``re`` spelling for ASCII text, about
      2x faster, see ``patterns.py``) and count the *distinct* chunks (``Counter(findall(text))``);
      a 1 MB English text has ~15k distinct chunks for ~260k chunk occurrences, so every later
      step works on the 15k, weighted by frequency (the reference does this too).
   2. ``_PairCounts.count_pairs``: count every adjacent pair of every distinct chunk, weighted by
-     the chunk's frequency (what ``get_stats`` with ``weight`` does), note for each pair the set
-     of chunks that contain it, and put every pair on a max-heap of ``(-count, id1, id2)``.
+     the chunk's frequency (what ``get_stats`` with ``weight`` does), with NumPy over all the
+     chunks' bytes at once; note for each pair the set of chunks that contain it, and put every
+     pair on a heap ordered by count, largest first.
   3. ``_PairCounts.best_pair``: pop the heap until the popped count is the pair's live count
      (an entry whose count has changed since it was pushed is stale and skipped: every count
      change pushes a fresh entry instead of updating the old one). **Tie-break**: the heap
-     orders equal counts by ``(id1, id2)``, so the smallest pair wins, as in the reference.
-  4. ``_PairCounts.apply_merge``: replace the pair in the chunks that contain it (and only
-     those: ``_merge_chunks``), and change the counts of the pairs next to each merge site
-     only (``_add_deltas``), pushing the changed counts on the heap.
+     orders equal counts by the pair's key, i.e. by ``(id1, id2)``, so the smallest pair wins,
+     as in the reference.
+  4. ``_PairCounts.apply_merge``: replace the pair in place in the chunks that contain it (and
+     only those: ``_merge_chunks``). A site ``p a b q`` becomes ``p X q``: (p, a) and (b, q) lose
+     the chunk's frequency, (p, X) and (X, q) gain it, and nothing else in the chunk changes;
+     ``_add_deltas`` adds those changes to the counts and pushes the new counts on the heap.
   The reference's guard: a pair whose merged bytes already exist as a token is dropped
   (``_PairCounts.forget``), so every token is a distinct byte string, which a tiktoken rank file
   requires. (We have not seen it fire: on tinyshakespeare up to vocab 20000 and in random
@@ -35,13 +40,14 @@ The Wikipedia example ``aaabdaaabac`` through those steps (one chunk; a=97 b=98 
     count_pairs : aa:4 ab:2 bd:1 da:1 ba:1 ac:1       (pairs overlap: "aaa" holds 2 x "aa")
     best_pair   : (97, 97) x4
     apply_merge : -> 256 "aa"   chunk = [aa a b d aa a b a c]
-                  aa goes to 0; site 1 "aa|a": aa:-1 (aa,a):+1; site 2 "d|aa|a": da:-1
-                  (d,aa):+1 aa:-1 (aa,a):+1, so the counts are now
+                  aa is deleted (every occurrence merged); site 1 (nothing before, a after):
+                  (aa,a):+1; site 2 (d before, a after): da:-1 (d,aa):+1 (aa,a):+1
+                  (and aa:-1 at each site, moot); so the counts are now
                   (256,97):2 (97,98):2 and four pairs seen once
     best_pair   : (97, 98) x2   a tie at 2: the smaller pair (97,98) < (256,97) is on top
     apply_merge : -> 257 "ab"   chunk = [aa ab d aa ab a c]; (256,97) drops to 0 and is
-                  removed, but its heap entry (-2, 256, 97) stays behind
-    best_pair   : pops (-2, 256, 97) first, sees it is stale and skips it, then (256, 257) x2
+                  removed, but its heap entry (count 2) stays behind
+    best_pair   : pops that entry first, sees it is stale and skips it, then (256, 257) x2
     apply_merge : -> 258 "aaab" chunk = [258 100 258 97 99], i.e. "XdXac" with X=aaab, as on
                   Wikipedia (Z=aa, Y=ab, X=ZY)
 
@@ -56,8 +62,8 @@ for 1024 (50x) and 2.5 minutes for 4096 (190x) (``python scripts/bench_tokenizer
 both``). Moving this loop out of bpe.py into its own function left its speed as it was
 (before/after timings interleaved in one process: 0.92x to 1.04x, noise).
 
-What it leaves out: parallel counting and native code (Hugging Face ``tokenizers`` has both;
-BENCHMARKS.md compares), and training on special tokens.
+What it leaves out: parallel work and a native merge loop (Hugging Face ``tokenizers`` has
+both; BENCHMARKS.md compares), and training on special tokens.
 """
 from __future__ import annotations
 
@@ -66,6 +72,7 @@ import re
 import time
 from collections import Counter, defaultdict
 
+import numpy as np
 import regex
 
 from .base import render_token
@@ -99,7 +106,7 @@ def train_bpe_fast(text: str, vocab_size: int, pattern: str = "gpt4",
     n_merges = max(0, vocab_size - 256)
     t0 = time.perf_counter()
     chunk_counts = Counter(split_chunks(text, resolve_pattern(pattern)))  # 1. split
-    pairs = _PairCounts.count_pairs(chunk_counts)                         # 2. count pairs
+    pairs = _PairCounts.count_pairs(chunk_counts, 256 + n_merges)         # 2. count pairs
     if verbose:
         print(f"bpe train: {len(text):,} chars, {len(chunk_counts):,} unique chunks, "
               f"{n_merges:,} merges to learn")
@@ -132,86 +139,120 @@ def train_bpe_fast(text: str, vocab_size: int, pattern: str = "gpt4",
 class _PairCounts:
     """The training state: the distinct chunks and the live count of every adjacent pair.
 
+    A pair ``(a, b)`` is kept as one int, its key ``a * n_ids + b`` (every id is below
+    ``n_ids``, the vocabulary size): an int hashes and compares faster than a tuple and takes
+    no allocation to look up. Keys sort as the pairs do, so "ties to the smallest pair" is
+    "ties to the smallest key". ``pair_counts()`` gives the counts back keyed by tuples.
+
     Attributes:
+        n_ids: one more than the largest id a pair may hold; ``divmod(key, n_ids)`` is the pair.
         words: ``words[i]`` is the i-th distinct chunk as a list of token ids (merged so far).
         freqs: ``freqs[i]`` is how often that chunk occurs in the text.
-        stats: ``{pair: count}`` over the whole text (each chunk weighted by its frequency);
+        stats: ``{key: count}`` over the whole text (each chunk weighted by its frequency);
             only pairs with a count > 0 (and not forgotten) are in it.
-        where: ``{pair: set of i}``, the chunks that contain the pair. It may list chunks that no
-            longer do (a later merge ate the pair); ``_merge_chunks`` skips those.
-        heap: ``(-count, id1, id2)`` entries, a max-heap on count with ties to the smallest
-            pair. Each count change pushes a new entry; ``best_pair`` skips the outdated ones.
+        where: ``{key: set of i}``, the chunks that contain the pair. It may list chunks that no
+            longer do (a later merge ate the pair); ``_merge_chunks`` finds no site in those.
+        heap: a min-heap of ints ``key - count * n_ids**2``: the smallest entry is the largest
+            count, ties to the smallest key, and ``entry % n_ids**2`` is the key back (one int
+            per entry is faster to push and compare than a ``(-count, a, b)`` tuple). Each
+            count change pushes a new entry; ``best_pair`` skips the outdated ones.
 
     The Wikipedia example, one merge (``train_bpe_fast`` runs the full loop):
 
         >>> from tinygrad_lm.tokenizer.train_reference import get_stats
-        >>> pairs = _PairCounts.count_pairs({"aaabdaaabac": 1})
-        >>> pairs.stats == get_stats(b"aaabdaaabac")
+        >>> pairs = _PairCounts.count_pairs({"aaabdaaabac": 1}, n_ids=256 + 3)
+        >>> pairs.pair_counts() == get_stats(b"aaabdaaabac")
         True
         >>> pairs.best_pair()
         ((97, 97), 4)
         >>> pairs.apply_merge((97, 97), 256)
         >>> pairs.words
         [[256, 97, 98, 100, 256, 97, 98, 97, 99]]
-        >>> pairs.stats == get_stats(pairs.words[0])
+        >>> pairs.pair_counts() == get_stats(pairs.words[0])
         True
         >>> pairs.best_pair()      # a tie at 2 with (256, 97): the smaller pair wins
         ((97, 98), 2)
     """
 
-    __slots__ = ("words", "freqs", "stats", "where", "heap")
+    __slots__ = ("n_ids", "words", "freqs", "stats", "where", "heap")
 
-    def __init__(self, words: list[list[int]], freqs: list[int]):
+    def __init__(self, n_ids: int, words: list[list[int]], freqs: list[int]):
+        self.n_ids = n_ids
         self.words = words
         self.freqs = freqs
-        self.stats: dict[tuple[int, int], int] = {}
-        self.where: dict[tuple[int, int], set[int]] = defaultdict(set)
-        self.heap: list[tuple[int, int, int]] = []
+        self.stats: dict[int, int] = {}
+        self.where: dict[int, set[int]] = defaultdict(set)
+        self.heap: list[int] = []
 
     @classmethod
-    def count_pairs(cls, chunk_counts: dict[str, int]) -> "_PairCounts":
+    def count_pairs(cls, chunk_counts: dict[str, int], n_ids: int) -> "_PairCounts":
         """Step 2: the pair counts of ``{chunk: frequency}``, where each pair occurs, the heap.
 
         Each chunk becomes the list of its UTF-8 bytes, and its pairs are counted weighted by
-        the chunk's frequency, so a chunk seen 1000 times is scanned once. The counts are
-        ``get_stats(w, stats, weight=f)`` over every chunk ``w`` of frequency ``f``, done in the
-        same pass as ``where`` (one loop instead of two saves ~10% of this step).
+        the chunk's frequency, so a chunk seen 1000 times is scanned once: ``get_stats(w,
+        weight=f)`` summed over every chunk ``w`` of frequency ``f``. Done with NumPy over all
+        chunks' bytes at once (one Python step per pair per chunk took ~4x longer): the bytes
+        of all chunks end to end, the pairs inside a chunk as keys, then ``np.unique`` for the
+        distinct keys (with ``bincount`` of the frequencies: the counts) and for the distinct
+        (key, chunk) combinations (``where``).
         """
-        self = cls([list(w.encode("utf-8")) for w in chunk_counts], list(chunk_counts.values()))
-        stats, where = self.stats, self.where
-        for wi, (w, f) in enumerate(zip(self.words, self.freqs)):
-            for pair in zip(w, w[1:]):
-                stats[pair] = stats.get(pair, 0) + f
-                where[pair].add(wi)
-        self.heap = [(-c, a, b) for (a, b), c in stats.items()]
+        encoded = [w.encode("utf-8") for w in chunk_counts]
+        self = cls(n_ids, [list(w) for w in encoded], list(chunk_counts.values()))
+        ids = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.int64)    # (N,) all bytes
+        chunk_of = np.repeat(np.arange(len(encoded)), [len(w) for w in encoded])   # (N,) their chunk
+        inside = chunk_of[1:] == chunk_of[:-1]          # (N-1,) bytes j, j+1 in the same chunk
+        keys = (ids[:-1] * n_ids + ids[1:])[inside]     # (P,) the key of every pair occurrence
+        chunks = chunk_of[:-1][inside]                  # (P,) its chunk
+        freqs = np.array(self.freqs, dtype=np.int64)    # (n_chunks,)
+        uniq, inverse = np.unique(keys, return_inverse=True)                       # (U,), (P,)
+        counts = np.bincount(inverse, weights=freqs[chunks], minlength=len(uniq))  # (U,) float64, exact
+        uniq = uniq.tolist()
+        self.stats = dict(zip(uniq, counts.astype(np.int64).tolist()))
+        # where: the chunks of each pair's occurrences, grouped by pair (a set drops repeats)
+        by_pair = np.argsort(inverse, kind="stable")                  # (P,) occurrences by pair
+        chunk_ids = chunks[by_pair].tolist()
+        ends = np.cumsum(np.bincount(inverse, minlength=len(uniq))).tolist()   # (U,)
+        for key, lo, hi in zip(uniq, [0] + ends, ends):
+            self.where[key] = set(chunk_ids[lo:hi])
+        square = n_ids * n_ids
+        self.heap = [key - c * square for key, c in self.stats.items()]
         heapq.heapify(self.heap)
         return self
+
+    def pair_counts(self) -> dict[tuple[int, int], int]:
+        """The live counts keyed by ``(id1, id2)``, as ``get_stats`` gives them (for tests)."""
+        return {divmod(key, self.n_ids): c for key, c in self.stats.items()}
 
     def best_pair(self) -> tuple[tuple[int, int], int] | None:
         """Step 3: the most frequent pair and its count, ties to the smallest ``(id1, id2)``;
         None when no pair is left. Pops heap entries until one holds its pair's live count
         (the others are stale: pushed before the count changed)."""
-        heap, stats = self.heap, self.stats
+        heap, stats, square = self.heap, self.stats, self.n_ids * self.n_ids
         while heap:
-            negc, a, b = heapq.heappop(heap)
-            if stats.get((a, b)) == -negc:
-                return (a, b), -negc
+            entry = heapq.heappop(heap)
+            key = entry % square
+            count = (key - entry) // square
+            if stats.get(key) == count:
+                return divmod(key, self.n_ids), count
         return None
 
     def forget(self, pair: tuple[int, int]) -> None:
         """Drop ``pair``'s count, so that ``best_pair`` skips it (``train_bpe_fast`` calls this
         for a pair whose merged bytes are already a token)."""
-        del self.stats[pair]
+        del self.stats[pair[0] * self.n_ids + pair[1]]
 
     def apply_merge(self, pair: tuple[int, int], idx: int) -> None:
         """Step 4: replace ``pair`` by ``idx`` in every chunk that contains it, and update the
         pair counts by what changed next to each merge site."""
-        del self.stats[pair]                  # every occurrence is merged: its count becomes 0
+        if idx >= self.n_ids:
+            raise ValueError(f"new id {idx} does not fit n_ids={self.n_ids}: pass count_pairs "
+                             "an n_ids above the largest id to be made (the vocabulary size)")
+        del self.stats[pair[0] * self.n_ids + pair[1]]   # every occurrence is merged: count 0
         self._add_deltas(self._merge_chunks(pair, idx))
 
-    def _merge_chunks(self, pair: tuple[int, int], idx: int) -> dict[tuple[int, int], int]:
+    def _merge_chunks(self, pair: tuple[int, int], idx: int) -> dict[int, int]:
         """Merge ``pair`` in place in the chunks listed in ``where[pair]``; return
-        ``{pair: count change}`` and index the new pairs in ``where``.
+        ``{key: count change}`` and index the new pairs in ``where``.
 
         Only the pairs next to a merge site change. Left to right, for each occurrence of
         ``a b`` in a chunk of frequency f, with ``p`` the token now before it (possibly ``idx``
@@ -224,44 +265,52 @@ class _PairCounts:
         at the second, so (idx, a) nets 0 and only the pairs the chunk really lost or gained
         are left."""
         a, b = pair
-        words, freqs, where = self.words, self.freqs, self.where
-        delta: dict[tuple[int, int], int] = {}
+        n_ids, words, freqs, where = self.n_ids, self.words, self.freqs, self.where
+        b_row, idx_row = b * n_ids, idx * n_ids          # keys (b, q) and (idx, q) are row + q
+        delta: dict[int, int] = {}
         get = delta.get
-        for wi in where.pop(pair):
+        for wi in where.pop(a * n_ids + b):
             w = words[wi]
             f = freqs[wi]
+            last = len(w) - 1                  # a pair starts at 0 .. last - 1
             i = 0
-            while a in w[i:-1]:               # (stale index entries: no a b left, no change)
-                i = w.index(a, i, -1)
+            while i < last and a in w[i:last]:
+                i = w.index(a, i, last)
                 if w[i + 1] != b:
                     i += 1
                     continue
-                if i:
-                    p = w[i - 1]
-                    delta[p, a] = get((p, a), 0) - f
-                    delta[p, idx] = get((p, idx), 0) + f
-                    where[p, idx].add(wi)
-                if i + 2 < len(w):
+                if i:                          # p before the site
+                    p_row = w[i - 1] * n_ids
+                    key = p_row + a
+                    delta[key] = get(key, 0) - f
+                    key = p_row + idx
+                    delta[key] = get(key, 0) + f
+                    where[key].add(wi)
+                if i + 1 < last:               # q after the site
                     q = w[i + 2]
-                    delta[b, q] = get((b, q), 0) - f
-                    delta[idx, q] = get((idx, q), 0) + f
-                    where[idx, q].add(wi)
+                    key = b_row + q
+                    delta[key] = get(key, 0) - f
+                    key = idx_row + q
+                    delta[key] = get(key, 0) + f
+                    where[key].add(wi)
                 w[i:i + 2] = (idx,)
+                last -= 1
                 i += 1
         return delta
 
-    def _add_deltas(self, delta: dict[tuple[int, int], int]) -> None:
+    def _add_deltas(self, delta: dict[int, int]) -> None:
         """Add the count changes to ``stats``: push each new count on the heap, and drop the
         pairs whose count reaches 0 from ``stats`` and ``where``."""
         stats, where, heap = self.stats, self.where, self.heap
+        square = self.n_ids * self.n_ids
         push = heapq.heappush
-        for p, d in delta.items():
+        for key, d in delta.items():
             if d == 0:
                 continue
-            c = stats.get(p, 0) + d
+            c = stats.get(key, 0) + d
             if c > 0:
-                stats[p] = c
-                push(heap, (-c, p[0], p[1]))
+                stats[key] = c
+                push(heap, key - c * square)
             else:
-                stats.pop(p, None)
-                where.pop(p, None)
+                stats.pop(key, None)
+                where.pop(key, None)
