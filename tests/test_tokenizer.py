@@ -259,6 +259,17 @@ def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
         assert dict(zip(Counter(chunks), pairs.words)) == expected
 
 
+def test_pair_counts_ids_must_fit_n_ids():
+    # the pair keys are a * n_ids + b: an id at or above n_ids would alias another pair
+    with pytest.raises(ValueError, match="n_ids=255 is below 256"):
+        _PairCounts.count_pairs({"ab": 1}, n_ids=255)
+    pairs = _PairCounts.count_pairs({"ab": 1}, n_ids=257)
+    with pytest.raises(ValueError, match="new id 257 does not fit n_ids=257"):
+        pairs.apply_merge((97, 98), 257)
+    pairs.apply_merge((97, 98), 256)
+    assert pairs.words == [[256]] and pairs.pair_counts() == {}
+
+
 def test_fast_trainer_matches_reference_on_corpus(corpus):
     text = corpus[:30_000]
     fast, ref = BPETokenizer("gpt4"), BPETokenizer("gpt4")

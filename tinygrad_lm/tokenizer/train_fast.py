@@ -26,14 +26,16 @@ vocabulary size), cheaper to hash and compare than a tuple, and ordered as the p
      orders equal counts by the pair's key, i.e. by ``(id1, id2)``, so the smallest pair wins,
      as in the reference.
   4. ``_PairCounts.apply_merge``: replace the pair in place in the chunks that contain it (and
-     only those: ``_merge_chunks``). A site ``p a b q`` becomes ``p X q``: (p, a) and (b, q) lose
-     the chunk's frequency, (p, X) and (X, q) gain it, and nothing else in the chunk changes;
-     ``_add_deltas`` adds those changes to the counts and pushes the new counts on the heap.
+     only those: ``_merge_chunks``). A site ``p a b q`` becomes ``p X q`` (X: the new id): (p, a)
+     and (b, q) lose the chunk's frequency, (p, X) and (X, q) gain it, and nothing else in the
+     chunk changes; ``_add_deltas`` adds those changes to the counts and pushes the new counts
+     on the heap.
   The reference's guard: a pair whose merged bytes already exist as a token is dropped
   (``_PairCounts.forget``), so every token is a distinct byte string, which a tiktoken rank file
   requires. (We have not seen it fire: on tinyshakespeare up to vocab 20000 and in random
   searches over small texts, no two pairs ever spelled the same bytes; minbpe and Hugging Face
-  have no such guard.)
+  have no such guard.) The four steps run with Python's cyclic garbage collector paused
+  (``_gc_paused``): they make many small containers and no cycles.
 
 The Wikipedia example ``aaabdaaabac`` through those steps (one chunk; a=97 b=98 c=99 d=100)::
 
@@ -54,13 +56,17 @@ The Wikipedia example ``aaabdaaabac`` through those steps (one chunk; a=97 b=98 
     >>> train_bpe_fast("aaabdaaabac", 256 + 3)
     {(97, 97): 256, (97, 98): 257, (256, 257): 258}
 
-Cost: O(N) for the split (regex, in C), then per merge O(sum of the lengths of the chunks that
-contain the pair + pushes * log heap) in Python. Early merges (" t", "e ") touch thousands of
-chunks, late ones a handful. On tinyshakespeare (1.1 MB, 15k distinct chunks) vocab 4096 trains
-in under a second on one core, where the reference takes about 7 s for vocab 512 (19x), 21 s
-for 1024 (50x) and 2.5 minutes for 4096 (190x) (``python scripts/bench_tokenizer.py --trainer
-both``). Moving this loop out of bpe.py into its own function left its speed as it was
-(before/after timings interleaved in one process: 0.92x to 1.04x, noise).
+Cost: O(N) for the split (regex, in C) and the pair count (NumPy), then per merge, in Python,
+O(chunks that contain the pair + merge sites + heap pushes * log heap); finding the sites in a
+chunk is ``list.count``/``list.index``, in C. Early merges (" t", "e ") touch thousands of
+chunks, late ones a handful. On Tiny Shakespeare (1.1 MB, 15k distinct chunks; 2-core AMD EPYC,
+load average 1-2) vocab 512 / 1024 / 4096 trained in 0.25 / 0.34 / 0.55 s (medians of 5 fresh
+processes, best of 3 calls each): 0.32x / 0.38x / 0.57x the time of Hugging Face
+``tokenizers``' trainer in the same runs (same regex, byte-level, its default 2 threads), and
+0.33x / 0.39x / 0.46x the time of this file's previous version, which subtracted and re-added
+every pair of each changed chunk, keyed pairs by tuples and counted them in Python. The
+reference took 40x this trainer's time at vocab 512 and 111x at 1024 (``python
+scripts/bench_tokenizer.py --trainer both``, same machine, loaded).
 
 What it leaves out: parallel work and a native merge loop (Hugging Face ``tokenizers`` has
 both; BENCHMARKS.md compares), and training on special tokens.
@@ -216,6 +222,9 @@ class _PairCounts:
         keys, ``np.unique`` for the distinct keys, ``bincount`` of the chunks' frequencies for
         their counts, and the occurrences sorted by key for ``where``.
         """
+        if n_ids < 256:
+            raise ValueError(f"n_ids={n_ids} is below 256: every byte is an id, so pass at "
+                             "least 256 (the vocabulary size the training goes to)")
         encoded = [w.encode("utf-8") for w in chunk_counts]
         self = cls(n_ids, [list(w) for w in encoded], list(chunk_counts.values()))
         ids = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.int64)    # (N,) all bytes
