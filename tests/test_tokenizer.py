@@ -270,6 +270,18 @@ def test_pair_counts_ids_must_fit_n_ids():
     assert pairs.words == [[256]] and pairs.pair_counts() == {}
 
 
+def test_pair_counts_forget():
+    # the guard's path (a pair whose bytes are already a token): forget drops its count, best_pair
+    # never returns it, and merges that eat its occurrences leave it out of the counts
+    pairs = _PairCounts.count_pairs({"abab": 1}, n_ids=260)
+    pairs.forget((97, 98))
+    assert pairs.best_pair() == ((98, 97), 1)
+    pairs.apply_merge((98, 97), 256)                   # "a b a b" -> "a 256 b": one (a, b) eaten
+    assert pairs.words == [[97, 256, 98]]
+    assert pairs.pair_counts() == {(97, 256): 1, (256, 98): 1}
+    assert pairs.best_pair() == ((97, 256), 1)
+
+
 def test_fast_trainer_matches_reference_on_corpus(corpus):
     text = corpus[:30_000]
     fast, ref = BPETokenizer("gpt4"), BPETokenizer("gpt4")
