@@ -210,6 +210,31 @@ def test_fast_trainer_matches_reference_random_texts(text, pattern, n_merges, n_
     assert fast.encode("abc the 日本 😀 1234") == ref.encode("abc the 日本 😀 1234")
 
 
+@st.composite
+def run_texts(draw):
+    """Texts made of runs: one byte (or one multi-byte character) repeated, and a short unit
+    such as "ab" or "aab" repeated, 1 to 40 times, joined with or without spaces. A merge in a
+    run changes the pairs next to each merge site, and the sites chain ("aaaa" on (a, a) is
+    "X X", "abab" on (a, b) is "X X"), which is where the fast trainer's pair updates can go
+    wrong."""
+    unit = st.sampled_from(["a", "b", "ab", "ba", "aab", "abb", "é", "😀", "aé", " ", "1"])
+    runs = draw(st.lists(st.tuples(unit, st.integers(1, 40)), min_size=1, max_size=6))
+    sep = draw(st.sampled_from(["", " ", "\n"]))
+    return sep.join(u * n for u, n in runs)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(text=run_texts(), pattern=PATTERNS, n_merges=st.integers(1, 40))
+@example(text="aaaa", pattern=GPT4_SPLIT_PATTERN, n_merges=3)
+@example(text="aaaaa aaa aaaaaaa", pattern=GPT4_SPLIT_PATTERN, n_merges=6)
+@example(text="abababab abab aba", pattern=GPT4_SPLIT_PATTERN, n_merges=6)
+@example(text="a" * 40 + " " + "ab" * 20, pattern=GPT2_SPLIT_PATTERN, n_merges=12)
+def test_fast_trainer_matches_reference_on_runs(text, pattern, n_merges):
+    # long runs of one byte and repeated pairs: the same merges as the reference, in order
+    fast = train_bpe_fast(text, 256 + n_merges, pattern)
+    assert list(fast.items()) == list(train_bpe_reference(text, 256 + n_merges, pattern).items())
+
+
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(text=training_texts(), pattern=PATTERNS, n_merges=st.integers(1, 30))
 @example(text="aaabdaaabac", pattern=GPT4_SPLIT_PATTERN, n_merges=4)
@@ -220,10 +245,10 @@ def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
     # the smallest pair)
     chunks = regex.findall(pattern, text)
     ref_chunks = [list(c.encode("utf-8")) for c in chunks]
-    pairs = _PairCounts.count_pairs(Counter(chunks))
+    pairs = _PairCounts.count_pairs(Counter(chunks), n_ids=256 + n_merges)
     for idx in range(256, 256 + n_merges):
         stats = reference_stats(ref_chunks)
-        assert pairs.stats == stats
+        assert pairs.pair_counts() == stats
         best = pairs.best_pair()
         assert best == reference_best(stats)
         if best is None:
@@ -232,6 +257,29 @@ def test_pair_counts_steps_match_get_stats_and_merge(text, pattern, n_merges):
         ref_chunks = [merge(c, best[0], idx) for c in ref_chunks]
         expected = {c: ids for c, ids in zip(chunks, ref_chunks)}
         assert dict(zip(Counter(chunks), pairs.words)) == expected
+
+
+def test_pair_counts_ids_must_fit_n_ids():
+    # the pair keys are a * n_ids + b: an id at or above n_ids would alias another pair
+    with pytest.raises(ValueError, match="n_ids=255 is below 256"):
+        _PairCounts.count_pairs({"ab": 1}, n_ids=255)
+    pairs = _PairCounts.count_pairs({"ab": 1}, n_ids=257)
+    with pytest.raises(ValueError, match="new id 257 does not fit n_ids=257"):
+        pairs.apply_merge((97, 98), 257)
+    pairs.apply_merge((97, 98), 256)
+    assert pairs.words == [[256]] and pairs.pair_counts() == {}
+
+
+def test_pair_counts_forget():
+    # the guard's path (a pair whose bytes are already a token): forget drops its count, best_pair
+    # never returns it, and merges that eat its occurrences leave it out of the counts
+    pairs = _PairCounts.count_pairs({"abab": 1}, n_ids=260)
+    pairs.forget((97, 98))
+    assert pairs.best_pair() == ((98, 97), 1)
+    pairs.apply_merge((98, 97), 256)                   # "a b a b" -> "a 256 b": one (a, b) eaten
+    assert pairs.words == [[97, 256, 98]]
+    assert pairs.pair_counts() == {(97, 256): 1, (256, 98): 1}
+    assert pairs.best_pair() == ((97, 256), 1)
 
 
 def test_fast_trainer_matches_reference_on_corpus(corpus):

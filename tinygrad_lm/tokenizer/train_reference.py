@@ -35,7 +35,7 @@ The Wikipedia example, ``aaabdaaabac`` (a=97 b=98 c=99 d=100), three merges::
 What it leaves out: speed. Every merge recounts every pair of every distinct chunk and rescans
 every chunk, in Python: O(merges x total length of the distinct chunks). On Tiny Shakespeare
 (1.1 MB, ~15k distinct chunks, one core) that is about 7 s for vocab 512, 21 s for 1024 and
-2.5 minutes for 4096, where ``train_fast.py`` takes 0.4-0.8 s (``python
+2.5 minutes for 4096, where ``train_fast.py`` takes 0.25-0.55 s (``python
 scripts/bench_tokenizer.py --trainer both``; minbpe, which recounts every chunk occurrence,
 takes about 62 s for 512). Special tokens are not this file's business: the tokenizer gives them
 the ids after the merges.
