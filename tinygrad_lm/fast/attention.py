@@ -94,7 +94,7 @@ from . import cuda
 from .cuda import attention as cuda_attention
 from .cuda import dropout as cuda_dropout
 from .cache import DeviceCache
-from .rows import rowsum
+from .rows import rowdot, rowsum
 
 _causal_cache = DeviceCache(16)  # generation asks for a new (T, S) every token: keep a few only
 
@@ -239,8 +239,9 @@ class PackedAttentionKernel(AttentionKernel):
             return self._backward_gpu(gy, g)
         gq, gk, gv = self._heads(g, 3)
         B, T, C = gy.shape
-        # D = sum over each head's hs features of gy * y, from the merged arrays: one BLAS mat-vec
-        d = rowsum((gy * self.y_merged).reshape(B, T, self.n_head, C // self.n_head))  # (B, T, nh, 1)
+        # D = sum over each head's hs features of gy * y, from the merged arrays: one dot per head and position
+        hs = C // self.n_head
+        d = rowdot(gy.reshape(B, T, self.n_head, hs), self.y_merged.reshape(B, T, self.n_head, hs))  # (B, T, nh, 1)
         d = d.transpose(0, 2, 1, 3)  # (B, nh, T, 1)
         self._grads(self._heads(gy, 1)[0], gq, gk, gv, d)  # gy viewed as (B, nh, T, hs)
         return g
