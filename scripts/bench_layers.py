@@ -343,7 +343,7 @@ def step_profile(steps):
 
     original_run = data_parallel.run_in_threads
 
-    def run_timed(fns):
+    def run_timed(fns, parallel=True):
         cpu = [0.0] * len(fns)
 
         def wrap(i, fn):
@@ -355,7 +355,7 @@ def step_profile(steps):
                     cpu[i] = time.thread_time() - c
             return run
         w = time.perf_counter()
-        original_run([wrap(i, fn) for i, fn in enumerate(fns)])
+        original_run([wrap(i, fn) for i, fn in enumerate(fns)], parallel)
         regions.append((time.perf_counter() - w, cpu))
 
     def wrap_function(cls, phase, fn):

@@ -218,3 +218,22 @@ def test_speed_up_gives_the_optimizer_the_fused_update_and_unfuse_takes_it_back(
     model2, opt2 = fast.speed_up(model, opt, threads=1)
     assert model2 is model and opt2 is opt and type(opt) is FusedAdamW
     assert type(fast.unfuse(opt)) is AdamW
+
+
+@pytest.mark.parametrize("vecdot", [True, False])
+def test_rowdot_sums_the_last_axis_of_the_product(monkeypatch, vecdot):
+    """fast/rows.rowdot (NumPy 2's vecdot, or rowsum(a * b) without it) against a float64 sum, on
+    contiguous and strided (transposed) inputs of 2 to 4 axes."""
+    from tinygrad_lm.fast.rows import rowdot
+    if not vecdot:
+        monkeypatch.delattr(np, "vecdot", raising=False)
+    rng = np.random.default_rng(5)
+    for shape in [(7, 5), (3, 4, 6), (2, 3, 4, 8)]:
+        a, b = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+        want = (a.astype(np.float64) * b).sum(axis=-1, keepdims=True)
+        got = rowdot(a, b)
+        assert got.shape == shape[:-1] + (1,) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        at, bt = a.swapaxes(0, -1), b.swapaxes(0, -1)  # strided views: the sum runs over the old axis 0
+        np.testing.assert_allclose(rowdot(at, bt), (at.astype(np.float64) * bt).sum(axis=-1, keepdims=True),
+                                   rtol=1e-5, atol=1e-5)

@@ -172,11 +172,12 @@ class DataParallel:
             return self.module(*args, **kwargs)
         slices = split_rows(B, threads)
         weights = _weights(bound.arguments, slices)
-        check_no_own_generators(self.module, "DataParallel")
+        named = list(self.module.named_modules())  # one walk of the tree for both checks (run serially, per call)
+        check_no_own_generators(self.module, "DataParallel", named)
         runs = [self._prepare(bound, rows, B) for rows in slices]
         offset, site = rng.row_offset(), rng.current_site()  # dropout: slice i draws rows offset + its start..
         blocks = [rng.batch_rows(offset + rows.start, site) for rows in slices]
-        if split_hooks.hooked(self.module):  # hooks see each forward once, joined: the replicas record their calls
+        if split_hooks.hooked(self.module, [m for _, m in named]):  # hooks see each forward once, joined: the replicas record their calls
             for run in runs:
                 split_hooks.record(self.module, run["model"], run.setdefault("calls", []))
 
@@ -194,7 +195,8 @@ class DataParallel:
             split_hooks.replay([run["calls"] for run in runs], [s.stop - s.start for s in slices], weights)
         first = runs[0]["out"]
         kinds = [None if o is None else "mean" if o.ndim == 0 else "concat" for o in first]
-        inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + self.module.parameters()
+        # the model's parameters in parameters() order, as replicate listed them (no second walk of the tree)
+        inputs = [t for t in _tensor_args(bound.arguments) if t.requires_grad] + runs[0]["params"]
         joined = iter(_SplitBatch(runs, weights, kinds, self.choice, parallel, time.perf_counter() - start)(*inputs))
         outs = tuple(None if kind is None else next(joined) for kind in kinds)
         return outs if runs[0]["tuple"] else outs[0]
@@ -216,7 +218,8 @@ class DataParallel:
 
         args = [cut(v) for v in bound.args]
         kwargs = {k: cut(v) for k, v in bound.kwargs.items()}
-        return {"model": model, "leaves": leaves, "rows": rows, "args": args, "kwargs": kwargs}
+        return {"model": model, "leaves": leaves, "rows": rows, "args": args, "kwargs": kwargs,
+                "params": [p for p, _ in pairs]}
 
 
 def _tensor_args(arguments):

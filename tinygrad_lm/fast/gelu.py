@@ -40,7 +40,12 @@ which is h's value there in float32 (the overflow warning is silenced).
 
 The code's passes over each block, in order (x2, e, h are scratch arrays; y and dydx outputs):
     x2 = x * x;  e = exp((-2 c a x2 - 2 c) x);  h = 1 / (e + 1);  y = h x
-    dydx = (3 a c x2 + c) (2 - 2 h) y + h
+    dydx = (6 a c x2 + 2 c) (1 - h) y + h
+The factor 2 of 1 - t = 2 (1 - h) sits in the constants, so 1 - h is one pass (a subtraction)
+where 2 - 2h took two; scaling by 2 is exact in binary floating point, so the values are the
+same bit for bit: 13 elementwise passes and one exp a block instead of 14 and one. Forward on
+(6, 64, 512), thread CPU time, 40 alternating rounds of 20 calls on the shared 2-core AMD machine:
+median 1203 against 1233 us, new/old 0.966 (p25-p75 0.926-0.994); exp alone is about half of it.
 On a GPU (float32 CuPy arrays) one CUDA kernel (`fast/cuda/gelu.py`) computes y and dy/dx per
 element from step 5's formula with CUDA's own `tanhf` (tanh is cheap there, so it keeps the
 tanh spelling); this file's NumPy code is its oracle, to float32 rounding.
@@ -96,10 +101,9 @@ class GELUKernel(Function):
             em += 1.0
             xp.divide(1.0, em, out=hm)  # h = 1 / (1 + exp(-2u)) = (1 + t) / 2
             xp.multiply(hm, xc, out=yc)  # y = x h
-            x2m *= 3 * _GELU_A * _GELU_C
-            x2m += _GELU_C  # c (1 + 3 a x^2)
-            xp.multiply(hm, -2.0, out=em)
-            em += 2.0  # 1 - t = 2 - 2h
+            x2m *= 6 * _GELU_A * _GELU_C
+            x2m += 2 * _GELU_C  # 2 c (1 + 3 a x^2)
+            xp.subtract(1.0, hm, out=em)  # 1 - h = (1 - t) / 2
             x2m *= em
             x2m *= yc
             xp.add(x2m, hm, out=dc)  # dy/dx

@@ -4,6 +4,11 @@ NumPy's `a.sum(axis=-1)` over short rows (the 64 keys of an attention row, the 1
 of a LayerNorm row) runs a scalar loop per row; `a @ ones` hands the same sum to BLAS, which
 is several times faster at these sizes (`python scripts/bench_kernels.py` times both; the
 figures are in BENCHMARKS.md). Results agree to float32 rounding.
+`rowdot(a, b)`, the sum over the last axis of a * b, is NumPy 2's `vecdot` where there is one:
+one pass, no (..., n) product array: measured 20 against 31 us for `rowsum(a * a)` on
+(6, 64, 128), a LayerNorm's variance in one thread's slice of the default command (thread CPU
+time, median of 500 calls, the shared 2-core AMD machine). On NumPy 1.x and CuPy it is
+`rowsum(a * b)`. Its summation order differs from the mat-vec's: equal to float32 rounding.
 Leaves out: nothing; these are only faster spellings of `sum`.
 """
 import numpy as np
@@ -45,3 +50,11 @@ def colsum(a):
     xp = get_array_module(a)
     rows = a.reshape(-1, a.shape[-1])  # (N, n)
     return ones_vector(rows.shape[0], a.dtype, xp) @ rows
+
+
+def rowdot(a, b):
+    """Sum over the last axis of a * b, kept as a size-1 axis: (..., n), (..., n) -> (..., 1)."""
+    xp = get_array_module(a)
+    if xp is np and hasattr(np, "vecdot"):  # NumPy >= 2: one pass, no product array
+        return np.vecdot(a, b)[..., None]
+    return rowsum(a * b)

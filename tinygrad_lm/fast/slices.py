@@ -43,11 +43,13 @@ def slice_weights(targets, slices):
     return [c / total for c in counts]
 
 
-def check_no_own_generators(module, split):
+def check_no_own_generators(module, split, named_modules=None):
     """Raise ValueError if a Dropout in `module` (p > 0, training) draws from a generator of its
     own: its stream would follow the slices (threads racing for it, or each rank drawing the
-    same numbers for other rows), not the rows. `split` names the split in the message."""
-    for name, m in module.named_modules():
+    same numbers for other rows), not the rows. `split` names the split in the message;
+    `named_modules`, when given, is the list `module.named_modules()` yields (a caller that
+    walks the tree for other checks too walks it once)."""
+    for name, m in module.named_modules() if named_modules is None else named_modules:
         if isinstance(m, Dropout) and m.generator is not None and m.p > 0 and m.training:
             raise ValueError(f"{split}: the Dropout module {name or '(the model)'} draws from a generator of its own, "
                              "whose masks would depend on how the batch is split; set its .generator to None (the "

@@ -30,9 +30,10 @@ from ..engine.backend import get_array_module
 from ..engine.tensor import Tensor
 
 
-def hooked(module):
-    """Whether any module of the tree `module` has a forward hook (the split then records calls)."""
-    return any(m._forward_hooks for m in module.modules())
+def hooked(module, modules=None):
+    """Whether any module of the tree `module` has a forward hook (the split then records calls);
+    `modules`, when given, is the tree's modules, already listed by the caller."""
+    return any(m._forward_hooks for m in (module.modules() if modules is None else modules))
 
 
 def record(module, replica, calls):
