@@ -66,13 +66,13 @@ def cut_at_spaces(text: str) -> tuple[list[str], np.ndarray]:
     """
     if text.isascii():
         code, encoding = np.frombuffer(text.encode("ascii"), np.uint8), "ascii"
-        after = _WHITESPACE[code[:-1]]                             # (n - 1,): is text[i] whitespace
     else:
         code, encoding = np.frombuffer(text.encode("utf-32-le"), np.uint32), "utf-32-le"
-        after = _WHITESPACE[np.minimum(code[:-1], 0x3000)] & (code[:-1] <= 0x3000)
-    spaces = code[1:] == 32                                        # (n - 1,): is text[i + 1] a space
-    cuts = np.flatnonzero(spaces & ~after) + 1                     # the spaces to cut at
-    if cuts.size == np.count_nonzero(spaces) and not text.startswith(" "):
+    spaces = np.flatnonzero(code[1:] == 32) + 1                    # the spaces after the first character
+    before = code[spaces - 1].astype(np.int64)                     # the character before each
+    after_white = _WHITESPACE[np.minimum(before, 0x3000)] & (before <= 0x3000)
+    cuts = spaces[~after_white]                                    # the spaces to cut at
+    if cuts.size == spaces.size and not text.startswith(" "):
         return text.split(" "), cuts                               # every space is a cut
     mark = next((c for c in _SENTINELS if c not in text), None)
     if mark is None:
