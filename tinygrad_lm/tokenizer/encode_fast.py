@@ -46,6 +46,7 @@ What it leaves out: the split (``bpe.py``), encoding with a rank limit (the merg
 from __future__ import annotations
 
 from itertools import repeat
+from operator import add
 from typing import Callable
 
 import numpy as np
@@ -169,50 +170,72 @@ class RunCache:
     """Strings -> runs of ids, the runs back to back in flat arrays, so that the ids of many
     strings are one gather (and a new string costs a number, not a Python list).
 
-    ``number(keys)`` gives each key its slot (a new key the next free one); ``add`` stores the
-    runs of the new keys, ``gather(slots)`` joins the runs of the given slots.
+    ``number(keys)`` gives each key its slot (a new key a free one); ``add`` stores the runs of
+    the new keys, ``gather(slots)`` joins the runs of the given slots.
 
         >>> c = RunCache()
-        >>> slots, new = c.number(["ab", "c", "ab"]); slots.tolist(), new.tolist()
-        ([0, 1, 0], [0, 1])
-        >>> c.add(2, np.array([7, 8, 9]), np.array([2, 1]), np.array([0, 1]))
-        >>> [a.tolist() for a in c.gather(c.number(["c", "ab"])[0])]
-        [[9, 7, 8], [1, 2]]
+        >>> slots, new = c.number(["ab", "c", "ab"]); slots.tolist(), new.tolist()   # a first call
+        ([2, 1, 2], [1, 2])
+        >>> c.add(np.array([9, 7, 8]), np.array([1, 2]), np.array([0, 1]))      # c -> 9, ab -> 7 8
+        >>> slots, new = c.number(["ab", "x", "c", "x"]); slots.tolist(), new.tolist()
+        ([2, 3, 1, 3], [1])
+        >>> c.add(np.array([5]), np.array([1]), np.array([0]))                  # x -> 5
+        >>> c.gather(slots)[0].tolist()
+        [7, 8, 5, 9, 5]
     """
 
     def __init__(self):
         self.slot_of: dict[str, int] = {}
         self.start, self.length, self.ids = _Growing(), _Growing(), _Growing()
+        self._pending = None      # (the new keys' slots, the first new slot, how many slots were taken)
 
     def __len__(self) -> int:
         return len(self.slot_of)
 
     def number(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """The slot of each key, and (None if every key was known) the positions in ``keys`` of
-        the first sighting of each new key, in slot order. The new keys must then be given their
-        runs by `add` (or taken back by `forget`) before the next call."""
+        """The slot of each key, and (None if every key was known) the position in ``keys`` of
+        one sighting of each new key, in slot order. The new keys must then be given their runs
+        by `add` (or taken back by `forget`) before the next call."""
         try:
             return np.array(list(map(self.slot_of.__getitem__, keys)), np.int64), None   # (np.fromiter: 10% slower)
         except KeyError:
             pass
-        base = len(self.slot_of)
-        # one pass: an old key gives its slot, a new one gets the next, len(slot_of)
-        slots = np.fromiter(map(self.slot_of.setdefault, keys, map(len, repeat(self.slot_of))), np.int64, len(keys))
+        base, n = self.start.size, len(keys)          # slots are taken up to base
+        if not self.slot_of:
+            # an empty cache (a first call): a key's slot is base + its last position, from one
+            # dict(zip(...)) in C, about 3x faster than a setdefault a key; the slots of its
+            # earlier positions stay unused
+            self.slot_of = dict(zip(keys, range(base, base + n)))
+            slots = np.fromiter(map(self.slot_of.__getitem__, keys), np.int64, n)
+            new = np.flatnonzero(slots == np.arange(base, base + n))      # each key's last sighting
+            self._pending = (slots[new], base, n)
+            return slots, new
+        # one pass: an old key gives its slot, a new one the next, base + (len(slot_of) - known)
+        known = len(self.slot_of)
+        next_slot = map(add, map(len, repeat(self.slot_of)), repeat(base - known))
+        slots = np.fromiter(map(self.slot_of.setdefault, keys, next_slot), np.int64, n)
         # first sightings: the slots base, base + 1, ... appear in order, each above all before it
-        return slots, np.flatnonzero(slots > np.maximum.accumulate(np.concatenate([[base - 1], slots[:-1]])))
+        new = np.flatnonzero(slots > np.maximum.accumulate(np.concatenate([[base - 1], slots[:-1]])))
+        self._pending = (slots[new], base, len(self.slot_of) - known)
+        return slots, new
 
     def forget(self, new_keys: list[str]) -> None:
         """Take back the keys `number` just added (their runs could not be computed)."""
         for k in new_keys:
             self.slot_of.pop(k, None)
+        self._pending = None
 
-    def add(self, n_new: int, flat: np.ndarray, lens: np.ndarray, who: np.ndarray) -> None:
-        """The runs of the ``n_new`` keys `number` just added: the k-th new key ``who[k]`` has the
-        ``lens[k]`` ids that follow in ``flat``; a new key missing from ``who`` has none."""
-        length = np.zeros(n_new, np.int64)
-        length[who] = lens
-        start = np.zeros(n_new, np.int64)
-        start[who] = self.ids.size + np.cumsum(lens) - lens
+    def add(self, flat: np.ndarray, lens: np.ndarray, who: np.ndarray) -> None:
+        """The runs of the new keys of the last `number`: the ``who[k]``-th of them (in its
+        ``new`` order) has the ``lens[k]`` ids that follow in ``flat``; one missing from ``who``
+        has none."""
+        new_slots, base, taken = self._pending
+        self._pending = None
+        at = new_slots[who] - base                     # (len(who),) places among the slots taken
+        length = np.zeros(taken, np.int64)
+        length[at] = lens
+        start = np.zeros(taken, np.int64)
+        start[at] = self.ids.size + np.cumsum(lens) - lens
         self.start.append(start)
         self.length.append(length)
         self.ids.append(flat)
@@ -299,11 +322,21 @@ class ChunkEncoder:
             except BaseException:
                 self.cache.forget(new_chunks)          # leave the cache as it was
                 raise
-            self.cache.add(new.size, flat, lens, who)
+            self.cache.add(flat, lens, who)
         return self.cache.gather(slots)
 
+    def merge_every(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_runs` without the chunk cache: every chunk merged, repeats too (cheaper when
+        few repeat: no lookup a chunk; encode_pieces.py's first calls)."""
+        flat, lens, who = self._encode_new(chunks)
+        counts = np.zeros(len(chunks), np.int64)
+        counts[who] = lens
+        start = np.zeros(len(chunks), np.int64)
+        start[who] = np.cumsum(lens) - lens           # flat lists the chunks in who's order
+        return flat[_positions(start, counts)], counts
+
     def _encode_new(self, chunks: list[str]):
-        """Distinct new chunks -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``
+        """New chunks (distinct, or `merge_every`'s) -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``
         back to back, ``lens[k]`` of them for the k-th."""
         if not self.whole:                             # step 2 not needed: merge them all
             return self._merge_text(chunks, np.arange(len(chunks)))

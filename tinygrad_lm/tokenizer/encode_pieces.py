@@ -118,44 +118,34 @@ class PieceEncoder:
         first, middle, last = parts[0], parts[1:-1], parts[-1]
         slots, new = self.cache.number(middle)
         new_parts = [] if new is None else list(map(middle.__getitem__, new.tolist()))
-        ends = np.append(cuts, len(text))      # where each piece ends: the first part, the middle ones, the last
+        # the pieces to split: the first part, " " + each new part, " " + the last part
+        sizes = np.diff(np.append(cuts, len(text)))[new] if new_parts else np.zeros(0, np.int64)
+        pieces_end = np.cumsum(np.concatenate([[len(first)], sizes, [len(last) + 1]]))
+        # mostly new pieces (a first call): their chunks repeat little more than the pieces do,
+        # so merging every chunk costs less than a chunk cache lookup each
+        cached = 2 * len(new_parts) <= len(middle)
         try:
-            if 2 * len(new_parts) > len(middle):
-                # mostly new pieces (a first call): split the whole text, as the chunk path does,
-                # and keep the new pieces' runs; its ids are the answer
-                ids, ids_end = self._encode_pieces(first, middle, last, ends)
-                self._keep(len(new_parts), ids, ids_end[new], ids_end[new + 1])
-                return ids.tolist()
-            # mostly known pieces: split only the new ones, between the first and the last part
-            if new_parts:
-                size = np.diff(ends)[new]                              # " " + each new part
-                ends = np.cumsum(np.concatenate([ends[:1], size, [len(last) + 1]]))
-            else:
-                ends = np.array([len(first), len(first) + 1 + len(last)])
-            ids, ids_end = self._encode_pieces(first, new_parts, last, ends)
-            if new_parts:
-                self._keep(len(new_parts), ids, ids_end[:-2], ids_end[1:-1])
+            ids, ids_end = self._encode_pieces(first, new_parts, last, pieces_end, cached)
+            if new_parts:                      # the new pieces' runs: from the first part's end on
+                lens = np.diff(ids_end[:-1])
+                self.cache.add(ids[_positions(ids_end[:-2], lens)], lens, np.arange(len(new_parts)))
         except BaseException:
-            self.cache.forget(new_parts)                               # leave the cache as it was
+            self.cache.forget(new_parts)       # leave the cache as it was
             raise
         middle_ids = self.cache.gather(slots)[0]
         return np.concatenate([ids[:ids_end[0]], middle_ids, ids[ids_end[-2]:]]).tolist()
 
-    def _encode_pieces(self, first: str, middle: list[str], last: str,
-                       pieces_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_pieces(self, first: str, middle: list[str], last: str, pieces_end: np.ndarray,
+                       cached: bool) -> tuple[np.ndarray, np.ndarray]:
         """The ids of ``first``, ``" " + m`` for each ``m`` of ``middle`` and ``" " + last``, one
         after the other (split and encoded as one text: they join at cuts), and where each
-        piece's ids end; ``pieces_end``: where each piece ends in that text."""
+        piece's ids end; ``pieces_end``: where each piece ends in that text. ``cached``: through
+        the chunk cache (else every chunk is merged)."""
         chunks = self.split(" ".join([first, *middle, last]))
-        ids, counts = self.chunks.encode_runs(chunks)
+        ids, counts = (self.chunks.encode_runs if cached else self.chunks.merge_every)(chunks)
         chunks_end = np.cumsum(np.fromiter(map(len, chunks), np.int64, len(chunks)))
         k = np.searchsorted(chunks_end, pieces_end)                    # the chunk that ends each piece
         if k[-1] != len(chunks) - 1 or not np.array_equal(chunks_end[k], pieces_end):
             raise AssertionError("encode_pieces: a chunk crosses a piece boundary (a split pattern "
                                  "that joins a space to what comes before it?)")
         return ids, np.cumsum(counts)[k]
-
-    def _keep(self, n_new: int, ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
-        """Store the runs ``ids[start[k]:end[k]]`` of the new pieces `RunCache.number` just added."""
-        lens = end - start
-        self.cache.add(n_new, ids[_positions(start, lens)], lens, np.arange(n_new))
