@@ -26,7 +26,13 @@ piece that was seen before needs neither the regex nor its chunks' lookups:
      character and the next one starts with a space, so the join cuts between them too, and the
      chunks fall into pieces at the sums of their lengths. (The first and last parts may start
      or end with whitespace, so they are not cached: they take the chunk cache every time.)
+     When most pieces are new (a first call), their chunks skip the chunk cache and are all
+     merged: they repeat little, and a lookup each cost more than the merges it saved;
   4. the ids are one gather from the flat arrays, and one ``tolist``.
+
+The price is paid once: a first call numbers every piece in the cache (a dict insert each, about
+0.27 us), which makes it about 8-14% slower than the chunk cache alone; a call that meets pieces
+seen before then takes about half of tiktoken's time (BENCHMARKS.md, issue #26, second round).
 
 What it leaves out: other split patterns (a custom pattern may join a space to what comes
 before it: those texts take the chunk path), and texts with no such space (one piece).
