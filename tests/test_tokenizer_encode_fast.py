@@ -169,7 +169,7 @@ def test_chunk_cache_stays_bounded(tok, monkeypatch):
         chunks = t._splitter(text).findall(text)
         assert t.encode(text) == reference(t, chunks)
         assert len(t._chunks) <= 500 + len(set(chunks))          # emptied when over
-        assert t._chunks.cache.length.size <= 500 + len(chunks)  # (a first call takes a slot a chunk)
+        assert t._chunks.cache.length.size <= 500 + len(chunks)  # (a first call leaves the slots of repeats unused)
 
 
 def test_short_and_long_texts_agree(tok, monkeypatch):
