@@ -30,9 +30,9 @@ piece that was seen before needs neither the regex nor its chunks' lookups:
      merged: they repeat little, and a lookup each cost more than the merges it saved;
   4. the ids are one gather from the flat arrays, and one ``tolist``.
 
-The price is paid once: a first call numbers every piece in the cache (a dict insert each, about
-0.27 us), which makes it about 8-14% slower than the chunk cache alone; a call that meets pieces
-seen before then takes about half of tiktoken's time (BENCHMARKS.md, issue #26, second round).
+The price is paid once: a first call numbers every piece in the cache (one ``setdefault`` each),
+which makes it about 7-11% slower than the chunk cache alone; a call that meets pieces seen
+before then takes about half of tiktoken's time (BENCHMARKS.md, issue #26, second round).
 
 What it leaves out: other split patterns (a custom pattern may join a space to what comes
 before it: those texts take the chunk path), and texts with no such space (one piece).
