@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 import regex
 
-from .encode_fast import ChunkEncoder, RunCache, _positions
+from .encode_fast import ChunkEncoder, RunCache
 
 _SENTINELS = "\x00\x01\x02\x03\ufffe\uffff"   # a character the text lacks marks the cuts; one of these almost surely
 
@@ -132,9 +132,8 @@ class PieceEncoder:
         cached = 2 * len(new_parts) <= len(middle)
         try:
             ids, ids_end = self._encode_pieces(first, new_parts, last, pieces_end, cached)
-            if new_parts:                      # the new pieces' runs: from the first part's end on
-                lens = np.diff(ids_end[:-1])
-                self.cache.add(ids[_positions(ids_end[:-2], lens)], lens, np.arange(len(new_parts)))
+            if new_parts:                      # the new pieces' runs, back to back after the first part's
+                self.cache.add(ids[ids_end[0]:ids_end[-2]], np.diff(ids_end[:-1]), np.arange(len(new_parts)))
         except BaseException:
             self.cache.forget(new_parts)       # leave the cache as it was
             raise
