@@ -1,7 +1,7 @@
 """The piece cache of long texts (tokenizer/encode_pieces.py) pinned to the regex and to the per-chunk loop.
 
 Two claims: (1) under the GPT-2 and GPT-4 patterns, ``regex``'s chunks of a text are the chunks
-of its pieces (cut at each space after a non-whitespace character) one after the other: checked
+of its pieces (cut at each space before a non-whitespace character) one after the other: checked
 against ``regex.findall`` itself on random texts rich in whitespace of every kind, apostrophes,
 digits, punctuation and characters beyond U+FFFF; (2) ``PieceEncoder.encode`` gives the ids of
 ``BPETokenizer._encode_chunk`` chunk by chunk, with an empty cache, a warm one and one filled by
@@ -42,17 +42,19 @@ def is_whitespace(c):
 @given(text=TEXTS)
 @example("  a b\n c  ")
 @example(" a")
-def test_cut_at_spaces_cuts_at_each_space_after_a_non_space(text):
+@example("a ")
+def test_cut_at_spaces_cuts_at_each_space_before_a_non_space(text):
     parts, cuts = cut_at_spaces(text)
     assert " ".join(parts) == text
-    want = [i for i in range(1, len(text)) if text[i] == " " and not is_whitespace(text[i - 1])]
+    want = [i for i in range(len(text) - 1) if text[i] == " " and not is_whitespace(text[i + 1])]
     ends = [sum(len(p) + 1 for p in parts[:k + 1]) - 1 for k in range(len(parts) - 1)]
     assert ends == want == cuts.tolist()
+    assert all(p and not is_whitespace(p[0]) for p in parts[1:])
 
 
 def test_cut_at_spaces_without_a_free_sentinel():
     text = "a b" + _SENTINELS + " c  d\n e"
-    assert cut_at_spaces(text)[0] == ["a", "b" + _SENTINELS, "c", " d\n e"]
+    assert cut_at_spaces(text)[0] == ["a", "b" + _SENTINELS, "c ", "d\n", "e"]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)

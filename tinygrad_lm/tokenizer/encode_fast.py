@@ -321,21 +321,23 @@ class ChunkEncoder:
             self.cache.add(flat, lens, who)
         return self.cache.gather(slots)
 
-    def merge_every(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def merge_every(self, chunks: list[str], text: str | None = None,
+                    sizes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`encode_runs` without the chunk cache: every chunk merged, repeats too (cheaper when
-        few repeat: no lookup a chunk; encode_pieces.py's first calls)."""
-        flat, lens, who = self._encode_new(chunks)
+        few repeat: no lookup a chunk; encode_pieces.py's first calls). ``text`` and ``sizes``:
+        ``"".join(chunks)`` and each chunk's length, when the caller has them."""
+        flat, lens, who = self._encode_new(chunks, text, sizes)
         counts = np.zeros(len(chunks), np.int64)
         counts[who] = lens
         start = np.zeros(len(chunks), np.int64)
         start[who] = np.cumsum(lens) - lens           # flat lists the chunks in who's order
         return flat[_positions(start, counts)], counts
 
-    def _encode_new(self, chunks: list[str]):
+    def _encode_new(self, chunks: list[str], text: str | None = None, sizes: np.ndarray | None = None):
         """New chunks (distinct, or `merge_every`'s) -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``
-        back to back, ``lens[k]`` of them for the k-th."""
+        back to back, ``lens[k]`` of them for the k-th. ``text``, ``sizes``: as `merge_every`'s."""
         if not self.whole:                             # step 2 not needed: merge them all
-            return self._merge_text(chunks, np.arange(len(chunks)))
+            return self._merge_text(chunks, np.arange(len(chunks)), text, sizes)
         got = np.fromiter(map(self.whole.get, chunks, repeat(-1)), np.int64, len(chunks))
         one = np.flatnonzero(got >= 0)                 # step 2: the chunk is a token
         rest = np.flatnonzero(got < 0)
@@ -345,12 +347,15 @@ class ChunkEncoder:
         return (np.concatenate([got[one], flat]), np.concatenate([np.ones(one.size, np.int64), out_lens]),
                 np.concatenate([one, who]))
 
-    def _merge_text(self, texts: list[str], numbers: np.ndarray):
+    def _merge_text(self, texts: list[str], numbers: np.ndarray, joined: str | None = None,
+                    lens: np.ndarray | None = None):
         """The merges of chunks ``texts``, numbered ``numbers``: ``(ids, lens, who)`` as
-        `_encode_new`'s, ``who`` from ``numbers``."""
-        joined = "".join(texts)
+        `_encode_new`'s, ``who`` from ``numbers``; ``joined`` and ``lens``: their join and
+        lengths, if known."""
+        joined = "".join(texts) if joined is None else joined
         raw = joined.encode("utf-8")
-        lens = np.fromiter(map(len, texts), np.int64, len(texts))          # in characters
+        if lens is None:
+            lens = np.fromiter(map(len, texts), np.int64, len(texts))      # in characters
         if len(raw) != len(joined):                     # not ASCII: characters -> bytes
             code = np.frombuffer(joined.encode("utf-32-le"), np.uint32)
             width = 1 + (code >= 0x80).astype(np.int64) + (code >= 0x800) + (code >= 0x10000)

@@ -8,12 +8,14 @@ tests/test_tokenizer_encode_pieces.py pins the two together on random texts).
 
 Why: once its chunk cache is warm, encoding a text costs the regex split (about 190 ns a chunk
 on this project's 2-core machine) and a dict lookup a chunk (about as much again): as much as
-tiktoken's whole encode. But the GPT-2 and GPT-4 patterns always cut before a space that
-follows a non-whitespace character (no chunk runs from a non-space character into a space:
-words, numbers and punctuation stop there and whitespace chunks start there;
-``BPETokenizer._safe_cut`` uses the same fact), and neither pattern looks behind. So a text's
-chunks are the chunks of each *piece* between such spaces, one piece after the other, and a
-piece that was seen before needs neither the regex nor its chunks' lookups:
+tiktoken's whole encode. But the GPT-2 and GPT-4 patterns always start a chunk at a space that
+comes before a non-whitespace character: a chunk holds a space only as its first character, or
+inside a run of whitespace, which ``\\s+(?!\\S)`` ends one short of a non-whitespace character
+(so the last space of an indentation starts the next word's chunk). And how they cut the text
+before such a space depends on the space alone, not on what follows it: their only lookahead,
+``(?!\\S)``, sees one character. So a text's chunks are the chunks of each *piece* between such
+spaces, one piece after the other (tested on random texts), and a piece that was seen before
+needs neither the regex nor its chunks' lookups:
 
   1. ``cut_at_spaces``: find those spaces in one NumPy pass over the text's code points, put a
      character the text lacks in their place, and cut with one ``str.split``: the parts are the
@@ -22,10 +24,10 @@ piece that was seen before needs neither the regex nor its chunks' lookups:
      its piece, in flat arrays): one lookup a piece, about a word and the punctuation after it
      (1.75 chunks of English prose);
   3. the first part, the new pieces and the last part, joined, are split by the regex and
-     encoded by the ``ChunkEncoder`` in one call. Every new piece ends in a non-whitespace
-     character and the next one starts with a space, so the join cuts between them too, and the
-     chunks fall into pieces at the sums of their lengths. (The first and last parts may start
-     or end with whitespace, so they are not cached: they take the chunk cache every time.)
+     encoded by the ``ChunkEncoder`` in one call. Every piece after the first starts with a
+     space before a non-whitespace character, so the join cuts between them too, and the chunks
+     fall into pieces at the sums of their lengths. (The first part may start with whitespace
+     and the last one end with it, so they are not cached: they take the chunk cache each time.)
      When most pieces are new (a first call), their chunks skip the chunk cache and are all
      merged: they repeat little, and a lookup each cost more than the merges it saved;
   4. the ids are one gather from the flat arrays, and one ``tolist``.
@@ -35,7 +37,8 @@ which makes it about 7-11% slower than the chunk cache alone; a call that meets 
 before then takes about half of tiktoken's time (BENCHMARKS.md, issue #26, second round).
 
 What it leaves out: other split patterns (a custom pattern may join a space to what comes
-before it: those texts take the chunk path), and texts with no such space (one piece).
+before it: those texts take the chunk path), texts with no such space (one piece), and cuts
+after a newline (the lookahead would see a different character in the join).
 """
 from __future__ import annotations
 
@@ -60,12 +63,13 @@ _WHITESPACE = _whitespace_table()
 
 
 def cut_at_spaces(text: str) -> tuple[list[str], np.ndarray]:
-    """``text`` cut at each space that follows a non-whitespace character, those spaces dropped
-    (``" ".join(parts) == text``), and where those spaces are.
+    """``text`` cut at each space that comes before a non-whitespace character, those spaces
+    dropped (``" ".join(parts) == text``), and where those spaces are. Every part but the first
+    starts with a non-whitespace character.
 
-        >>> parts, cuts = cut_at_spaces("To be,  or not\\n to be")
+        >>> parts, cuts = cut_at_spaces("To be,  or not\\n   to be ")
         >>> parts, cuts.tolist()
-        (['To', 'be,', ' or', 'not\\n to', 'be'], [2, 6, 10, 18])
+        (['To', 'be, ', 'or', 'not\\n  ', 'to', 'be '], [2, 7, 10, 17, 20])
 
     Raises:
         UnicodeEncodeError: the text holds a lone surrogate (the caller replaces them).
@@ -74,11 +78,11 @@ def cut_at_spaces(text: str) -> tuple[list[str], np.ndarray]:
         code, encoding = np.frombuffer(text.encode("ascii"), np.uint8), "ascii"
     else:
         code, encoding = np.frombuffer(text.encode("utf-32-le"), np.uint32), "utf-32-le"
-    spaces = np.flatnonzero(code[1:] == 32) + 1                    # the spaces after the first character
-    before = code[spaces - 1].astype(np.int64)                     # the character before each
-    after_white = _WHITESPACE[np.minimum(before, 0x3000)] & (before <= 0x3000)
-    cuts = spaces[~after_white]                                    # the spaces to cut at
-    if cuts.size == spaces.size and not text.startswith(" "):
+    spaces = np.flatnonzero(code[:-1] == 32)                       # the spaces before another character
+    after = code[spaces + 1].astype(np.int64)                      # that character
+    white = _WHITESPACE[np.minimum(after, 0x3000)] & (after <= 0x3000)
+    cuts = spaces[~white]                                          # the spaces to cut at
+    if cuts.size == spaces.size and not text.endswith(" "):
         return text.split(" "), cuts                               # every space is a cut
     mark = next((c for c in _SENTINELS if c not in text), None)
     if mark is None:
@@ -117,15 +121,16 @@ class PieceEncoder:
     def encode(self, text: str) -> list[int]:
         """The ids of ``text``: those of the ChunkEncoder on ``split(text)``, in less time."""
         parts, cuts = cut_at_spaces(text)
-        if len(parts) < 3:
+        lead = 0 if parts[0] else 1            # a text that starts with " x": the first piece is " x"
+        if len(parts) < 3 + lead:
             return self.chunks.encode(self.split(text))
         if len(self.cache) > self.cache_limit:
             self.clear()
-        first, middle, last = parts[0], parts[1:-1], parts[-1]
+        first, middle, last = " " * lead + parts[lead], parts[1 + lead:-1], parts[-1]
         slots, new = self.cache.number(middle)
         new_parts = [] if new is None else list(map(middle.__getitem__, new.tolist()))
-        # the pieces to split: the first part, " " + each new part, " " + the last part
-        sizes = np.diff(np.append(cuts, len(text)))[new] if new_parts else np.zeros(0, np.int64)
+        # the pieces to split: the first, " " + each new part, " " + the last part
+        sizes = np.diff(np.append(cuts, len(text)))[lead:][new] if new_parts else np.zeros(0, np.int64)
         pieces_end = np.cumsum(np.concatenate([[len(first)], sizes, [len(last) + 1]]))
         # mostly new pieces (a first call): their chunks repeat little more than the pieces do,
         # so merging every chunk costs less than a chunk cache lookup each
@@ -146,11 +151,13 @@ class PieceEncoder:
         after the other (split and encoded as one text: they join at cuts), and where each
         piece's ids end; ``pieces_end``: where each piece ends in that text. ``cached``: through
         the chunk cache (else every chunk is merged)."""
-        chunks = self.split(" ".join([first, *middle, last]))
-        ids, counts = (self.chunks.encode_runs if cached else self.chunks.merge_every)(chunks)
-        chunks_end = np.cumsum(np.fromiter(map(len, chunks), np.int64, len(chunks)))
+        text = " ".join([first, *middle, last])
+        chunks = self.split(text)
+        sizes = np.fromiter(map(len, chunks), np.int64, len(chunks))
+        chunks_end = np.cumsum(sizes)
         k = np.searchsorted(chunks_end, pieces_end)                    # the chunk that ends each piece
         if k[-1] != len(chunks) - 1 or not np.array_equal(chunks_end[k], pieces_end):
             raise AssertionError("encode_pieces: a chunk crosses a piece boundary (a split pattern "
                                  "that joins a space to what comes before it?)")
+        ids, counts = self.chunks.encode_runs(chunks) if cached else self.chunks.merge_every(chunks, text, sizes)
         return ids, np.cumsum(counts)[k]
