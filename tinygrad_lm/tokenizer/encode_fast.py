@@ -186,6 +186,7 @@ class RunCache:
     def __init__(self):
         self.slot_of: dict[str, int] = {}
         self.start, self.length, self.ids = _Growing(), _Growing(), _Growing()
+        self.size = _Growing()    # each key's length in characters, where `add` was given it
         self._pending = None      # the last `number`'s new keys: (their places among the slots taken, how many taken)
 
     def __len__(self) -> int:
@@ -222,11 +223,15 @@ class RunCache:
             self.slot_of.pop(k, None)
         self._pending = None
 
-    def add(self, flat: np.ndarray, lens: np.ndarray, who: np.ndarray) -> None:
+    def add(self, flat: np.ndarray, lens: np.ndarray, who: np.ndarray, sizes: np.ndarray | None = None) -> None:
         """The runs of the new keys of the last `number`: the ``who[k]``-th of them (in its
         ``new`` order) has the ``lens[k]`` ids that follow in ``flat``; one missing from ``who``
-        has none."""
+        has none. ``sizes``: the length of each new key (in ``new`` order), if wanted later."""
         (where, taken), self._pending = self._pending, None
+        size = np.zeros(taken, np.int64)
+        if sizes is not None:
+            size[where] = sizes
+        self.size.append(size)
         at = where[who]                        # (len(who),) their places among the slots taken
         length = np.zeros(taken, np.int64)
         length[at] = lens
@@ -305,33 +310,35 @@ class ChunkEncoder:
         """
         return self.encode_runs(chunks)[0].tolist()
 
-    def encode_runs(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """`encode`'s ids as an array, and how many of them each chunk has (encode_pieces.py
-        needs to know where each chunk's ids end)."""
+    def encode_runs(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`encode`'s ids as an array, how many of them each chunk has, and each chunk's
+        length in characters (encode_pieces.py needs to know where each chunk ends, in the text
+        and in the ids; the cache keeps each chunk's length, so a known one costs no ``len``)."""
         if len(self.cache) > self.cache_limit:
             self.clear()
         slots, new = self.cache.number(chunks)
         if new is not None:                            # new chunks: encode them
             new_chunks = list(map(chunks.__getitem__, new.tolist()))
+            sizes = np.fromiter(map(len, new_chunks), np.int64, len(new_chunks))
             try:
-                flat, lens, who = self._encode_new(new_chunks)
+                flat, lens, who = self._encode_new(new_chunks, sizes=sizes)
             except BaseException:
                 self.cache.forget(new_chunks)          # leave the cache as it was
                 raise
-            self.cache.add(flat, lens, who)
-        return self.cache.gather(slots)
+            self.cache.add(flat, lens, who, sizes)
+        return (*self.cache.gather(slots), self.cache.size.array[slots])
 
-    def merge_every(self, chunks: list[str], text: str | None = None,
-                    sizes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def merge_every(self, chunks: list[str], text: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`encode_runs` without the chunk cache: every chunk merged, repeats too (cheaper when
-        few repeat: no lookup a chunk; encode_pieces.py's first calls). ``text`` and ``sizes``:
-        ``"".join(chunks)`` and each chunk's length, when the caller has them."""
+        few repeat: no lookup a chunk; encode_pieces.py's first calls). ``text``:
+        ``"".join(chunks)``, when the caller has it."""
+        sizes = np.fromiter(map(len, chunks), np.int64, len(chunks))
         flat, lens, who = self._encode_new(chunks, text, sizes)
         counts = np.zeros(len(chunks), np.int64)
         counts[who] = lens
         start = np.zeros(len(chunks), np.int64)
         start[who] = np.cumsum(lens) - lens           # flat lists the chunks in who's order
-        return flat[_positions(start, counts)], counts
+        return flat[_positions(start, counts)], counts, sizes
 
     def _encode_new(self, chunks: list[str], text: str | None = None, sizes: np.ndarray | None = None):
         """New chunks (distinct, or `merge_every`'s) -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``

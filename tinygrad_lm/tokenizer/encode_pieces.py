@@ -153,11 +153,10 @@ class PieceEncoder:
         the chunk cache (else every chunk is merged)."""
         text = " ".join([first, *middle, last])
         chunks = self.split(text)
-        sizes = np.fromiter(map(len, chunks), np.int64, len(chunks))
+        ids, counts, sizes = self.chunks.encode_runs(chunks) if cached else self.chunks.merge_every(chunks, text)
         chunks_end = np.cumsum(sizes)
         k = np.searchsorted(chunks_end, pieces_end)                    # the chunk that ends each piece
         if k[-1] != len(chunks) - 1 or not np.array_equal(chunks_end[k], pieces_end):
             raise AssertionError("encode_pieces: a chunk crosses a piece boundary (a split pattern "
                                  "that joins a space to what comes before it?)")
-        ids, counts = self.chunks.encode_runs(chunks) if cached else self.chunks.merge_every(chunks, text, sizes)
         return ids, np.cumsum(counts)[k]
