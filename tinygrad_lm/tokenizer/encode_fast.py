@@ -342,7 +342,8 @@ class ChunkEncoder:
 
     def _encode_new(self, chunks: list[str], text: str | None = None, sizes: np.ndarray | None = None):
         """New chunks (distinct, or `merge_every`'s) -> ``(ids, lens, who)``: the ids of chunks ``who[0], who[1], ...``
-        back to back, ``lens[k]`` of them for the k-th. ``text``, ``sizes``: as `merge_every`'s."""
+        back to back, ``lens[k]`` of them for the k-th. ``text``, ``sizes``: ``"".join(chunks)`` and
+        each chunk's length in characters, when the caller has them."""
         if not self.whole:                             # step 2 not needed: merge them all
             return self._merge_text(chunks, np.arange(len(chunks)), text, sizes)
         got = np.fromiter(map(self.whole.get, chunks, repeat(-1)), np.int64, len(chunks))

@@ -38,7 +38,9 @@ before then takes about half of tiktoken's time (BENCHMARKS.md, issue #26, secon
 
 What it leaves out: other split patterns (a custom pattern may join a space to what comes
 before it: those texts take the chunk path), texts with no such space (one piece), and cuts
-after a newline (the lookahead would see a different character in the join).
+after a newline (the piece before one ends in whitespace that sees a non-whitespace character
+next, which a join must then give it too: tried with the new pieces ordered so, it cost more than
+it saved; BENCHMARKS.md, issue #26, third round).
 """
 from __future__ import annotations
 
