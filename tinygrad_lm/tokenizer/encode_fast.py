@@ -308,12 +308,18 @@ class ChunkEncoder:
         Raises:
             UnicodeEncodeError: a new chunk holds a lone surrogate (the caller replaces them).
         """
-        return self.encode_runs(chunks)[0].tolist()
+        slots = self._slots(chunks)                    # first: it may empty the cache (a new RunCache)
+        return self.cache.gather(slots)[0].tolist()
 
     def encode_runs(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`encode`'s ids as an array, how many of them each chunk has, and each chunk's
         length in characters (encode_pieces.py needs to know where each chunk ends, in the text
         and in the ids; the cache keeps each chunk's length, so a known one costs no ``len``)."""
+        slots = self._slots(chunks)
+        return (*self.cache.gather(slots), self.cache.size.array[slots])
+
+    def _slots(self, chunks: list[str]) -> np.ndarray:
+        """Each chunk's slot in the chunk cache, the new chunks merged and added first."""
         if len(self.cache) > self.cache_limit:
             self.clear()
         slots, new = self.cache.number(chunks)
@@ -326,7 +332,7 @@ class ChunkEncoder:
                 self.cache.forget(new_chunks)          # leave the cache as it was
                 raise
             self.cache.add(flat, lens, who, sizes)
-        return (*self.cache.gather(slots), self.cache.size.array[slots])
+        return slots
 
     def merge_every(self, chunks: list[str], text: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`encode_runs` without the chunk cache: every chunk merged, repeats too (cheaper when
