@@ -7,7 +7,8 @@ Three measurements (each can be run alone):
              12; AdamW with its lr, betas, weight decay on >= 2-D parameters, and gradient
              clipping; float32; the char tokenizer's vocabulary of the built-in corpus), run as
              `train` runs it: the fast path, each batch split over --threads threads (default
-             auto), BLAS on one thread. Beside it, in one process with the sides' rounds
+             auto, with auto's choice of threads or one slice after another, thread_choice.py),
+             BLAS on one thread. Beside it, in one process with the sides' rounds
              alternating: the same with --threads 1, and the same model in PyTorch eager
              (--blas-threads threads, attention written out as softmax(q k^T) v with a causal
              mask, tanh GELU, the same AdamW parameter groups and clipping; SDPA as an extra
@@ -21,7 +22,9 @@ Three measurements (each can be run alone):
              12 L B T^2 C (forward q k^T and P v, 2 B T^2 C each, backward four products of the
              same size), counted over the full T x T matrix as the GEMMs compute it. Biases,
              embeddings, layer norms, softmax, GELU, the loss and AdamW count 0 (not GEMMs).
-             With --reference also `train --reference` (the textbook path).
+             With --reference also `train --reference` (the textbook path). With --busy, one
+             CPU-bound process (`python -c "while True: pass"`) runs beside the warm-up and every timed round (the
+             issue's "with the other core busy").
   --quality  char-level Tiny Shakespeare with nanoGPT's CPU recipe (AdamW lr 1e-3, beta2 0.99,
              warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
              no bias, learned positions): val loss and bits per byte at the end.
@@ -32,6 +35,7 @@ sets BLAS/OpenMP threads for the GEMM measurement and PyTorch (default: the core
 os.sched_getaffinity), before NumPy/PyTorch load BLAS.
 
     python scripts/bench_train.py --speed
+    python scripts/bench_train.py --speed --busy
     python scripts/bench_train.py --speed --threads 1 --blas-threads 1
     python scripts/bench_train.py --quality --bpe
 """
@@ -70,6 +74,8 @@ def parse_args():
                    else os.cpu_count(), help="BLAS/OpenMP threads of the GEMM measurement and of PyTorch "
                                              "(default: the cores this process may use)")
     p.add_argument("--reference", action="store_true", help="with --speed: also time `train --reference`")
+    p.add_argument("--busy", action="store_true",
+                   help="with --speed: run one CPU-bound process beside the warm-up and the timed rounds (the other core busy)")
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
     p.add_argument("--page-faults", action="store_true",
@@ -99,6 +105,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.blas_threads)
 
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -274,9 +281,11 @@ def default_command():
 
 
 def resolve_threads(threads, cfg, rows):
-    """(n, line): the batch-split threads train's --threads gives the model `cfg` at `rows` batch
-    rows, by train's own rule (run/cores.py) and with its start line."""
-    return cores.resolve(RunConfig(threads=threads), rows, work=cores.row_work(GPT(cfg)))
+    """(split, line): `fast.speed_up`'s threads and choose (auto's choice of threads or one slice
+    after another) that train's --threads gives the model `cfg` at `rows` batch rows, by train's
+    own rule (run/cores.py), and its start line."""
+    n, line = cores.resolve(RunConfig(threads=threads), rows, work=cores.row_work(GPT(cfg)))
+    return {"threads": n, "choose": threads == "auto" and n > 1}, line
 
 
 def step_flop(cfg, B):
@@ -314,25 +323,47 @@ def gemm_step(n=2048):
     return step, 2 * n ** 3
 
 
+def run_rounds(sides, times):
+    """Time each side's step (name -> step function) in alternating rounds, into `times`;
+    returns (rounds, timed steps per side per round)."""
+    rounds = max(5, min(10, ARGS.steps // 5))
+    per_round = max(1, ARGS.steps // rounds)
+    for r in range(rounds):  # alternate the sides so background load hits all of them
+        for name, fn in sides.items():
+            # untimed steps for 0.3 s first: the previous side's idle worker threads stop
+            # spinning (OpenBLAS busy-waits ~0.1 s after its last call) and this side's threads
+            # and caches are warm, so each side is timed in its steady state, as in training
+            t0, i = time.perf_counter(), 0
+            while time.perf_counter() - t0 < 0.3:
+                fn(i)
+                i += 1
+            for i in range(per_round):
+                t = time.perf_counter()
+                fn(i)
+                times[name].append(time.perf_counter() - t)
+    return rounds, per_round
+
+
 def bench_speed():
     busy_before = busy_cores()  # before this process loads the cores
     fast.tune_allocator()  # what train() does; it applies to PyTorch in this process too
     train_cfg, cfg = default_command()
     opt_cfg = train_cfg.optim
     B, dtype = opt_cfg.batch_size, np.dtype(train_cfg.dtype)
-    threads, how = resolve_threads(ARGS.threads, cfg, B)
+    split, how = resolve_threads(ARGS.threads, cfg, B)
+    threads = split["threads"]
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, cfg.vocab_size, (B, cfg.block_size)),
                 rng.integers(0, cfg.vocab_size, (B, cfg.block_size))) for _ in range(8)]
 
-    def setup(path, threads=1):
+    def setup(path, threads=1, choose=False):
         """A fresh default model and AdamW on `path` ("reference" or "fast"), as train() builds them."""
         tinygrad_lm.manual_seed(train_cfg.run.seed)
         model = GPT(cfg).to(dtype=dtype)
         opt = AdamW(param_groups(model.named_parameters(), opt_cfg.weight_decay), lr=opt_cfg.lr,
                     betas=(opt_cfg.beta1, opt_cfg.beta2))
         if path == "fast":
-            model, opt = fast.speed_up(model, opt, threads)
+            model, opt = fast.speed_up(model, opt, threads, choose)
         return model, opt
 
     def step_of(model, opt):
@@ -343,7 +374,8 @@ def bench_speed():
         return step
 
     default = f"ours, the default command (threads {threads})"
-    sides = {default: step_of(*setup("fast", threads))}
+    default_model, default_opt = setup("fast", **split)
+    sides = {default: step_of(default_model, default_opt)}
     if threads != 1:
         sides["ours, --threads 1"] = step_of(*setup("fast", 1))
     if ARGS.reference:
@@ -381,25 +413,19 @@ def bench_speed():
     gemm_name = f"NumPy float32 GEMM 2048^2 @ 2048^2, {ARGS.blas_threads} BLAS threads"
     sides[gemm_name] = gemm
 
-    for fn in sides.values():  # warm up
-        for i in range(5):
-            fn(i)
     times = {name: [] for name in sides}
-    rounds = max(5, min(10, ARGS.steps // 5))
-    per_round = max(1, ARGS.steps // rounds)
-    for r in range(rounds):  # alternate the sides so background load hits all of them
-        for name, fn in sides.items():
-            # untimed steps for 0.3 s first: the previous side's idle worker threads stop
-            # spinning (OpenBLAS busy-waits ~0.1 s after its last call) and this side's threads
-            # and caches are warm, so each side is timed in its steady state, as in training
-            t0, i = time.perf_counter(), 0
-            while time.perf_counter() - t0 < 0.3:
+    # --busy: the load starts before the warm-up, as a run starts on a busy machine (auto's first
+    # trial of threads against one slice after another meets it)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if ARGS.busy else None
+    try:
+        for fn in sides.values():  # warm up
+            for i in range(5):
                 fn(i)
-                i += 1
-            for i in range(per_round):
-                t = time.perf_counter()
-                fn(i)
-                times[name].append(time.perf_counter() - t)
+        rounds, per_round = run_rounds(sides, times)
+    finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait()
     # peak memory of our arrays during one step (NumPy reports its allocations to tracemalloc,
     # from every thread)
     peaks = {}
@@ -419,9 +445,12 @@ def bench_speed():
           f"params, clip {opt_cfg.grad_clip}")
     print(f"   {machine()}" + (f", PyTorch {torch_version} ({ARGS.blas_threads} threads)" if torch_version
                               else ", PyTorch not installed"))
-    print(f"   {load_line(busy_before)}")
+    print(f"   {load_line(busy_before)}" + ("; one CPU-bound process ran beside the warm-up and "
+                                                 "the timed rounds (--busy)" if ARGS.busy else ""))
+    chooser = getattr(default_model, "choice", None)  # DataParallel's ThreadChoice under auto
     print(f"   ours: the fast path, batch split as `train` splits it ({how}), BLAS on 1 thread (as `train`); "
-          f"{rounds} alternating rounds of 0.3 s untimed + {per_round} timed steps per side")
+          f"{rounds} alternating rounds of 0.3 s untimed + {per_round} timed steps per side"
+          + (f"; auto's chooser at the end: {chooser!r}" if chooser else ""))
     print(f"   FLOP per step: 6 N (12 L C^2 + C V) + 12 L B T^2 C = {flop / 1e9:.3f} GFLOP (N = {B * cfg.block_size} "
           f"tokens; weight and attention matrix products, forward and backward; nothing else counted)")
     print(f"   {gemm_name}: median {gemm_rate / 1e9:.1f} GFLOP/s")
