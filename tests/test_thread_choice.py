@@ -32,6 +32,14 @@ def test_the_trial_keeps_the_faster_mode(faster):
     assert choice.kept == faster
 
 
+@pytest.mark.parametrize("threads_seconds, kept", [(0.9, True), (0.94, True), (0.96, False), (1.02, False)])
+def test_threads_are_kept_only_when_clearly_faster(threads_seconds, kept):
+    """One after another takes 1.0 s a step: threads must be at least MARGIN (5%) faster to be kept."""
+    choice = ThreadChoice(warmup=2, trial=3, period=20)
+    modes = drive(choice, lambda parallel, step: threads_seconds if parallel else 1.0, 40)
+    assert choice.kept is kept and modes[10:30] == [kept] * 20
+
+
 def test_a_later_trial_follows_the_load():
     """Threads win while the machine is idle; from step 40 another program makes them lose."""
     choice = ThreadChoice(warmup=2, trial=3, period=20)

@@ -17,7 +17,13 @@ speed of a run and never its results, and a resumed run continues exactly whatev
 The rule, timing each training step (a split forward to the end of its backward):
   1. the first `WARMUP` steps are not timed (first-call costs: allocations, caches);
   2. a trial: `TRIAL` steps on threads, then `TRIAL` one after another (the first step after
-     a switch is not timed either); the mode with the lower median is kept;
+     a switch is not timed either); threads are kept only when their median step is at least
+     `MARGIN` shorter, else one after another. Beside one busy process the two modes come
+     within a few percent of each other, closer than a trial can tell apart: one after another
+     took 1.062x and 1.066x `--threads 1`'s step there, threads 1.087x and 1.125x (two runs,
+     BENCHMARKS.md, issue #26, fourth round), so a tie goes to the mode that leaves the other
+     core to the other program. Idle, threads take about 0.75x one after another's time, far
+     past the margin;
   3. every `PERIOD` steps after that, a new trial, so a run follows the machine's load.
 A trial's steps in the slower mode are the cost: about 2 * TRIAL / PERIOD of the steps.
 Leaves out: counts between 1 and N (a 16-core machine with 4 busy cores runs 16 threads or 1),
@@ -28,6 +34,7 @@ import statistics
 WARMUP = 2  # steps first, untimed
 TRIAL = 4  # timed steps per mode in a trial (plus one untimed after each switch)
 PERIOD = 100  # steps between trials
+MARGIN = 0.05  # threads are kept only when a trial times them at least this much faster
 
 
 class ThreadChoice:
@@ -62,7 +69,7 @@ class ThreadChoice:
         if k + 1 < 2 * (self.trial + 1):
             self.parallel = (k + 1) // (self.trial + 1) == 0
             return
-        chosen = statistics.median(self.times[True]) <= statistics.median(self.times[False])
+        chosen = statistics.median(self.times[True]) <= (1 - MARGIN) * statistics.median(self.times[False])
         if chosen != self.kept:
             self.switches.append((self.steps, chosen))
         self.kept = self.parallel = chosen
