@@ -25,6 +25,8 @@ What this package implements:
   * ``char.py``: ``CharTokenizer``, one id per character of a text;
   * ``patterns.py``: the GPT-2 and GPT-4 split regexes, and their faster stdlib-``re`` spellings
     for ASCII and BMP text;
+  * ``split_gpt2.py``: ``split_gpt2``, GPT-2's split of a long text done by NumPy passes over
+    the characters' classes (the regex's chunks, up to 2x faster), pinned to the regex by the tests;
   * ``tiktoken_io.py``: tiktoken ``.tiktoken`` rank files;
   * ``gpt2_files.py``: GPT-2's published ``encoder.json`` + ``vocab.bpe`` (Hugging Face's
     ``vocab.json`` + ``merges.txt``), read by ``BPETokenizer.from_gpt2`` and written back.
