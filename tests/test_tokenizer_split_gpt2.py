@@ -47,6 +47,7 @@ def test_ascii_texts_split_as_the_regex_splits_them(text):
 @settings(max_examples=600, deadline=None, derandomize=True)
 @given(text=st.text(alphabet=st.sampled_from(WIDER), max_size=40))
 @example("\u3000'm \u00a0x\u2028 y")
+@example("a'k\u016c a'l\u016c")    # 'k' * 256 + U+016C == 'l' * 256 + 'l': a pair code would take them for 'll
 def test_texts_beyond_ascii_split_as_the_regex_splits_them(text):
     assert split_gpt2(text) == PATTERN.findall(text)
 

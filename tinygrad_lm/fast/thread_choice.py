@@ -20,9 +20,9 @@ The rule, timing each training step (a split forward to the end of its backward)
      a switch is not timed either); threads are kept only when their median step is at least
      `MARGIN` shorter, else one after another. Beside one busy process the two modes come
      within a few percent of each other, closer than a trial can tell apart: one after another
-     took 1.062x and 1.066x `--threads 1`'s step there, threads 1.087x and 1.125x (two runs of one process,
-     BENCHMARKS.md, issue #26, fourth round), so a tie goes to the mode that leaves the other
-     core to the other program. Idle, threads take about 0.75x one after another's time, far
+     took 1.062x and 1.066x `--threads 1`'s step there, threads 1.087x and 1.125x (two runs of
+     one process, BENCHMARKS.md, issue #26, fourth round), so a tie goes to the mode that
+     leaves the other core to the other program. Idle, threads take about 0.75x one after another's time, far
      past the margin;
   3. every `PERIOD` steps after that, a new trial, so a run follows the machine's load.
 A trial's steps in the slower mode are the cost: about 2 * TRIAL / PERIOD of the steps.

@@ -47,8 +47,8 @@ from .patterns import has_astral
 LETTER, NUMBER, OTHER, SPACE = 0, 1, 2, 3       # SPACE: any whitespace character
 _MARKS = "\x00\x01\x02\x03\x04\x05\x06\x07"     # a character the text lacks marks the chunk starts
 _SPACE_CHAR, _QUOTE = ord(" "), ord("'")
-_ONE_LETTER = [ord(c) for c in "sdmt"]                                  # 's 'd 'm 't
-_TWO_LETTERS = [ord(a) * 256 + ord(b) for a, b in ("ll", "ve", "re")]   # 'll 've 're
+_ONE_LETTER = "sdmt"                   # 's 'd 'm 't
+_TWO_LETTERS = ("ll", "ve", "re")       # 'll 've 're
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,9 +110,8 @@ def _starts(code: np.ndarray, table: np.ndarray) -> np.ndarray:
         quote = quote[opens]
         first, second = (np.where(at < n, code[np.minimum(at, n - 1)], 0).astype(np.int64)
                          for at in (quote + 1, quote + 2))              # the two characters after each
-        pair = first * 256 + second
-        one = (first == _ONE_LETTER[0]) | (first == _ONE_LETTER[1]) | (first == _ONE_LETTER[2]) | (first == _ONE_LETTER[3])
-        two = (pair == _TWO_LETTERS[0]) | (pair == _TWO_LETTERS[1]) | (pair == _TWO_LETTERS[2])
+        one = np.logical_or.reduce([first == ord(c) for c in _ONE_LETTER])
+        two = np.logical_or.reduce([(first == ord(a)) & (second == ord(b)) for a, b in _TWO_LETTERS])
         letters = np.where(one, 1, np.where(two, 2, 0))          # how many letters each apostrophe takes
         quote, letters = quote[letters > 0], letters[letters > 0]
         start[quote] = True
