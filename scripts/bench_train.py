@@ -23,8 +23,8 @@ Three measurements (each can be run alone):
              same size), counted over the full T x T matrix as the GEMMs compute it. Biases,
              embeddings, layer norms, softmax, GELU, the loss and AdamW count 0 (not GEMMs).
              With --reference also `train --reference` (the textbook path). With --busy, one
-             CPU-bound process (`python -c "while True: pass"`) runs beside the warm-up and every timed round (the
-             issue's "with the other core busy").
+             CPU-bound process (`python -c "while True: pass"`) runs beside the warm-up and every
+             timed round (the issue's "with the other core busy").
   --quality  char-level Tiny Shakespeare with nanoGPT's CPU recipe (AdamW lr 1e-3, beta2 0.99,
              warmup 100, cosine to 1e-4 over 2000 iters, weight decay 0.1, clip 1.0, dropout 0,
              no bias, learned positions): val loss and bits per byte at the end.
@@ -74,8 +74,8 @@ def parse_args():
                    else os.cpu_count(), help="BLAS/OpenMP threads of the GEMM measurement and of PyTorch "
                                              "(default: the cores this process may use)")
     p.add_argument("--reference", action="store_true", help="with --speed: also time `train --reference`")
-    p.add_argument("--busy", action="store_true",
-                   help="with --speed: run one CPU-bound process beside the warm-up and the timed rounds (the other core busy)")
+    p.add_argument("--busy", action="store_true", help="with --speed: run one CPU-bound process beside the warm-up "
+                                                       "and the timed rounds (the other core busy)")
     p.add_argument("--data", default=None, help="text file (default: ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--out-dir", default="runs/bench", help="run folders for the quality runs")
     p.add_argument("--page-faults", action="store_true",
@@ -119,7 +119,6 @@ from tinygrad_lm.optim import AdamW, param_groups  # noqa: E402
 from tinygrad_lm import fast  # noqa: E402
 from tinygrad_lm.fast.blas import blas_threads  # noqa: E402
 from tinygrad_lm.run import cores  # noqa: E402
-from tinygrad_lm.run.config import RunConfig  # noqa: E402
 from tinygrad_lm.metrics import bits_per_byte  # noqa: E402
 from tinygrad_lm.run.data import micro_batches  # noqa: E402
 from tinygrad_lm.run.loop import train_step  # noqa: E402
@@ -280,12 +279,13 @@ def default_command():
     return cfg, replace(cfg.model, vocab_size=tokenizer.vocab_size)
 
 
-def resolve_threads(threads, cfg, rows):
+def resolve_threads(threads, train_cfg, cfg):
     """(split, line): `fast.speed_up`'s threads and choose (auto's choice of threads or one slice
-    after another) that train's --threads gives the model `cfg` at `rows` batch rows, by train's
-    own rule (run/cores.py), and its start line."""
-    n, line = cores.resolve(RunConfig(threads=threads), rows, work=cores.row_work(GPT(cfg)))
-    return {"threads": n, "choose": threads == "auto" and n > 1}, line
+    after another) and the start line that `train --threads threads` gets for the model `cfg`,
+    from train's own `cores.batch_split`."""
+    from dataclasses import replace
+
+    return cores.batch_split(replace(train_cfg, run=replace(train_cfg.run, threads=threads)), None, GPT(cfg))
 
 
 def step_flop(cfg, B):
@@ -350,7 +350,7 @@ def bench_speed():
     train_cfg, cfg = default_command()
     opt_cfg = train_cfg.optim
     B, dtype = opt_cfg.batch_size, np.dtype(train_cfg.dtype)
-    split, how = resolve_threads(ARGS.threads, cfg, B)
+    split, how = resolve_threads(ARGS.threads, train_cfg, cfg)
     threads = split["threads"]
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, cfg.vocab_size, (B, cfg.block_size)),
