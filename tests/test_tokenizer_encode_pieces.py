@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tinygrad_lm.tokenizer import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, bpe
-from tinygrad_lm.tokenizer.encode_pieces import _SENTINELS, cut_at_spaces
+from tinygrad_lm.tokenizer.encode_pieces import cut_at_spaces
+
+SENTINELS = "".join(map(chr, range(8))) + "\ufffe\uffff"   # every mark patterns.free_mark may pick
 
 GPT2_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
 HYP = settings(max_examples=150, deadline=None, derandomize=True,
@@ -53,8 +55,16 @@ def test_cut_at_spaces_cuts_at_each_space_before_a_non_space(text):
 
 
 def test_cut_at_spaces_without_a_free_sentinel():
-    text = "a b" + _SENTINELS + " c  d\n e"
-    assert cut_at_spaces(text)[0] == ["a", "b" + _SENTINELS, "c ", "d\n", "e"]
+    text = "a b" + SENTINELS + " c  d\n e"
+    assert cut_at_spaces(text)[0] == ["a", "b" + SENTINELS, "c ", "d\n", "e"]
+
+
+@pytest.mark.parametrize("marks", ["\x00\x01\x02\x03", SENTINELS[:8]])
+def test_cut_at_spaces_on_ascii_text_holding_marks(marks):
+    """ASCII text is cut as bytes: its mark must be ASCII too (a text holding \x00-\x03 once got
+    U+FFFE, which overflowed the byte array); with none free, the parts are sliced."""
+    text = "a b" + marks + " c  d\n e"
+    assert cut_at_spaces(text)[0] == ["a", "b" + marks, "c ", "d\n", "e"]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
@@ -110,6 +120,15 @@ def test_long_texts_take_the_pieces(tok, monkeypatch):
     assert len(t._pieces) > 0
     monkeypatch.setattr(bpe, "PIECES_MIN_CHARS", 10 ** 12)  # the chunk path: the same ids
     assert fresh(tok).encode_ordinary(text) == t.encode_ordinary(text)
+
+
+def test_long_ascii_text_holding_control_characters(tok):
+    """The cuts' mark is a character the text lacks; ASCII text holding \x00-\x03 once made the
+    piece cut fail (a non-ASCII mark in its byte array), under both patterns and both splits."""
+    text = " ".join(["a b\x00\x01\x02\x03 c  d\n e", "it's  42"] * 400)
+    assert len(text) >= max(bpe.PIECES_MIN_CHARS, bpe.SPLIT_MIN_CHARS)
+    for t in (fresh(tok), BPETokenizer("gpt2")):
+        assert t.encode_ordinary(text) == reference(t, text)
 
 
 def test_custom_patterns_never_take_the_pieces():

@@ -50,8 +50,8 @@ import numpy as np
 import regex
 
 from .encode_fast import ChunkEncoder, RunCache
+from .patterns import free_mark
 
-_SENTINELS = "\x00\x01\x02\x03\ufffe\uffff"   # a character the text lacks marks the cuts; one of these almost surely
 
 
 def _whitespace_table() -> np.ndarray:
@@ -86,7 +86,7 @@ def cut_at_spaces(text: str) -> tuple[list[str], np.ndarray]:
     cuts = spaces[~white]                                          # the spaces to cut at
     if cuts.size == spaces.size and not text.endswith(" "):
         return text.split(" "), cuts                               # every space is a cut
-    mark = next((c for c in _SENTINELS if c not in text), None)
+    mark = free_mark(text)                                         # a character the text lacks marks the cuts
     if mark is None:
         out, at = [], 0                                            # (a text holding all of them)
         for c in cuts.tolist():

@@ -135,6 +135,19 @@ def astral_positions(text: str) -> list[int]:
     return np.flatnonzero(code > 0xFFFF).tolist()
 
 
+def free_mark(text: str) -> str | None:
+    """A character ``text`` lacks, to mark cuts in an array of its code points before one
+    ``str.split`` (encode_pieces.py, split_gpt2.py); ASCII for ASCII text (its array is bytes).
+    None when the text holds every candidate (the callers then slice).
+
+        >>> eight = "".join(map(chr, range(8)))
+        >>> free_mark("a b") == chr(0), free_mark(eight), free_mark(eight + "é") == chr(0xFFFE)
+        (True, None, True)
+    """
+    marks = "\x00\x01\x02\x03\x04\x05\x06\x07" + ("" if text.isascii() else "\ufffe\uffff")
+    return next((m for m in marks if m not in text), None)
+
+
 def has_astral(text: str) -> bool:
     """Whether ``text`` holds a character beyond U+FFFF (emoji, rare CJK): those keep ``regex``.
     Such a character takes two UTF-16 code units (a copy at memory speed: ~0.5 ms for 1 MB,

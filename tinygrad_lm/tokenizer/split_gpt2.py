@@ -42,10 +42,9 @@ import functools
 import numpy as np
 import regex
 
-from .patterns import has_astral
+from .patterns import free_mark, has_astral
 
 LETTER, NUMBER, OTHER, SPACE = 0, 1, 2, 3       # SPACE: any whitespace character
-_MARKS = "\x00\x01\x02\x03\x04\x05\x06\x07"     # a character the text lacks marks the chunk starts
 _SPACE_CHAR, _QUOTE = ord(" "), ord("'")
 _ONE_LETTER = "sdmt"                   # 's 'd 'm 't
 _TWO_LETTERS = ("ll", "ve", "re")       # 'll 've 're
@@ -84,7 +83,7 @@ def split_gpt2(text: str) -> list[str] | None:
         code = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
         encoding, table = "utf-32-le", classes(0x10000)
     starts = _starts(code, table)
-    mark = next((m for m in _MARKS if m not in text), None)
+    mark = free_mark(text)                         # a character the text lacks marks the chunk starts
     if mark is None:                               # (a text holding all of them)
         bounds = [0, *starts.tolist(), len(text)]
         return [text[a:b] for a, b in zip(bounds, bounds[1:])]
