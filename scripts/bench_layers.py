@@ -28,7 +28,9 @@ phases on the calling thread (forward, backward, clipping, the optimizer; inside
 backward, the threaded region and the serial work around it), then every Function's forward
 and backward summed over the threads. Times are CPU time of the thread that ran them
 (time.thread_time), so other processes on a shared machine inflate them less than wall time;
-the phases are also given in wall time.
+the phases are also given in wall time. Last come the step's matrix products alone (its shapes,
+its threads) and the limit that sets: this run's NumPy GEMM rate at 2048^2 and the step time that
+60% of it (issue #26's target) would mean, against the products' own time.
 
     python scripts/bench_layers.py                 # threads 2, 15 rounds of 4 steps
     python scripts/bench_layers.py --profile
@@ -430,7 +432,8 @@ def step_profile(steps):
         print(f"  {fname:<32} {phase:<9} {t * per:8.3f} {100 * t / inside:5.1f}%")
     print(f"  {'inside Functions':<42} {inside * per:8.3f}")
     step_cpu = [sum(r[1][t] for r in regions) / steps for t in range(threads)] if regions else None
-    gemm_floor(model_cfg, B, threads, wall / steps, step_cpu)
+    floor, flop = gemm_floor(model_cfg, B, threads, wall / steps, step_cpu)
+    share_limit(floor, flop, wall / steps)
 
 
 def gemm_floor(cfg, B, threads, step_seconds, step_cpu=None, repeats=30):
@@ -488,6 +491,30 @@ def gemm_floor(cfg, B, threads, step_seconds, step_cpu=None, repeats=30):
         print("  the step's CPU of each thread in its threaded regions: " + " ".join(f"{c * 1e3:.2f}" for c in step_cpu)
               + " ms; the matrix products alone are " + " ".join(f"{100 * g / repeats / c:.0f}%" for g, c in
                                                                   zip(cpu, step_cpu)) + " of it")
+    return floor, flop
+
+
+def share_limit(floor, flop, step_seconds, target=0.60, n=2048, repeats=15):
+    """What issue #26's share-of-GEMM target asks of the step, from this run's own figures: NumPy's
+    float32 GEMM rate at n^2 (BLAS on --threads threads, bench_train.py --speed's yardstick), the
+    step time that `target` of it means, and what that leaves beside the matrix products alone."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    out, times = np.empty((n, n), dtype=np.float32), []
+    with blas_threads(ARGS.threads):
+        for r in range(repeats + 2):
+            t = time.perf_counter()
+            np.matmul(a, b, out=out)
+            if r >= 2:
+                times.append(time.perf_counter() - t)
+    rate = 2 * n ** 3 / statistics.median(times)
+    budget = flop / (target * rate)
+    print(f"\n  the limit: NumPy float32 GEMM {n}^2 @ {n}^2 on {ARGS.threads} BLAS threads, this run: median "
+          f"{rate / 1e9:.1f} GFLOP/s; the matrix products alone reach {100 * flop / floor / rate:.0f}% of it")
+    print(f"    {100 * target:.0f}% of it is a step of {flop / 1e9:.3f} GFLOP / ({target:.2f} x {rate / 1e9:.1f} GFLOP/s) = "
+          f"{budget * 1e3:.2f} ms: {(budget - floor) * 1e3:.2f} ms beside the products' {floor * 1e3:.2f} ms for "
+          f"everything else (LayerNorm, GELU, softmax, the loss, AdamW, the graph, the threads' joins), which took "
+          f"{(step_seconds - floor) * 1e3:.2f} ms of the profiled step")
 
 
 # ---------------------------------------------------------------- main
