@@ -50,7 +50,7 @@ import numpy as np
 import regex
 
 from .encode_fast import ChunkEncoder, RunCache
-from .patterns import free_mark
+from .patterns import code_points, free_mark
 
 
 
@@ -76,10 +76,7 @@ def cut_at_spaces(text: str) -> tuple[list[str], np.ndarray]:
     Raises:
         UnicodeEncodeError: the text holds a lone surrogate (the caller replaces them).
     """
-    if text.isascii():
-        code, encoding = np.frombuffer(text.encode("ascii"), np.uint8), "ascii"
-    else:
-        code, encoding = np.frombuffer(text.encode("utf-32-le"), np.uint32), "utf-32-le"
+    code, encoding = code_points(text)
     spaces = np.flatnonzero(code[:-1] == 32)                       # the spaces before another character
     after = code[spaces + 1].astype(np.int64)                      # that character
     white = _WHITESPACE[np.minimum(after, 0x3000)] & (after <= 0x3000)

@@ -135,6 +135,20 @@ def astral_positions(text: str) -> list[int]:
     return np.flatnonzero(code > 0xFFFF).tolist()
 
 
+def code_points(text: str, errors: str = "strict") -> tuple[np.ndarray, str]:
+    """``text``'s code points as an array, and the encoding that turns such an array back into
+    text (``array.tobytes().decode(encoding)``): bytes for ASCII text, else UTF-32 words
+    (encode_pieces.py, split_gpt2.py). ``errors``: "strict" raises UnicodeEncodeError on a lone
+    surrogate, "surrogatepass" keeps it.
+
+        >>> [(c.tolist(), e) for c, e in (code_points("a b"), code_points("é"))]
+        [([97, 32, 98], 'ascii'), ([233], 'utf-32-le')]
+    """
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), np.uint8), "ascii"
+    return np.frombuffer(text.encode("utf-32-le", errors), np.uint32), "utf-32-le"
+
+
 def free_mark(text: str) -> str | None:
     """A character ``text`` lacks, to mark cuts in an array of its code points before one
     ``str.split`` (encode_pieces.py, split_gpt2.py); ASCII for ASCII text (its array is bytes).

@@ -42,7 +42,7 @@ import functools
 import numpy as np
 import regex
 
-from .patterns import free_mark, has_astral
+from .patterns import code_points, free_mark, has_astral
 
 LETTER, NUMBER, OTHER, SPACE = 0, 1, 2, 3       # SPACE: any whitespace character
 _SPACE_CHAR, _QUOTE = ord(" "), ord("'")
@@ -75,14 +75,10 @@ def split_gpt2(text: str) -> list[str] | None:
     """
     if len(text) < 2:
         return [text] if text else []
-    if text.isascii():
-        code, encoding, table = np.frombuffer(text.encode("ascii"), np.uint8), "ascii", classes(128)
-    elif has_astral(text):
+    if not text.isascii() and has_astral(text):
         return None
-    else:
-        code = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-        encoding, table = "utf-32-le", classes(0x10000)
-    starts = _starts(code, table)
+    code, encoding = code_points(text, "surrogatepass")
+    starts = _starts(code, classes(128 if encoding == "ascii" else 0x10000))
     mark = free_mark(text)                         # a character the text lacks marks the chunk starts
     if mark is None:                               # (a text holding all of them)
         bounds = [0, *starts.tolist(), len(text)]
